@@ -1,0 +1,51 @@
+# The two entry points of the project (see README.md):
+#   make run   install missing Debian packages, build (Release), start TOPOLOGY in the foreground
+#   make test  install missing Debian packages, build, run every test through ctest
+# Both are idempotent on a fresh Debian 12 machine (run as root, or with sudo available).
+
+TOPOLOGY ?= topology/local.toml
+SANITIZE ?= 0
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+WERROR ?= 0
+
+ifeq ($(SANITIZE),1)
+BUILD_DIR ?= build/sanitize
+CMAKE_EXTRA := -DVARTALAP_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+else
+BUILD_DIR ?= build/release
+CMAKE_EXTRA := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+endif
+
+# Debian 12 packages the build and the tests need. Do not add libboost1.81-dev:
+# it conflicts with libmsgpack-cxx-dev (which depends on Debian's default Boost 1.74).
+PACKAGES := build-essential cmake ninja-build pkg-config \
+	libzmq3-dev cppzmq-dev libboost-dev libmsgpack-cxx-dev liblmdb-dev \
+	libcli11-dev libgtest-dev libssl-dev libsystemd-dev libtomlplusplus-dev \
+	nlohmann-json3-dev libspdlog-dev
+
+.PHONY: run test build deps clean
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing missing Debian packages: $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(BUILD_DIR)/build.ninja: | deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_EXTRA) -DVARTALAP_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	$(BUILD_DIR)/tools/vartalapctl up $(TOPOLOGY)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+clean:
+	rm -rf build

@@ -1,0 +1,40 @@
+// Signed access keys: what /login issues and what every gateway verifies without a lookup.
+//
+// Format: "v1.<issued_at_seconds>.<base64url(HMAC-SHA256(secret, "v1|user|issued_at"))>".
+// The user is not inside the key: the client sends it beside the key (header or cookie
+// `user`), and the signature binds the two, so a key is useless for any other user.
+// Thread-safety: const methods are safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace vartalap {
+
+class AccessKeys {
+public:
+    // `secret`: raw bytes, at least 32 (checked: throws std::invalid_argument).
+    explicit AccessKeys(std::string secret);
+
+    std::string issue(std::string_view user, std::uint64_t now_seconds) const;
+    // Constant-time comparison of the signature. Rejects empty users and malformed keys.
+    bool verify(std::string_view user, std::string_view key) const;
+
+private:
+    std::string sign(std::string_view user, std::string_view issued_at) const;
+    std::string secret_;
+};
+
+// Reads the secret from `file`; if the file does not exist, generates 32 random bytes
+// (OpenSSL RAND_bytes), writes them hex-encoded with mode 0600, and returns them, so keys
+// survive restarts. Throws std::runtime_error with the path on I/O errors.
+std::string load_or_create_secret(const std::filesystem::path& file);
+
+// Hex of a configured secret string ("hex:..." or plain text), as raw bytes.
+std::string secret_from_config(std::string_view configured);
+
+std::string base64url_encode(std::string_view bytes);
+
+} // namespace vartalap

@@ -1,0 +1,50 @@
+// The client JSON codec (PROTOCOL.md, Vartalap v2.1).
+//
+// A gateway parses each client message exactly once, here: it validates the head, sets
+// head.from to the authenticated user, adds body.ts (server time, epoch seconds) and the
+// flat legacy keys old app versions read, and serializes the result once. That text is the
+// envelope payload: every later hop carries it as opaque bytes and the recipient's gateway
+// writes it to the socket unchanged.
+//
+// Thread-safety: pure functions. Errors: never throw; a bad message yields false + reason.
+#pragma once
+
+#include "common/envelope.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace vartalap {
+
+// Envelope::method of a client_message says how the message-router routes it.
+inline constexpr std::string_view kClassChat = "chat";       // deliver to head.to
+inline constexpr std::string_view kClassReceipt = "receipt"; // deliver to head.to AND ack ids
+inline constexpr std::string_view kClassAck = "ack";         // ack ids only (CLIENT_ACK, to "server")
+
+struct ClientMessageLimits {
+    std::size_t max_bytes = 64 * 1024; // one message; gateways close larger frames (1009)
+    std::size_t max_ids = 1000;        // ids in one receipt
+    std::size_t max_field_bytes = 256; // id, to, chatid, usernames
+};
+
+struct ClientOrigin {
+    std::string_view user;     // authenticated user: becomes head.from
+    std::string_view gateway;  // gateway instance name
+    std::uint64_t connection = 0;
+    bool wants_server_ack = false;
+    std::uint64_t now_ms = 0;  // wall clock
+};
+
+// Parses one message object. On success fills `out` (kind client_message) and returns true.
+bool parse_client_message(std::string_view text, const ClientOrigin& origin, Envelope& out,
+                          std::string& error, const ClientMessageLimits& limits = {});
+
+// The SERVER_ACK frame for message `id` of `to` (PROTOCOL.md "Acknowledgements").
+std::string server_ack_json(std::string_view id, std::string_view to, std::uint64_t now_ms);
+
+// An error frame for the client: {"_v":2.1,"id":...,"head":{"type":"individual",
+// "from":"server","to":user,"contentType":"error","ephemeral":true},"body":{"error":reason}}
+std::string error_json(std::string_view reason, std::string_view id, std::string_view to,
+                       std::uint64_t now_ms);
+
+} // namespace vartalap

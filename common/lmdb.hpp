@@ -1,0 +1,137 @@
+// A thin RAII wrapper over LMDB (lmdb.h is the contract; read its caveats).
+//
+// Ownership: Env owns the MDB_env; Txn owns an MDB_txn and aborts it unless committed.
+// Errors: results the caller must handle (MDB_NOTFOUND, MDB_KEYEXIST, MDB_MAP_FULL) are
+// returned as int codes; anything else (a corrupt file, EIO, bad arguments) throws
+// lmdb::Error, because a daemon cannot continue safely and a restart is cheap.
+// Thread-safety: an Env is shared by threads; a write Txn belongs to one thread, and the
+// Env is opened with MDB_NOTLS so read transactions are not tied to threads either.
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace vartalap::lmdb {
+
+class Error : public std::runtime_error {
+public:
+    Error(const std::string& what, int code);
+    int code() const { return code_; }
+
+private:
+    int code_;
+};
+
+// Throws Error unless rc == 0.
+void check(int rc, const char* what);
+
+struct EnvOptions {
+    std::size_t map_size = std::size_t{1} << 30; // 1 GiB: address space, not disk, until used
+    unsigned max_dbs = 16;
+    unsigned max_readers = 126;                  // LMDB's default
+    bool read_only = false;
+    bool no_sync = false;                        // MDB_NOSYNC: caller syncs periodically
+};
+
+class Env {
+public:
+    // Creates the directory if needed (unless read_only) and opens the environment.
+    Env(const std::filesystem::path& directory, const EnvOptions& options = {});
+    ~Env();
+    Env(const Env&) = delete;
+    Env& operator=(const Env&) = delete;
+
+    MDB_env* get() const { return env_; }
+    const std::filesystem::path& path() const { return path_; }
+    // Flush to disk (needed with no_sync). Throws on I/O error.
+    void sync(bool force = true);
+    // Clears stale reader slots left by dead processes; returns how many were cleared.
+    int reader_check();
+    // Current map size and bytes in use (last page used * page size).
+    std::size_t map_size() const;
+    std::size_t used_bytes() const;
+    // Grows the map; only valid when this process has no transaction open.
+    void set_map_size(std::size_t bytes);
+
+private:
+    MDB_env* env_ = nullptr;
+    std::filesystem::path path_;
+};
+
+class Txn {
+public:
+    enum Mode { read_write, read_only };
+    Txn(Env& env, Mode mode);
+    ~Txn();
+    Txn(Txn&& other) noexcept;
+    Txn(const Txn&) = delete;
+    Txn& operator=(const Txn&) = delete;
+
+    MDB_txn* get() const { return txn_; }
+    // Returns 0 or MDB_MAP_FULL (the transaction is then gone); throws on other errors.
+    int commit();
+    void abort();
+
+private:
+    MDB_txn* txn_ = nullptr;
+};
+
+inline MDB_val to_val(std::string_view s) {
+    return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+inline std::string_view to_view(const MDB_val& v) {
+    return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+class Db {
+public:
+    Db() = default;
+    // Opens (creating unless the txn is read-only) a named database.
+    static Db open(Txn& txn, const char* name, unsigned flags = 0);
+
+    // 0 and *value set, or MDB_NOTFOUND. The view is valid until the txn ends or writes.
+    int get(Txn& txn, std::string_view key, std::string_view& value) const;
+    // 0, MDB_KEYEXIST (with MDB_NOOVERWRITE) or MDB_MAP_FULL.
+    int put(Txn& txn, std::string_view key, std::string_view value, unsigned flags = 0) const;
+    // 0 or MDB_NOTFOUND.
+    int del(Txn& txn, std::string_view key) const;
+    MDB_dbi handle() const { return dbi_; }
+
+private:
+    MDB_dbi dbi_ = 0;
+};
+
+class Cursor {
+public:
+    Cursor(Txn& txn, const Db& db);
+    ~Cursor();
+    Cursor(const Cursor&) = delete;
+    Cursor& operator=(const Cursor&) = delete;
+
+    // Positions at the first key >= `key`; false if none.
+    bool seek(std::string_view key);
+    bool first();
+    bool last();
+    bool next();
+    std::string_view key() const { return to_view(key_); }
+    std::string_view value() const { return to_view(value_); }
+    // Deletes the current item; the cursor then points at the next one (LMDB semantics).
+    void del();
+
+private:
+    bool move(MDB_cursor_op op);
+    MDB_cursor* cursor_ = nullptr;
+    MDB_val key_{};
+    MDB_val value_{};
+};
+
+// Big-endian encoding so byte order of keys equals numeric order.
+void append_u64_be(std::string& out, std::uint64_t value);
+std::uint64_t read_u64_be(std::string_view bytes);
+
+} // namespace vartalap::lmdb

@@ -1,0 +1,49 @@
+// Runs the daemons of a topology in this process: `vartalapctl up` and the integration
+// tests use it. One ZeroMQ context, one thread per daemon.
+//
+// Thread-safety: start/stop from one controlling thread.
+#pragma once
+
+#include "daemons/daemon.hpp"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vartalap {
+
+class System {
+public:
+    // `host`: run only the daemons placed on this host (empty: all of them).
+    explicit System(topology::Topology topology, std::string host = {});
+    ~System();
+    System(const System&) = delete;
+    System& operator=(const System&) = delete;
+
+    // Loads (or creates) the access-key secret, creates every daemon, binds all, connects
+    // all, starts all. Throws std::runtime_error naming the daemon that failed, after
+    // stopping whatever had started.
+    void start();
+    // Drains in order: gateways stop accepting first, then routers, sessions, the rest.
+    // Idempotent.
+    void stop();
+
+    // instance name -> role -> bound address (e.g. "ws-1" -> "listen" -> "127.0.0.1:40211").
+    std::map<std::string, std::map<std::string, std::string>> bound_endpoints() const;
+    const topology::Topology& topology() const { return topology_; }
+    const AccessKeys& access_keys() const { return *access_keys_; }
+
+private:
+    topology::Topology topology_;
+    std::string host_;
+    SystemClock clock_;
+    std::unique_ptr<zmq::context_t> zmq_;
+    std::unique_ptr<AccessKeys> access_keys_;
+    std::vector<const topology::DaemonSpec*> specs_;
+    std::vector<std::unique_ptr<Daemon>> daemons_;
+    bool started_ = false;
+};
+
+} // namespace vartalap

@@ -1,0 +1,102 @@
+// The topology file: which daemons run, where, and on which endpoints. The format is
+// documented in topology/README.md; topology/local.toml is the one-process example.
+//
+// Connections are not written in the file: they follow from the daemon kinds (a
+// ws-gateway pushes to every message-router's `pull`, a session connects a DEALER to every
+// ws-gateway's `router`, ...), so a file cannot describe an impossible wiring. links()
+// derives them, and `vartalapctl show` draws them.
+//
+// Errors: load_* never throw for a bad file; they return diagnostics "file:line: what".
+// Thread-safety: a loaded Topology is an immutable value, shared read-only by all threads.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <toml++/toml.h>
+#include <vector>
+
+namespace vartalap::topology {
+
+// Users hash to one of kSlotCount slots (CRC16/XMODEM of the user id, as Redis Cluster
+// does), and sharded daemons (session, later persistence) own slot ranges.
+inline constexpr std::uint32_t kSlotCount = 16384;
+std::uint32_t slot_of(std::string_view user);
+
+struct Diagnostic {
+    std::string file;
+    int line = 0;          // 0 when the problem is not tied to a line
+    std::string message;
+    std::string str() const; // "file:line: message"
+};
+
+struct SlotRange {
+    std::uint32_t first = 0;
+    std::uint32_t last = 0; // inclusive
+};
+
+struct DaemonSpec {
+    std::string kind;       // "ws-gateway", "rest-gateway", "message-router", "session", "profile"
+    std::string name;       // unique instance name, e.g. "session-1"
+    std::string host = "localhost";
+    // Endpoints by role: "listen" = host:port of a public server (port 0 = kernel picks),
+    // "router"/"pull" = ZeroMQ bind endpoints (inproc://, ipc://, tcp://).
+    std::map<std::string, std::string> endpoints;
+    std::vector<SlotRange> slots; // sharded kinds only
+    toml::table options;          // kind-specific settings (see topology/README.md)
+    int line = 0;                 // where the [[daemon]] table starts
+
+    std::string endpoint(const std::string& role) const; // "" if absent
+    std::int64_t option_int(std::string_view key, std::int64_t fallback) const;
+    std::string option_string(std::string_view key, std::string_view fallback) const;
+    bool option_bool(std::string_view key, bool fallback) const;
+};
+
+struct Topology {
+    std::string file;               // for diagnostics
+    std::string name = "vartalap";
+    std::string data_dir = "./data";// LMDB environments live in <data_dir>/<instance name>/
+    std::string log_level = "info";
+    std::string secret;             // configured access-key secret ("" = <data_dir>/secret.key)
+    std::vector<DaemonSpec> daemons;
+
+    std::vector<const DaemonSpec*> of_kind(std::string_view kind) const;
+    const DaemonSpec* find(std::string_view name) const;
+};
+
+struct LoadResult {
+    std::optional<Topology> topology; // set only when there are no errors
+    std::vector<Diagnostic> errors;
+};
+
+LoadResult load_file(const std::filesystem::path& file);
+LoadResult load_string(std::string_view text, std::string file_name);
+
+// One derived socket link: `from` connects a `socket` to `to`'s bound `endpoint`.
+struct Link {
+    std::string from;
+    std::string to;
+    std::string socket;   // "PUSH", "DEALER"
+    std::string role;     // the role of the endpoint in `to` ("pull", "router")
+    std::string endpoint;
+};
+std::vector<Link> links(const Topology& topology);
+
+// Maps a user to the instance of a sharded kind that owns the user's slot.
+// Built once per daemon; lookups are O(1).
+class ShardMap {
+public:
+    ShardMap(const Topology& topology, std::string_view kind);
+    // Index into instances(); the validator guarantees every slot is owned.
+    std::size_t index_for(std::string_view user) const;
+    const std::vector<const DaemonSpec*>& instances() const { return instances_; }
+
+private:
+    std::vector<const DaemonSpec*> instances_;
+    std::vector<std::uint16_t> owner_; // kSlotCount entries
+};
+
+} // namespace vartalap::topology
