@@ -42,7 +42,9 @@ private:
     std::unique_ptr<zmq::context_t> zmq_;
     std::unique_ptr<AccessKeys> access_keys_;
     std::vector<const topology::DaemonSpec*> specs_;
+    std::vector<std::unique_ptr<DaemonContext>> contexts_;
     std::vector<std::unique_ptr<Daemon>> daemons_;
+    std::size_t running_ = 0; // daemons_[0, running_) have started threads
     bool started_ = false;
 };
 

@@ -1,0 +1,131 @@
+// Thread: the message-router daemon's own thread (run()); RouterCore runs on it too.
+#include "daemons/message_router/message_router.hpp"
+
+#include "common/client_message.hpp"
+#include "common/log.hpp"
+#include "common/zmq_util.hpp"
+#include "daemons/factories.hpp"
+#include "daemons/threaded_daemon.hpp"
+
+#include <vector>
+
+namespace vartalap {
+
+RouterCore::RouterCore(const topology::ShardMap& shards, SendToShard send)
+    : shards_(shards), send_(std::move(send)) {}
+
+void RouterCore::send_ack(const Envelope& message) {
+    // The acking user is the sender of the receipt: its copies live on its own shard.
+    scratch_ack_ = Envelope{};
+    scratch_ack_.kind = Kind::ack;
+    scratch_ack_.id = message.id;
+    scratch_ack_.from = message.from;
+    scratch_ack_.ids = message.ids;
+    scratch_ack_.origin_gateway = message.origin_gateway;
+    scratch_ack_.connection = message.connection;
+    scratch_ack_.created_at_ms = message.created_at_ms;
+    ++counters_.acks;
+    send_(shards_.index_for(message.from), scratch_ack_);
+}
+
+void RouterCore::route(Envelope& message) {
+    if (message.kind != Kind::client_message || message.from.empty() || message.to.empty()) {
+        ++counters_.dropped;
+        spdlog::warn("message-router: dropped a {} envelope that is not a routable message",
+                     to_string(message.kind));
+        return;
+    }
+    if (message.has(flag_group)) {
+        // Group fan-out belongs to the group-router, which this topology does not run yet.
+        ++counters_.dropped;
+        spdlog::warn("message-router: group message {} from {} dropped: no group-router",
+                     message.id, message.from);
+        return;
+    }
+    if (message.method == kClassAck) {
+        send_ack(message);
+        return;
+    }
+    if (message.method == kClassReceipt) send_ack(message);
+    message.kind = Kind::deliver;
+    ++counters_.routed;
+    send_(shards_.index_for(message.to), message);
+}
+
+namespace {
+
+class MessageRouterDaemon final : public ThreadedDaemon {
+public:
+    explicit MessageRouterDaemon(const DaemonContext& context)
+        : context_(context), shards_(context.topology, "session"),
+          core_(shards_, [this](std::size_t shard, Envelope& e) { forward(shard, e); }) {}
+
+    void bind() override {
+        pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
+        pull_.bind(context_.self.endpoint("pull"));
+        bound_pull_ = last_endpoint(pull_);
+    }
+
+    void connect() override {
+        for (const auto* session : shards_.instances()) {
+            auto push = make_socket(context_.zmq, zmq::socket_type::push);
+            push.connect(session->endpoint("pull"));
+            pushes_.push_back(std::move(push));
+        }
+    }
+
+    std::map<std::string, std::string> bound_endpoints() const override {
+        return {{"pull", bound_pull_}};
+    }
+
+protected:
+    void run() override {
+        constexpr int kBatch = 1024; // bounded drain so the stop flag is checked often
+        Incoming incoming;
+        std::string error;
+        while (!stop_requested()) {
+            zmq::pollitem_t item{pull_.handle(), 0, ZMQ_POLLIN, 0};
+            zmq::poll(&item, 1, std::chrono::milliseconds(100));
+            for (int i = 0; i < kBatch && !stop_requested(); ++i) {
+                const auto result = receive_envelope(pull_, false, incoming, &error);
+                if (result == ReceiveResult::empty) break;
+                if (result == ReceiveResult::malformed) {
+                    spdlog::warn("message-router {}: malformed envelope: {}", context_.self.name, error);
+                    continue;
+                }
+                core_.route(incoming.envelope);
+            }
+        }
+        pull_.close();
+        for (auto& push : pushes_) push.close();
+    }
+
+private:
+    void forward(std::size_t shard, Envelope& envelope) {
+        // Before the durable point: if a session shard stays at its high-water mark past
+        // the budget, the message is dropped and logged; its sender got no SERVER_ACK and
+        // resends. Waiting here (instead of dropping at once) pushes back on the gateways.
+        const auto result = send_with_backpressure(pushes_[shard], envelope, scratch_,
+                                                   [this] { return stop_requested(); });
+        if (result != SendResult::ok)
+            spdlog::error("message-router {}: session shard {} is not accepting; dropped {} {}",
+                          context_.self.name, shards_.instances()[shard]->name,
+                          to_string(envelope.kind), envelope.id);
+    }
+
+    DaemonContext context_; // a copy: its references outlive the daemon (System owns them)
+    topology::ShardMap shards_;
+    RouterCore core_;
+    zmq::socket_t pull_;
+    std::vector<zmq::socket_t> pushes_;
+    std::string scratch_;
+    std::string bound_pull_;
+};
+
+} // namespace
+
+std::unique_ptr<Daemon> make_message_router(const DaemonContext& context) {
+    return std::make_unique<MessageRouterDaemon>(context);
+}
+
+} // namespace vartalap

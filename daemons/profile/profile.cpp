@@ -1,0 +1,218 @@
+// Thread: the profile daemon's own thread (run()); ProfileCore runs on it too.
+#include "daemons/profile/profile.hpp"
+
+#include "common/log.hpp"
+#include "common/zmq_util.hpp"
+#include "daemons/factories.hpp"
+#include "daemons/threaded_daemon.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace vartalap {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kMaxUsernameBytes = 64;  // E.164 is at most 16; room for test/bot ids
+constexpr std::size_t kMaxTokenBytes = 4096;   // an ID token (JWT) with headroom
+constexpr std::size_t kMaxSyncUsers = 5000;    // one contact book sync request
+
+Envelope reply_to(const Envelope& request, Status status, const json& body) {
+    Envelope reply;
+    reply.kind = Kind::reply;
+    reply.request_id = request.request_id;
+    reply.method = request.method;
+    reply.status = status;
+    reply.payload = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    return reply;
+}
+
+Envelope error_reply(const Envelope& request, Status status, std::string_view reason) {
+    Envelope reply = reply_to(request, status, json{{"error", reason}});
+    reply.error = std::string(reason);
+    return reply;
+}
+
+bool valid_username(std::string_view name) {
+    if (name.empty() || name.size() > kMaxUsernameBytes) return false;
+    for (unsigned char c : name)
+        if (c <= ' ' || c == 0x7f || c == '"' || c == ';' || c == ',') return false;
+    return true;
+}
+
+} // namespace
+
+bool DevelopmentIdentityProvider::verify(std::string_view, std::string_view token,
+                                         std::string& reason) const {
+    if (token.empty()) {
+        reason = "empty identity token";
+        return false;
+    }
+    return true;
+}
+
+ProfileCore::ProfileCore(lmdb::Env& env, const IdentityProvider& identity,
+                         const AccessKeys& keys, const Clock& clock)
+    : env_(env), identity_(identity), keys_(keys), clock_(clock) {
+    lmdb::Txn txn(env_, lmdb::Txn::read_write);
+    users_ = lmdb::Db::open(txn, "users");
+    lmdb::check(txn.commit(), "profile: create users db");
+}
+
+Envelope ProfileCore::handle(const Envelope& request) {
+    if (request.method == "login") return login(request);
+    if (request.method == "profile") return profile(request);
+    if (request.method == "contactbook_sync") return contactbook_sync(request);
+    return error_reply(request, Status::not_found, "unknown method");
+}
+
+Envelope ProfileCore::login(const Envelope& request) {
+    const json body = json::parse(request.payload, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+        return error_reply(request, Status::bad_request, "body must be a JSON object");
+    auto string_field = [&](const char* key) -> std::string {
+        auto it = body.find(key);
+        return it != body.end() && it->is_string() ? it->get<std::string>() : std::string{};
+    };
+    const std::string username = string_field("username");
+    const std::string token = string_field("authToken");
+    if (!valid_username(username) || token.size() > kMaxTokenBytes) {
+        ++counters_.refused_logins;
+        return reply_to(request, Status::unauthorized, json::object());
+    }
+    std::string reason;
+    if (!identity_.verify(username, token, reason)) {
+        ++counters_.refused_logins;
+        spdlog::info("profile: login refused for {}: {}", username, reason);
+        return reply_to(request, Status::unauthorized, json::object());
+    }
+
+    lmdb::Txn txn(env_, lmdb::Txn::read_write);
+    std::string_view existing;
+    const bool is_new = users_.get(txn, username, existing) == MDB_NOTFOUND;
+    json record = is_new ? json::object() : json::parse(existing, nullptr, false);
+    if (record.is_discarded() || !record.is_object()) record = json::object();
+    if (is_new) record["createdAt"] = clock_.wall_ms();
+    const std::string notification_token = string_field("notificationToken");
+    if (!notification_token.empty() && notification_token.size() <= kMaxTokenBytes)
+        record["notificationToken"] = notification_token;
+    const std::string device = string_field("deviceId");
+    record["deviceId"] = device.empty() ? "default" : device;
+    if (auto it = body.find("messageVersion"); it != body.end() && it->is_number())
+        record["messageVersion"] = *it;
+    record["lastLoginAt"] = clock_.wall_ms();
+    if (users_.put(txn, username, record.dump()) == MDB_MAP_FULL || txn.commit() == MDB_MAP_FULL) {
+        spdlog::error("profile: LMDB map full; login of {} refused", username);
+        return error_reply(request, Status::refused, "profile store is full");
+    }
+    ++counters_.logins;
+    if (is_new) ++counters_.new_users;
+    return reply_to(request, Status::ok,
+                    json{{"status", true},
+                         {"username", username},
+                         {"accesskey", keys_.issue(username, clock_.wall_ms() / 1000)},
+                         {"isNew", is_new}});
+}
+
+Envelope ProfileCore::profile(const Envelope& request) {
+    lmdb::Txn txn(env_, lmdb::Txn::read_only);
+    std::string_view existing;
+    if (users_.get(txn, request.from, existing) == MDB_NOTFOUND)
+        return error_reply(request, Status::not_found, "no such user");
+    const json record = json::parse(existing, nullptr, false);
+    std::string name = request.from;
+    if (record.is_object())
+        if (auto it = record.find("name"); it != record.end() && it->is_string()) name = *it;
+    return reply_to(request, Status::ok, json{{"name", name}, {"username", request.from}});
+}
+
+Envelope ProfileCore::contactbook_sync(const Envelope& request) {
+    const json body = json::parse(request.payload, nullptr, false);
+    const json* users = nullptr;
+    if (body.is_object())
+        if (auto it = body.find("users"); it != body.end() && it->is_array()) users = &*it;
+    if (!users) return error_reply(request, Status::bad_request, "body must be {\"users\": [...]}");
+    if (users->size() > kMaxSyncUsers)
+        return error_reply(request, Status::bad_request, "too many users in one sync");
+    json result = json::object();
+    lmdb::Txn txn(env_, lmdb::Txn::read_only);
+    std::string_view ignored;
+    for (const auto& user : *users) {
+        if (!user.is_string()) continue;
+        const auto& name = user.get_ref<const std::string&>();
+        if (valid_username(name) && users_.get(txn, name, ignored) == 0) result[name] = true;
+    }
+    return reply_to(request, Status::ok, result);
+}
+
+std::string ProfileCore::notification_token(std::string_view username) {
+    lmdb::Txn txn(env_, lmdb::Txn::read_only);
+    std::string_view existing;
+    if (users_.get(txn, username, existing) == MDB_NOTFOUND) return {};
+    const json record = json::parse(existing, nullptr, false);
+    if (!record.is_object()) return {};
+    auto it = record.find("notificationToken");
+    return it != record.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+namespace {
+
+class ProfileDaemon final : public ThreadedDaemon {
+public:
+    explicit ProfileDaemon(const DaemonContext& context) : context_(context) {}
+
+    void bind() override {
+        const std::string provider = context_.self.option_string("identity_provider", "development");
+        if (provider != "development")
+            throw std::invalid_argument(context_.self.name + ": identity_provider '" + provider +
+                                        "' is not available (only 'development')");
+        env_ = std::make_unique<lmdb::Env>(context_.data_dir);
+        core_ = std::make_unique<ProfileCore>(*env_, identity_, context_.access_keys, context_.clock);
+        router_ = make_socket(context_.zmq, zmq::socket_type::router);
+        router_.bind(context_.self.endpoint("router"));
+        bound_router_ = last_endpoint(router_);
+    }
+    void connect() override {}
+    std::map<std::string, std::string> bound_endpoints() const override {
+        return {{"router", bound_router_}};
+    }
+
+protected:
+    void run() override {
+        constexpr int kBatch = 256;
+        Incoming incoming;
+        std::string error, scratch;
+        while (!stop_requested()) {
+            zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+            zmq::poll(&item, 1, std::chrono::milliseconds(100));
+            for (int i = 0; i < kBatch; ++i) {
+                const auto result = receive_envelope(router_, true, incoming, &error);
+                if (result == ReceiveResult::empty) break;
+                if (result == ReceiveResult::malformed || incoming.envelope.kind != Kind::request) {
+                    spdlog::warn("profile {}: ignored a malformed request: {}", context_.self.name, error);
+                    continue;
+                }
+                const Envelope reply = core_->handle(incoming.envelope);
+                if (send_envelope(router_, reply, scratch, incoming.routing_id) != SendResult::ok)
+                    spdlog::warn("profile {}: reply to a departed gateway dropped", context_.self.name);
+            }
+        }
+        router_.close();
+    }
+
+private:
+    DaemonContext context_;
+    DevelopmentIdentityProvider identity_;
+    std::unique_ptr<lmdb::Env> env_;
+    std::unique_ptr<ProfileCore> core_;
+    zmq::socket_t router_;
+    std::string bound_router_;
+};
+
+} // namespace
+
+std::unique_ptr<Daemon> make_profile(const DaemonContext& context) {
+    return std::make_unique<ProfileDaemon>(context);
+}
+
+} // namespace vartalap
