@@ -1,0 +1,121 @@
+#include "tests/integration/support/system_fixture.hpp"
+
+#include <gtest/gtest.h>
+#include <random>
+
+namespace vartalap::testing {
+
+TempDir::TempDir() {
+    std::random_device random;
+    path_ = std::filesystem::temp_directory_path() /
+            ("vartalap-test-" + std::to_string(::getpid()) + "-" + std::to_string(random()));
+    std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+}
+
+topology::Topology local_topology(const std::filesystem::path& data_dir,
+                                  const std::function<void(topology::Topology&)>& edit) {
+    auto loaded = topology::load_file(std::filesystem::path(VARTALAP_SOURCE_DIR) / "topology/local.toml");
+    if (!loaded.topology) {
+        std::string errors;
+        for (const auto& e : loaded.errors) errors += e.str() + "\n";
+        throw std::runtime_error("local.toml does not load:\n" + errors);
+    }
+    topology::Topology topology = std::move(*loaded.topology);
+    topology.data_dir = data_dir.string();
+    for (auto& daemon : topology.daemons) {
+        auto it = daemon.endpoints.find("listen");
+        if (it != daemon.endpoints.end()) it->second = "127.0.0.1:0";
+    }
+    if (edit) edit(topology);
+    return topology;
+}
+
+RunningSystem::RunningSystem(topology::Topology topology)
+    : system_(std::make_unique<System>(std::move(topology))) {
+    system_->start();
+    for (const auto& [name, endpoints] : system_->bound_endpoints()) {
+        const auto* spec = system_->topology().find(name);
+        auto it = endpoints.find("listen");
+        if (!spec || it == endpoints.end()) continue;
+        const int port = std::stoi(it->second.substr(it->second.rfind(':') + 1));
+        if (spec->kind == "ws-gateway" && ws_port_ == 0) ws_port_ = port;
+        if (spec->kind == "rest-gateway" && rest_port_ == 0) rest_port_ = port;
+    }
+}
+
+RunningSystem::~RunningSystem() { stop(); }
+
+void RunningSystem::stop() {
+    if (system_) system_->stop();
+}
+
+HttpResponse RunningSystem::http(const std::string& method, const std::string& target,
+                                 const std::string& body,
+                                 const std::map<std::string, std::string>& headers) {
+    return http_request("127.0.0.1", rest_port_, method, target, body, headers);
+}
+
+LoggedIn RunningSystem::login(const std::string& user) {
+    const nlohmann::json body = {{"username", user}, {"authToken", "dev-token"},
+                                 {"notificationToken", "fcm-" + user}, {"deviceId", "default"}};
+    const auto response = http("POST", "/v1.0/login", body.dump());
+    EXPECT_EQ(response.status, 200) << response.body;
+    const auto reply = nlohmann::json::parse(response.body, nullptr, false);
+    if (response.status != 200 || !reply.is_object() || !reply.contains("accesskey"))
+        throw std::runtime_error("login of " + user + " failed: " + response.body);
+    return {user, reply["accesskey"].get<std::string>()};
+}
+
+WsClient RunningSystem::connect(const LoggedIn& who, bool ack) {
+    auto result = WsClient::connect("127.0.0.1", ws_port_, ack ? "/wss?ack=true" : "/wss",
+                                    {{"user", who.user}, {"accesskey", who.access_key}});
+    if (auto* status = std::get_if<int>(&result))
+        throw std::runtime_error("WebSocket upgrade refused with HTTP " + std::to_string(*status));
+    return std::move(std::get<WsClient>(result));
+}
+
+nlohmann::json text_message(const std::string& id, const std::string& to, const std::string& text) {
+    return {{"_v", 2.1},
+            {"id", id},
+            {"head", {{"type", "individual"}, {"to", to}, {"from", "someone-else"},
+                      {"chatid", "chat-" + to}, {"contentType", "text"}, {"action", "message"}}},
+            {"meta", {{"createdAt", 1700000000000LL}}},
+            {"body", {{"text", text}, {"state", "new"}}}};
+}
+
+nlohmann::json receipt(const std::string& id, const std::string& original_sender,
+                       const std::vector<std::string>& ids, const std::string& state) {
+    return {{"_v", 2.1},
+            {"id", id},
+            {"head", {{"type", "individual"}, {"to", original_sender}, {"chatid", "chat"},
+                      {"contentType", "text"}, {"action", "state"}, {"category", "system"}}},
+            {"body", {{"ids", ids}, {"state", state}}}};
+}
+
+std::optional<nlohmann::json> wait_for_id(WsClient& client, const std::string& id,
+                                          std::chrono::milliseconds deadline) {
+    return client.read_json_matching(
+        [&](const nlohmann::json& m) {
+            return m.is_object() && m.value("id", "") == id &&
+                   m.contains("head") && m["head"].value("contentType", "") != "SERVER_ACK";
+        },
+        deadline);
+}
+
+bool wait_for_server_ack(WsClient& client, const std::string& id, std::chrono::milliseconds deadline) {
+    return client
+        .read_json_matching(
+            [&](const nlohmann::json& m) {
+                return m.is_object() && m.value("id", "") == id && m.contains("head") &&
+                       m["head"].value("contentType", "") == "SERVER_ACK";
+            },
+            deadline)
+        .has_value();
+}
+
+} // namespace vartalap::testing

@@ -1,0 +1,75 @@
+// Starts topology/local.toml in this process with kernel-chosen ports and a fresh data
+// directory, and gives tests real clients for it. Thread: the test's.
+#pragma once
+
+#include "daemons/system.hpp"
+#include "tests/integration/support/ws_client.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace vartalap::testing {
+
+// A temporary directory removed at destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
+
+// local.toml with listen ports 0 and data under `data_dir`; `edit` may change it further.
+topology::Topology local_topology(const std::filesystem::path& data_dir,
+                                  const std::function<void(topology::Topology&)>& edit = {});
+
+struct LoggedIn {
+    std::string user;
+    std::string access_key;
+};
+
+class RunningSystem {
+public:
+    explicit RunningSystem(topology::Topology topology);
+    ~RunningSystem();
+
+    void stop();
+    int ws_port() const { return ws_port_; }
+    int rest_port() const { return rest_port_; }
+    const System& system() const { return *system_; }
+
+    // POST /login through the rest-gateway; fails the test if it does not succeed.
+    LoggedIn login(const std::string& user);
+    // Logs in (if needed) and opens a WebSocket as `user`; `ack` asks for SERVER_ACKs.
+    WsClient connect(const LoggedIn& who, bool ack = true);
+    HttpResponse http(const std::string& method, const std::string& target,
+                      const std::string& body = {},
+                      const std::map<std::string, std::string>& headers = {});
+
+private:
+    std::unique_ptr<System> system_;
+    int ws_port_ = 0;
+    int rest_port_ = 0;
+};
+
+// A v2.1 text message from `from` to `to`.
+nlohmann::json text_message(const std::string& id, const std::string& to, const std::string& text);
+// A receipt acknowledging `ids` of messages that `original_sender` sent.
+nlohmann::json receipt(const std::string& id, const std::string& original_sender,
+                       const std::vector<std::string>& ids, const std::string& state = "delivered");
+
+// Waits for a frame that is a message object with the given id (frames may hold arrays).
+std::optional<nlohmann::json> wait_for_id(WsClient& client, const std::string& id,
+                                          std::chrono::milliseconds deadline = std::chrono::seconds(5));
+// Waits for the SERVER_ACK of message `id`.
+bool wait_for_server_ack(WsClient& client, const std::string& id,
+                         std::chrono::milliseconds deadline = std::chrono::seconds(5));
+
+} // namespace vartalap::testing
