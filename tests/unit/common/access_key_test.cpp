@@ -1,0 +1,63 @@
+#include "common/access_key.hpp"
+#include "common/http_auth.hpp"
+
+#include <boost/beast/http.hpp>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+namespace vartalap {
+namespace {
+
+const std::string kSecret(32, 's');
+
+TEST(AccessKeyTest, IssuedKeyVerifiesOnlyForItsUser) {
+    AccessKeys keys(kSecret);
+    const auto key = keys.issue("alice", 1700000000);
+    EXPECT_TRUE(keys.verify("alice", key));
+    EXPECT_FALSE(keys.verify("bob", key));
+    EXPECT_FALSE(keys.verify("", key));
+    EXPECT_FALSE(keys.verify("alice", ""));
+    EXPECT_FALSE(keys.verify("alice", key + "x"));
+    EXPECT_FALSE(keys.verify("alice", "v1.1700000001." + key.substr(key.rfind('.') + 1)));
+    EXPECT_FALSE(AccessKeys(std::string(32, 't')).verify("alice", key)); // another secret
+}
+
+TEST(AccessKeyTest, ShortSecretIsRefused) {
+    EXPECT_THROW(AccessKeys(std::string(31, 's')), std::invalid_argument);
+}
+
+TEST(AccessKeyTest, SecretIsCreatedOnceWithPrivateMode) {
+    const auto dir = std::filesystem::temp_directory_path() / ("vartalap-secret-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    const auto file = dir / "secret.key";
+    const std::string first = load_or_create_secret(file);
+    EXPECT_EQ(first.size(), 32u);
+    EXPECT_EQ(load_or_create_secret(file), first);
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(AccessKeyTest, ConfiguredHexSecret) {
+    EXPECT_EQ(secret_from_config("hex:00ff"), std::string("\x00\xff", 2));
+    EXPECT_THROW(secret_from_config("hex:zz"), std::runtime_error);
+    EXPECT_EQ(secret_from_config("plain"), "plain");
+}
+
+TEST(HttpAuthTest, HeadersThenCookies) {
+    AccessKeys keys(kSecret);
+    const auto key = keys.issue("alice", 1);
+    boost::beast::http::request<boost::beast::http::string_body> request;
+    EXPECT_FALSE(authenticate(request, keys));
+    request.set("Cookie", "theme=dark; user=alice; accesskey=" + key);
+    EXPECT_EQ(authenticate(request, keys), "alice");
+    request.set("user", "bob"); // a header wins over the cookie, and bob's key is missing
+    EXPECT_FALSE(authenticate(request, keys));
+    EXPECT_EQ(cookie_value("a=1; b=\"2\"", "b"), "2");
+    EXPECT_FALSE(cookie_value("a=1", "c"));
+}
+
+} // namespace
+} // namespace vartalap

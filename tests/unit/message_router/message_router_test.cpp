@@ -1,0 +1,116 @@
+#include "daemons/message_router/message_router.hpp"
+
+#include "common/client_message.hpp"
+
+#include <gtest/gtest.h>
+#include <set>
+
+namespace vartalap {
+namespace {
+
+topology::Topology two_shards() {
+    auto loaded = topology::load_string(R"(
+[system]
+data_dir = "/tmp/x"
+[[daemon]]
+kind = "ws-gateway"
+name = "ws-1"
+listen = "127.0.0.1:0"
+router = "inproc://ws-1"
+[[daemon]]
+kind = "message-router"
+name = "router-1"
+pull = "inproc://router-1"
+[[daemon]]
+kind = "session"
+name = "session-a"
+pull = "inproc://session-a"
+slots = "0-8191"
+[[daemon]]
+kind = "session"
+name = "session-b"
+pull = "inproc://session-b"
+slots = "8192-16383"
+[[daemon]]
+kind = "profile"
+name = "profile-1"
+router = "inproc://profile-1"
+)", "test.toml");
+    if (!loaded.topology) throw std::runtime_error(loaded.errors.front().str());
+    return *loaded.topology;
+}
+
+struct Sent {
+    std::size_t shard;
+    Envelope envelope;
+};
+
+class RouterCoreTest : public ::testing::Test {
+protected:
+    topology::Topology topology_ = two_shards();
+    topology::ShardMap shards_{topology_, "session"};
+    std::vector<Sent> sent_;
+    RouterCore core_{shards_, [this](std::size_t shard, Envelope& e) { sent_.push_back({shard, e}); }};
+
+    Envelope message(std::string_view method, std::string from, std::string to) {
+        Envelope e;
+        e.kind = Kind::client_message;
+        e.method = std::string(method);
+        e.id = "m1";
+        e.from = std::move(from);
+        e.to = std::move(to);
+        return e;
+    }
+};
+
+TEST_F(RouterCoreTest, ChatGoesToTheRecipientsShard) {
+    auto e = message(kClassChat, "alice", "bob");
+    core_.route(e);
+    ASSERT_EQ(sent_.size(), 1u);
+    EXPECT_EQ(sent_[0].shard, shards_.index_for("bob"));
+    EXPECT_EQ(sent_[0].envelope.kind, Kind::deliver);
+    EXPECT_EQ(sent_[0].envelope.to, "bob");
+}
+
+TEST_F(RouterCoreTest, ReceiptAcksOnTheAckersShardAndIsDeliveredToTheSender) {
+    auto e = message(kClassReceipt, "bob", "alice");
+    e.ids = {"x", "y"};
+    core_.route(e);
+    ASSERT_EQ(sent_.size(), 2u);
+    EXPECT_EQ(sent_[0].envelope.kind, Kind::ack);
+    EXPECT_EQ(sent_[0].shard, shards_.index_for("bob"));
+    EXPECT_EQ(sent_[0].envelope.from, "bob");
+    EXPECT_EQ(sent_[0].envelope.ids, (std::vector<std::string>{"x", "y"}));
+    EXPECT_EQ(sent_[1].envelope.kind, Kind::deliver);
+    EXPECT_EQ(sent_[1].shard, shards_.index_for("alice"));
+}
+
+TEST_F(RouterCoreTest, AckOnlyIsNotDelivered) {
+    auto e = message(kClassAck, "bob", "server");
+    e.ids = {"x"};
+    core_.route(e);
+    ASSERT_EQ(sent_.size(), 1u);
+    EXPECT_EQ(sent_[0].envelope.kind, Kind::ack);
+}
+
+TEST_F(RouterCoreTest, DropsWhatItCannotRoute) {
+    auto group = message(kClassChat, "alice", "group-1");
+    group.flags |= flag_group;
+    core_.route(group);
+    auto other = message(kClassChat, "alice", "bob");
+    other.kind = Kind::connect;
+    core_.route(other);
+    auto anonymous = message(kClassChat, "", "bob");
+    core_.route(anonymous);
+    EXPECT_TRUE(sent_.empty());
+    EXPECT_EQ(core_.counters().dropped, 3u);
+}
+
+TEST_F(RouterCoreTest, BothShardsAreUsed) {
+    std::set<std::size_t> used;
+    for (int i = 0; i < 64; ++i) used.insert(shards_.index_for("user-" + std::to_string(i)));
+    EXPECT_EQ(used.size(), 2u);
+}
+
+} // namespace
+} // namespace vartalap
