@@ -110,7 +110,8 @@ int Db::put(Txn& txn, std::string_view key, std::string_view value, unsigned fla
 int Db::del(Txn& txn, std::string_view key) const {
     MDB_val k = to_val(key);
     const int rc = mdb_del(txn.get(), dbi_, &k, nullptr);
-    if (rc == MDB_NOTFOUND) return rc;
+    // A delete copies pages too, so it can run out of space like a put.
+    if (rc == MDB_NOTFOUND || rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) return rc;
     check(rc, "mdb_del");
     return 0;
 }

@@ -98,7 +98,7 @@ public:
     int get(Txn& txn, std::string_view key, std::string_view& value) const;
     // 0, MDB_KEYEXIST (with MDB_NOOVERWRITE) or MDB_MAP_FULL.
     int put(Txn& txn, std::string_view key, std::string_view value, unsigned flags = 0) const;
-    // 0 or MDB_NOTFOUND.
+    // 0, MDB_NOTFOUND, or MDB_MAP_FULL / MDB_TXN_FULL (the txn must then be aborted).
     int del(Txn& txn, std::string_view key) const;
     MDB_dbi handle() const { return dbi_; }
 

@@ -1,0 +1,738 @@
+// Thread: the session daemon's thread (see session_core.hpp); tests call it from theirs.
+#include "daemons/session/session_core.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+namespace vartalap {
+namespace {
+
+constexpr std::string_view kNextSeqKey = "next_seq";
+
+// A random start for request ids: a gateway may answer a request sent before this process
+// restarted, and that answer must not match a request of this run. 2^62 values: a collision
+// needs a restart to land within the previous run's id range.
+std::uint64_t random_request_id_start() {
+    std::random_device device;
+    const std::uint64_t high = device();
+    const std::uint64_t low = device();
+    return (((high << 32) | low) >> 2) + 1;
+}
+
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+} // namespace
+
+SessionCore::SessionCore(lmdb::Env& env, Outbox& outbox, const Clock& clock, SessionConfig config)
+    : env_(env), outbox_(outbox), clock_(clock), config_(config),
+      next_request_id_(random_request_id_start()), deliver_header_(header_frame(Kind::deliver)) {
+    // A zero window would never deliver; a zero global bound would starve everyone.
+    config_.window = std::max<std::size_t>(config_.window, 1);
+    config_.max_in_flight = std::max<std::size_t>(config_.max_in_flight, 1);
+    config_.max_ephemeral_pending = std::max<std::size_t>(config_.max_ephemeral_pending, 1);
+
+    lmdb::Txn txn(env_, lmdb::Txn::read_write);
+    messages_ = lmdb::Db::open(txn, "messages");
+    message_ids_ = lmdb::Db::open(txn, "message_ids");
+    meta_ = lmdb::Db::open(txn, "meta");
+    std::string_view value;
+    if (meta_.get(txn, kNextSeqKey, value) == 0 && value.size() == 8)
+        next_seq_ = std::max<std::uint64_t>(lmdb::read_u64_be(value), 1);
+    // Database handles opened in a write transaction are valid only once it commits.
+    const int rc = txn.commit();
+    if (rc != 0) throw lmdb::Error("session: opening the store", rc);
+}
+
+// ---------------------------------------------------------------------------------------
+// Batches
+
+void SessionCore::handle_batch(std::span<Envelope> batch) {
+    if (batch.empty()) return;
+
+    // Most batches write; one made only of connects, disconnects and chat deliver_results
+    // does not need the writer lock or a commit.
+    bool needs_write = false;
+    for (const Envelope& message : batch) {
+        if ((message.kind == Kind::deliver && !message.has(flag_ephemeral)) ||
+            message.kind == Kind::ack) {
+            needs_write = true;
+            break;
+        }
+        if (message.kind == Kind::deliver_result && message.status == Status::ok) {
+            auto request = requests_.find(message.request_id);
+            if (request != requests_.end() && in_flight_.at(request->second).system) {
+                needs_write = true;
+                break;
+            }
+        }
+    }
+
+    const std::uint64_t seq_before = next_seq_;
+    if (!needs_write) {
+        apply_writes(nullptr, batch, WriteMode::all);
+    } else {
+        int rc = 0;
+        {
+            lmdb::Txn txn(env_, lmdb::Txn::read_write);
+            rc = apply_writes(&txn, batch, WriteMode::all) ? txn.commit() : full_rc_;
+        } // an uncommitted txn is aborted here
+        if (rc != 0) {
+            const int first_rc = rc;
+            // The map is full. New messages are refused (not durable, so no server_ack: the
+            // senders resend), but acks must still free space and stop retries, so the batch
+            // is applied again with deletions only.
+            next_seq_ = seq_before;
+            {
+                lmdb::Txn txn(env_, lmdb::Txn::read_write);
+                rc = apply_writes(&txn, batch, WriteMode::deletions_only) ? txn.commit()
+                                                                          : full_rc_;
+            }
+            if (rc != 0) {
+                // Not even deletions fit. Work out the outcomes without writing, so that
+                // connects, results and acks still take effect in memory (retries stop; the
+                // acked copies stay stored and a new connection delivers them again, which
+                // at-least-once allows).
+                lmdb::Txn txn(env_, lmdb::Txn::read_only);
+                apply_writes(&txn, batch, WriteMode::none);
+            }
+            std::uint64_t refused = 0;
+            for (const Effect& effect : effects_)
+                if (effect.outcome == Outcome::refused) ++refused;
+            counters_.map_full_refusals += refused;
+            spdlog::error("session: LMDB {} ({} of {} bytes used): refused {} new "
+                          "message(s), no server_ack sent; {}",
+                          first_rc == MDB_TXN_FULL ? "transaction too large (MDB_TXN_FULL)"
+                                                   : "map full (MDB_MAP_FULL)",
+                          env_.used_bytes(), env_.map_size(), refused,
+                          rc == 0 ? "acks applied"
+                                  : "acks could not be written either (copies stay stored "
+                                    "and are redelivered on the next connect)");
+        }
+    }
+    apply_effects(batch);
+    pump_dirty_users();
+}
+
+bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteMode mode) {
+    effects_.assign(batch.size(), Effect{});
+    deleted_seqs_.clear();
+    deleted_in_batch_.clear();
+    bool stored_any = false;
+
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        Envelope& message = batch[i];
+        Effect& effect = effects_[i];
+        switch (message.kind) {
+        case Kind::deliver: {
+            if (!valid_deliver(message)) {
+                effect.outcome = Outcome::invalid;
+                break;
+            }
+            if (message.has(flag_ephemeral)) {
+                effect.outcome = Outcome::ephemeral;
+                break;
+            }
+            id_key(key_, message.to, message.id);
+            std::string_view existing;
+            if (message_ids_.get(*txn, key_, existing) == 0) {
+                effect.outcome = Outcome::duplicate;
+                break;
+            }
+            if (mode != WriteMode::all) {
+                effect.outcome = Outcome::refused;
+                break;
+            }
+            const std::uint64_t seq = next_seq_++;
+            // What is stored is what a gateway will be sent, minus the per-attempt fields.
+            message.request_id = 0;
+            message.retry_count = 0;
+            message.status = Status::ok;
+            encode_envelope(message, value_);
+            message_key(key2_, message.to, seq);
+            if (full(messages_.put(*txn, key2_, value_))) return false;
+            value_.clear();
+            lmdb::append_u64_be(value_, seq);
+            if (full(message_ids_.put(*txn, key_, value_))) return false;
+            effect.outcome = Outcome::stored;
+            effect.seq = seq;
+            stored_any = true;
+            break;
+        }
+        case Kind::ack: {
+            if (message.from.empty() || message.from.size() > config_.max_user_bytes) {
+                effect.outcome = Outcome::invalid;
+                break;
+            }
+            effect.outcome = Outcome::acked;
+            effect.acked_begin = static_cast<std::uint32_t>(deleted_seqs_.size());
+            for (const std::string& id : message.ids) {
+                if (id.empty() || id.size() > config_.max_id_bytes) continue; // never stored
+                std::uint64_t seq = 0;
+                const int rc = delete_by_id(*txn, message.from, id, seq, mode);
+                if (full(rc)) return false;
+                if (rc != 0) continue; // unknown id (already acked, or never ours): ignored
+                deleted_seqs_.push_back(seq);
+                deleted_in_batch_.insert(seq);
+            }
+            effect.acked_end = static_cast<std::uint32_t>(deleted_seqs_.size());
+            break;
+        }
+        case Kind::deliver_result: {
+            effect.outcome = Outcome::result;
+            if (message.status != Status::ok) break;
+            auto request = requests_.find(message.request_id);
+            if (request == requests_.end()) break;
+            const InFlight& entry = in_flight_.at(request->second);
+            if (!entry.system) break;
+            // A receipt's socket write is its ack: it is done, delete it with this batch.
+            if (mode != WriteMode::none) {
+                const int rc = delete_by_seq(*txn, entry.user, entry.id, request->second);
+                if (full(rc)) return false;
+            }
+            effect.seq = request->second;
+            deleted_in_batch_.insert(request->second);
+            break;
+        }
+        case Kind::connect:
+            effect.outcome = Outcome::connect;
+            break;
+        case Kind::disconnect:
+            effect.outcome = Outcome::disconnect;
+            break;
+        default:
+            effect.outcome = Outcome::invalid;
+            break;
+        }
+    }
+
+    if (stored_any) {
+        value_.clear();
+        lmdb::append_u64_be(value_, next_seq_);
+        if (full(meta_.put(*txn, kNextSeqKey, value_))) return false;
+    }
+    return true;
+}
+
+bool SessionCore::full(int rc) {
+    // Out of space: the write transaction is unusable from here on and must be aborted.
+    if (rc != MDB_MAP_FULL && rc != MDB_TXN_FULL) return false;
+    full_rc_ = rc;
+    return true;
+}
+
+int SessionCore::delete_by_id(lmdb::Txn& txn, std::string_view user, std::string_view id,
+                              std::uint64_t& seq, WriteMode mode) {
+    id_key(key_, user, id);
+    std::string_view value;
+    int rc = message_ids_.get(txn, key_, value);
+    if (rc != 0) return rc;
+    seq = lmdb::read_u64_be(value); // read before the write below invalidates the view
+    if (mode == WriteMode::none) return 0;
+    rc = message_ids_.del(txn, key_);
+    if (rc != 0) return rc;
+    message_key(key2_, user, seq);
+    rc = messages_.del(txn, key2_);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int SessionCore::delete_by_seq(lmdb::Txn& txn, std::string_view user, std::string_view id,
+                               std::uint64_t seq) {
+    message_key(key2_, user, seq);
+    int rc = messages_.del(txn, key2_);
+    if (rc != 0 && rc != MDB_NOTFOUND) return rc;
+    id_key(key_, user, id);
+    rc = message_ids_.del(txn, key_);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+bool SessionCore::valid_deliver(const Envelope& message) const {
+    if (message.to.empty() || message.to.size() > config_.max_user_bytes) return false;
+    if (message.has(flag_ephemeral)) return true; // never stored: no key to bound
+    return !message.id.empty() && message.id.size() <= config_.max_id_bytes;
+}
+
+// ---------------------------------------------------------------------------------------
+// After the commit: memory state and outgoing messages, in batch order.
+
+void SessionCore::apply_effects(std::span<Envelope> batch) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        Envelope& message = batch[i];
+        const Effect& effect = effects_[i];
+        switch (effect.outcome) {
+        case Outcome::stored:
+            ++counters_.stored;
+            on_stored(message, effect.seq);
+            break;
+        case Outcome::duplicate:
+            // The client resent after a lost SERVER_ACK: the copy is durable, say so again.
+            ++counters_.duplicates;
+            if (message.has(flag_wants_server_ack) && !message.origin_gateway.empty())
+                outbox_.server_ack(message.origin_gateway, message.connection, message.id,
+                                   message.from);
+            break;
+        case Outcome::refused:
+            break; // counted and logged with the failed commit
+        case Outcome::ephemeral:
+            on_ephemeral(message);
+            break;
+        case Outcome::acked:
+            counters_.acked += effect.acked_end - effect.acked_begin;
+            for (std::uint32_t k = effect.acked_begin; k < effect.acked_end; ++k) {
+                auto entry = in_flight_.find(deleted_seqs_[k]);
+                if (entry == in_flight_.end()) continue; // parked or offline: just deleted
+                const std::string user = entry->second.user;
+                erase_in_flight(deleted_seqs_[k]);
+                mark_dirty(user);
+            }
+            break;
+        case Outcome::result:
+            on_result(message, effect.seq);
+            break;
+        case Outcome::connect:
+            on_connect(message);
+            break;
+        case Outcome::disconnect:
+            on_disconnect(message);
+            break;
+        case Outcome::invalid:
+            ++counters_.invalid;
+            spdlog::debug("session: dropped invalid {} envelope (id length {}, to length {})",
+                          to_string(message.kind), message.id.size(), message.to.size());
+            break;
+        case Outcome::none:
+            break;
+        }
+    }
+}
+
+void SessionCore::on_stored(Envelope& message, std::uint64_t seq) {
+    if (message.has(flag_wants_server_ack) && !message.origin_gateway.empty())
+        outbox_.server_ack(message.origin_gateway, message.connection, message.id, message.from);
+    if (deleted_in_batch_.contains(seq)) return; // acked within the same batch
+    auto found = users_.find(message.to);
+    if (found == users_.end()) return; // offline: it waits for the next connect
+    UserState& state = found->second;
+    // The hot path: nothing older is waiting, so send straight from the batch without
+    // reading back what was just written.
+    if (state.caught_up && state.in_flight.size() < config_.window &&
+        in_flight_.size() < config_.max_in_flight) {
+        state.scan_seq = seq + 1;
+        start_delivery(found->first, state, seq, message);
+        return;
+    }
+    // Older messages (or a full window) come first: the pump reads it back in order.
+    state.caught_up = false;
+    mark_dirty(found->first);
+}
+
+void SessionCore::on_ephemeral(Envelope& message) {
+    auto found = users_.find(message.to);
+    if (found == users_.end()) {
+        ++counters_.ephemeral_dropped; // typing for an offline user: meaningless later
+        return;
+    }
+    const UserState& state = found->second;
+    const std::uint64_t request_id = next_request_id_++;
+    message.request_id = request_id;
+    message.connection = state.connection;
+    message.retry_count = 0;
+    if (!outbox_.deliver(state.gateway, message)) {
+        ++counters_.ephemeral_dropped;
+        return;
+    }
+    if (ephemeral_expiry_.size() >= config_.max_ephemeral_pending) {
+        ephemeral_requests_.erase(ephemeral_expiry_.front().second); // forget the oldest
+        ephemeral_expiry_.pop_front();
+    }
+    ephemeral_requests_.emplace(request_id, EphemeralRequest{found->first, state.epoch});
+    ephemeral_expiry_.emplace_back(
+        saturating_add(clock_.monotonic_ms(), config_.send_timeout_ms), request_id);
+}
+
+void SessionCore::on_connect(const Envelope& message) {
+    const std::string& user = message.from;
+    if (user.empty() || user.size() > config_.max_user_bytes || message.origin_gateway.empty()) {
+        ++counters_.invalid;
+        return;
+    }
+    if (!outbox_.knows_gateway(message.origin_gateway)) {
+        ++counters_.invalid;
+        spdlog::warn("session: connect from unknown gateway '{}' ignored (topology mismatch?)",
+                     message.origin_gateway);
+        return;
+    }
+    ++counters_.connects;
+    auto found = users_.find(user);
+    if (found != users_.end()) {
+        UserState& old = found->second;
+        if (old.gateway == message.origin_gateway && old.connection == message.connection)
+            return; // repeated connect for the current connection: nothing changes
+        // One live socket per user (PROTOCOL.md): the newer connection wins.
+        outbox_.close_connection(old.gateway, old.connection, user);
+        while (!old.in_flight.empty()) erase_in_flight(*old.in_flight.begin());
+    } else {
+        if (users_.size() >= config_.max_online_users) {
+            ++counters_.user_limit_refusals;
+            spdlog::warn("session: {} users online, the configured limit: refusing a "
+                         "connection (closed; its messages stay stored)",
+                         users_.size());
+            outbox_.close_connection(message.origin_gateway, message.connection, user);
+            return;
+        }
+        found = users_.emplace(user, UserState{}).first;
+    }
+    UserState& state = found->second;
+    state.gateway = message.origin_gateway;
+    state.connection = message.connection;
+    state.epoch = next_epoch_++;
+    // From the oldest stored message, parked ones included: a new connection is the moment
+    // parked messages are tried again.
+    state.scan_seq = 0;
+    state.caught_up = false;
+    mark_dirty(user);
+}
+
+void SessionCore::on_disconnect(const Envelope& message) {
+    ++counters_.disconnects;
+    auto found = users_.find(message.from);
+    if (found == users_.end()) return;
+    // A disconnect of a connection the user already replaced is stale: ignore it.
+    if (found->second.gateway != message.origin_gateway ||
+        found->second.connection != message.connection)
+        return;
+    go_offline(found->first);
+}
+
+void SessionCore::on_result(const Envelope& result, std::uint64_t deleted_seq) {
+    if (auto ephemeral = ephemeral_requests_.find(result.request_id);
+        ephemeral != ephemeral_requests_.end()) {
+        const EphemeralRequest request = std::move(ephemeral->second);
+        ephemeral_requests_.erase(ephemeral);
+        if (result.status == Status::ok) {
+            ++counters_.delivered;
+        } else {
+            ++counters_.ephemeral_dropped;
+            auto user = users_.find(request.user);
+            if (result.status == Status::not_connected && user != users_.end() &&
+                user->second.epoch == request.epoch)
+                go_offline(request.user);
+        }
+        return;
+    }
+
+    auto request = requests_.find(result.request_id);
+    if (request == requests_.end()) {
+        // Answer to a request that timed out, or of a connection that was replaced.
+        ++counters_.stale_results;
+        return;
+    }
+    const std::uint64_t seq = request->second;
+    InFlight& entry = in_flight_.at(seq);
+    requests_.erase(request);
+    entry.request_id = 0;
+    const std::uint64_t now = clock_.monotonic_ms();
+
+    switch (result.status) {
+    case Status::ok:
+        ++counters_.delivered;
+        if (entry.system) {
+            // Deleted in this batch's transaction (deleted_seq == seq), unless the map was
+            // so full that even deletions failed; then it is redelivered on a new connect.
+            (void)deleted_seq;
+            const std::string user = entry.user;
+            erase_in_flight(seq);
+            mark_dirty(user);
+        } else {
+            set_deadline(seq, entry, Phase::awaiting_ack,
+                         saturating_add(now, config_.ack_timeout_ms));
+        }
+        break;
+    case Status::not_connected: {
+        // In-flight entries always belong to the user's current connection (a connect
+        // clears the old ones), so the user is gone. Everything stays stored.
+        const std::string user = entry.user;
+        go_offline(user);
+        break;
+    }
+    default:
+        // overloaded (the client's write queue is full) or anything unexpected: not
+        // written; try again after a pause without counting it as a timeout.
+        ++counters_.overloaded;
+        set_deadline(seq, entry, Phase::backoff, saturating_add(now, config_.overload_retry_ms));
+        break;
+    }
+}
+
+void SessionCore::go_offline(const std::string& user_name) {
+    auto found = users_.find(user_name);
+    if (found == users_.end()) return;
+    const std::string user = found->first; // user_name may refer to an entry erased below
+    while (!found->second.in_flight.empty()) erase_in_flight(*found->second.in_flight.begin());
+    starved_users_.erase(user);
+    users_.erase(found);
+}
+
+// ---------------------------------------------------------------------------------------
+// Delivery
+
+void SessionCore::start_delivery(const std::string& user, UserState& state, std::uint64_t seq,
+                                 Envelope& message) {
+    InFlight& entry = in_flight_[seq];
+    entry.user = user;
+    entry.id = message.id;
+    entry.epoch = state.epoch;
+    entry.system = message.has(flag_system);
+    state.in_flight.insert(seq);
+    send_attempt(seq, entry, state, message);
+}
+
+void SessionCore::send_attempt(std::uint64_t seq, InFlight& entry, const UserState& state,
+                               Envelope& message) {
+    const std::uint64_t request_id = next_request_id_++;
+    message.kind = Kind::deliver;
+    message.request_id = request_id;
+    message.connection = state.connection;
+    message.retry_count = entry.retry_count;
+    message.status = Status::ok;
+    const std::uint64_t now = clock_.monotonic_ms();
+    if (outbox_.deliver(state.gateway, message)) {
+        entry.request_id = request_id;
+        requests_.emplace(request_id, seq);
+        set_deadline(seq, entry, Phase::sending, saturating_add(now, config_.send_timeout_ms));
+    } else {
+        // Our own queue to that gateway is full (or it is unknown): the same as overloaded.
+        ++counters_.overloaded;
+        entry.request_id = 0;
+        set_deadline(seq, entry, Phase::backoff, saturating_add(now, config_.overload_retry_ms));
+    }
+}
+
+void SessionCore::set_deadline(std::uint64_t seq, InFlight& entry, Phase phase,
+                               std::uint64_t deadline) {
+    timers_.erase({entry.deadline_ms, seq}); // no-op for a new entry
+    entry.phase = phase;
+    entry.deadline_ms = deadline;
+    timers_.emplace(deadline, seq);
+}
+
+void SessionCore::erase_in_flight(std::uint64_t seq) {
+    auto found = in_flight_.find(seq);
+    if (found == in_flight_.end()) return;
+    InFlight& entry = found->second;
+    timers_.erase({entry.deadline_ms, seq});
+    if (entry.request_id != 0) requests_.erase(entry.request_id);
+    if (auto user = users_.find(entry.user); user != users_.end())
+        user->second.in_flight.erase(seq);
+    in_flight_.erase(found);
+}
+
+void SessionCore::mark_dirty(const std::string& user) {
+    auto found = users_.find(user);
+    if (found == users_.end() || found->second.dirty) return;
+    found->second.dirty = true;
+    dirty_users_.push_back(found->first);
+}
+
+void SessionCore::pump_dirty_users() {
+    // Users that waited for a global slot go first once slots are free again.
+    if (!starved_users_.empty() && in_flight_.size() < config_.max_in_flight) {
+        if (in_flight_limit_logged_) {
+            spdlog::info("session: in-flight messages below the limit again ({}), resuming",
+                         config_.max_in_flight);
+            in_flight_limit_logged_ = false;
+        }
+        for (const std::string& user : starved_users_) mark_dirty(user);
+        starved_users_.clear();
+    }
+    if (dirty_users_.empty()) return;
+    std::optional<lmdb::Txn> read_txn; // one read transaction for every pump of this round
+    // pump() never adds to dirty_users_ (starve() uses starved_users_), so the vector is
+    // stable while it is walked.
+    for (std::size_t i = 0; i < dirty_users_.size(); ++i) {
+        auto found = users_.find(dirty_users_[i]);
+        if (found == users_.end()) continue; // went offline meanwhile
+        found->second.dirty = false;
+        pump(found->first, found->second, read_txn);
+    }
+    dirty_users_.clear();
+}
+
+void SessionCore::pump(const std::string& user, UserState& state,
+                       std::optional<lmdb::Txn>& read_txn) {
+    if (state.caught_up || state.in_flight.size() >= config_.window) return;
+    if (in_flight_.size() >= config_.max_in_flight) {
+        starve(user);
+        return;
+    }
+    if (!read_txn) read_txn.emplace(env_, lmdb::Txn::read_only);
+    lmdb::Cursor cursor(*read_txn, messages_);
+    user_prefix(prefix_, user);
+    message_key(key2_, user, state.scan_seq);
+    // Reads at most `window` messages of this user: a backlog of any size stays on disk.
+    bool positioned = cursor.seek(key2_);
+    while (state.in_flight.size() < config_.window) {
+        const std::string_view key = positioned ? cursor.key() : std::string_view{};
+        if (!positioned || key.size() != prefix_.size() + 8 || !key.starts_with(prefix_)) {
+            state.caught_up = true;
+            return;
+        }
+        if (in_flight_.size() >= config_.max_in_flight) {
+            starve(user);
+            return;
+        }
+        const std::uint64_t seq = lmdb::read_u64_be(key.substr(prefix_.size()));
+        state.scan_seq = seq + 1;
+        std::string error;
+        auto decoded = decode_envelope(deliver_header_, cursor.value(), &error);
+        if (!decoded) {
+            // We wrote it; an undecodable record means corruption. Skip it rather than stall
+            // the user's queue behind it.
+            spdlog::error("session: undecodable stored message seq {} of a user: {}", seq,
+                          error);
+            positioned = cursor.next();
+            continue;
+        }
+        if (!in_flight_.contains(seq)) start_delivery(user, state, seq, *decoded);
+        positioned = cursor.next();
+    }
+}
+
+void SessionCore::starve(const std::string& user) {
+    ++counters_.in_flight_limit_hits;
+    if (!in_flight_limit_logged_) {
+        spdlog::warn("session: {} messages in flight, the configured limit: users with a "
+                     "backlog wait for acks before more is sent",
+                     in_flight_.size());
+        in_flight_limit_logged_ = true;
+    }
+    starved_users_.insert(user);
+}
+
+// ---------------------------------------------------------------------------------------
+// Timers
+
+void SessionCore::on_timer() {
+    const std::uint64_t now = clock_.monotonic_ms();
+
+    // Ephemeral requests whose result never came: forget them (never retried).
+    while (!ephemeral_expiry_.empty() && ephemeral_expiry_.front().first <= now) {
+        ephemeral_requests_.erase(ephemeral_expiry_.front().second);
+        ephemeral_expiry_.pop_front();
+    }
+
+    due_.clear();
+    for (auto timer = timers_.begin(); timer != timers_.end() && timer->first <= now; ++timer)
+        due_.push_back(timer->second);
+
+    std::optional<lmdb::Txn> read_txn;
+    for (const std::uint64_t seq : due_) {
+        auto found = in_flight_.find(seq);
+        if (found == in_flight_.end()) continue;
+        InFlight& entry = found->second;
+        if (entry.phase != Phase::backoff) {
+            if (entry.phase == Phase::sending) {
+                // The gateway did not answer: treat the attempt as not delivered. A late
+                // answer no longer matches a request and is ignored.
+                ++counters_.send_timeouts;
+                requests_.erase(entry.request_id);
+                entry.request_id = 0;
+            }
+            if (entry.retry_count >= config_.retry_limit) {
+                // Parked: it stays stored (the persistence daemon takes it over later) and is
+                // tried again on the user's next connection.
+                ++counters_.parked;
+                const std::string user = entry.user;
+                spdlog::debug("session: message seq {} parked after {} attempts", seq,
+                              entry.retry_count + 1);
+                erase_in_flight(seq);
+                mark_dirty(user);
+                continue;
+            }
+            ++entry.retry_count;
+            ++counters_.retried;
+        }
+        if (!read_txn) read_txn.emplace(env_, lmdb::Txn::read_only);
+        resend(seq, entry, *read_txn);
+    }
+    read_txn.reset();
+    pump_dirty_users();
+}
+
+void SessionCore::resend(std::uint64_t seq, InFlight& entry, lmdb::Txn& read_txn) {
+    auto user = users_.find(entry.user);
+    message_key(key2_, entry.user, seq);
+    std::string_view value;
+    std::optional<Envelope> decoded;
+    if (user != users_.end() && messages_.get(read_txn, key2_, value) == 0)
+        decoded = decode_envelope(deliver_header_, value);
+    if (!decoded) {
+        // Deleted meanwhile (or unreadable): nothing left to deliver.
+        const std::string name = entry.user;
+        erase_in_flight(seq);
+        mark_dirty(name);
+        return;
+    }
+    send_attempt(seq, entry, user->second, *decoded);
+}
+
+std::optional<std::uint64_t> SessionCore::next_deadline_ms() const {
+    if (timers_.empty()) return std::nullopt;
+    return timers_.begin()->first;
+}
+
+// ---------------------------------------------------------------------------------------
+// Inspection
+
+std::size_t SessionCore::in_flight_of(std::string_view user) const {
+    auto found = users_.find(std::string(user));
+    return found == users_.end() ? 0 : found->second.in_flight.size();
+}
+
+bool SessionCore::is_stored(std::string_view recipient, std::string_view id) const {
+    lmdb::Txn txn(env_, lmdb::Txn::read_only);
+    std::string key;
+    id_key(key, recipient, id);
+    std::string_view value;
+    return message_ids_.get(txn, key, value) == 0;
+}
+
+std::size_t SessionCore::stored_count(std::string_view recipient) const {
+    lmdb::Txn txn(env_, lmdb::Txn::read_only);
+    lmdb::Cursor cursor(txn, messages_);
+    std::string prefix;
+    user_prefix(prefix, recipient);
+    std::size_t count = 0;
+    for (bool ok = cursor.seek(prefix); ok && cursor.key().starts_with(prefix) &&
+                                        cursor.key().size() == prefix.size() + 8;
+         ok = cursor.next())
+        ++count;
+    return count;
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys
+
+void SessionCore::user_prefix(std::string& out, std::string_view user) {
+    // Length-prefixed so that no user's keys are a prefix of another user's (ids and user
+    // names are untrusted bytes: a separator byte could occur inside them).
+    out.clear();
+    out.push_back(static_cast<char>((user.size() >> 8) & 0xff));
+    out.push_back(static_cast<char>(user.size() & 0xff));
+    out.append(user);
+}
+
+void SessionCore::message_key(std::string& out, std::string_view user, std::uint64_t seq) {
+    user_prefix(out, user);
+    lmdb::append_u64_be(out, seq);
+}
+
+void SessionCore::id_key(std::string& out, std::string_view user, std::string_view id) {
+    user_prefix(out, user);
+    out.append(id);
+}
+
+} // namespace vartalap

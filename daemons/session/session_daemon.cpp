@@ -1,0 +1,333 @@
+// session daemon: the adapter around SessionCore. It owns the sockets (a PULL fed by the
+// message-routers and gateways, one DEALER per ws-gateway) and the LMDB environment.
+//
+// Thread: bind() and connect() run on the controlling thread (they create the sockets and
+// open the store); from start() on, run() and everything it calls (the core, the outbox,
+// every socket) run on the daemon's own thread only; request_stop() may be called from any
+// thread (it only sets an atomic flag); join() from the controlling thread.
+//
+// Loop (one line per duty): poll all sockets for at most min(next deadline, 100 ms) → drain
+// each socket (bounded) into one batch → core.handle_batch (one LMDB commit, then sends) →
+// periodic duties. Sends never block: a full DEALER is reported to the core, which keeps the
+// message stored and retries later.
+#include "common/lmdb.hpp"
+#include "common/zmq_util.hpp"
+#include "daemons/factories.hpp"
+#include "daemons/session/session_core.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace vartalap {
+namespace {
+
+// The loop wakes at least this often: on_timer's period, and the bound on how long a stop
+// request waits.
+constexpr std::uint64_t kTickMs = 100;
+// Counters are logged (at debug level) this often.
+constexpr std::uint64_t kCounterLogPeriodMs = 60'000;
+
+// One DEALER per ws-gateway, found by gateway instance name. Owned by the daemon thread.
+class DealerOutbox final : public Outbox {
+public:
+    void add(std::string gateway, zmq::socket_t socket) {
+        index_.emplace(gateway, dealers_.size());
+        names_.push_back(std::move(gateway));
+        dealers_.push_back(std::move(socket));
+    }
+    std::vector<zmq::socket_t>& sockets() { return dealers_; }
+
+    bool deliver(std::string_view gateway, const Envelope& request) override {
+        zmq::socket_t* socket = find(gateway);
+        if (socket == nullptr) return false;
+        return send_envelope(*socket, request, scratch_) == SendResult::ok;
+    }
+
+    void server_ack(std::string_view gateway, std::uint64_t connection, std::string_view id,
+                    std::string_view sender) override {
+        control_.kind = Kind::server_ack;
+        control_.id.assign(id);
+        control_.from.assign(sender);
+        control_.to.assign(sender);
+        control_.origin_gateway.assign(gateway);
+        control_.connection = connection;
+        send_control(gateway);
+    }
+
+    void close_connection(std::string_view gateway, std::uint64_t connection,
+                          std::string_view user) override {
+        control_.kind = Kind::close_connection;
+        control_.id.clear();
+        control_.from.assign(user);
+        control_.to.clear();
+        control_.origin_gateway.assign(gateway);
+        control_.connection = connection;
+        send_control(gateway);
+    }
+
+    bool knows_gateway(std::string_view gateway) const override {
+        return index_.find(std::string(gateway)) != index_.end();
+    }
+
+    std::uint64_t control_dropped() const { return control_dropped_; }
+
+    void close_all() {
+        for (zmq::socket_t& socket : dealers_) socket.close();
+    }
+
+private:
+    zmq::socket_t* find(std::string_view gateway) {
+        // Gateways are few (a handful per deployment): a linear scan beats hashing a copy.
+        for (std::size_t i = 0; i < names_.size(); ++i)
+            if (names_[i] == gateway) return &dealers_[i];
+        return nullptr;
+    }
+
+    void send_control(std::string_view gateway) {
+        zmq::socket_t* socket = find(gateway);
+        // Dropping is the stated policy for control messages at the HWM: a lost server_ack
+        // makes the client resend (deduped, acked again); a lost close_connection leaves an
+        // old socket open until the gateway notices it is dead.
+        if (socket == nullptr || send_envelope(*socket, control_, scratch_) != SendResult::ok) {
+            if (control_dropped_++ % 1000 == 0)
+                spdlog::warn("session: {} to gateway '{}' dropped (queue full or unknown "
+                             "gateway; {} dropped so far)",
+                             to_string(control_.kind), gateway, control_dropped_);
+        }
+    }
+
+    std::unordered_map<std::string, std::size_t> index_;
+    std::vector<std::string> names_;
+    std::vector<zmq::socket_t> dealers_;
+    std::string scratch_; // reused encode buffer
+    Envelope control_;    // reused server_ack / close_connection envelope
+    std::uint64_t control_dropped_ = 0;
+};
+
+class SessionDaemon final : public Daemon {
+public:
+    explicit SessionDaemon(const DaemonContext& context) : context_(context) {
+        const topology::DaemonSpec& self = context_.self;
+        config_.ack_timeout_ms = option(self, "ack_timeout_ms", config_.ack_timeout_ms);
+        config_.send_timeout_ms = option(self, "send_timeout_ms", config_.send_timeout_ms);
+        config_.overload_retry_ms = option(self, "overload_retry_ms", config_.overload_retry_ms);
+        config_.retry_limit = static_cast<std::uint32_t>(
+            option(self, "retry_limit", config_.retry_limit, /*allow_zero=*/true));
+        config_.window = option(self, "window", config_.window);
+        config_.max_in_flight = option(self, "max_in_flight", config_.max_in_flight);
+        config_.max_online_users = option(self, "max_online_users", config_.max_online_users);
+        config_.max_batch = option(self, "max_batch", config_.max_batch);
+        config_.max_batch_bytes = option(self, "max_batch_bytes", config_.max_batch_bytes);
+        // LMDB map: address space reserved up front, disk used only as data grows. When it
+        // is full, new messages are refused (see SessionCore) until acks free space.
+        env_options_.map_size = option(self, "map_size_mb", 1024) << 20;
+    }
+
+    ~SessionDaemon() override {
+        request_stop();
+        join();
+    }
+
+    void bind() override {
+        const std::string endpoint = context_.self.endpoint("pull");
+        if (endpoint.empty())
+            throw std::runtime_error(context_.self.name + ": no `pull` endpoint configured");
+        pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
+        try {
+            pull_.bind(endpoint);
+        } catch (const zmq::error_t& e) {
+            throw std::runtime_error(context_.self.name + ": cannot bind pull '" + endpoint +
+                                     "': " + e.what());
+        }
+        bound_["pull"] = last_endpoint(pull_);
+    }
+
+    void connect() override {
+        for (const topology::DaemonSpec* gateway : context_.topology.of_kind("ws-gateway")) {
+            const std::string endpoint = gateway->endpoint("router");
+            SocketOptions options;
+            // The gateway answers deliver requests to this routing id.
+            options.routing_id = context_.self.name;
+            zmq::socket_t dealer = make_socket(context_.zmq, zmq::socket_type::dealer, options);
+            try {
+                dealer.connect(endpoint);
+            } catch (const zmq::error_t& e) {
+                throw std::runtime_error(context_.self.name + ": cannot connect to " +
+                                         gateway->name + " router '" + endpoint +
+                                         "': " + e.what());
+            }
+            outbox_.add(gateway->name, std::move(dealer));
+        }
+        env_ = std::make_unique<lmdb::Env>(context_.data_dir, env_options_);
+        core_ = std::make_unique<SessionCore>(*env_, outbox_, context_.clock, config_);
+        spdlog::info("{}: store {} opened, {} gateway(s), window {}, ack timeout {} ms, "
+                     "retry limit {}",
+                     context_.self.name, context_.data_dir.string(), outbox_.sockets().size(),
+                     config_.window, config_.ack_timeout_ms, config_.retry_limit);
+    }
+
+    void start() override {
+        thread_ = std::thread([this] {
+            try {
+                run();
+            } catch (const std::exception& e) {
+                // LMDB I/O errors, a corrupt store, a ZeroMQ failure: nothing this thread
+                // can repair. Restarts are cheap and the store is consistent on disk.
+                spdlog::critical("{}: fatal: {}", context_.self.name, e.what());
+                std::abort();
+            }
+        });
+    }
+
+    void request_stop() override { stop_requested_.store(true, std::memory_order_relaxed); }
+
+    void join() override {
+        if (thread_.joinable()) thread_.join();
+    }
+
+    std::map<std::string, std::string> bound_endpoints() const override { return bound_; }
+
+private:
+    static std::uint64_t option(const topology::DaemonSpec& self, std::string_view key,
+                                std::uint64_t fallback, bool allow_zero = false) {
+        const std::int64_t value = self.option_int(key, static_cast<std::int64_t>(fallback));
+        if (value < 0 || (value == 0 && !allow_zero)) {
+            spdlog::warn("{}: option {} = {} is out of range; using {}", self.name, key, value,
+                         fallback);
+            return fallback;
+        }
+        return static_cast<std::uint64_t>(value);
+    }
+
+    void run() {
+        std::vector<zmq::pollitem_t> items;
+        items.push_back({pull_.handle(), 0, ZMQ_POLLIN, 0});
+        for (zmq::socket_t& dealer : outbox_.sockets())
+            items.push_back({dealer.handle(), 0, ZMQ_POLLIN, 0});
+
+        std::vector<Envelope> batch;
+        batch.reserve(config_.max_batch);
+        next_counter_log_ms_ = context_.clock.monotonic_ms() + kCounterLogPeriodMs;
+
+        while (!stop_requested_.load(std::memory_order_relaxed)) {
+            std::uint64_t timeout = kTickMs;
+            if (auto deadline = core_->next_deadline_ms()) {
+                const std::uint64_t now = context_.clock.monotonic_ms();
+                timeout = *deadline <= now ? 0 : std::min(kTickMs, *deadline - now);
+            }
+            zmq::poll(items.data(), items.size(),
+                      std::chrono::milliseconds(static_cast<long>(timeout)));
+
+            batch.clear();
+            batch_bytes_ = 0;
+            drain(pull_, /*from_gateway=*/false, batch);
+            for (zmq::socket_t& dealer : outbox_.sockets())
+                drain(dealer, /*from_gateway=*/true, batch);
+            if (!batch.empty()) core_->handle_batch(batch);
+            periodic_duties();
+        }
+
+        // Shutdown: what was received has been committed; what is still queued in the PULL
+        // socket was never acknowledged to anyone (before the durable point), so dropping it
+        // is within the contract. Close with the bounded LINGER set by make_socket.
+        pull_.close();
+        outbox_.close_all();
+        log_counters("stopped", spdlog::level::info);
+    }
+
+    // Receives up to config_.max_batch messages (and max_batch_bytes of payload) from one
+    // socket without blocking. The bound keeps one busy socket from starving the others and
+    // keeps a batch's transaction small.
+    void drain(zmq::socket_t& socket, bool from_gateway, std::vector<Envelope>& batch) {
+        for (std::size_t received = 0;
+             received < config_.max_batch && batch_bytes_ < config_.max_batch_bytes;
+             ++received) {
+            std::string error;
+            const ReceiveResult result = receive_envelope(socket, false, incoming_, &error);
+            if (result == ReceiveResult::empty) return;
+            if (result == ReceiveResult::malformed) {
+                count_dropped("malformed envelope", error);
+                continue;
+            }
+            // Gateways' ROUTERs answer only deliver requests; everything else arrives on PULL.
+            const Kind kind = incoming_.envelope.kind;
+            const bool expected =
+                from_gateway ? kind == Kind::deliver_result
+                             : (kind == Kind::deliver || kind == Kind::ack ||
+                                kind == Kind::connect || kind == Kind::disconnect);
+            if (!expected) {
+                count_dropped("unexpected kind", to_string(kind));
+                continue;
+            }
+            batch_bytes_ += incoming_.envelope.payload.size();
+            batch.push_back(std::move(incoming_.envelope));
+        }
+    }
+
+    void count_dropped(const char* what, const std::string& detail) {
+        // Logged for the first and then every 1000th: a misbehaving peer cannot flood logs.
+        if (dropped_++ % 1000 == 0)
+            spdlog::warn("{}: dropped a {} ({}); {} dropped so far", context_.self.name, what,
+                         detail, dropped_);
+    }
+
+    // Every periodic duty of the session, with its period:
+    //   - core.on_timer(): ack/send timeouts, retries, parking, back-off — every loop turn,
+    //     which is at least every kTickMs (100 ms) and at the core's next deadline;
+    //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level.
+    void periodic_duties() {
+        core_->on_timer();
+        const std::uint64_t now = context_.clock.monotonic_ms();
+        if (now >= next_counter_log_ms_) {
+            next_counter_log_ms_ = now + kCounterLogPeriodMs;
+            log_counters("counters", spdlog::level::debug);
+        }
+    }
+
+    void log_counters(const char* what, spdlog::level::level_enum level) {
+        if (!spdlog::should_log(level)) return;
+        const SessionCounters& c = core_->counters();
+        spdlog::log(level,
+                    "{}: {}: stored {} delivered {} acked {} retried {} parked {} duplicates {} "
+                    "map_full_refusals {} overloaded {} send_timeouts {} invalid {} dropped {} "
+                    "control_dropped {} online {} in_flight {}",
+                    context_.self.name, what, c.stored, c.delivered, c.acked, c.retried,
+                    c.parked, c.duplicates, c.map_full_refusals, c.overloaded, c.send_timeouts,
+                    c.invalid, dropped_, outbox_.control_dropped(), core_->online_users(),
+                    core_->in_flight());
+    }
+
+    DaemonContext context_; // a copy: the caller's context may be a temporary
+    SessionConfig config_;
+    lmdb::EnvOptions env_options_;
+
+    zmq::socket_t pull_;
+    DealerOutbox outbox_;
+    std::unique_ptr<lmdb::Env> env_;
+    std::unique_ptr<SessionCore> core_;
+    std::map<std::string, std::string> bound_;
+
+    std::thread thread_;
+    std::atomic<bool> stop_requested_{false};
+    Incoming incoming_;
+    std::size_t batch_bytes_ = 0;
+    std::uint64_t dropped_ = 0;
+    std::uint64_t next_counter_log_ms_ = 0;
+};
+
+} // namespace
+
+std::unique_ptr<Daemon> make_session(const DaemonContext& context) {
+    return std::make_unique<SessionDaemon>(context);
+}
+
+} // namespace vartalap

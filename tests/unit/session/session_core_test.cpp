@@ -1,0 +1,713 @@
+// Unit tests of SessionCore: real LMDB in a temporary directory, a fake clock and a fake
+// outbox that records every request. No sockets, no sleeps: time moves only by advance().
+// Thread: the test's own.
+#include "daemons/session/session_core.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace vartalap {
+namespace {
+
+class FakeClock final : public Clock {
+public:
+    std::uint64_t monotonic_ms() const override { return now_; }
+    std::uint64_t wall_ms() const override { return 1'700'000'000'000 + now_; }
+    void advance(std::uint64_t ms) { now_ += ms; }
+
+private:
+    std::uint64_t now_ = 5'000;
+};
+
+struct Delivery {
+    std::string gateway;
+    Envelope request;
+};
+struct ServerAckCall {
+    std::string gateway;
+    std::uint64_t connection;
+    std::string id;
+    std::string sender;
+};
+struct CloseCall {
+    std::string gateway;
+    std::uint64_t connection;
+    std::string user;
+};
+
+class FakeOutbox final : public Outbox {
+public:
+    bool deliver(std::string_view gateway, const Envelope& request) override {
+        if (!accept) return false;
+        deliveries.push_back({std::string(gateway), request});
+        return true;
+    }
+    void server_ack(std::string_view gateway, std::uint64_t connection, std::string_view id,
+                    std::string_view sender) override {
+        server_acks.push_back(
+            {std::string(gateway), connection, std::string(id), std::string(sender)});
+        if (on_server_ack) on_server_ack(server_acks.back());
+    }
+    void close_connection(std::string_view gateway, std::uint64_t connection,
+                          std::string_view user) override {
+        closes.push_back({std::string(gateway), connection, std::string(user)});
+    }
+    bool knows_gateway(std::string_view gateway) const override { return gateway != "ws-unknown"; }
+
+    bool accept = true; // false: every deliver reports a full queue
+    std::vector<Delivery> deliveries;
+    std::vector<ServerAckCall> server_acks;
+    std::vector<CloseCall> closes;
+    std::function<void(const ServerAckCall&)> on_server_ack;
+};
+
+Envelope chat(const std::string& from, const std::string& to, const std::string& id,
+              std::uint32_t flags = flag_wants_server_ack, std::uint64_t sender_connection = 7) {
+    Envelope e;
+    e.kind = Kind::deliver;
+    e.id = id;
+    e.channel = "individual";
+    e.from = from;
+    e.to = to;
+    e.origin_gateway = "ws-1";
+    e.connection = sender_connection;
+    e.created_at_ms = 1'700'000'000'000;
+    e.flags = flags;
+    e.method = "chat";
+    e.payload = "{\"id\":\"" + id + "\",\"text\":\"hello\"}";
+    return e;
+}
+
+Envelope connect(const std::string& user, const std::string& gateway, std::uint64_t connection) {
+    Envelope e;
+    e.kind = Kind::connect;
+    e.from = user;
+    e.origin_gateway = gateway;
+    e.connection = connection;
+    return e;
+}
+
+Envelope disconnect(const std::string& user, const std::string& gateway,
+                    std::uint64_t connection) {
+    Envelope e = connect(user, gateway, connection);
+    e.kind = Kind::disconnect;
+    return e;
+}
+
+Envelope ack(const std::string& user, std::vector<std::string> ids) {
+    Envelope e;
+    e.kind = Kind::ack;
+    e.from = user;
+    e.ids = std::move(ids);
+    return e;
+}
+
+Envelope result(std::uint64_t request_id, Status status = Status::ok) {
+    Envelope e;
+    e.kind = Kind::deliver_result;
+    e.origin_gateway = "ws-1";
+    e.request_id = request_id;
+    e.status = status;
+    return e;
+}
+
+std::filesystem::path unique_temp_dir() {
+    static std::atomic<int> counter{0};
+    return std::filesystem::temp_directory_path() /
+           ("vartalap_session_test_" + std::to_string(::getpid()) + "_" +
+            std::to_string(counter++) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+}
+
+class SessionCoreTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        directory_ = unique_temp_dir();
+        std::filesystem::remove_all(directory_);
+        open();
+    }
+    void TearDown() override {
+        core_.reset();
+        env_.reset();
+        std::filesystem::remove_all(directory_);
+    }
+
+    void open(lmdb::EnvOptions options = {}) {
+        env_ = std::make_unique<lmdb::Env>(directory_, options);
+        core_ = std::make_unique<SessionCore>(*env_, outbox_, clock_, config_);
+    }
+    // Simulates a crash/restart: drop all memory state, keep the files.
+    void restart() {
+        core_.reset();
+        env_.reset();
+        outbox_.deliveries.clear();
+        open();
+    }
+
+    void handle(std::vector<Envelope> batch) { core_->handle_batch(batch); }
+    void handle(Envelope one) { handle(std::vector<Envelope>{std::move(one)}); }
+    void advance(std::uint64_t ms) {
+        clock_.advance(ms);
+        core_->on_timer();
+    }
+    // Answers every delivery from index `from` on with `status`.
+    void answer_from(std::size_t from, Status status = Status::ok) {
+        std::vector<Envelope> batch;
+        for (std::size_t i = from; i < outbox_.deliveries.size(); ++i)
+            batch.push_back(result(outbox_.deliveries[i].request.request_id, status));
+        handle(std::move(batch));
+    }
+    std::vector<std::string> delivered_ids(std::size_t from = 0) const {
+        std::vector<std::string> ids;
+        for (std::size_t i = from; i < outbox_.deliveries.size(); ++i)
+            ids.push_back(outbox_.deliveries[i].request.id);
+        return ids;
+    }
+    const Envelope& last_delivery() const { return outbox_.deliveries.back().request; }
+
+    SessionConfig config_;
+    FakeClock clock_;
+    FakeOutbox outbox_;
+    std::filesystem::path directory_;
+    std::unique_ptr<lmdb::Env> env_;
+    std::unique_ptr<SessionCore> core_;
+};
+
+TEST_F(SessionCoreTest, StoresThenServerAcksOnlyAfterCommit) {
+    bool durable_at_ack = false;
+    outbox_.on_server_ack = [&](const ServerAckCall& call) {
+        // A fresh read transaction sees only committed data.
+        durable_at_ack = core_->is_stored("bob", call.id);
+    };
+    handle(chat("alice", "bob", "m1"));
+
+    ASSERT_EQ(outbox_.server_acks.size(), 1u);
+    EXPECT_TRUE(durable_at_ack);
+    EXPECT_EQ(outbox_.server_acks[0].gateway, "ws-1");
+    EXPECT_EQ(outbox_.server_acks[0].connection, 7u);
+    EXPECT_EQ(outbox_.server_acks[0].id, "m1");
+    EXPECT_EQ(outbox_.server_acks[0].sender, "alice");
+    EXPECT_EQ(core_->counters().stored, 1u);
+    EXPECT_TRUE(outbox_.deliveries.empty()); // bob is offline
+
+    // Without the flag the message is stored but not server-acked.
+    handle(chat("alice", "bob", "m2", 0));
+    EXPECT_EQ(outbox_.server_acks.size(), 1u);
+    EXPECT_EQ(core_->stored_count("bob"), 2u);
+}
+
+TEST_F(SessionCoreTest, DuplicateIsNotStoredOrDeliveredAgainButIsServerAcked) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+
+    handle(chat("alice", "bob", "m1")); // resent after a lost SERVER_ACK
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_EQ(outbox_.server_acks.size(), 2u);
+    EXPECT_EQ(core_->counters().duplicates, 1u);
+    EXPECT_EQ(core_->stored_count("bob"), 1u);
+
+    // A duplicate within the same batch.
+    handle(std::vector<Envelope>{chat("alice", "bob", "m2"), chat("alice", "bob", "m2")});
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m1", "m2"}));
+    EXPECT_EQ(outbox_.server_acks.size(), 4u);
+    EXPECT_EQ(core_->counters().duplicates, 2u);
+    EXPECT_EQ(core_->stored_count("bob"), 2u);
+
+    // Same id to another recipient is a different message.
+    handle(chat("alice", "carol", "m1"));
+    EXPECT_EQ(core_->stored_count("carol"), 1u);
+}
+
+TEST_F(SessionCoreTest, DeliversToOnlineUserOnItsConnection) {
+    handle(connect("bob", "ws-2", 42));
+    handle(chat("alice", "bob", "m1"));
+
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+    const Delivery& d = outbox_.deliveries[0];
+    EXPECT_EQ(d.gateway, "ws-2");
+    EXPECT_EQ(d.request.kind, Kind::deliver);
+    EXPECT_EQ(d.request.connection, 42u);
+    EXPECT_NE(d.request.request_id, 0u);
+    EXPECT_EQ(d.request.id, "m1");
+    EXPECT_EQ(d.request.to, "bob");
+    EXPECT_EQ(d.request.from, "alice");
+    EXPECT_EQ(d.request.retry_count, 0u);
+    EXPECT_EQ(d.request.payload, chat("alice", "bob", "m1").payload);
+
+    answer_from(0);
+    EXPECT_EQ(core_->counters().delivered, 1u);
+    EXPECT_TRUE(core_->is_stored("bob", "m1")); // until bob acks it
+    EXPECT_EQ(core_->in_flight_of("bob"), 1u);
+}
+
+TEST_F(SessionCoreTest, AckDeletesAndStopsRetries) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    answer_from(0);
+    handle(ack("bob", {"m1"}));
+
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    EXPECT_EQ(core_->counters().acked, 1u);
+    EXPECT_EQ(core_->in_flight_of("bob"), 0u);
+    EXPECT_FALSE(core_->next_deadline_ms().has_value());
+    advance(config_.ack_timeout_ms * 10);
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_EQ(core_->counters().retried, 0u);
+}
+
+TEST_F(SessionCoreTest, AckBeforeDeliverResultAlsoStopsEverything) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    handle(ack("bob", {"m1"})); // the ack overtook the gateway's answer
+    answer_from(0);             // now unknown: ignored
+    EXPECT_EQ(core_->counters().stale_results, 1u);
+    advance(config_.send_timeout_ms + config_.ack_timeout_ms);
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+}
+
+TEST_F(SessionCoreTest, AckTimeoutRetries) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    answer_from(0);
+    ASSERT_TRUE(core_->next_deadline_ms().has_value());
+    EXPECT_EQ(*core_->next_deadline_ms(), clock_.monotonic_ms() + config_.ack_timeout_ms);
+
+    advance(config_.ack_timeout_ms - 1);
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+    advance(1);
+    ASSERT_EQ(outbox_.deliveries.size(), 2u);
+    EXPECT_EQ(last_delivery().id, "m1");
+    EXPECT_EQ(last_delivery().retry_count, 1u);
+    EXPECT_NE(last_delivery().request_id, outbox_.deliveries[0].request.request_id);
+    EXPECT_EQ(last_delivery().payload, outbox_.deliveries[0].request.payload);
+    EXPECT_EQ(core_->counters().retried, 1u);
+}
+
+// Drives m1 through the initial attempt and retry_limit retries, all timing out.
+class ParkingTest : public SessionCoreTest {
+protected:
+    void park_m1() {
+        handle(connect("bob", "ws-1", 1));
+        handle(chat("alice", "bob", "m1"));
+        for (std::uint32_t attempt = 0; attempt <= config_.retry_limit; ++attempt) {
+            ASSERT_EQ(outbox_.deliveries.size(), attempt + 1);
+            EXPECT_EQ(last_delivery().retry_count, attempt);
+            answer_from(attempt);
+            advance(config_.ack_timeout_ms);
+        }
+        EXPECT_EQ(core_->counters().parked, 1u);
+        EXPECT_EQ(core_->counters().retried, config_.retry_limit);
+    }
+};
+
+TEST_F(ParkingTest, RetryLimitParksAndNextConnectRedelivers) {
+    park_m1();
+    EXPECT_EQ(outbox_.deliveries.size(), config_.retry_limit + 1);
+    EXPECT_EQ(core_->in_flight_of("bob"), 0u);
+    EXPECT_TRUE(core_->is_stored("bob", "m1"));
+    EXPECT_FALSE(core_->next_deadline_ms().has_value());
+    advance(config_.ack_timeout_ms * 100);
+    EXPECT_EQ(outbox_.deliveries.size(), config_.retry_limit + 1); // not retried
+
+    // Newer messages still flow while m1 is parked.
+    handle(chat("alice", "bob", "m2"));
+    EXPECT_EQ(last_delivery().id, "m2");
+
+    handle(connect("bob", "ws-1", 2));
+    ASSERT_EQ(outbox_.closes.size(), 1u);
+    EXPECT_EQ(outbox_.closes[0].connection, 1u);
+    EXPECT_EQ(delivered_ids(config_.retry_limit + 2),
+              (std::vector<std::string>{"m1", "m2"}));
+    EXPECT_EQ(last_delivery().connection, 2u);
+}
+
+TEST_F(ParkingTest, LateAckDeletesParkedMessage) {
+    park_m1();
+    handle(ack("bob", {"m1"}));
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    EXPECT_EQ(core_->counters().acked, 1u);
+    const std::size_t before = outbox_.deliveries.size();
+    handle(connect("bob", "ws-1", 2));
+    EXPECT_EQ(outbox_.deliveries.size(), before); // nothing left to deliver
+}
+
+TEST_F(SessionCoreTest, LateAckAfterTimeoutDeletesAndStopsTheRetry) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    answer_from(0);
+    advance(config_.ack_timeout_ms); // retried
+    ASSERT_EQ(outbox_.deliveries.size(), 2u);
+    handle(ack("bob", {"m1"})); // the ack of the first copy, late
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    answer_from(1);
+    advance(config_.ack_timeout_ms * 10);
+    EXPECT_EQ(outbox_.deliveries.size(), 2u);
+}
+
+TEST_F(SessionCoreTest, OfflineMessagesAreDeliveredOldestFirstOnConnect) {
+    handle(chat("alice", "bob", "m1"));
+    handle(std::vector<Envelope>{chat("carol", "bob", "m2"), chat("alice", "bob", "m3")});
+    handle(chat("alice", "dave", "x1"));
+    handle(chat("dave", "bob", "m4"));
+    EXPECT_TRUE(outbox_.deliveries.empty());
+
+    handle(connect("bob", "ws-1", 9));
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m1", "m2", "m3", "m4"}));
+    for (const Delivery& d : outbox_.deliveries) EXPECT_EQ(d.request.connection, 9u);
+}
+
+TEST_F(SessionCoreTest, WindowBoundsInFlightAndTheRestFlowsAsAcksCome) {
+    handle(connect("bob", "ws-1", 1));
+    std::vector<std::string> all;
+    for (int b = 0; b < 4; ++b) {
+        std::vector<Envelope> batch;
+        for (int i = 0; i < 50; ++i) {
+            all.push_back("m" + std::to_string(b * 50 + i));
+            batch.push_back(chat("alice", "bob", all.back()));
+        }
+        handle(std::move(batch));
+    }
+    ASSERT_EQ(outbox_.deliveries.size(), config_.window);
+    EXPECT_EQ(core_->in_flight_of("bob"), config_.window);
+    EXPECT_EQ(core_->stored_count("bob"), 200u);
+
+    // Ack in rounds of 10 (answering each delivery first) until everything has flowed.
+    std::size_t answered = 0;
+    std::size_t acked = 0;
+    while (acked < all.size()) {
+        answer_from(answered);
+        answered = outbox_.deliveries.size();
+        std::vector<std::string> ids;
+        for (std::size_t i = acked; i < std::min(acked + 10, all.size()); ++i)
+            ids.push_back(all[i]);
+        acked += ids.size();
+        handle(ack("bob", ids));
+        EXPECT_LE(core_->in_flight_of("bob"), config_.window);
+        EXPECT_EQ(core_->in_flight_of("bob"),
+                  std::min<std::size_t>(config_.window, all.size() - acked));
+    }
+    EXPECT_EQ(delivered_ids(), all); // each exactly once, in order
+    EXPECT_EQ(core_->stored_count("bob"), 0u);
+}
+
+TEST_F(SessionCoreTest, ConnectWithLargeBacklogLoadsOnlyAWindow) {
+    for (int b = 0; b < 10; ++b) {
+        std::vector<Envelope> batch;
+        for (int i = 0; i < 100; ++i)
+            batch.push_back(chat("alice", "bob", "m" + std::to_string(b * 100 + i), 0));
+        handle(std::move(batch));
+    }
+    handle(connect("bob", "ws-1", 1));
+    EXPECT_EQ(outbox_.deliveries.size(), config_.window);
+    EXPECT_EQ(core_->in_flight(), config_.window);
+    EXPECT_EQ(outbox_.deliveries.front().request.id, "m0");
+    EXPECT_EQ(outbox_.deliveries.back().request.id, "m63");
+}
+
+TEST_F(SessionCoreTest, StaleDisconnectIsIgnored) {
+    handle(connect("bob", "ws-1", 1));
+    handle(connect("bob", "ws-2", 2));
+    handle(disconnect("bob", "ws-1", 1)); // the old connection's close arrives late
+    EXPECT_EQ(core_->online_users(), 1u);
+    handle(chat("alice", "bob", "m1"));
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_EQ(outbox_.deliveries[0].gateway, "ws-2");
+    EXPECT_EQ(outbox_.deliveries[0].request.connection, 2u);
+
+    handle(disconnect("bob", "ws-2", 2));
+    EXPECT_EQ(core_->online_users(), 0u);
+    handle(chat("alice", "bob", "m2"));
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_TRUE(core_->is_stored("bob", "m2"));
+}
+
+TEST_F(SessionCoreTest, NewConnectionClosesTheOldOneAndTakesOverInFlight) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+    const std::uint64_t old_request = outbox_.deliveries[0].request.request_id;
+
+    handle(connect("bob", "ws-2", 5));
+    ASSERT_EQ(outbox_.closes.size(), 1u);
+    EXPECT_EQ(outbox_.closes[0].gateway, "ws-1");
+    EXPECT_EQ(outbox_.closes[0].connection, 1u);
+    EXPECT_EQ(outbox_.closes[0].user, "bob");
+    ASSERT_EQ(outbox_.deliveries.size(), 2u);
+    EXPECT_EQ(outbox_.deliveries[1].gateway, "ws-2");
+    EXPECT_EQ(outbox_.deliveries[1].request.connection, 5u);
+    EXPECT_EQ(outbox_.deliveries[1].request.id, "m1");
+
+    // The old connection's answer is stale; it must not change the new one's state.
+    handle(result(old_request, Status::not_connected));
+    EXPECT_EQ(core_->online_users(), 1u);
+    EXPECT_EQ(core_->counters().stale_results, 1u);
+
+    // A repeated connect for the current connection changes nothing.
+    handle(connect("bob", "ws-2", 5));
+    EXPECT_EQ(outbox_.closes.size(), 1u);
+    EXPECT_EQ(outbox_.deliveries.size(), 2u);
+}
+
+TEST_F(SessionCoreTest, ReceiptIsDeletedWhenWrittenToTheSocket) {
+    handle(connect("alice", "ws-1", 3));
+    handle(chat("bob", "alice", "r1", flag_system | flag_wants_server_ack));
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_TRUE(core_->is_stored("alice", "r1"));
+    EXPECT_EQ(outbox_.server_acks.size(), 1u);
+
+    answer_from(0);
+    EXPECT_FALSE(core_->is_stored("alice", "r1"));
+    EXPECT_EQ(core_->in_flight_of("alice"), 0u);
+    EXPECT_EQ(core_->counters().delivered, 1u);
+    advance(config_.ack_timeout_ms * 10);
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+}
+
+TEST_F(SessionCoreTest, ReceiptNotWrittenStaysStored) {
+    handle(connect("alice", "ws-1", 3));
+    handle(chat("bob", "alice", "r1", flag_system));
+    answer_from(0, Status::not_connected);
+    EXPECT_TRUE(core_->is_stored("alice", "r1"));
+    handle(connect("alice", "ws-1", 4));
+    EXPECT_EQ(last_delivery().id, "r1");
+}
+
+TEST_F(SessionCoreTest, EphemeralIsNeverStoredNorServerAcked) {
+    // Offline: dropped.
+    handle(chat("alice", "bob", "t1", flag_ephemeral | flag_wants_server_ack));
+    EXPECT_TRUE(outbox_.deliveries.empty());
+    EXPECT_TRUE(outbox_.server_acks.empty());
+    EXPECT_EQ(core_->stored_count("bob"), 0u);
+    EXPECT_EQ(core_->counters().ephemeral_dropped, 1u);
+    handle(connect("bob", "ws-1", 1));
+    EXPECT_TRUE(outbox_.deliveries.empty());
+
+    // Online: delivered once, still not stored, never retried.
+    handle(chat("alice", "bob", "t2", flag_ephemeral | flag_wants_server_ack));
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_EQ(last_delivery().connection, 1u);
+    EXPECT_TRUE(outbox_.server_acks.empty());
+    EXPECT_EQ(core_->stored_count("bob"), 0u);
+    EXPECT_EQ(core_->counters().stored, 0u);
+    EXPECT_FALSE(core_->next_deadline_ms().has_value());
+    answer_from(0);
+    EXPECT_EQ(core_->counters().delivered, 1u);
+    advance(config_.ack_timeout_ms * 10);
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+
+    // not_connected on an ephemeral also tells us the user is gone.
+    handle(chat("alice", "bob", "t3", flag_ephemeral));
+    answer_from(1, Status::not_connected);
+    EXPECT_EQ(core_->online_users(), 0u);
+}
+
+TEST_F(SessionCoreTest, RestartRedeliversUnackedOldestFirstAndKeepsTheSeqCounter) {
+    handle(connect("bob", "ws-1", 1));
+    handle(std::vector<Envelope>{chat("alice", "bob", "m1"), chat("alice", "bob", "m2"),
+                                 chat("alice", "bob", "m3")});
+    answer_from(0);
+    handle(ack("bob", {"m2"}));
+
+    restart();
+    EXPECT_EQ(core_->online_users(), 0u);
+    handle(chat("alice", "bob", "m4")); // must sort after the ones stored before
+    handle(chat("alice", "bob", "m1")); // still deduped after the restart
+    EXPECT_EQ(core_->counters().duplicates, 1u);
+    handle(connect("bob", "ws-1", 2));
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m1", "m3", "m4"}));
+
+    // Answers to requests of the previous run do not match this run's requests.
+    EXPECT_EQ(core_->counters().stale_results, 0u);
+}
+
+TEST_F(SessionCoreTest, NotConnectedMakesTheUserOffline) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    answer_from(0, Status::not_connected);
+    EXPECT_EQ(core_->online_users(), 0u);
+    EXPECT_FALSE(core_->next_deadline_ms().has_value());
+
+    handle(chat("alice", "bob", "m2"));
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_TRUE(core_->is_stored("bob", "m1"));
+    EXPECT_TRUE(core_->is_stored("bob", "m2"));
+
+    handle(connect("bob", "ws-1", 2));
+    EXPECT_EQ(delivered_ids(1), (std::vector<std::string>{"m1", "m2"}));
+}
+
+TEST_F(SessionCoreTest, SendTimeoutTreatsTheAttemptAsNotDelivered) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    const std::uint64_t first_request = last_delivery().request_id;
+    EXPECT_EQ(*core_->next_deadline_ms(), clock_.monotonic_ms() + config_.send_timeout_ms);
+
+    advance(config_.send_timeout_ms - 1);
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+    advance(1);
+    ASSERT_EQ(outbox_.deliveries.size(), 2u);
+    EXPECT_EQ(core_->counters().send_timeouts, 1u);
+    EXPECT_EQ(last_delivery().retry_count, 1u);
+
+    handle(result(first_request)); // the late answer to the timed-out request
+    EXPECT_EQ(core_->counters().stale_results, 1u);
+    EXPECT_EQ(core_->counters().delivered, 0u);
+}
+
+TEST_F(SessionCoreTest, OverloadedWaitsThenRetriesWithoutSpendingARetry) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    answer_from(0, Status::overloaded);
+    EXPECT_EQ(core_->counters().overloaded, 1u);
+    advance(config_.overload_retry_ms - 1);
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+    advance(1);
+    ASSERT_EQ(outbox_.deliveries.size(), 2u);
+    EXPECT_EQ(last_delivery().retry_count, 0u);
+}
+
+TEST_F(SessionCoreTest, FullOutboxIsRetriedLater) {
+    handle(connect("bob", "ws-1", 1));
+    outbox_.accept = false;
+    handle(chat("alice", "bob", "m1"));
+    EXPECT_TRUE(outbox_.deliveries.empty());
+    EXPECT_EQ(outbox_.server_acks.size(), 1u); // durable regardless
+    EXPECT_EQ(core_->in_flight_of("bob"), 1u);
+    outbox_.accept = true;
+    advance(config_.overload_retry_ms);
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_EQ(last_delivery().id, "m1");
+}
+
+TEST_F(SessionCoreTest, UnknownAndForeignAcksAreIgnored) {
+    handle(chat("alice", "bob", "m1"));
+    handle(ack("bob", {"nope", ""}));
+    handle(ack("carol", {"m1"})); // carol cannot ack bob's copy
+    EXPECT_TRUE(core_->is_stored("bob", "m1"));
+    EXPECT_EQ(core_->counters().acked, 0u);
+}
+
+TEST_F(SessionCoreTest, StoreAndAckInTheSameBatch) {
+    handle(connect("bob", "ws-1", 1));
+    handle(std::vector<Envelope>{chat("alice", "bob", "m1"), ack("bob", {"m1"})});
+    EXPECT_EQ(outbox_.server_acks.size(), 1u); // it was durable
+    EXPECT_TRUE(outbox_.deliveries.empty());   // and already acked when sent
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+}
+
+TEST_F(SessionCoreTest, ConnectInTheSameBatchAsMessages) {
+    handle(std::vector<Envelope>{chat("alice", "bob", "m1"), connect("bob", "ws-1", 1),
+                                 chat("alice", "bob", "m2")});
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m1", "m2"}));
+}
+
+TEST_F(SessionCoreTest, InvalidEnvelopesAreCountedAndDropped) {
+    handle(chat("alice", "bob", ""));                      // no id
+    handle(chat("alice", "", "m1"));                       // no recipient
+    handle(chat("alice", "bob", std::string(1000, 'x')));  // over the LMDB key limit
+    handle(chat("alice", std::string(1000, 'y'), "m2"));
+    handle(connect("", "ws-1", 1));
+    handle(connect("bob", "ws-unknown", 1));
+    Envelope wrong;
+    wrong.kind = Kind::reply;
+    handle(wrong);
+    EXPECT_EQ(core_->counters().invalid, 7u);
+    EXPECT_EQ(core_->counters().stored, 0u);
+    EXPECT_TRUE(outbox_.server_acks.empty());
+    EXPECT_EQ(core_->online_users(), 0u);
+}
+
+TEST_F(SessionCoreTest, GlobalInFlightLimitStarvesThenResumes) {
+    core_.reset();
+    config_.max_in_flight = 10;
+    core_ = std::make_unique<SessionCore>(*env_, outbox_, clock_, config_);
+    for (int i = 0; i < 8; ++i) {
+        handle(chat("alice", "bob", "b" + std::to_string(i), 0));
+        handle(chat("alice", "carol", "c" + std::to_string(i), 0));
+    }
+    handle(std::vector<Envelope>{connect("bob", "ws-1", 1), connect("carol", "ws-1", 2)});
+    EXPECT_EQ(core_->in_flight(), 10u);
+    EXPECT_GT(core_->counters().in_flight_limit_hits, 0u);
+
+    answer_from(0);
+    std::vector<std::string> ids;
+    for (int i = 0; i < 8; ++i) ids.push_back("b" + std::to_string(i));
+    handle(ack("bob", ids));
+    answer_from(10);
+    std::vector<std::string> carol_ids;
+    for (int i = 0; i < 8; ++i) carol_ids.push_back("c" + std::to_string(i));
+    handle(ack("carol", carol_ids));
+    EXPECT_EQ(outbox_.deliveries.size(), 16u);
+    EXPECT_EQ(core_->stored_count("bob"), 0u);
+    EXPECT_EQ(core_->stored_count("carol"), 0u);
+}
+
+TEST_F(SessionCoreTest, OnlineUserLimitRefusesConnect) {
+    core_.reset();
+    config_.max_online_users = 1;
+    core_ = std::make_unique<SessionCore>(*env_, outbox_, clock_, config_);
+    handle(connect("bob", "ws-1", 1));
+    handle(connect("carol", "ws-1", 2));
+    EXPECT_EQ(core_->online_users(), 1u);
+    EXPECT_EQ(core_->counters().user_limit_refusals, 1u);
+    ASSERT_EQ(outbox_.closes.size(), 1u);
+    EXPECT_EQ(outbox_.closes[0].user, "carol");
+}
+
+TEST_F(SessionCoreTest, MapFullRefusesNewMessagesButStillAppliesAcks) {
+    core_.reset();
+    env_.reset();
+    std::filesystem::remove_all(directory_);
+    lmdb::EnvOptions small;
+    small.map_size = 1u << 20; // 1 MiB, filled by a few dozen 16 KiB messages
+    open(small);
+
+    const std::string big(16 * 1024, 'p');
+    int stored = 0;
+    for (; stored < 1000; ++stored) {
+        Envelope message = chat("alice", "bob", "m" + std::to_string(stored));
+        message.payload = big;
+        const std::size_t acks_before = outbox_.server_acks.size();
+        handle(std::move(message));
+        if (core_->counters().map_full_refusals > 0) {
+            EXPECT_EQ(outbox_.server_acks.size(), acks_before); // refused: no SERVER_ACK
+            break;
+        }
+    }
+    ASSERT_GT(stored, 0);
+    ASSERT_LT(stored, 1000) << "the map never filled up";
+    EXPECT_FALSE(core_->is_stored("bob", "m" + std::to_string(stored)));
+    EXPECT_EQ(core_->counters().map_full_refusals, 1u);
+
+    // A batch with a new message and acks: the message is refused, the acks are applied.
+    std::vector<std::string> ids;
+    for (int i = 0; i < stored; ++i) ids.push_back("m" + std::to_string(i));
+    Envelope refused = chat("alice", "bob", "late");
+    refused.payload = big;
+    handle(std::vector<Envelope>{std::move(refused), ack("bob", ids)});
+    EXPECT_EQ(core_->counters().map_full_refusals, 2u);
+    EXPECT_FALSE(core_->is_stored("bob", "late"));
+    EXPECT_EQ(core_->counters().acked, static_cast<std::uint64_t>(stored));
+    EXPECT_EQ(core_->stored_count("bob"), 0u);
+
+    // The space is usable again. LMDB reuses pages freed by a transaction only after the
+    // next one has committed (two meta pages), so one small write goes first.
+    handle(chat("alice", "bob", "small"));
+    EXPECT_TRUE(core_->is_stored("bob", "small"));
+    Envelope again = chat("alice", "bob", "again");
+    again.payload = big;
+    handle(std::move(again));
+    EXPECT_TRUE(core_->is_stored("bob", "again"));
+    EXPECT_EQ(core_->counters().map_full_refusals, 2u);
+}
+
+} // namespace
+} // namespace vartalap

@@ -1,0 +1,153 @@
+// The session daemon adapter over real inproc sockets: the test plays the message-router
+// (a PUSH into the session's PULL) and a ws-gateway (a ROUTER the session's DEALER connects
+// to). Waits are bounded polls on sockets, never sleeps.
+// Thread: the test's own; the daemon runs its own thread.
+#include "common/access_key.hpp"
+#include "common/zmq_util.hpp"
+#include "daemons/factories.hpp"
+#include "daemons/session/session_core.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <unistd.h>
+
+namespace vartalap {
+namespace {
+
+using namespace std::chrono_literals;
+
+class NullOutbox final : public Outbox {
+public:
+    bool deliver(std::string_view, const Envelope&) override { return true; }
+    void server_ack(std::string_view, std::uint64_t, std::string_view, std::string_view) override {}
+    void close_connection(std::string_view, std::uint64_t, std::string_view) override {}
+};
+
+// Receives one envelope from a ROUTER within `timeout`.
+std::optional<Incoming> receive(zmq::socket_t& router, std::chrono::milliseconds timeout) {
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        zmq::poll(&item, 1, 50ms);
+        Incoming incoming;
+        if (receive_envelope(router, true, incoming) == ReceiveResult::ok) return incoming;
+    }
+    return std::nullopt;
+}
+
+TEST(SessionDaemonTest, StoresDeliversAndDeletesOnAckOverRealSockets) {
+    const std::filesystem::path directory =
+        std::filesystem::temp_directory_path() /
+        ("vartalap_session_daemon_test_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(directory);
+
+    topology::Topology topology;
+    topology::DaemonSpec gateway;
+    gateway.kind = "ws-gateway";
+    gateway.name = "ws-1";
+    gateway.endpoints["router"] = "inproc://session-test-ws-1";
+    topology::DaemonSpec session;
+    session.kind = "session";
+    session.name = "session-1";
+    session.endpoints["pull"] = "inproc://session-test-pull";
+    session.options.insert("window", 8);
+    topology.daemons = {gateway, session};
+
+    zmq::context_t context;
+    SystemClock clock;
+    AccessKeys keys(std::string(32, 'k'));
+    zmq::socket_t router = make_socket(context, zmq::socket_type::router);
+    router.bind(gateway.endpoints["router"]);
+
+    {
+        const DaemonContext daemon_context{context, topology, topology.daemons[1], directory,
+                                           keys, clock};
+        auto daemon = make_session(daemon_context);
+        daemon->bind();
+        daemon->connect();
+        daemon->start();
+
+        zmq::socket_t push = make_socket(context, zmq::socket_type::push);
+        push.connect(daemon->bound_endpoints().at("pull"));
+        std::string scratch;
+
+        Envelope connect;
+        connect.kind = Kind::connect;
+        connect.from = "bob";
+        connect.origin_gateway = "ws-1";
+        connect.connection = 5;
+        ASSERT_EQ(send_envelope(push, connect, scratch), SendResult::ok);
+
+        Envelope chat;
+        chat.kind = Kind::deliver;
+        chat.id = "m1";
+        chat.from = "alice";
+        chat.to = "bob";
+        chat.origin_gateway = "ws-1";
+        chat.connection = 7;
+        chat.flags = flag_wants_server_ack;
+        chat.payload = "{\"id\":\"m1\"}";
+        ASSERT_EQ(send_envelope(push, chat, scratch), SendResult::ok);
+
+        std::optional<Envelope> server_ack;
+        std::optional<Envelope> deliver;
+        for (int i = 0; i < 2; ++i) {
+            auto incoming = receive(router, 5s);
+            ASSERT_TRUE(incoming.has_value());
+            EXPECT_EQ(incoming->routing_id, "session-1");
+            if (incoming->envelope.kind == Kind::server_ack) server_ack = incoming->envelope;
+            if (incoming->envelope.kind == Kind::deliver) deliver = incoming->envelope;
+        }
+        ASSERT_TRUE(server_ack.has_value());
+        EXPECT_EQ(server_ack->id, "m1");
+        EXPECT_EQ(server_ack->connection, 7u);
+        ASSERT_TRUE(deliver.has_value());
+        EXPECT_EQ(deliver->connection, 5u);
+        EXPECT_EQ(deliver->payload, chat.payload);
+
+        Envelope result;
+        result.kind = Kind::deliver_result;
+        result.request_id = deliver->request_id;
+        result.status = Status::ok;
+        ASSERT_EQ(send_envelope(router, result, scratch, "session-1"), SendResult::ok);
+
+        Envelope ack;
+        ack.kind = Kind::ack;
+        ack.from = "bob";
+        ack.ids = {"m1"};
+        ASSERT_EQ(send_envelope(push, ack, scratch), SendResult::ok);
+
+        // A message for an offline user stays stored across the daemon's stop.
+        chat.id = "m2";
+        chat.to = "carol";
+        ASSERT_EQ(send_envelope(push, chat, scratch), SendResult::ok);
+        auto second_ack = receive(router, 5s);
+        ASSERT_TRUE(second_ack.has_value());
+        EXPECT_EQ(second_ack->envelope.kind, Kind::server_ack);
+        EXPECT_EQ(second_ack->envelope.id, "m2");
+
+        push.close();
+        const auto stop_started = std::chrono::steady_clock::now();
+        daemon->request_stop();
+        daemon->join();
+        EXPECT_LT(std::chrono::steady_clock::now() - stop_started, 2s);
+    }
+
+    // The ack was committed before the stop (it was sent before m2, whose server_ack came
+    // back, and one PUSH->PULL pipe keeps order).
+    {
+        lmdb::Env env(directory);
+        NullOutbox outbox;
+        SessionCore core(env, outbox, clock);
+        EXPECT_FALSE(core.is_stored("bob", "m1"));
+        EXPECT_TRUE(core.is_stored("carol", "m2"));
+    }
+    router.close();
+    std::filesystem::remove_all(directory);
+}
+
+} // namespace
+} // namespace vartalap
