@@ -45,11 +45,16 @@ struct DaemonSpec {
     // Endpoints by role: "listen" = host:port of a public server (port 0 = kernel picks),
     // "router"/"pull" = ZeroMQ bind endpoints (inproc://, ipc://, tcp://).
     std::map<std::string, std::string> endpoints;
-    std::vector<SlotRange> slots; // sharded kinds only
+    // Sharded kinds only. The loader fills in 0-16383 for the single instance of a kind
+    // that was written without `slots`.
+    std::vector<SlotRange> slots;
     toml::table options;          // kind-specific settings (see topology/README.md)
     int line = 0;                 // where the [[daemon]] table starts
 
     std::string endpoint(const std::string& role) const; // "" if absent
+    // Kind-specific options: `fallback` when absent; present with the wrong TOML type, they
+    // throw std::invalid_argument("<name>: option <key> must be an integer") (or "a string",
+    // "a boolean"), so a daemon refuses a bad setting at start instead of ignoring it.
     std::int64_t option_int(std::string_view key, std::int64_t fallback) const;
     std::string option_string(std::string_view key, std::string_view fallback) const;
     bool option_bool(std::string_view key, bool fallback) const;
@@ -65,7 +70,18 @@ struct Topology {
 
     std::vector<const DaemonSpec*> of_kind(std::string_view kind) const;
     const DaemonSpec* find(std::string_view name) const;
+    // Distinct `host` values in file order.
+    std::vector<std::string> hosts() const;
 };
+
+// Kinds the file format knows. Includes kinds whose daemons are written later (persistence,
+// push, group, group-router): the file accepts them, make_daemon refuses them until then.
+bool is_known_kind(std::string_view kind);
+// Session and persistence own slot ranges; other kinds are stateless or unsharded.
+bool is_sharded_kind(std::string_view kind);
+// Endpoint roles a kind must bind ({"listen", "router"} for a ws-gateway); empty for an
+// unknown kind. Every kind may also bind the optional "metrics" and "control" roles.
+std::vector<std::string> required_roles(std::string_view kind);
 
 struct LoadResult {
     std::optional<Topology> topology; // set only when there are no errors
@@ -86,7 +102,9 @@ struct Link {
 std::vector<Link> links(const Topology& topology);
 
 // Maps a user to the instance of a sharded kind that owns the user's slot.
-// Built once per daemon; lookups are O(1).
+// Built once per daemon; lookups are O(1). Throws std::invalid_argument if the topology has
+// no instance of `kind` or leaves a slot unowned (a validated topology never does the latter;
+// check of_kind() first for optional kinds).
 class ShardMap {
 public:
     ShardMap(const Topology& topology, std::string_view kind);
