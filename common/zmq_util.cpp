@@ -99,6 +99,8 @@ void ZmqAsioWatcher::start() {
 
 void ZmqAsioWatcher::stop() {
     stopped_ = true;
+    ++generation_;   // the cancelled wait's handler is now stale
+    armed_ = false;  // so a start() before that handler runs can arm again
     if (descriptor_.is_open()) {
         boost::system::error_code ignored;
         descriptor_.cancel(ignored);
@@ -129,7 +131,8 @@ void ZmqAsioWatcher::arm() {
     if (armed_ || stopped_) return;
     armed_ = true;
     descriptor_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                           [this](const boost::system::error_code& ec) {
+                           [this, generation = generation_](const boost::system::error_code& ec) {
+                               if (generation != generation_) return; // from before stop()
                                armed_ = false;
                                if (ec) return; // cancelled at stop
                                check();

@@ -63,7 +63,9 @@ ReceiveResult receive_envelope(zmq::socket_ref socket, bool router, Incoming& in
 // wakeup and whenever the owner calls poke() after a send on the socket.
 // `on_readable` must receive a bounded batch (e.g. up to 256 messages) and return; the
 // watcher re-posts itself while messages remain, so one busy socket cannot starve others.
-// Runs on the io_context's thread only.
+// Runs on the io_context's thread only. Pending handlers refer to the watcher: destroy it
+// only after stop() and once the io_context no longer runs them (stopped, or destroyed).
+// stop() then start() may be repeated.
 class ZmqAsioWatcher {
 public:
     ZmqAsioWatcher(boost::asio::io_context& io, zmq::socket_ref socket,
@@ -88,6 +90,9 @@ private:
     bool armed_ = false;
     bool check_posted_ = false;
     bool stopped_ = true;
+    // Bumped by stop(): a cancelled wait's handler, which runs later, must not touch the
+    // state of the waits started after a restart.
+    std::uint64_t generation_ = 0;
 };
 
 } // namespace vartalap

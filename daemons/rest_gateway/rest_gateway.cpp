@@ -151,8 +151,7 @@ public:
             // then every connection closes; the io_context ends when the last one is gone.
             auto pending = std::move(pending_);
             for (auto& [id, entry] : pending)
-                if (auto session = entry.session.lock())
-                    session->respond(http::status::service_unavailable, R"({"error":"shutting down"})");
+                entry.session->respond(http::status::service_unavailable, R"({"error":"shutting down"})");
             for (auto& weak : sessions_)
                 if (auto session = weak.lock()) session->close();
             // Bound the drain: a peer that never reads its last response cannot hold us.
@@ -201,7 +200,9 @@ public:
 
 private:
     struct Pending {
-        std::weak_ptr<HttpSession> session;
+        // Owning: while a request waits for its daemon, no async operation holds the
+        // connection, so this reference keeps it alive until the reply or the timeout.
+        std::shared_ptr<HttpSession> session;
         std::chrono::steady_clock::time_point deadline;
     };
 
@@ -237,9 +238,9 @@ private:
             }
             auto it = pending_.find(incoming.envelope.request_id);
             if (it == pending_.end()) continue; // timed out already
-            auto session = it->second.session.lock();
+            auto session = std::move(it->second.session);
             pending_.erase(it);
-            if (session) session->respond(http_status(incoming.envelope.status), std::move(incoming.envelope.payload));
+            session->respond(http_status(incoming.envelope.status), std::move(incoming.envelope.payload));
         }
     }
 
@@ -263,8 +264,7 @@ private:
             const auto now = std::chrono::steady_clock::now();
             for (auto it = pending_.begin(); it != pending_.end();) {
                 if (it->second.deadline <= now) {
-                    if (auto session = it->second.session.lock())
-                        session->respond(http::status::gateway_timeout, R"({"error":"upstream timeout"})");
+                    it->second.session->respond(http::status::gateway_timeout, R"({"error":"upstream timeout"})");
                     it = pending_.erase(it);
                 } else {
                     ++it;
