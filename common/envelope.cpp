@@ -9,7 +9,9 @@ namespace {
 // Field order on the wire (a MessagePack array). Append only; never reorder (see
 // docs/INTERNAL_PROTOCOL.md). A decoder accepts longer arrays (fields from a newer minor
 // revision) and ignores the extra items.
-constexpr std::uint32_t kFieldCount = 15;
+constexpr std::uint32_t kFieldCount = 18;
+// Envelopes from revision 1.0 senders carry only the first 15 fields.
+constexpr std::uint32_t kMinFieldCount = 15;
 
 template <class Packer>
 void pack_fields(Packer& pk, const Envelope& e) {
@@ -30,6 +32,13 @@ void pack_fields(Packer& pk, const Envelope& e) {
     pk.pack(e.error);
     pk.pack_bin(static_cast<std::uint32_t>(e.payload.size()));
     pk.pack_bin_body(e.payload.data(), static_cast<std::uint32_t>(e.payload.size()));
+    pk.pack(e.cursor);
+    pk.pack(e.limit);
+    pk.pack_array(static_cast<std::uint32_t>(e.items.size()));
+    for (const auto& item : e.items) {
+        pk.pack_bin(static_cast<std::uint32_t>(item.size()));
+        pk.pack_bin_body(item.data(), static_cast<std::uint32_t>(item.size()));
+    }
 }
 
 struct StringBuffer {
@@ -62,7 +71,7 @@ bool fail(std::string* error, const char* what) {
     return false;
 }
 
-bool valid_kind(std::uint8_t k) { return k >= 1 && k <= 10; }
+bool valid_kind(std::uint8_t k) { return k >= 1 && k <= kMaxKind; }
 
 } // namespace
 
@@ -111,7 +120,7 @@ std::optional<Envelope> decode_envelope(std::string_view header, std::string_vie
         msgpack::object_handle handle =
             msgpack::unpack(body.data(), body.size(), nullptr, nullptr, unpack_limits);
         const msgpack::object& root = handle.get();
-        if (root.type != msgpack::type::ARRAY || root.via.array.size < kFieldCount) {
+        if (root.type != msgpack::type::ARRAY || root.via.array.size < kMinFieldCount) {
             fail(error, "envelope is not an array of the expected size");
             return std::nullopt;
         }
@@ -133,6 +142,16 @@ std::optional<Envelope> decode_envelope(std::string_view header, std::string_vie
              read_uint(f[9], e.flags) && read_uint(f[10], e.request_id) &&
              read_uint(f[11], status) && read_string(f[12], e.method) &&
              read_string(f[13], e.error) && read_string(f[14], e.payload);
+        if (ok && root.via.array.size >= kFieldCount) {
+            ok = read_uint(f[15], e.cursor) && read_uint(f[16], e.limit);
+            if (ok && f[17].type == msgpack::type::ARRAY) {
+                e.items.resize(f[17].via.array.size);
+                for (std::uint32_t i = 0; ok && i < f[17].via.array.size; ++i)
+                    ok = read_string(f[17].via.array.ptr[i], e.items[i]);
+            } else {
+                ok = false;
+            }
+        }
         if (!ok || status > static_cast<std::uint8_t>(Status::internal)) {
             fail(error, "envelope field has the wrong type or range");
             return std::nullopt;
@@ -159,6 +178,13 @@ const char* to_string(Kind kind) {
     case Kind::close_connection: return "close_connection";
     case Kind::request: return "request";
     case Kind::reply: return "reply";
+    case Kind::offline_store: return "offline_store";
+    case Kind::offline_stored: return "offline_stored";
+    case Kind::fetch: return "fetch";
+    case Kind::fetched: return "fetched";
+    case Kind::offline_notify: return "offline_notify";
+    case Kind::group_message: return "group_message";
+    case Kind::group_op: return "group_op";
     }
     return "unknown";
 }

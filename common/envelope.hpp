@@ -30,7 +30,15 @@ enum class Kind : std::uint8_t {
     close_connection = 8, // session -> gateway: close `connection` (user connected elsewhere)
     request = 9,          // rest-gateway -> owner daemon: `method` + JSON `payload`
     reply = 10,           // owner daemon -> rest-gateway: `status` + JSON `payload`
+    offline_store = 11,   // session -> persistence: store `payload` for `to` (reply: offline_stored)
+    offline_stored = 12,  // persistence -> session: `status` of offline_store `request_id`
+    fetch = 13,           // session -> persistence: up to `limit` messages of `to` after `cursor`
+    fetched = 14,         // persistence -> session: `items` (envelopes), next `cursor`
+    offline_notify = 15,  // persistence -> push: `to` has a new offline message `payload`
+    group_message = 16,   // message-router -> group-router: a group chat message or operation
+    group_op = 17,        // group-router -> group: apply a group operation (reply: reply)
 };
+inline constexpr std::uint8_t kMaxKind = 17;
 
 // Bits of Envelope::flags.
 enum EnvelopeFlag : std::uint32_t {
@@ -69,6 +77,10 @@ struct Envelope {
     std::string method;               // request: "login", ...
     std::string error;                // human-readable reason when status != ok
     std::string payload;              // opaque bytes: the client's JSON as it will be written
+    // Fields 15..17 (appended in revision 1.1; absent in 1.0 senders' envelopes = defaults)
+    std::uint64_t cursor = 0;         // fetch/fetched: position in a user's stored queue
+    std::uint32_t limit = 0;          // fetch: most items wanted
+    std::vector<std::string> items;   // fetched: encoded envelopes; batches of anything
 
     bool has(EnvelopeFlag f) const { return (flags & f) != 0; }
 };

@@ -24,6 +24,9 @@ Envelope sample() {
     e.method = "chat";
     e.error = "why";
     e.payload = std::string("{\"x\":1}\0binary", 14);
+    e.cursor = 99;
+    e.limit = 64;
+    e.items = {"one", std::string("t\0o", 3)};
     return e;
 }
 
@@ -48,6 +51,9 @@ TEST(EnvelopeTest, RoundTripsEveryField) {
     EXPECT_EQ(out->method, in.method);
     EXPECT_EQ(out->error, in.error);
     EXPECT_EQ(out->payload, in.payload);
+    EXPECT_EQ(out->cursor, in.cursor);
+    EXPECT_EQ(out->limit, in.limit);
+    EXPECT_EQ(out->items, in.items);
 }
 
 TEST(EnvelopeTest, RejectsBadHeaders) {
@@ -91,16 +97,30 @@ TEST(EnvelopeTest, EnforcesArrayLimit) {
 }
 
 TEST(EnvelopeTest, AcceptsAppendedFieldsFromANewerRevision) {
-    msgpack::sbuffer buffer;
-    msgpack::packer<msgpack::sbuffer> pk(buffer);
     const std::string body = encode_envelope(sample());
-    // Rewrite the array header from 15 to 16 items and append one.
+    // Rewrite the array header from 18 to 19 items and append one.
     std::string extended = body;
-    ASSERT_EQ(static_cast<unsigned char>(extended[0]), 0x9f); // fixarray of 15
-    extended[0] = static_cast<char>(0xdc);
-    extended.insert(1, std::string{char(0), char(16)});
+    ASSERT_EQ(static_cast<unsigned char>(extended[0]), 0xdc); // array16
+    ASSERT_EQ(extended[2], char(18));
+    extended[2] = char(19);
     extended.push_back(char(0x01));
     EXPECT_TRUE(decode_envelope(header_frame(Kind::deliver), extended));
+}
+
+TEST(EnvelopeTest, AcceptsRevision10EnvelopesWithoutTheNewFields) {
+    Envelope e = sample();
+    msgpack::sbuffer buffer;
+    msgpack::packer<msgpack::sbuffer> pk(buffer);
+    pk.pack_array(15);
+    pk.pack(e.id); pk.pack(e.channel); pk.pack(e.from); pk.pack(e.to); pk.pack(e.ids);
+    pk.pack(e.origin_gateway); pk.pack(e.connection); pk.pack(e.created_at_ms);
+    pk.pack(e.retry_count); pk.pack(e.flags); pk.pack(e.request_id); pk.pack(std::uint8_t{0});
+    pk.pack(e.method); pk.pack(e.error); pk.pack(e.payload);
+    auto out = decode_envelope(header_frame(Kind::deliver), std::string_view(buffer.data(), buffer.size()));
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->payload, e.payload);
+    EXPECT_EQ(out->cursor, 0u);
+    EXPECT_TRUE(out->items.empty());
 }
 
 } // namespace
