@@ -52,7 +52,7 @@ struct KindInfo {
 
 constexpr std::array kKinds = {
     KindInfo{"ws-gateway", {"listen", "router"}, false},
-    KindInfo{"rest-gateway", {"listen", ""}, false},
+    KindInfo{"rest-gateway", {"listen", "router"}, false},
     KindInfo{"message-router", {"pull", ""}, false},
     KindInfo{"session", {"pull", ""}, true},
     KindInfo{"profile", {"router", ""}, false},
@@ -82,9 +82,18 @@ constexpr std::array kLinkRules = {
     LinkRule{"message-router", "PUSH", "group-router", "pull"},
     LinkRule{"group-router", "PUSH", "session", "pull"},
     LinkRule{"group-router", "DEALER", "group", "router"},
+    // SERVER_ACKs (and refusals) for group messages go straight to the sender's gateway.
+    LinkRule{"group-router", "DEALER", "ws-gateway", "router"},
+    LinkRule{"group-router", "DEALER", "rest-gateway", "router"},
+    LinkRule{"group", "PUSH", "session", "pull"},
+    LinkRule{"group", "DEALER", "profile", "router"},
     LinkRule{"session", "DEALER", "ws-gateway", "router"},
+    // REST senders wait for their SERVER_ACKs too.
+    LinkRule{"session", "DEALER", "rest-gateway", "router"},
+    LinkRule{"session", "DEALER", "persistence", "router"},
     LinkRule{"session", "PUSH", "persistence", "pull"},
-    LinkRule{"session", "PUSH", "push", "pull"},
+    LinkRule{"persistence", "PUSH", "push", "pull"},
+    LinkRule{"push", "DEALER", "profile", "router"},
 };
 
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug", "info", "warn",

@@ -26,7 +26,7 @@ std::string required_tail(std::string_view without_kind = {}) {
                 "router = \"tcp://127.0.0.1:17003\"\n";
     if (without_kind != "rest-gateway")
         tail += "\n[[daemon]]\nkind = \"rest-gateway\"\nname = \"tail-rest\"\n"
-                "listen = \"127.0.0.1:0\"\n";
+                "listen = \"127.0.0.1:0\"\nrouter = \"tcp://127.0.0.1:17004\"\n";
     return tail;
 }
 
@@ -109,6 +109,7 @@ TEST(TopologyLocal, LinksFollowFromTheKinds) {
         "rest-1 DEALER profile-1 router inproc://profile-1",
         "router-1 PUSH session-1 pull inproc://session-1",
         "session-1 DEALER ws-1 router inproc://ws-1",
+        "session-1 DEALER rest-1 router inproc://rest-1",
     };
     EXPECT_EQ(drawn, expected);
 }
@@ -361,27 +362,32 @@ TEST(TopologyErrors, MalformedListen) {
 kind = "rest-gateway"
 name = "a"
 listen = "127.0.0.1"
+router = "inproc://r1"
 [[daemon]]
 kind = "rest-gateway"
 name = "b"
 listen = "127.0.0.1:65536"
+router = "inproc://r2"
 [[daemon]]
 kind = "rest-gateway"
 name = "c"
 listen = "127.0.0.1:http"
+router = "inproc://r3"
 [[daemon]]
 kind = "rest-gateway"
 name = "d"
 listen = "tcp://127.0.0.1:80"
+router = "inproc://r4"
 [[daemon]]
 kind = "rest-gateway"
 name = "e"
 listen = "[::1]:0"
+router = "inproc://r5"
 )toml");
     EXPECT_TRUE(has_error(result, 4, {"daemon 'a'", "listen '127.0.0.1' is malformed"}));
-    EXPECT_TRUE(has_error(result, 8, {"daemon 'b'", "port '65536'"}));
-    EXPECT_TRUE(has_error(result, 12, {"daemon 'c'", "port 'http'"}));
-    EXPECT_TRUE(has_error(result, 16, {"daemon 'd'", "malformed"}));
+    EXPECT_TRUE(has_error(result, 9, {"daemon 'b'", "port '65536'"}));
+    EXPECT_TRUE(has_error(result, 14, {"daemon 'c'", "port 'http'"}));
+    EXPECT_TRUE(has_error(result, 19, {"daemon 'd'", "malformed"}));
     EXPECT_EQ(result.errors.size(), 4u) << all_errors(result);
 }
 
@@ -632,13 +638,19 @@ pull = "inproc://group-router-1"
     EXPECT_TRUE(has("group-router-1 PUSH tail-session pull"));
     EXPECT_TRUE(has("group-router-1 DEALER group-1 router"));
     EXPECT_TRUE(has("tail-session PUSH persistence-1 pull"));
-    EXPECT_TRUE(has("tail-session PUSH push-1 pull"));
+    EXPECT_TRUE(has("persistence-1 PUSH push-1 pull"));
+    EXPECT_TRUE(has("tail-session DEALER persistence-1 router"));
+    EXPECT_TRUE(has("tail-session DEALER tail-rest router"));
+    EXPECT_TRUE(has("group-router-1 DEALER tail-rest router"));
+    EXPECT_TRUE(has("group-1 PUSH tail-session pull"));
+    EXPECT_TRUE(has("group-1 DEALER tail-profile router"));
+    EXPECT_TRUE(has("push-1 DEALER tail-profile router"));
     EXPECT_TRUE(has("tail-rest DEALER persistence-1 router"));
     EXPECT_TRUE(has("tail-rest DEALER group-1 router"));
     EXPECT_TRUE(has("tail-rest DEALER tail-profile router"));
     EXPECT_TRUE(has("tail-rest PUSH tail-router pull"));
     EXPECT_TRUE(has("tail-router PUSH tail-session pull"));
-    EXPECT_EQ(drawn.size(), 10u);
+    EXPECT_EQ(drawn.size(), 16u);
 }
 
 // ---------------------------------------------------------------------------------------
