@@ -1,7 +1,9 @@
 // Thread: the rest-gateway daemon's own thread runs the io_context: the acceptor, every
-// HTTP connection, the DEALER to the profile daemons and the request-timeout sweep.
+// HTTP connection, the PUSH to the message-routers, the ROUTER that receives server_acks,
+// the DEALERs to the owner daemons (profile, persistence, group) and the timeout sweep.
 #include "daemons/rest_gateway/rest_gateway.hpp"
 
+#include "common/client_message.hpp"
 #include "common/http_auth.hpp"
 #include "common/log.hpp"
 #include "common/zmq_util.hpp"
@@ -13,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <memory>
 #include <thread>
 #include <unordered_map>
@@ -24,33 +27,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-RestRoute route_request(std::string_view http_method, std::string_view path) {
-    if (path.substr(0, 5) == "/v1.0" && (path.size() == 5 || path[5] == '/'))
-        path.remove_prefix(5);
-    if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
-    RestRoute route;
-    auto expect = [&](std::string_view wanted, RestRoute::Target target, std::string method,
-                      bool needs_auth) {
-        route.allow = std::string(wanted);
-        if (http_method != wanted) {
-            route.target = RestRoute::method_not_allowed;
-            return;
-        }
-        route.target = target;
-        route.method = std::move(method);
-        route.needs_auth = needs_auth;
-    };
-    if (path == "/alive")
-        expect("GET", RestRoute::alive, "", false);
-    else if (path == "/login")
-        expect("POST", RestRoute::profile_daemon, "login", false);
-    else if (path == "/profile")
-        expect("GET", RestRoute::profile_daemon, "profile", true);
-    else if (path == "/contactbook/sync" || path == "/profile/user/sync")
-        expect("POST", RestRoute::profile_daemon, "contactbook_sync", true);
-    return route;
-}
-
 namespace {
 
 using nlohmann::json;
@@ -59,9 +35,28 @@ struct RestLimits {
     std::size_t max_body_bytes = 1 << 20;   // 1 MiB: a batch of messages, never a file
     std::size_t max_header_bytes = 16384;
     std::size_t max_connections = 10000;
+    std::size_t max_messages_per_request = 1000; // one send body
     int request_timeout_ms = 5000;          // a daemon that does not answer → 504
+    int send_timeout_ms = 10000;            // a message not confirmed durable → "not confirmed"
     int idle_timeout_s = 60;                // keep-alive connection with no request
 };
+
+std::string json_error(std::string_view reason) {
+    return json{{"error", reason}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Value of `key` in a query string ("a=1&b=2"), undecoded (cursors and numbers only).
+std::string query_value(std::string_view query, std::string_view key) {
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const std::string_view pair = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        const auto eq = pair.find('=');
+        if (pair.substr(0, eq) == key)
+            return eq == std::string_view::npos ? std::string{} : std::string(pair.substr(eq + 1));
+    }
+    return {};
+}
 
 class RestGateway;
 
@@ -71,10 +66,10 @@ class RestGateway;
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
 public:
     HttpSession(tcp::socket socket, RestGateway& gateway);
-    ~HttpSession();
     void run() { do_read(); }
-    // Completes the outstanding request (from the gateway's reply dispatch or timeout).
-    void respond(http::status status, std::string body, std::string_view content_type = "application/json");
+    // Completes the outstanding request (from a reply dispatch, a timeout, or the drain).
+    void respond(http::status status, std::string body,
+                 std::string_view content_type = "application/json", std::string allow = {});
     void close();
 
 private:
@@ -92,15 +87,30 @@ private:
     bool responding_ = false;
 };
 
+// One POST /send or /messages waiting for its messages' server_acks.
+struct PendingSend {
+    std::shared_ptr<HttpSession> session;
+    SendResults results;
+    std::chrono::steady_clock::time_point deadline;
+    http::status status;
+    std::vector<std::uint64_t> tokens; // server_ack correlation of the stored messages
+};
+
 class RestGateway final : public Daemon {
 public:
-    explicit RestGateway(const DaemonContext& context) : context_(context), acceptor_(io_), sweep_(io_) {
-        limits_.max_body_bytes = static_cast<std::size_t>(
-            context_.self.option_int("max_body_bytes", static_cast<std::int64_t>(limits_.max_body_bytes)));
-        limits_.max_connections = static_cast<std::size_t>(
-            context_.self.option_int("max_connections", static_cast<std::int64_t>(limits_.max_connections)));
-        limits_.request_timeout_ms =
-            static_cast<int>(context_.self.option_int("request_timeout_ms", limits_.request_timeout_ms));
+    explicit RestGateway(const DaemonContext& context)
+        : context_(context), acceptor_(io_), sweep_(io_), drain_deadline_(io_) {
+        const auto& self = context_.self;
+        auto option = [&](const char* key, auto fallback) {
+            return static_cast<decltype(fallback)>(self.option_int(key, static_cast<std::int64_t>(fallback)));
+        };
+        limits_.max_body_bytes = option("max_body_bytes", limits_.max_body_bytes);
+        limits_.max_connections = option("max_connections", limits_.max_connections);
+        limits_.max_messages_per_request = option("max_messages_per_request", limits_.max_messages_per_request);
+        limits_.request_timeout_ms = option("request_timeout_ms", limits_.request_timeout_ms);
+        limits_.send_timeout_ms = option("send_timeout_ms", limits_.send_timeout_ms);
+        limits_.idle_timeout_s = option("idle_timeout_seconds", limits_.idle_timeout_s);
+        message_limits_.max_bytes = static_cast<std::size_t>(self.option_int("max_message_bytes", 64 * 1024));
     }
     ~RestGateway() override {
         request_stop();
@@ -120,22 +130,53 @@ public:
         acceptor_.listen(asio::socket_base::max_listen_connections);
         const auto bound = acceptor_.local_endpoint();
         bound_listen_ = bound.address().to_string() + ":" + std::to_string(bound.port());
+        router_ = make_socket(context_.zmq, zmq::socket_type::router);
+        router_.bind(context_.self.endpoint("router"));
+        bound_router_ = last_endpoint(router_);
     }
 
     void connect() override {
-        dealer_ = make_socket(context_.zmq, zmq::socket_type::dealer);
-        for (const auto* profile : context_.topology.of_kind("profile"))
-            dealer_.connect(profile->endpoint("router"));
-        watcher_ = std::make_unique<ZmqAsioWatcher>(io_, dealer_, [this] { on_replies(); });
+        push_ = make_socket(context_.zmq, zmq::socket_type::push);
+        for (const auto* router : context_.topology.of_kind("message-router"))
+            push_.connect(router->endpoint("pull"));
+        // One DEALER per owner kind, connected to every instance (round robin), except for
+        // persistence, which is sharded: one DEALER per shard, chosen by the user's slot.
+        for (const char* kind : {"profile", "group"}) {
+            Owner owner;
+            owner.dealers.push_back(make_socket(context_.zmq, zmq::socket_type::dealer));
+            for (const auto* spec : context_.topology.of_kind(kind))
+                owner.dealers.back().connect(spec->endpoint("router"));
+            owner.present = !context_.topology.of_kind(kind).empty();
+            owners_.emplace(kind, std::move(owner));
+        }
+        Owner persistence;
+        if (!context_.topology.of_kind("persistence").empty()) {
+            persistence.shards = std::make_unique<topology::ShardMap>(context_.topology, "persistence");
+            for (const auto* spec : persistence.shards->instances()) {
+                persistence.dealers.push_back(make_socket(context_.zmq, zmq::socket_type::dealer));
+                persistence.dealers.back().connect(spec->endpoint("router"));
+            }
+            persistence.present = true;
+        }
+        owners_.emplace("persistence", std::move(persistence));
+        for (auto& [kind, owner] : owners_)
+            for (auto& dealer : owner.dealers)
+                watchers_.push_back(std::make_unique<ZmqAsioWatcher>(
+                    io_, dealer, [this, socket = zmq::socket_ref(dealer)] { on_replies(socket); }));
+        router_watcher_ = std::make_unique<ZmqAsioWatcher>(io_, router_, [this] { on_server_acks(); });
     }
 
     void start() override {
         do_accept();
-        watcher_->start();
+        for (auto& watcher : watchers_) watcher->start();
+        router_watcher_->start();
         schedule_sweep();
         thread_ = std::thread([this] {
             io_.run();
-            dealer_.close();
+            push_.close();
+            router_.close();
+            for (auto& [kind, owner] : owners_)
+                for (auto& dealer : owner.dealers) dealer.close();
         });
     }
 
@@ -146,12 +187,16 @@ public:
             beast::error_code ignored;
             acceptor_.close(ignored);
             sweep_.cancel();
-            watcher_->stop();
-            // Outstanding requests get 503 (their daemon's answer would arrive too late),
-            // then every connection closes; the io_context ends when the last one is gone.
+            for (auto& watcher : watchers_) watcher->stop();
+            router_watcher_->stop();
+            // Outstanding requests are answered now (their daemons' answers would come too
+            // late); sends list what was confirmed so far. Then every connection closes and
+            // the io_context ends when the last one is gone.
             auto pending = std::move(pending_);
             for (auto& [id, entry] : pending)
-                entry.session->respond(http::status::service_unavailable, R"({"error":"shutting down"})");
+                entry.session->respond(http::status::service_unavailable, json_error("shutting down"));
+            auto sends = std::move(sends_);
+            for (auto& [id, send] : sends) finish_send(*send);
             for (auto& weak : sessions_)
                 if (auto session = weak.lock()) session->close();
             // Bound the drain: a peer that never reads its last response cannot hold us.
@@ -167,7 +212,7 @@ public:
     }
 
     std::map<std::string, std::string> bound_endpoints() const override {
-        return {{"listen", bound_listen_}};
+        return {{"listen", bound_listen_}, {"router", bound_router_}};
     }
 
     const AccessKeys& access_keys() const { return context_.access_keys; }
@@ -175,27 +220,77 @@ public:
     bool stopping() const { return stopping_; }
 
     void add_session(const std::shared_ptr<HttpSession>& session) { sessions_.push_back(session); }
-    void remove_expired_sessions() {
+    std::size_t live_sessions() {
         std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
+        return sessions_.size();
     }
-    std::size_t session_count() const { return sessions_.size(); }
 
-    // Sends a request to a profile daemon; the reply (or a 504 after the timeout) goes to
-    // `session`. Returns false (caller answers 503) if the daemon's queue is full.
-    bool forward(const std::shared_ptr<HttpSession>& session, std::string method,
-                 std::string from, std::string payload) {
+    // Sends a request to the owner daemon of `kind` (sharded by `user` for persistence).
+    // The reply, or 504 after the timeout, goes to `session`.
+    void forward(const std::shared_ptr<HttpSession>& session, const std::string& kind,
+                 std::string method, std::string user, std::string payload) {
+        auto it = owners_.find(kind);
+        if (it == owners_.end() || !it->second.present)
+            return session->respond(http::status::not_found,
+                                    json_error("this deployment runs no " + kind + " daemon"));
+        Owner& owner = it->second;
+        zmq::socket_t& dealer =
+            owner.shards ? owner.dealers[owner.shards->index_for(user)] : owner.dealers.front();
         Envelope request;
         request.kind = Kind::request;
         request.request_id = ++next_request_id_;
         request.method = std::move(method);
-        request.from = std::move(from);
+        request.from = std::move(user);
         request.payload = std::move(payload);
-        if (send_envelope(dealer_, request, scratch_) != SendResult::ok) return false;
-        watcher_->poke();
+        if (send_envelope(dealer, request, scratch_) != SendResult::ok)
+            return session->respond(http::status::service_unavailable, json_error("server busy, retry"));
+        poke_all();
         pending_[request.request_id] =
             Pending{session, std::chrono::steady_clock::now() +
                                  std::chrono::milliseconds(limits_.request_timeout_ms)};
-        return true;
+    }
+
+    // POST /send and /messages: parse each message as the ws-gateway does, push it to a
+    // router, and answer when every message is durable (its session's server_ack) or
+    // refused. Acks and ephemeral messages are never stored, so handing them on is all.
+    void send(const std::shared_ptr<HttpSession>& session, const std::string& user,
+              const std::vector<std::string>& texts, http::status success) {
+        auto pending = std::make_shared<PendingSend>(PendingSend{
+            session, SendResults(texts.size()),
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(limits_.send_timeout_ms),
+            success, {}});
+        const std::uint64_t now_ms = context_.clock.wall_ms();
+        Envelope envelope;
+        std::string error;
+        std::vector<std::uint64_t> tokens;
+        for (std::size_t i = 0; i < texts.size(); ++i) {
+            ClientOrigin origin;
+            origin.user = user;
+            origin.gateway = context_.self.name;
+            origin.connection = ++next_token_;
+            origin.wants_server_ack = true;
+            origin.now_ms = now_ms;
+            if (!parse_client_message(texts[i], origin, envelope, error, message_limits_)) {
+                pending->results.resolve(i, false, error);
+                continue;
+            }
+            pending->results.set_id(i, envelope.id);
+            const bool stored = envelope.method != kClassAck && !envelope.has(flag_ephemeral);
+            if (send_envelope(push_, envelope, scratch_) != SendResult::ok) {
+                pending->results.resolve(i, false, "server busy, retry");
+                continue;
+            }
+            if (!stored) {
+                pending->results.resolve(i, true);
+                continue;
+            }
+            send_tokens_[origin.connection] = {pending, i};
+            tokens.push_back(origin.connection);
+        }
+        poke_all();
+        if (pending->results.done()) return finish_send(*pending);
+        pending->tokens = std::move(tokens);
+        sends_[pending->tokens.front()] = pending;
     }
 
 private:
@@ -205,6 +300,20 @@ private:
         std::shared_ptr<HttpSession> session;
         std::chrono::steady_clock::time_point deadline;
     };
+    struct Owner {
+        std::vector<zmq::socket_t> dealers;
+        std::unique_ptr<topology::ShardMap> shards; // persistence only
+        bool present = false;
+    };
+    void finish_send(PendingSend& send) {
+        for (const auto token : send.tokens) send_tokens_.erase(token);
+        send.session->respond(send.status, send.results.to_json());
+    }
+
+    void poke_all() {
+        for (auto& watcher : watchers_) watcher->poke();
+        router_watcher_->poke();
+    }
 
     void do_accept() {
         acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
@@ -214,10 +323,9 @@ private:
                 if (!stopping_) do_accept();
                 return;
             }
-            remove_expired_sessions();
             auto session = std::make_shared<HttpSession>(std::move(socket), *this);
-            if (session_count() >= limits_.max_connections) {
-                session->respond(http::status::service_unavailable, R"({"error":"too many connections"})");
+            if (live_sessions() >= limits_.max_connections) {
+                session->respond(http::status::service_unavailable, json_error("too many connections"));
             } else {
                 add_session(session);
                 session->run();
@@ -226,21 +334,56 @@ private:
         });
     }
 
-    void on_replies() {
+    void on_replies(zmq::socket_ref dealer) {
         Incoming incoming;
         std::string error;
         for (int i = 0; i < 256; ++i) {
-            const auto result = receive_envelope(dealer_, false, incoming, &error);
+            const auto result = receive_envelope(dealer, false, incoming, &error);
             if (result == ReceiveResult::empty) return;
             if (result == ReceiveResult::malformed || incoming.envelope.kind != Kind::reply) {
                 spdlog::warn("rest-gateway {}: malformed reply: {}", context_.self.name, error);
                 continue;
             }
             auto it = pending_.find(incoming.envelope.request_id);
-            if (it == pending_.end()) continue; // timed out already
+            if (it == pending_.end()) continue; // answered 504 already
             auto session = std::move(it->second.session);
             pending_.erase(it);
             session->respond(http_status(incoming.envelope.status), std::move(incoming.envelope.payload));
+        }
+    }
+
+    // server_acks from sessions (and group-routers) for messages sent over REST.
+    void on_server_acks() {
+        Incoming incoming;
+        std::string error;
+        for (int i = 0; i < 256; ++i) {
+            const auto result = receive_envelope(router_, true, incoming, &error);
+            if (result == ReceiveResult::empty) return;
+            if (result == ReceiveResult::malformed) {
+                spdlog::warn("rest-gateway {}: malformed envelope: {}", context_.self.name, error);
+                continue;
+            }
+            const Envelope& e = incoming.envelope;
+            if (e.kind == Kind::deliver) {
+                // Nobody is connected to a REST gateway: say so, so the session does not wait.
+                Envelope reply;
+                reply.kind = Kind::deliver_result;
+                reply.request_id = e.request_id;
+                reply.status = Status::not_connected;
+                send_envelope(router_, reply, scratch_, incoming.routing_id);
+                continue;
+            }
+            if (e.kind != Kind::server_ack) continue;
+            auto it = send_tokens_.find(e.connection);
+            if (it == send_tokens_.end()) continue; // answered already (timeout), or a resend
+            auto [send, index] = it->second;
+            send_tokens_.erase(it);
+            send->results.resolve(index, e.status == Status::ok,
+                                  e.error.empty() ? std::string(to_string(e.status)) : e.error);
+            if (send->results.done()) {
+                sends_.erase(send->tokens.front());
+                finish_send(*send);
+            }
         }
     }
 
@@ -250,13 +393,14 @@ private:
         case Status::bad_request: return http::status::bad_request;
         case Status::unauthorized: return http::status::unauthorized;
         case Status::not_found: return http::status::not_found;
-        case Status::refused:
+        case Status::refused: return http::status::forbidden;
         case Status::overloaded: return http::status::service_unavailable;
         default: return http::status::internal_server_error;
         }
     }
 
-    // Periodic duty (every 250 ms): answer 504 to requests whose daemon did not reply.
+    // Periodic duty (every 250 ms): answer requests whose daemon did not reply (504) and
+    // sends whose messages were not all confirmed in time (listed as "not confirmed").
     void schedule_sweep() {
         sweep_.expires_after(std::chrono::milliseconds(250));
         sweep_.async_wait([this](beast::error_code ec) {
@@ -264,8 +408,17 @@ private:
             const auto now = std::chrono::steady_clock::now();
             for (auto it = pending_.begin(); it != pending_.end();) {
                 if (it->second.deadline <= now) {
-                    it->second.session->respond(http::status::gateway_timeout, R"({"error":"upstream timeout"})");
+                    it->second.session->respond(http::status::gateway_timeout, json_error("upstream timeout"));
                     it = pending_.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            for (auto it = sends_.begin(); it != sends_.end();) {
+                if (it->second->deadline <= now) {
+                    auto send = std::move(it->second);
+                    it = sends_.erase(it);
+                    finish_send(*send);
                 } else {
                     ++it;
                 }
@@ -276,25 +429,32 @@ private:
 
     DaemonContext context_;
     RestLimits limits_;
+    ClientMessageLimits message_limits_;
     asio::io_context io_{1};
     tcp::acceptor acceptor_;
     asio::steady_timer sweep_;
-    asio::steady_timer drain_deadline_{io_};
-    zmq::socket_t dealer_;
-    std::unique_ptr<ZmqAsioWatcher> watcher_;
+    asio::steady_timer drain_deadline_;
+    zmq::socket_t push_;
+    zmq::socket_t router_;
+    std::map<std::string, Owner> owners_;
+    std::vector<std::unique_ptr<ZmqAsioWatcher>> watchers_;
+    std::unique_ptr<ZmqAsioWatcher> router_watcher_;
     std::unordered_map<std::uint64_t, Pending> pending_;
+    // Sends in flight, keyed by their first message's token; and each message's token.
+    std::unordered_map<std::uint64_t, std::shared_ptr<PendingSend>> sends_;
+    std::unordered_map<std::uint64_t, std::pair<std::shared_ptr<PendingSend>, std::size_t>> send_tokens_;
     std::vector<std::weak_ptr<HttpSession>> sessions_;
     std::uint64_t next_request_id_ = 0;
+    std::uint64_t next_token_ = 0;
     std::string scratch_;
     std::string bound_listen_;
+    std::string bound_router_;
     std::thread thread_;
     bool stopping_ = false;
 };
 
 HttpSession::HttpSession(tcp::socket socket, RestGateway& gateway)
     : stream_(std::move(socket)), gateway_(gateway) {}
-
-HttpSession::~HttpSession() = default;
 
 void HttpSession::do_read() {
     if (gateway_.stopping()) return close();
@@ -311,12 +471,12 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
     if (ec == http::error::body_limit) {
         request_ = {};
         request_.keep_alive(false);
-        return respond(http::status::payload_too_large, R"({"error":"request body too large"})");
+        return respond(http::status::payload_too_large, json_error("request body too large"));
     }
     if (ec && ec.category() == http::make_error_code(http::error::bad_target).category()) {
         request_ = {};
         request_.keep_alive(false);
-        return respond(http::status::bad_request, R"({"error":"malformed HTTP request"})");
+        return respond(http::status::bad_request, json_error("malformed HTTP request"));
     }
     if (ec) return close(); // timeout, reset: nothing to answer
     request_ = parser_->release();
@@ -325,19 +485,19 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
 
 void HttpSession::handle() {
     const std::string_view target = request_.target();
-    const std::string_view path = target.substr(0, target.find('?'));
+    const auto question = target.find('?');
+    const std::string_view path = target.substr(0, question);
+    const std::string_view query = question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
     const RestRoute route = route_request(request_.method_string(), path);
     switch (route.target) {
     case RestRoute::not_found:
-        return respond(http::status::not_found, R"({"error":"not found"})");
-    case RestRoute::method_not_allowed: {
-        respond(http::status::method_not_allowed, R"({"error":"method not allowed"})");
-        response_->set(http::field::allow, route.allow);
-        return;
-    }
+        return respond(http::status::not_found, json_error("not found"));
+    case RestRoute::method_not_allowed:
+        return respond(http::status::method_not_allowed, json_error("method not allowed"),
+                       "application/json", route.allow);
     case RestRoute::alive:
         return respond(http::status::ok, "OK", "text/plain");
-    case RestRoute::profile_daemon:
+    default:
         break;
     }
     std::string user;
@@ -346,38 +506,62 @@ void HttpSession::handle() {
         if (!authenticated) return respond(http::status::unauthorized, "{}");
         user = std::move(*authenticated);
     }
+    responding_ = true; // a reply, a timeout or the drain will call respond()
+    if (route.target == RestRoute::send_objects || route.target == RestRoute::send_strings) {
+        std::string error;
+        auto texts = split_send_body(route.target, request_.body(),
+                                     gateway_.limits().max_messages_per_request, error);
+        if (!texts) return respond(http::status::bad_request, json_error(error));
+        // The app's POST /messages expects 201 Created; /send answers 200.
+        return gateway_.send(shared_from_this(), user, *texts,
+                             route.target == RestRoute::send_strings ? http::status::created
+                                                                     : http::status::ok);
+    }
     std::string payload = std::move(request_.body());
+    json body;
+    if (request_.method() == http::verb::get || request_.method() == http::verb::delete_) {
+        body = json::object();
+        if (request_.method() == http::verb::delete_ && !payload.empty())
+            body = json::parse(payload, nullptr, false);
+    } else {
+        body = json::parse(payload, nullptr, false);
+    }
+    if (body.is_discarded() || !body.is_object())
+        return respond(http::status::bad_request, json_error("body must be a JSON object"));
     if (route.method == "login") {
         // The identity token may come in the `token` header instead of the body.
-        json body = json::parse(payload, nullptr, false);
-        if (body.is_discarded() || !body.is_object())
-            return respond(http::status::bad_request, R"({"error":"body must be a JSON object"})");
         if (auto it = request_.find("token"); it != request_.end() && !body.contains("authToken"))
             body["authToken"] = std::string(it->value());
-        payload = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    } else if (route.method == "messages") {
+        const std::string limit = query_value(query, "limit");
+        if (!limit.empty()) {
+            unsigned value = 0;
+            auto [ptr, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), value);
+            if (ec != std::errc{} || ptr != limit.data() + limit.size())
+                return respond(http::status::bad_request, json_error("limit must be a number"));
+            body["limit"] = value;
+        }
+        if (auto cursor = query_value(query, "cursor"); !cursor.empty()) body["cursor"] = cursor;
     }
-    responding_ = true; // a reply or a timeout will call respond()
-    if (!gateway_.forward(shared_from_this(), route.method, std::move(user), std::move(payload))) {
-        responding_ = false;
-        respond(http::status::service_unavailable, R"({"error":"server busy, retry"})");
-    }
+    if (!route.group_id.empty()) body["groupId"] = route.group_id;
+    gateway_.forward(shared_from_this(), route.daemon_kind, route.method, std::move(user),
+                     body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-void HttpSession::respond(http::status status, std::string body, std::string_view content_type) {
+void HttpSession::respond(http::status status, std::string body, std::string_view content_type,
+                          std::string allow) {
     responding_ = false;
     response_ = std::make_shared<http::response<http::string_body>>(status, request_.version() ? request_.version() : 11);
     response_->set(http::field::server, "vartalap");
     response_->set(http::field::content_type, content_type);
+    if (!allow.empty()) response_->set(http::field::allow, allow);
     response_->keep_alive(request_.keep_alive() && !gateway_.stopping());
     response_->body() = std::move(body);
     response_->prepare_payload();
-    // Post the write so that handle() can still add headers (Allow) before it starts.
-    asio::post(stream_.get_executor(), [self = shared_from_this()] {
-        self->stream_.expires_after(std::chrono::seconds(30));
-        http::async_write(self->stream_, *self->response_,
-                          beast::bind_front_handler(&HttpSession::on_write, self,
-                                                    self->response_->keep_alive()));
-    });
+    stream_.expires_after(std::chrono::seconds(30));
+    http::async_write(stream_, *response_,
+                      beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
+                                                response_->keep_alive()));
 }
 
 void HttpSession::on_write(bool keep_alive, beast::error_code ec, std::size_t) {

@@ -1,27 +1,71 @@
-// rest-gateway: the public HTTP API (Beast). This issue serves GET /alive, POST /login,
-// GET /profile and POST /contactbook/sync (also /profile/user/sync), each also under
-// /v1.0/. /login and the profile paths are forwarded to a profile daemon over ZeroMQ
-// (DEALER → ROUTER, docs/INTERNAL_PROTOCOL.md "Request/reply").
+// rest-gateway: the public HTTP API (Beast), PROTOCOL.md's REST paths, each also under
+// /v1.0/:
+//   GET  /alive                                   "OK"
+//   POST /login                                   → profile
+//   GET  /profile, POST /contactbook/sync (/profile/user/sync)            → profile
+//   POST /send (object or array), POST /messages (array of JSON strings)  → message-router,
+//        answered when each message is durable (a session's server_ack) or refused
+//   GET  /messages?limit=&cursor=                 → persistence (the caller's shard)
+//   /group/... and /groups/...                    → group
 //
-// Routing of a request is a pure function (route_request) so it is unit-tested without
-// sockets; the daemon in rest_gateway.cpp owns the listener, the connections and the
-// DEALER, all on one thread.
+// The pure parts (routing a request, splitting a send body, collecting per-message results)
+// are here so they are unit-tested without sockets; the daemon in rest_gateway.cpp owns the
+// listener, the connections, the PUSH to the routers, the ROUTER that receives server_acks
+// and one DEALER per owner daemon kind, all on one thread.
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vartalap {
 
 struct RestRoute {
-    enum Target { alive, profile_daemon, not_found, method_not_allowed };
+    enum Target { alive, daemon, send_objects, send_strings, not_found, method_not_allowed };
     Target target = not_found;
-    std::string method;          // the profile request method ("login", ...)
+    std::string daemon_kind;     // "profile", "persistence", "group" for Target::daemon
+    std::string method;          // the request method for that daemon ("login", ...)
     bool needs_auth = true;
     std::string allow;           // Allow header value for method_not_allowed
+    std::string group_id;        // from /group/{id}/... paths
 };
 
 // Maps (HTTP method, path without query) to a route. Strips a "/v1.0" prefix.
 RestRoute route_request(std::string_view http_method, std::string_view path);
+
+// The client messages in a send body, each as JSON text for parse_client_message.
+// send_objects: one object or an array of objects; send_strings: an array of strings (the
+// app's background path). Returns nullopt and a reason for a malformed body or more than
+// `max_messages` messages.
+std::optional<std::vector<std::string>> split_send_body(RestRoute::Target target,
+                                                        std::string_view body,
+                                                        std::size_t max_messages,
+                                                        std::string& error);
+
+// Per-message outcome of one POST /send or /messages, in request order.
+class SendResults {
+public:
+    explicit SendResults(std::size_t count) : entries_(count), unresolved_(count) {}
+    void set_id(std::size_t index, std::string id) { entries_[index].id = std::move(id); }
+    // The first outcome of an entry wins (a late server_ack after a timeout is ignored).
+    void resolve(std::size_t index, bool accepted, std::string reason = {});
+    bool done() const { return unresolved_ == 0; }
+    std::size_t size() const { return entries_.size(); }
+    bool resolved(std::size_t index) const { return entries_[index].resolved; }
+    // {"results":[{"id":"m1","status":"accepted"},{"id":"m2","status":"refused","reason":"..."}]}
+    std::string to_json() const;
+
+private:
+    struct Entry {
+        std::string id;
+        bool resolved = false;
+        bool accepted = false;
+        std::string reason;
+    };
+    std::vector<Entry> entries_;
+    std::size_t unresolved_;
+};
 
 } // namespace vartalap
