@@ -10,5 +10,6 @@ std::unique_ptr<Daemon> make_rest_gateway(const DaemonContext& context);
 std::unique_ptr<Daemon> make_message_router(const DaemonContext& context);
 std::unique_ptr<Daemon> make_session(const DaemonContext& context);
 std::unique_ptr<Daemon> make_profile(const DaemonContext& context);
+std::unique_ptr<Daemon> make_persistence(const DaemonContext& context);
 
 } // namespace vartalap

@@ -11,6 +11,7 @@ std::unique_ptr<Daemon> make_daemon(const DaemonContext& context) {
     if (kind == "message-router") return make_message_router(context);
     if (kind == "session") return make_session(context);
     if (kind == "profile") return make_profile(context);
+    if (kind == "persistence") return make_persistence(context);
     throw std::invalid_argument("unknown daemon kind '" + kind + "'");
 }
 

@@ -199,11 +199,22 @@ public:
             for (auto& [id, send] : sends) finish_send(*send);
             for (auto& weak : sessions_)
                 if (auto session = weak.lock()) session->close();
-            // Bound the drain: a peer that never reads its last response cannot hold us.
-            drain_deadline_.expires_after(std::chrono::seconds(2));
-            drain_deadline_.async_wait([this](beast::error_code ec) {
-                if (!ec) io_.stop();
-            });
+            drain_started_ = std::chrono::steady_clock::now();
+            check_drained();
+        });
+    }
+
+    // Ends the io_context once every connection is gone, or after 2 s at most, so a peer
+    // that never reads its last response cannot hold the drain.
+    void check_drained() {
+        if (live_sessions() == 0 ||
+            std::chrono::steady_clock::now() - drain_started_ > std::chrono::seconds(2)) {
+            io_.stop();
+            return;
+        }
+        drain_deadline_.expires_after(std::chrono::milliseconds(10));
+        drain_deadline_.async_wait([this](beast::error_code ec) {
+            if (!ec) check_drained();
         });
     }
 
@@ -434,6 +445,7 @@ private:
     tcp::acceptor acceptor_;
     asio::steady_timer sweep_;
     asio::steady_timer drain_deadline_;
+    std::chrono::steady_clock::time_point drain_started_;
     zmq::socket_t push_;
     zmq::socket_t router_;
     std::map<std::string, Owner> owners_;

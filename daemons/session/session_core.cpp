@@ -25,6 +25,10 @@ std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+constexpr std::string_view kStorageFull = "server storage full";
+// Bound on rejected_ (seqs persistence answered bad_request): 8 bytes each.
+constexpr std::size_t kMaxRejected = 4096;
+
 } // namespace
 
 SessionCore::SessionCore(lmdb::Env& env, Outbox& outbox, const Clock& clock, SessionConfig config)
@@ -45,6 +49,11 @@ SessionCore::SessionCore(lmdb::Env& env, Outbox& outbox, const Clock& clock, Ses
     // Database handles opened in a write transaction are valid only once it commits.
     const int rc = txn.commit();
     if (rc != 0) throw lmdb::Error("session: opening the store", rc);
+
+    persistence_ = outbox_.has_persistence();
+    // A previous run may have left messages of offline users that were never handed off
+    // (it crashed between the commit and the confirmation): the first scan finds them.
+    scan_wanted_ = persistence_;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -64,10 +73,18 @@ void SessionCore::handle_batch(std::span<Envelope> batch) {
         }
         if (message.kind == Kind::deliver_result && message.status == Status::ok) {
             auto request = requests_.find(message.request_id);
-            if (request != requests_.end() && in_flight_.at(request->second).system) {
-                needs_write = true;
-                break;
+            if (request != requests_.end()) {
+                const InFlight& entry = in_flight_.at(request->second);
+                if (entry.system && !entry.remote) {
+                    needs_write = true;
+                    break;
+                }
             }
+        }
+        if (message.kind == Kind::offline_stored && message.status == Status::ok &&
+            handoffs_.contains(message.request_id)) {
+            needs_write = true; // the confirmed handoff's local copy is deleted
+            break;
         }
     }
 
@@ -104,10 +121,10 @@ void SessionCore::handle_batch(std::span<Envelope> batch) {
                 if (effect.outcome == Outcome::refused) ++refused;
             counters_.map_full_refusals += refused;
             spdlog::error("session: LMDB {} ({} of {} bytes used): refused {} new "
-                          "message(s), no server_ack sent; {}",
+                          "message(s) (no server_ack; the senders are told \"{}\"); {}",
                           first_rc == MDB_TXN_FULL ? "transaction too large (MDB_TXN_FULL)"
                                                    : "map full (MDB_MAP_FULL)",
-                          env_.used_bytes(), env_.map_size(), refused,
+                          env_.used_bytes(), env_.map_size(), refused, kStorageFull,
                           rc == 0 ? "acks applied"
                                   : "acks could not be written either (copies stay stored "
                                     "and are redelivered on the next connect)");
@@ -121,6 +138,8 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
     effects_.assign(batch.size(), Effect{});
     deleted_seqs_.clear();
     deleted_in_batch_.clear();
+    forward_ids_.clear();
+    converted_.clear();
     bool stored_any = false;
 
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -169,16 +188,31 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
             }
             effect.outcome = Outcome::acked;
             effect.acked_begin = static_cast<std::uint32_t>(deleted_seqs_.size());
+            effect.forward_begin = static_cast<std::uint32_t>(forward_ids_.size());
             for (const std::string& id : message.ids) {
                 if (id.empty() || id.size() > config_.max_id_bytes) continue; // never stored
                 std::uint64_t seq = 0;
                 const int rc = delete_by_id(*txn, message.from, id, seq, mode);
                 if (full(rc)) return false;
-                if (rc != 0) continue; // unknown id (already acked, or never ours): ignored
+                if (rc != 0) {
+                    // Not here: handed off to persistence (a late ack, or one of a message
+                    // fetched from there), or never ours. Persistence deletes its copy if it
+                    // has one; without persistence the ack is ignored.
+                    if (persistence_) forward_ids_.push_back(id);
+                    continue;
+                }
                 deleted_seqs_.push_back(seq);
                 deleted_in_batch_.insert(seq);
+                // While a handoff is outstanding persistence may hold a copy as well.
+                if (persistence_) {
+                    if (auto handoff = handoff_by_seq_.find(seq); handoff != handoff_by_seq_.end()) {
+                        forward_ids_.push_back(id);
+                        handoffs_.at(handoff->second).acked = true; // idempotent on a retry
+                    }
+                }
             }
             effect.acked_end = static_cast<std::uint32_t>(deleted_seqs_.size());
+            effect.forward_end = static_cast<std::uint32_t>(forward_ids_.size());
             break;
         }
         case Kind::deliver_result: {
@@ -188,6 +222,8 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
             if (request == requests_.end()) break;
             const InFlight& entry = in_flight_.at(request->second);
             if (!entry.system) break;
+            effect.seq = request->second;
+            if (entry.remote) break; // not stored here: persistence is told after the commit
             // A receipt's socket write is its ack: it is done, delete it with this batch.
             if (mode != WriteMode::none) {
                 const int rc = delete_by_seq(*txn, entry.user, entry.id, request->second);
@@ -202,6 +238,38 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
             break;
         case Kind::disconnect:
             effect.outcome = Outcome::disconnect;
+            break;
+        case Kind::offline_stored: {
+            auto handoff = handoffs_.find(message.request_id);
+            if (handoff == handoffs_.end()) {
+                effect.outcome = Outcome::stale; // a late answer to an attempt already settled
+                break;
+            }
+            if (message.status != Status::ok) {
+                effect.outcome = Outcome::handoff_failed;
+                break;
+            }
+            const Handoff& confirmed = handoff->second;
+            effect.seq = confirmed.seq;
+            if (mode == WriteMode::none) {
+                effect.outcome = Outcome::handoff_unapplied;
+                break;
+            }
+            // Persistence has it: the local copy goes. If it is being delivered right now,
+            // its record is kept for the retries from memory (read before the delete).
+            if (in_flight_.contains(confirmed.seq)) {
+                message_key(key2_, confirmed.user, confirmed.seq);
+                std::string_view value;
+                if (messages_.get(*txn, key2_, value) == 0)
+                    converted_.emplace_back(confirmed.seq, std::string(value));
+            }
+            const int rc = delete_by_seq(*txn, confirmed.user, confirmed.id, confirmed.seq);
+            if (full(rc)) return false;
+            effect.outcome = Outcome::handed_off;
+            break;
+        }
+        case Kind::fetched:
+            effect.outcome = Outcome::fetched;
             break;
         default:
             effect.outcome = Outcome::invalid;
@@ -275,19 +343,15 @@ void SessionCore::apply_effects(std::span<Envelope> batch) {
                                    message.from);
             break;
         case Outcome::refused:
-            break; // counted and logged with the failed commit
+            // Counted and logged with the failed commit; the sender is told why there is no
+            // SERVER_ACK (instead of silence until its resend).
+            refuse(message, Status::refused, kStorageFull);
+            break;
         case Outcome::ephemeral:
             on_ephemeral(message);
             break;
         case Outcome::acked:
-            counters_.acked += effect.acked_end - effect.acked_begin;
-            for (std::uint32_t k = effect.acked_begin; k < effect.acked_end; ++k) {
-                auto entry = in_flight_.find(deleted_seqs_[k]);
-                if (entry == in_flight_.end()) continue; // parked or offline: just deleted
-                const std::string user = entry->second.user;
-                erase_in_flight(deleted_seqs_[k]);
-                mark_dirty(user);
-            }
+            on_acked(message, effect);
             break;
         case Outcome::result:
             on_result(message, effect.seq);
@@ -302,6 +366,27 @@ void SessionCore::apply_effects(std::span<Envelope> batch) {
             ++counters_.invalid;
             spdlog::debug("session: dropped invalid {} envelope (id length {}, to length {})",
                           to_string(message.kind), message.id.size(), message.to.size());
+            // A sender waiting for its SERVER_ACK (a REST send) learns why none comes.
+            if (message.kind == Kind::deliver) refuse(message, Status::bad_request, "invalid message");
+            break;
+        case Outcome::handed_off:
+            on_handed_off(message, effect);
+            break;
+        case Outcome::handoff_unapplied:
+            // Confirmed, but even the deletion did not fit in the map: forget the request;
+            // the copy stays and is offered again later (persistence dedupes it).
+            erase_handoff(message.request_id);
+            scan_not_before_ = saturating_add(clock_.monotonic_ms(), config_.handoff_refused_retry_ms);
+            scan_wanted_ = true;
+            break;
+        case Outcome::handoff_failed:
+            on_handoff_failed(message);
+            break;
+        case Outcome::stale:
+            ++counters_.stale_results;
+            break;
+        case Outcome::fetched:
+            on_fetched(message);
             break;
         case Outcome::none:
             break;
@@ -314,7 +399,12 @@ void SessionCore::on_stored(Envelope& message, std::uint64_t seq) {
         outbox_.server_ack(message.origin_gateway, message.connection, message.id, message.from);
     if (deleted_in_batch_.contains(seq)) return; // acked within the same batch
     auto found = users_.find(message.to);
-    if (found == users_.end()) return; // offline: it waits for the next connect
+    if (found == users_.end()) {
+        // Offline: with persistence it becomes an offline message now (stored there,
+        // announced by push); without, it waits here for the next connect.
+        if (persistence_) start_handoff(seq, message);
+        return;
+    }
     UserState& state = found->second;
     // The hot path: nothing older is waiting, so send straight from the batch without
     // reading back what was just written.
@@ -393,6 +483,11 @@ void SessionCore::on_connect(const Envelope& message) {
     // parked messages are tried again.
     state.scan_seq = 0;
     state.caught_up = false;
+    // Then the user's queue in persistence, from its start (what earlier connections did
+    // not get acked is there again).
+    state.remote_cursor = 0;
+    state.remote_done = !persistence_;
+    state.fetch_request_id = 0; // an answer to an older connection's fetch is stale
     mark_dirty(user);
 }
 
@@ -442,7 +537,12 @@ void SessionCore::on_result(const Envelope& result, std::uint64_t deleted_seq) {
         if (entry.system) {
             // Deleted in this batch's transaction (deleted_seq == seq), unless the map was
             // so full that even deletions failed; then it is redelivered on a new connect.
+            // A remote receipt is deleted by persistence, told here.
             (void)deleted_seq;
+            if (entry.remote) {
+                const std::string ids[1] = {entry.id};
+                forward_acks(entry.user, ids);
+            }
             const std::string user = entry.user;
             erase_in_flight(seq);
             mark_dirty(user);
@@ -471,9 +571,61 @@ void SessionCore::go_offline(const std::string& user_name) {
     auto found = users_.find(user_name);
     if (found == users_.end()) return;
     const std::string user = found->first; // user_name may refer to an entry erased below
+    // Local messages of the user (in flight, or not read yet) are offline messages now: the
+    // handoff scan takes them to persistence.
+    bool local_left = !found->second.caught_up;
+    for (const std::uint64_t key : found->second.in_flight)
+        if (!in_flight_.at(key).remote) local_left = true;
+    if (persistence_ && local_left) scan_wanted_ = true;
     while (!found->second.in_flight.empty()) erase_in_flight(*found->second.in_flight.begin());
     starved_users_.erase(user);
     users_.erase(found);
+}
+
+void SessionCore::on_acked(const Envelope& message, const Effect& effect) {
+    counters_.acked += effect.acked_end - effect.acked_begin;
+    for (std::uint32_t k = effect.acked_begin; k < effect.acked_end; ++k) {
+        auto entry = in_flight_.find(deleted_seqs_[k]);
+        if (entry == in_flight_.end()) continue; // parked or offline: just deleted
+        const std::string user = entry->second.user;
+        erase_in_flight(deleted_seqs_[k]);
+        mark_dirty(user);
+    }
+    if (effect.forward_end == effect.forward_begin) return;
+    const std::span<const std::string> ids(forward_ids_.data() + effect.forward_begin,
+                                           effect.forward_end - effect.forward_begin);
+    forward_acks(message.from, ids);
+    // Remote messages in flight stop here; persistence deletes the stored copies.
+    auto user = users_.find(message.from);
+    if (user == users_.end()) return;
+    bool erased = false;
+    for (const std::string& id : ids) {
+        auto remote = user->second.remote_ids.find(id);
+        if (remote == user->second.remote_ids.end()) continue;
+        erase_in_flight(remote->second);
+        erased = true;
+    }
+    if (erased) mark_dirty(user->first);
+}
+
+void SessionCore::refuse(const Envelope& message, Status status, std::string_view reason) {
+    if (message.origin_gateway.empty()) return; // nobody to tell (not from a gateway)
+    ++counters_.refusals_sent;
+    outbox_.refuse(message.origin_gateway, message.connection, message.id, message.from, status,
+                   reason);
+}
+
+void SessionCore::forward_acks(std::string_view user, std::span<const std::string> ids) {
+    if (outbox_.ack_to_persistence(user, ids)) {
+        counters_.acks_forwarded += ids.size();
+        return;
+    }
+    // The stated policy at the high-water mark: drop (the copy is delivered again later and
+    // acked again). Logged for the first and then every 1000th.
+    if (counters_.acks_forward_dropped++ % 1000 == 0)
+        spdlog::warn("session: ack forward to persistence dropped (queue full; {} dropped so far)",
+                     counters_.acks_forward_dropped);
+    counters_.acks_forward_dropped += ids.size() - 1;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -525,8 +677,12 @@ void SessionCore::erase_in_flight(std::uint64_t seq) {
     InFlight& entry = found->second;
     timers_.erase({entry.deadline_ms, seq});
     if (entry.request_id != 0) requests_.erase(entry.request_id);
-    if (auto user = users_.find(entry.user); user != users_.end())
-        user->second.in_flight.erase(seq);
+    auto user = users_.find(entry.user);
+    if (user != users_.end()) user->second.in_flight.erase(seq);
+    if (entry.remote) {
+        remote_bytes_ -= std::min(remote_bytes_, entry.remote->payload.size());
+        if (user != users_.end()) user->second.remote_ids.erase(entry.id);
+    }
     in_flight_.erase(found);
 }
 
@@ -537,9 +693,13 @@ void SessionCore::mark_dirty(const std::string& user) {
     dirty_users_.push_back(found->first);
 }
 
+bool SessionCore::below_global_limits() const {
+    return in_flight_.size() < config_.max_in_flight && remote_bytes_ < config_.max_remote_bytes;
+}
+
 void SessionCore::pump_dirty_users() {
     // Users that waited for a global slot go first once slots are free again.
-    if (!starved_users_.empty() && in_flight_.size() < config_.max_in_flight) {
+    if (!starved_users_.empty() && below_global_limits()) {
         if (in_flight_limit_logged_) {
             spdlog::info("session: in-flight messages below the limit again ({}), resuming",
                          config_.max_in_flight);
@@ -563,7 +723,14 @@ void SessionCore::pump_dirty_users() {
 
 void SessionCore::pump(const std::string& user, UserState& state,
                        std::optional<lmdb::Txn>& read_txn) {
-    if (state.caught_up || state.in_flight.size() >= config_.window) return;
+    // Local messages first, then (once none is waiting) the user's queue in persistence.
+    if (!state.caught_up) pump_local(user, state, read_txn);
+    if (state.caught_up) pump_remote(user, state);
+}
+
+void SessionCore::pump_local(const std::string& user, UserState& state,
+                             std::optional<lmdb::Txn>& read_txn) {
+    if (state.in_flight.size() >= config_.window) return;
     if (in_flight_.size() >= config_.max_in_flight) {
         starve(user);
         return;
@@ -599,6 +766,34 @@ void SessionCore::pump(const std::string& user, UserState& state,
         if (!in_flight_.contains(seq)) start_delivery(user, state, seq, *decoded);
         positioned = cursor.next();
     }
+}
+
+void SessionCore::pump_remote(const std::string& user, UserState& state) {
+    if (state.remote_done || state.fetch_request_id != 0) return; // one fetch at a time
+    if (state.in_flight.size() >= config_.window) return; // the next ack frees the window
+    if (!below_global_limits()) {
+        starve(user);
+        return;
+    }
+    // At most the free window (and the global room): the user's queue stays in persistence
+    // and arrives batch by batch as acks come, so a backlog of any size costs bounded memory
+    // and bounded work per turn.
+    const std::size_t room = std::min(config_.window - state.in_flight.size(),
+                                      config_.max_in_flight - in_flight_.size());
+    Envelope fetch;
+    fetch.kind = Kind::fetch;
+    fetch.to = user;
+    fetch.cursor = state.remote_cursor;
+    fetch.limit = static_cast<std::uint32_t>(std::min<std::size_t>(room, UINT32_MAX));
+    fetch.request_id = next_request_id_++;
+    const bool queued = outbox_.to_persistence(fetch);
+    // Not queued (our queue to that shard is full): the "timeout" comes soon and retries.
+    const std::uint64_t deadline = saturating_add(
+        clock_.monotonic_ms(), queued ? config_.fetch_timeout_ms : config_.overload_retry_ms);
+    fetches_.emplace(fetch.request_id, FetchRequest{user, state.epoch, deadline});
+    fetch_timers_.emplace(deadline, fetch.request_id);
+    state.fetch_request_id = fetch.request_id;
+    if (queued) ++counters_.fetches;
 }
 
 void SessionCore::starve(const std::string& user) {
@@ -642,13 +837,26 @@ void SessionCore::on_timer() {
                 entry.request_id = 0;
             }
             if (entry.retry_count >= config_.retry_limit) {
-                // Parked: it stays stored (the persistence daemon takes it over later) and is
-                // tried again on the user's next connection.
-                ++counters_.parked;
                 const std::string user = entry.user;
+                if (entry.remote) {
+                    // Fetched from persistence: it is still stored there, and the next
+                    // connection fetches it again. Just stop trying.
+                    ++counters_.remote_parked;
+                    erase_in_flight(seq);
+                    mark_dirty(user);
+                    continue;
+                }
+                // Parked: it is an offline message now. With persistence it is handed off;
+                // without, it stays stored here. Either way it is tried again on the
+                // user's next connection.
+                ++counters_.parked;
                 spdlog::debug("session: message seq {} parked after {} attempts", seq,
                               entry.retry_count + 1);
                 erase_in_flight(seq);
+                if (persistence_) {
+                    if (!read_txn) read_txn.emplace(env_, lmdb::Txn::read_only);
+                    if (auto record = read_record(*read_txn, user, seq)) start_handoff(seq, *record);
+                }
                 mark_dirty(user);
                 continue;
             }
@@ -658,12 +866,21 @@ void SessionCore::on_timer() {
         if (!read_txn) read_txn.emplace(env_, lmdb::Txn::read_only);
         resend(seq, entry, *read_txn);
     }
+    if (persistence_) {
+        handoff_timers(now, read_txn);
+        fetch_timers(now);
+    }
     read_txn.reset();
+    if (persistence_) scan_for_handoffs(now);
     pump_dirty_users();
 }
 
 void SessionCore::resend(std::uint64_t seq, InFlight& entry, lmdb::Txn& read_txn) {
     auto user = users_.find(entry.user);
+    if (entry.remote && user != users_.end()) {
+        send_attempt(seq, entry, user->second, *entry.remote); // not stored here: from memory
+        return;
+    }
     message_key(key2_, entry.user, seq);
     std::string_view value;
     std::optional<Envelope> decoded;
@@ -680,8 +897,281 @@ void SessionCore::resend(std::uint64_t seq, InFlight& entry, lmdb::Txn& read_txn
 }
 
 std::optional<std::uint64_t> SessionCore::next_deadline_ms() const {
-    if (timers_.empty()) return std::nullopt;
-    return timers_.begin()->first;
+    std::optional<std::uint64_t> earliest;
+    for (const auto* timers : {&timers_, &handoff_timers_, &fetch_timers_})
+        if (!timers->empty() && (!earliest || timers->begin()->first < *earliest))
+            earliest = timers->begin()->first;
+    return earliest;
+}
+
+// ---------------------------------------------------------------------------------------
+// The offline path
+
+void SessionCore::start_handoff(std::uint64_t seq, Envelope& record) {
+    if (handoff_by_seq_.contains(seq)) return; // one request per message at a time
+    if (handoffs_.size() >= config_.max_handoffs) {
+        // The bound's policy: the message stays stored here; the scan offers it once
+        // confirmations free a slot.
+        ++counters_.handoffs_deferred;
+        scan_wanted_ = true;
+        return;
+    }
+    const std::uint64_t request_id = next_request_id_++;
+    Handoff& handoff = handoffs_[request_id];
+    handoff.user = record.to;
+    handoff.id = record.id;
+    handoff.seq = seq;
+    handoff_by_seq_.emplace(seq, request_id);
+    rejected_.erase(seq);
+    ++counters_.handoffs_sent;
+    send_handoff(request_id, handoff, record);
+}
+
+void SessionCore::send_handoff(std::uint64_t request_id, Handoff& handoff, Envelope& record) {
+    // The stored deliver envelope, as an offline_store request. The same request_id on every
+    // attempt: a late answer to an earlier attempt is as good a confirmation as any.
+    record.kind = Kind::offline_store;
+    record.request_id = request_id;
+    record.retry_count = 0;
+    record.status = Status::ok;
+    const bool queued = outbox_.to_persistence(record);
+    const std::uint64_t deadline = saturating_add(
+        clock_.monotonic_ms(), queued ? config_.handoff_timeout_ms : config_.overload_retry_ms);
+    handoff_timers_.erase({handoff.deadline_ms, request_id}); // no-op for a new one
+    handoff.deadline_ms = deadline;
+    handoff_timers_.emplace(deadline, request_id);
+}
+
+void SessionCore::erase_handoff(std::uint64_t request_id) {
+    auto found = handoffs_.find(request_id);
+    if (found == handoffs_.end()) return; // a second answer in the same batch
+    handoff_timers_.erase({found->second.deadline_ms, request_id});
+    handoff_by_seq_.erase(found->second.seq);
+    handoffs_.erase(found);
+}
+
+void SessionCore::on_handed_off(const Envelope& reply, const Effect& effect) {
+    auto handoff = handoffs_.find(reply.request_id);
+    if (handoff == handoffs_.end()) return; // answered twice in one batch
+    ++counters_.handed_off;
+    if (handoff->second.acked) {
+        // Acked meanwhile: the first forward may have overtaken the message; this one
+        // cannot (persistence has committed it).
+        const std::string user = handoff->second.user;
+        const std::string ids[1] = {handoff->second.id};
+        erase_handoff(reply.request_id);
+        forward_acks(user, ids);
+        return;
+    }
+    erase_handoff(reply.request_id);
+    const std::uint64_t seq = effect.seq;
+    auto entry = in_flight_.find(seq);
+    if (entry == in_flight_.end() || entry->second.remote) return;
+    // It is being delivered from the local copy, which is gone now: it goes on from memory,
+    // as a remote entry (a fetch of the same id is then recognised and skipped).
+    InFlight& in_flight = entry->second;
+    std::optional<Envelope> decoded;
+    for (const auto& [converted_seq, record] : converted_)
+        if (converted_seq == seq) decoded = decode_envelope(deliver_header_, record);
+    auto user = users_.find(in_flight.user);
+    if (!decoded || user == users_.end()) {
+        const std::string name = in_flight.user;
+        erase_in_flight(seq);
+        mark_dirty(name);
+        return;
+    }
+    remote_bytes_ += decoded->payload.size();
+    in_flight.remote = std::make_unique<Envelope>(std::move(*decoded));
+    user->second.remote_ids.emplace(in_flight.id, seq);
+}
+
+void SessionCore::on_handoff_failed(const Envelope& reply) {
+    auto found = handoffs_.find(reply.request_id);
+    if (found == handoffs_.end()) return;
+    ++counters_.handoff_refusals;
+    const std::uint64_t seq = found->second.seq;
+    erase_handoff(reply.request_id);
+    // Either way the local copy stays (the message is still durable here).
+    if (reply.status == Status::refused) {
+        // Persistence is full: offer it (and the rest) again after a pause.
+        scan_not_before_ = saturating_add(clock_.monotonic_ms(), config_.handoff_refused_retry_ms);
+        scan_wanted_ = true;
+    } else if (rejected_.size() < kMaxRejected) {
+        // Rejected as invalid (limits differ between the daemons' configs): offering it again
+        // would be rejected again. It is delivered from here on the user's next connection.
+        rejected_.insert(seq);
+    }
+    // Logged for the first and then every 1000th: a full persistence shard must not flood.
+    if (handoff_failure_logs_++ % 1000 == 0)
+        spdlog::warn("session: persistence did not take a message ({}: {}); it stays stored "
+                     "here ({} such answers so far)",
+                     to_string(reply.status), reply.error, handoff_failure_logs_);
+}
+
+void SessionCore::on_fetched(Envelope& reply) {
+    auto request = fetches_.find(reply.request_id);
+    if (request == fetches_.end()) {
+        ++counters_.stale_results; // timed out and fetched again
+        return;
+    }
+    const FetchRequest fetch = std::move(request->second);
+    fetches_.erase(request);
+    fetch_timers_.erase({fetch.deadline_ms, reply.request_id});
+    auto found = users_.find(fetch.user);
+    if (found == users_.end() || found->second.epoch != fetch.epoch ||
+        found->second.fetch_request_id != reply.request_id) {
+        ++counters_.stale_results; // the user went offline or reconnected meanwhile
+        return;
+    }
+    const std::string& user = found->first;
+    UserState& state = found->second;
+    state.fetch_request_id = 0;
+    if (reply.status != Status::ok) {
+        spdlog::warn("session: persistence refused a fetch ({}: {}); the user's stored "
+                     "messages wait for the next connection",
+                     to_string(reply.status), reply.error);
+        state.remote_done = true;
+        return;
+    }
+
+    std::optional<lmdb::Txn> read_txn;
+    bool all_taken = true;
+    for (const std::string& item : reply.items) {
+        if (state.in_flight.size() >= config_.window || in_flight_.size() >= config_.max_in_flight) {
+            // The window filled meanwhile (new messages went straight out): the rest is
+            // fetched again from the cursor when it frees.
+            all_taken = false;
+            break;
+        }
+        auto decoded = decode_envelope(deliver_header_, item);
+        if (!decoded || decoded->to != user || decoded->id.empty() ||
+            decoded->id.size() > config_.max_id_bytes) {
+            ++counters_.invalid;
+            if (decoded) state.remote_cursor = std::max(state.remote_cursor, decoded->cursor);
+            continue;
+        }
+        state.remote_cursor = std::max(state.remote_cursor, decoded->cursor);
+        // Already in flight (handed off while being delivered), or still stored here (its
+        // handoff is being confirmed): the local path delivers it; never twice at once.
+        if (state.remote_ids.contains(decoded->id)) continue;
+        if (!read_txn) read_txn.emplace(env_, lmdb::Txn::read_only);
+        id_key(key_, user, decoded->id);
+        std::string_view ignored;
+        if (message_ids_.get(*read_txn, key_, ignored) == 0) continue;
+
+        const std::uint64_t key = next_remote_key_++;
+        InFlight& entry = in_flight_[key];
+        entry.user = user;
+        entry.id = decoded->id;
+        entry.epoch = state.epoch;
+        entry.system = decoded->has(flag_system);
+        remote_bytes_ += decoded->payload.size();
+        entry.remote = std::make_unique<Envelope>(std::move(*decoded));
+        state.in_flight.insert(key);
+        state.remote_ids.emplace(entry.id, key);
+        ++counters_.fetched_items;
+        send_attempt(key, entry, state, *entry.remote);
+    }
+    if (all_taken) {
+        state.remote_cursor = std::max(state.remote_cursor, reply.cursor);
+        // `limit` of a fetched reply: non-zero while more messages follow the cursor.
+        if (reply.limit == 0) state.remote_done = true;
+    }
+    mark_dirty(user); // more fits in the window: fetch the next batch
+}
+
+void SessionCore::handoff_timers(std::uint64_t now, std::optional<lmdb::Txn>& read_txn) {
+    due_.clear();
+    for (auto timer = handoff_timers_.begin();
+         timer != handoff_timers_.end() && timer->first <= now; ++timer)
+        due_.push_back(timer->second);
+    for (const std::uint64_t request_id : due_) {
+        auto found = handoffs_.find(request_id);
+        if (found == handoffs_.end()) continue;
+        Handoff& handoff = found->second;
+        if (!read_txn) read_txn.emplace(env_, lmdb::Txn::read_only);
+        auto record = read_record(*read_txn, handoff.user, handoff.seq);
+        if (!record) {
+            erase_handoff(request_id); // acked (deleted) meanwhile: nothing to hand off
+            continue;
+        }
+        // No answer (lost, or persistence is slow or down): ask again.
+        ++counters_.handoff_resends;
+        send_handoff(request_id, handoff, *record);
+    }
+}
+
+void SessionCore::fetch_timers(std::uint64_t now) {
+    while (!fetch_timers_.empty() && fetch_timers_.begin()->first <= now) {
+        const std::uint64_t request_id = fetch_timers_.begin()->second;
+        fetch_timers_.erase(fetch_timers_.begin());
+        auto request = fetches_.find(request_id);
+        if (request == fetches_.end()) continue;
+        const FetchRequest fetch = std::move(request->second);
+        fetches_.erase(request);
+        auto user = users_.find(fetch.user);
+        if (user == users_.end() || user->second.epoch != fetch.epoch ||
+            user->second.fetch_request_id != request_id)
+            continue;
+        // No answer: fetch again from the same cursor (a late answer is now stale).
+        user->second.fetch_request_id = 0;
+        mark_dirty(user->first);
+    }
+}
+
+void SessionCore::scan_for_handoffs(std::uint64_t now) {
+    if (!scan_active_) {
+        if (!scan_wanted_ || now < scan_not_before_) return;
+        scan_active_ = true; // a new pass, from the start of the store
+        scan_wanted_ = false;
+        scan_position_.clear();
+    }
+    if (handoffs_.size() >= config_.max_handoffs) return; // resumes when answers free slots
+
+    lmdb::Txn txn(env_, lmdb::Txn::read_only);
+    lmdb::Cursor cursor(txn, messages_);
+    bool positioned = scan_position_.empty() ? cursor.first() : cursor.seek(scan_position_);
+    std::string user;
+    for (std::size_t visited = 0; positioned && visited < config_.handoff_scan_budget; ++visited) {
+        const std::string_view key = cursor.key();
+        const std::size_t length =
+            key.size() >= 2 ? (static_cast<unsigned char>(key[0]) << 8) | static_cast<unsigned char>(key[1])
+                            : 0;
+        if (key.size() != 2 + length + 8) { // not a message key (never written by us)
+            positioned = cursor.next();
+            continue;
+        }
+        user.assign(key.substr(2, length));
+        if (users_.contains(user)) {
+            // Online: its messages are delivered from here. Skip past all of them.
+            message_key(key2_, user, UINT64_MAX);
+            positioned = cursor.seek(key2_);
+            continue;
+        }
+        const std::uint64_t seq = lmdb::read_u64_be(key.substr(2 + length));
+        if (!handoff_by_seq_.contains(seq) && !rejected_.contains(seq)) {
+            if (handoffs_.size() >= config_.max_handoffs) {
+                scan_position_.assign(key); // resume here
+                return;
+            }
+            auto record = decode_envelope(deliver_header_, cursor.value());
+            if (record) start_handoff(seq, *record);
+        }
+        positioned = cursor.next();
+    }
+    if (positioned) {
+        scan_position_.assign(cursor.key()); // the budget is spent: resume at the next tick
+    } else {
+        scan_active_ = false; // a whole pass done
+    }
+}
+
+std::optional<Envelope> SessionCore::read_record(lmdb::Txn& txn, std::string_view user,
+                                                 std::uint64_t seq) {
+    message_key(key2_, user, seq);
+    std::string_view value;
+    if (messages_.get(txn, key2_, value) != 0) return std::nullopt;
+    return decode_envelope(deliver_header_, value);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,9 +2,26 @@
 // ../shared/DESIGN.md, "The delivery contract").
 //
 // SessionCore is the socket-free logic of one session shard. It owns the shard's LMDB store
-// and the connection state of its users, and talks to gateways only through an injected
-// Outbox; time comes from an injected Clock. The daemon (session_daemon.cpp) owns the sockets
-// and feeds decoded envelopes in batches.
+// and the connection state of its users, and talks to gateways and persistence shards only
+// through an injected Outbox; time comes from an injected Clock. The daemon
+// (session_daemon.cpp) owns the sockets and feeds decoded envelopes in batches.
+//
+// The offline path (docs/INTERNAL_PROTOCOL.md, "Persistence"), when the topology has
+// persistence shards (Outbox::has_persistence):
+//   - handoff: a message whose user is offline when it is stored, or whose retry limit has
+//     passed, is sent to the user's persistence shard (offline_store). The local copy is
+//     deleted only once persistence confirms (offline_stored ok): at-least-once. No answer
+//     within handoff_timeout_ms: sent again. Refused (persistence full): the local copy stays
+//     and is offered again after handoff_refused_retry_ms. At most max_handoffs are
+//     outstanding; the rest stay stored and a bounded scan of the store (which also finds
+//     what a crash left behind) offers them later.
+//   - acks for messages this shard no longer holds (or holds while a handoff is outstanding)
+//     are forwarded to the user's persistence shard, which deletes its copy.
+//   - connect: after the local messages, the user's stored messages are fetched in batches
+//     of at most the free window and delivered like local ones ("remote" in-flight entries,
+//     kept in memory for retries, never re-stored here). Past the retry limit a remote
+//     message is simply not retried: it stays in persistence for the next connection.
+// Without persistence shards the local store is the offline queue, as before.
 //
 // Thread: everything here runs on the session daemon's thread (one thread per shard). The
 // class is not thread-safe; the Env may be shared (read transactions use MDB_NOTLS).
@@ -29,6 +46,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <span>
@@ -53,6 +71,12 @@ public:
     // Best effort: a lost server_ack makes the client resend, which is deduped and acked.
     virtual void server_ack(std::string_view gateway, std::uint64_t connection,
                             std::string_view id, std::string_view sender) = 0;
+    // Tells `gateway` that message `id` of `sender` was NOT accepted: a server_ack envelope
+    // with `status` (refused, bad_request) and `reason` in `error`. The ws-gateway turns it
+    // into an error frame, a rest-gateway into the send's per-message result. Best effort
+    // like server_ack: without it the client sees no SERVER_ACK and resends.
+    virtual void refuse(std::string_view gateway, std::uint64_t connection, std::string_view id,
+                        std::string_view sender, Status status, std::string_view reason) = 0;
     // Asks `gateway` to close `connection` of `user` (the user connected elsewhere).
     virtual void close_connection(std::string_view gateway, std::uint64_t connection,
                                   std::string_view user) = 0;
@@ -60,6 +84,22 @@ public:
     // shard has no socket to (a topology mismatch) is ignored: the user stays offline and
     // the messages stay stored, instead of being retried forever into nowhere.
     virtual bool knows_gateway(std::string_view /*gateway*/) const { return true; }
+
+    // The offline path. Whether the topology has persistence shards at all; without them
+    // the core keeps today's behaviour (the local store is the offline queue) and never
+    // calls the two functions below.
+    virtual bool has_persistence() const { return false; }
+    // Sends `request` (offline_store or fetch) to the persistence shard that owns
+    // `request.to`, on the DEALER whose replies come back as offline_stored / fetched.
+    // Returns false if it could not be queued (high-water mark): the core tries again later.
+    virtual bool to_persistence(const Envelope& /*request*/) { return false; }
+    // Pushes an ack of `ids` by `user` to the user's persistence shard. Returns false if it
+    // could not be queued: the stated policy is to drop it (counted); the stored copy is then
+    // delivered again later and acked again, which at-least-once allows.
+    virtual bool ack_to_persistence(std::string_view /*user*/,
+                                    std::span<const std::string> /*ids*/) {
+        return false;
+    }
 };
 
 struct SessionConfig {
@@ -67,6 +107,7 @@ struct SessionConfig {
     std::uint64_t send_timeout_ms = 5000;   // no deliver_result from the gateway: not delivered
     std::uint64_t overload_retry_ms = 1000; // gateway (or our own HWM) said overloaded: wait
     std::uint32_t retry_limit = 3;          // timeouts retried; the next one parks the message
+                                            // (hands it to persistence, if there is one)
     std::size_t window = 64;                // unacked in-flight messages per online user
     // Bound on in-flight messages of all users together (each holds a timer and maybe an
     // outstanding request, ~200 bytes): 65536 is ~13 MiB, 1024 users' full default windows.
@@ -84,6 +125,19 @@ struct SessionConfig {
     // LMDB key limit is 511 bytes: [2][user][id] must fit, so user and id are capped.
     std::size_t max_user_bytes = 255;
     std::size_t max_id_bytes = 250;
+
+    // The offline path (used only when the outbox has persistence).
+    std::uint64_t handoff_timeout_ms = 5000;        // no offline_stored: send it again
+    std::uint64_t handoff_refused_retry_ms = 5000;  // persistence full: offer again after
+    // Outstanding offline_store requests (each ~100 bytes of memory; the message itself
+    // stays in LMDB): 4096 keeps a persistence shard busy without flooding its queue.
+    std::size_t max_handoffs = 4096;
+    std::uint64_t fetch_timeout_ms = 5000;          // no fetched: fetch again from the cursor
+    // Payload bytes of fetched messages held in memory for retries, all users together:
+    // 64 MiB. A user whose fetch would exceed it waits (like the in-flight limit).
+    std::size_t max_remote_bytes = 64u << 20;
+    // Store records the handoff scan visits per tick: bounds the work one tick can do.
+    std::size_t handoff_scan_budget = 1024;
 };
 
 struct SessionCounters {
@@ -103,6 +157,18 @@ struct SessionCounters {
     std::uint64_t user_limit_refusals = 0;  // connects refused at max_online_users
     std::uint64_t connects = 0;
     std::uint64_t disconnects = 0;
+    std::uint64_t refusals_sent = 0;      // refuse() calls (map full, invalid message)
+    // The offline path.
+    std::uint64_t handoffs_sent = 0;      // offline_store requests (first attempts)
+    std::uint64_t handoff_resends = 0;    // re-sent after handoff_timeout_ms
+    std::uint64_t handed_off = 0;         // confirmed by persistence: local copy deleted
+    std::uint64_t handoff_refusals = 0;   // persistence refused (full) or rejected
+    std::uint64_t handoffs_deferred = 0;  // max_handoffs reached: left for the scan
+    std::uint64_t acks_forwarded = 0;     // ids forwarded to persistence
+    std::uint64_t acks_forward_dropped = 0; // ids whose forward could not be queued
+    std::uint64_t fetches = 0;            // fetch requests sent
+    std::uint64_t fetched_items = 0;      // remote messages taken into flight
+    std::uint64_t remote_parked = 0;      // remote messages past the retry limit
 };
 
 class SessionCore {
@@ -137,6 +203,8 @@ public:
     // Inspection (tests, status): reads committed state in a fresh read transaction.
     bool is_stored(std::string_view recipient, std::string_view id) const;
     std::size_t stored_count(std::string_view recipient) const;
+    std::size_t outstanding_handoffs() const { return handoffs_.size(); }
+    std::size_t remote_bytes() const { return remote_bytes_; }
 
 private:
     // What happened to one envelope of the batch inside the write transaction; applied to
@@ -148,16 +216,24 @@ private:
         refused,    // LMDB full: dropped, no server_ack
         invalid,    // missing or oversized fields, or a kind the session does not take
         ephemeral,  // deliver if online, never stored
-        acked,      // seqs [acked_begin, acked_end) of deleted_seqs_ were deleted
+        acked,      // seqs [acked_begin, acked_end) of deleted_seqs_ were deleted, ids
+                    // [forward_begin, forward_end) of forward_ids_ go to persistence
         result,     // deliver_result (system ok: seq deleted)
         connect,
         disconnect,
+        handed_off,       // offline_stored ok: seq deleted (record in converted_ if in flight)
+        handoff_unapplied,// offline_stored ok, but LMDB was too full even to delete
+        handoff_failed,   // offline_stored not ok: the local copy stays
+        stale,            // offline_stored / fetched for an unknown request
+        fetched,          // a batch of the user's stored messages from persistence
     };
     struct Effect {
         Outcome outcome = Outcome::none;
         std::uint64_t seq = 0;
         std::uint32_t acked_begin = 0;
         std::uint32_t acked_end = 0;
+        std::uint32_t forward_begin = 0;
+        std::uint32_t forward_end = 0;
     };
 
     enum class Phase : std::uint8_t {
@@ -168,6 +244,9 @@ private:
     struct InFlight {
         std::string user;     // recipient
         std::string id;       // message id (to delete the index entry without a read)
+        // Remote entries (not in the local store: fetched from persistence, or handed off
+        // while in flight) keep their message here for retries; null for local entries.
+        std::unique_ptr<Envelope> remote;
         std::uint64_t epoch = 0;       // connection epoch it belongs to
         std::uint64_t request_id = 0;  // outstanding deliver request, 0 if none
         std::uint64_t deadline_ms = 0;
@@ -185,7 +264,28 @@ private:
         std::uint64_t scan_seq = 0;
         bool caught_up = false;        // no stored message >= scan_seq is waiting
         bool dirty = false;            // listed in dirty_users_ for a pump
-        std::set<std::uint64_t> in_flight; // seqs, at most config.window
+        std::set<std::uint64_t> in_flight; // keys (seqs, remote keys), at most config.window
+        // The offline path, per connection: persistence seq of the last message taken from
+        // it, whether its queue is exhausted for this connection, the outstanding fetch.
+        std::uint64_t remote_cursor = 0;
+        bool remote_done = true;
+        std::uint64_t fetch_request_id = 0;
+        std::unordered_map<std::string, std::uint64_t> remote_ids; // id -> key, remote entries
+    };
+    struct Handoff {
+        std::string user;
+        std::string id;
+        std::uint64_t seq = 0;
+        std::uint64_t deadline_ms = 0;
+        // The client acked the message while the handoff was outstanding. The ack went to
+        // persistence at once, but on another socket (PUSH, not this DEALER), so it may have
+        // arrived before the message: it is sent again once the handoff is confirmed.
+        bool acked = false;
+    };
+    struct FetchRequest {
+        std::string user;
+        std::uint64_t epoch = 0;
+        std::uint64_t deadline_ms = 0;
     };
     struct EphemeralRequest {
         std::string user;
@@ -216,7 +316,24 @@ private:
     void on_connect(const Envelope& message);
     void on_disconnect(const Envelope& message);
     void on_result(const Envelope& result, std::uint64_t deleted_seq);
+    void on_acked(const Envelope& message, const Effect& effect);
+    void refuse(const Envelope& message, Status status, std::string_view reason);
     void go_offline(const std::string& user);
+
+    // The offline path.
+    void start_handoff(std::uint64_t seq, Envelope& record); // record: the stored message
+    void send_handoff(std::uint64_t request_id, Handoff& handoff, Envelope& record);
+    void erase_handoff(std::uint64_t request_id);
+    void on_handed_off(const Envelope& reply, const Effect& effect);
+    void on_handoff_failed(const Envelope& reply);
+    void on_fetched(Envelope& reply);
+    void forward_acks(std::string_view user, std::span<const std::string> ids);
+    void pump_remote(const std::string& user, UserState& state);
+    void handoff_timers(std::uint64_t now, std::optional<lmdb::Txn>& read_txn);
+    void fetch_timers(std::uint64_t now);
+    void scan_for_handoffs(std::uint64_t now);
+    std::optional<Envelope> read_record(lmdb::Txn& txn, std::string_view user,
+                                        std::uint64_t seq);
 
     // Delivery.
     void start_delivery(const std::string& user, UserState& state, std::uint64_t seq,
@@ -229,7 +346,9 @@ private:
     void mark_dirty(const std::string& user);
     void pump_dirty_users();
     void pump(const std::string& user, UserState& state, std::optional<lmdb::Txn>& read_txn);
+    void pump_local(const std::string& user, UserState& state, std::optional<lmdb::Txn>& read_txn);
     void starve(const std::string& user);
+    bool below_global_limits() const;
 
     // Keys (see the store layout at the top).
     static void user_prefix(std::string& out, std::string_view user);
@@ -263,9 +382,35 @@ private:
     std::unordered_set<std::string> starved_users_;
     bool in_flight_limit_logged_ = false;
 
+    // The offline path (empty without persistence).
+    bool persistence_ = false;                               // outbox.has_persistence()
+    std::unordered_map<std::uint64_t, Handoff> handoffs_;    // by request_id, <= max_handoffs
+    std::unordered_map<std::uint64_t, std::uint64_t> handoff_by_seq_; // seq -> request_id
+    std::set<std::pair<std::uint64_t, std::uint64_t>> handoff_timers_; // (deadline, request_id)
+    // Seqs persistence rejected as invalid (bad_request): the scan does not offer them again
+    // (they stay here and are delivered on the user's next connection). Bounded: beyond
+    // kMaxRejected they are simply offered again, which costs a request, not correctness.
+    std::unordered_set<std::uint64_t> rejected_;
+    std::unordered_map<std::uint64_t, FetchRequest> fetches_; // by request_id, <= online users
+    std::set<std::pair<std::uint64_t, std::uint64_t>> fetch_timers_;   // (deadline, request_id)
+    // Remote in-flight keys live above every local seq (seqs count up from 1 and never get
+    // near 2^63), so one key space serves in_flight_, timers_ and requests_.
+    std::uint64_t next_remote_key_ = std::uint64_t{1} << 63;
+    std::size_t remote_bytes_ = 0;
+    // The handoff scan: walks the store for messages of offline users that are not handed
+    // off yet (after a restart, after max_handoffs was reached, after a refusal, after a user
+    // went offline with local messages). Wanted -> active (from the start) -> done.
+    bool scan_wanted_ = false;
+    bool scan_active_ = false;
+    std::string scan_position_;     // key to resume at (empty: the start)
+    std::uint64_t scan_not_before_ = 0;
+    std::uint64_t handoff_failure_logs_ = 0;
+
     // Per-batch scratch, reused so the hot path does not allocate per message.
     std::vector<Effect> effects_;
     std::vector<std::uint64_t> deleted_seqs_;
+    std::vector<std::string> forward_ids_;   // ack ids to forward to persistence
+    std::vector<std::pair<std::uint64_t, std::string>> converted_; // (seq, record) handed off in flight
     std::unordered_set<std::uint64_t> deleted_in_batch_;
     std::vector<std::string> dirty_users_;   // users to pump at the end of a batch/tick
     std::vector<std::uint64_t> due_;         // on_timer: expired timers

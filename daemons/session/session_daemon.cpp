@@ -1,5 +1,7 @@
 // session daemon: the adapter around SessionCore. It owns the sockets (a PULL fed by the
-// message-routers and gateways, one DEALER per ws-gateway) and the LMDB environment.
+// message-routers and gateways; one DEALER per gateway with a `router` endpoint, ws-gateways
+// and rest-gateways; per persistence shard, if any, a DEALER to its `router` and a PUSH to its
+// `pull`) and the LMDB environment.
 //
 // Thread: bind() and connect() run on the controlling thread (they create the sockets and
 // open the store); from start() on, run() and everything it calls (the core, the outbox,
@@ -9,9 +11,10 @@
 // Loop (one line per duty): poll all sockets for at most min(next deadline, 100 ms) → drain
 // each socket (bounded) into one batch → core.handle_batch (one LMDB commit, then sends) →
 // periodic duties. Sends never block: a full DEALER is reported to the core, which keeps the
-// message stored and retries later.
+// message stored and retries later; a full PUSH drops the forwarded ack (counted by the core).
 #include "common/lmdb.hpp"
 #include "common/zmq_util.hpp"
+#include "topology/topology.hpp"
 #include "daemons/factories.hpp"
 #include "daemons/session/session_core.hpp"
 
@@ -36,15 +39,27 @@ constexpr std::uint64_t kTickMs = 100;
 // Counters are logged (at debug level) this often.
 constexpr std::uint64_t kCounterLogPeriodMs = 60'000;
 
-// One DEALER per ws-gateway, found by gateway instance name. Owned by the daemon thread.
+// One DEALER per gateway, found by gateway instance name; per persistence shard a DEALER
+// (requests, replies) and a PUSH (acks). Owned by the daemon thread.
 class DealerOutbox final : public Outbox {
 public:
+    struct PersistenceShard {
+        std::string name;
+        zmq::socket_t dealer;
+        zmq::socket_t push;
+    };
+
     void add(std::string gateway, zmq::socket_t socket) {
         index_.emplace(gateway, dealers_.size());
         names_.push_back(std::move(gateway));
         dealers_.push_back(std::move(socket));
     }
     std::vector<zmq::socket_t>& sockets() { return dealers_; }
+    std::vector<PersistenceShard>& persistence_shards() { return shards_; }
+    void set_persistence(std::unique_ptr<topology::ShardMap> map, std::vector<PersistenceShard> shards) {
+        shard_map_ = std::move(map);
+        shards_ = std::move(shards);
+    }
 
     bool deliver(std::string_view gateway, const Envelope& request) override {
         zmq::socket_t* socket = find(gateway);
@@ -60,6 +75,22 @@ public:
         control_.to.assign(sender);
         control_.origin_gateway.assign(gateway);
         control_.connection = connection;
+        control_.status = Status::ok;
+        control_.error.clear();
+        send_control(gateway);
+    }
+
+    // A server_ack with a non-ok status: the message was not accepted, and why.
+    void refuse(std::string_view gateway, std::uint64_t connection, std::string_view id,
+                std::string_view sender, Status status, std::string_view reason) override {
+        control_.kind = Kind::server_ack;
+        control_.id.assign(id);
+        control_.from.assign(sender);
+        control_.to.assign(sender);
+        control_.origin_gateway.assign(gateway);
+        control_.connection = connection;
+        control_.status = status;
+        control_.error.assign(reason);
         send_control(gateway);
     }
 
@@ -71,6 +102,8 @@ public:
         control_.to.clear();
         control_.origin_gateway.assign(gateway);
         control_.connection = connection;
+        control_.status = Status::ok;
+        control_.error.clear();
         send_control(gateway);
     }
 
@@ -78,10 +111,31 @@ public:
         return index_.find(std::string(gateway)) != index_.end();
     }
 
+    bool has_persistence() const override { return !shards_.empty(); }
+
+    bool to_persistence(const Envelope& request) override {
+        if (shards_.empty()) return false;
+        PersistenceShard& shard = shards_[shard_map_->index_for(request.to)];
+        return send_envelope(shard.dealer, request, scratch_) == SendResult::ok;
+    }
+
+    bool ack_to_persistence(std::string_view user, std::span<const std::string> ids) override {
+        if (shards_.empty()) return false;
+        ack_.kind = Kind::ack;
+        ack_.from.assign(user);
+        ack_.ids.assign(ids.begin(), ids.end());
+        PersistenceShard& shard = shards_[shard_map_->index_for(user)];
+        return send_envelope(shard.push, ack_, scratch_) == SendResult::ok;
+    }
+
     std::uint64_t control_dropped() const { return control_dropped_; }
 
     void close_all() {
         for (zmq::socket_t& socket : dealers_) socket.close();
+        for (PersistenceShard& shard : shards_) {
+            shard.dealer.close();
+            shard.push.close();
+        }
     }
 
 private:
@@ -108,10 +162,16 @@ private:
     std::unordered_map<std::string, std::size_t> index_;
     std::vector<std::string> names_;
     std::vector<zmq::socket_t> dealers_;
+    std::unique_ptr<topology::ShardMap> shard_map_; // user -> index into shards_
+    std::vector<PersistenceShard> shards_;
     std::string scratch_; // reused encode buffer
     Envelope control_;    // reused server_ack / close_connection envelope
+    Envelope ack_;        // reused ack forwarded to persistence
     std::uint64_t control_dropped_ = 0;
 };
+
+// Which peer a socket belongs to decides which kinds it may deliver.
+enum class Source { pull, gateway, persistence };
 
 class SessionDaemon final : public Daemon {
 public:
@@ -127,6 +187,12 @@ public:
         config_.max_online_users = option(self, "max_online_users", config_.max_online_users);
         config_.max_batch = option(self, "max_batch", config_.max_batch);
         config_.max_batch_bytes = option(self, "max_batch_bytes", config_.max_batch_bytes);
+        config_.handoff_timeout_ms = option(self, "handoff_timeout_ms", config_.handoff_timeout_ms);
+        config_.handoff_refused_retry_ms =
+            option(self, "handoff_refused_retry_ms", config_.handoff_refused_retry_ms);
+        config_.max_handoffs = option(self, "max_handoffs", config_.max_handoffs);
+        config_.fetch_timeout_ms = option(self, "fetch_timeout_ms", config_.fetch_timeout_ms);
+        config_.max_remote_bytes = option(self, "max_remote_bytes", config_.max_remote_bytes);
         // LMDB map: address space reserved up front, disk used only as data grows. When it
         // is full, new messages are refused (see SessionCore) until acks free space.
         env_options_.map_size = option(self, "map_size_mb", 1024) << 20;
@@ -152,27 +218,32 @@ public:
     }
 
     void connect() override {
-        for (const topology::DaemonSpec* gateway : context_.topology.of_kind("ws-gateway")) {
-            const std::string endpoint = gateway->endpoint("router");
-            SocketOptions options;
-            // The gateway answers deliver requests to this routing id.
-            options.routing_id = context_.self.name;
-            zmq::socket_t dealer = make_socket(context_.zmq, zmq::socket_type::dealer, options);
-            try {
-                dealer.connect(endpoint);
-            } catch (const zmq::error_t& e) {
-                throw std::runtime_error(context_.self.name + ": cannot connect to " +
-                                         gateway->name + " router '" + endpoint +
-                                         "': " + e.what());
+        // Deliveries go to ws-gateways; server_acks (and refusals) to whichever gateway the
+        // sender used, rest-gateways included (a REST send waits for them). A gateway without
+        // a `router` endpoint cannot be reached and is skipped.
+        for (const char* kind : {"ws-gateway", "rest-gateway"}) {
+            for (const topology::DaemonSpec* gateway : context_.topology.of_kind(kind)) {
+                const std::string endpoint = gateway->endpoint("router");
+                if (endpoint.empty()) continue;
+                outbox_.add(gateway->name, connected(zmq::socket_type::dealer, *gateway, "router"));
             }
-            outbox_.add(gateway->name, std::move(dealer));
+        }
+        // The offline path: per persistence shard, requests (DEALER) and acks (PUSH).
+        if (!context_.topology.of_kind("persistence").empty()) {
+            auto map = std::make_unique<topology::ShardMap>(context_.topology, "persistence");
+            std::vector<DealerOutbox::PersistenceShard> shards;
+            for (const topology::DaemonSpec* shard : map->instances())
+                shards.push_back({shard->name, connected(zmq::socket_type::dealer, *shard, "router"),
+                                  connected(zmq::socket_type::push, *shard, "pull")});
+            outbox_.set_persistence(std::move(map), std::move(shards));
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, env_options_);
         core_ = std::make_unique<SessionCore>(*env_, outbox_, context_.clock, config_);
-        spdlog::info("{}: store {} opened, {} gateway(s), window {}, ack timeout {} ms, "
-                     "retry limit {}",
+        spdlog::info("{}: store {} opened, {} gateway(s), {} persistence shard(s), window {}, "
+                     "ack timeout {} ms, retry limit {}",
                      context_.self.name, context_.data_dir.string(), outbox_.sockets().size(),
-                     config_.window, config_.ack_timeout_ms, config_.retry_limit);
+                     outbox_.persistence_shards().size(), config_.window, config_.ack_timeout_ms,
+                     config_.retry_limit);
     }
 
     void start() override {
@@ -197,6 +268,23 @@ public:
     std::map<std::string, std::string> bound_endpoints() const override { return bound_; }
 
 private:
+    // A socket connected to `peer`'s `role` endpoint. The routing id is this instance's name:
+    // ROUTER peers answer to it, and their logs name us.
+    zmq::socket_t connected(zmq::socket_type type, const topology::DaemonSpec& peer,
+                            const std::string& role) {
+        const std::string endpoint = peer.endpoint(role);
+        SocketOptions options;
+        if (type == zmq::socket_type::dealer) options.routing_id = context_.self.name;
+        zmq::socket_t socket = make_socket(context_.zmq, type, options);
+        try {
+            socket.connect(endpoint);
+        } catch (const zmq::error_t& e) {
+            throw std::runtime_error(context_.self.name + ": cannot connect to " + peer.name +
+                                     " " + role + " '" + endpoint + "': " + e.what());
+        }
+        return socket;
+    }
+
     static std::uint64_t option(const topology::DaemonSpec& self, std::string_view key,
                                 std::uint64_t fallback, bool allow_zero = false) {
         const std::int64_t value = self.option_int(key, static_cast<std::int64_t>(fallback));
@@ -213,6 +301,8 @@ private:
         items.push_back({pull_.handle(), 0, ZMQ_POLLIN, 0});
         for (zmq::socket_t& dealer : outbox_.sockets())
             items.push_back({dealer.handle(), 0, ZMQ_POLLIN, 0});
+        for (DealerOutbox::PersistenceShard& shard : outbox_.persistence_shards())
+            items.push_back({shard.dealer.handle(), 0, ZMQ_POLLIN, 0});
 
         std::vector<Envelope> batch;
         batch.reserve(config_.max_batch);
@@ -229,16 +319,19 @@ private:
 
             batch.clear();
             batch_bytes_ = 0;
-            drain(pull_, /*from_gateway=*/false, batch);
-            for (zmq::socket_t& dealer : outbox_.sockets())
-                drain(dealer, /*from_gateway=*/true, batch);
+            drain(pull_, Source::pull, batch);
+            for (zmq::socket_t& dealer : outbox_.sockets()) drain(dealer, Source::gateway, batch);
+            for (DealerOutbox::PersistenceShard& shard : outbox_.persistence_shards())
+                drain(shard.dealer, Source::persistence, batch);
             if (!batch.empty()) core_->handle_batch(batch);
             periodic_duties();
         }
 
         // Shutdown: what was received has been committed; what is still queued in the PULL
         // socket was never acknowledged to anyone (before the durable point), so dropping it
-        // is within the contract. Close with the bounded LINGER set by make_socket.
+        // is within the contract. Messages whose handoff is unconfirmed are still stored here
+        // (the next run's scan offers them again; persistence dedupes), and fetched ones are
+        // still in persistence. Close with the bounded LINGER set by make_socket.
         pull_.close();
         outbox_.close_all();
         log_counters("stopped", spdlog::level::info);
@@ -247,7 +340,7 @@ private:
     // Receives up to config_.max_batch messages (and max_batch_bytes of payload) from one
     // socket without blocking. The bound keeps one busy socket from starving the others and
     // keeps a batch's transaction small.
-    void drain(zmq::socket_t& socket, bool from_gateway, std::vector<Envelope>& batch) {
+    void drain(zmq::socket_t& socket, Source source, std::vector<Envelope>& batch) {
         for (std::size_t received = 0;
              received < config_.max_batch && batch_bytes_ < config_.max_batch_bytes;
              ++received) {
@@ -258,17 +351,26 @@ private:
                 count_dropped("malformed envelope", error);
                 continue;
             }
-            // Gateways' ROUTERs answer only deliver requests; everything else arrives on PULL.
+            // Gateways' ROUTERs answer only deliver requests, persistence's only offline_store
+            // and fetch; everything else arrives on PULL.
             const Kind kind = incoming_.envelope.kind;
-            const bool expected =
-                from_gateway ? kind == Kind::deliver_result
-                             : (kind == Kind::deliver || kind == Kind::ack ||
-                                kind == Kind::connect || kind == Kind::disconnect);
+            bool expected = false;
+            switch (source) {
+            case Source::pull:
+                expected = kind == Kind::deliver || kind == Kind::ack || kind == Kind::connect ||
+                           kind == Kind::disconnect;
+                break;
+            case Source::gateway: expected = kind == Kind::deliver_result; break;
+            case Source::persistence:
+                expected = kind == Kind::offline_stored || kind == Kind::fetched;
+                break;
+            }
             if (!expected) {
                 count_dropped("unexpected kind", to_string(kind));
                 continue;
             }
             batch_bytes_ += incoming_.envelope.payload.size();
+            for (const std::string& item : incoming_.envelope.items) batch_bytes_ += item.size();
             batch.push_back(std::move(incoming_.envelope));
         }
     }
@@ -281,8 +383,9 @@ private:
     }
 
     // Every periodic duty of the session, with its period:
-    //   - core.on_timer(): ack/send timeouts, retries, parking, back-off — every loop turn,
-    //     which is at least every kTickMs (100 ms) and at the core's next deadline;
+    //   - core.on_timer(): ack/send timeouts, retries, parking, back-off, and with
+    //     persistence handoff re-sends, fetch timeouts and the bounded handoff scan — every
+    //     loop turn, which is at least every kTickMs (100 ms) and at the core's next deadline;
     //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level.
     void periodic_duties() {
         core_->on_timer();
@@ -298,12 +401,18 @@ private:
         const SessionCounters& c = core_->counters();
         spdlog::log(level,
                     "{}: {}: stored {} delivered {} acked {} retried {} parked {} duplicates {} "
-                    "map_full_refusals {} overloaded {} send_timeouts {} invalid {} dropped {} "
-                    "control_dropped {} online {} in_flight {}",
+                    "map_full_refusals {} refusals_sent {} overloaded {} send_timeouts {} "
+                    "invalid {} dropped {} control_dropped {} online {} in_flight {} "
+                    "handoffs_sent {} handoff_resends {} handed_off {} handoff_refusals {} "
+                    "handoffs_deferred {} acks_forwarded {} acks_forward_dropped {} fetches {} "
+                    "fetched_items {} remote_parked {} outstanding_handoffs {} remote_bytes {}",
                     context_.self.name, what, c.stored, c.delivered, c.acked, c.retried,
-                    c.parked, c.duplicates, c.map_full_refusals, c.overloaded, c.send_timeouts,
-                    c.invalid, dropped_, outbox_.control_dropped(), core_->online_users(),
-                    core_->in_flight());
+                    c.parked, c.duplicates, c.map_full_refusals, c.refusals_sent, c.overloaded,
+                    c.send_timeouts, c.invalid, dropped_, outbox_.control_dropped(),
+                    core_->online_users(), core_->in_flight(), c.handoffs_sent,
+                    c.handoff_resends, c.handed_off, c.handoff_refusals, c.handoffs_deferred,
+                    c.acks_forwarded, c.acks_forward_dropped, c.fetches, c.fetched_items,
+                    c.remote_parked, core_->outstanding_handoffs(), core_->remote_bytes());
     }
 
     DaemonContext context_; // a copy: the caller's context may be a temporary

@@ -1,184 +1,12 @@
-// Unit tests of SessionCore: real LMDB in a temporary directory, a fake clock and a fake
-// outbox that records every request. No sockets, no sleeps: time moves only by advance().
+// Unit tests of SessionCore: delivery, acks, retries, windows, limits (the fixture and fakes
+// are in session_core_fixture.hpp; the offline path is in session_offline_test.cpp).
 // Thread: the test's own.
-#include "daemons/session/session_core.hpp"
-
-#include <gtest/gtest.h>
-
-#include <atomic>
-#include <filesystem>
-#include <functional>
-#include <memory>
-#include <string>
-#include <unistd.h>
-#include <vector>
+#include "tests/unit/session/session_core_fixture.hpp"
 
 namespace vartalap {
 namespace {
 
-class FakeClock final : public Clock {
-public:
-    std::uint64_t monotonic_ms() const override { return now_; }
-    std::uint64_t wall_ms() const override { return 1'700'000'000'000 + now_; }
-    void advance(std::uint64_t ms) { now_ += ms; }
-
-private:
-    std::uint64_t now_ = 5'000;
-};
-
-struct Delivery {
-    std::string gateway;
-    Envelope request;
-};
-struct ServerAckCall {
-    std::string gateway;
-    std::uint64_t connection;
-    std::string id;
-    std::string sender;
-};
-struct CloseCall {
-    std::string gateway;
-    std::uint64_t connection;
-    std::string user;
-};
-
-class FakeOutbox final : public Outbox {
-public:
-    bool deliver(std::string_view gateway, const Envelope& request) override {
-        if (!accept) return false;
-        deliveries.push_back({std::string(gateway), request});
-        return true;
-    }
-    void server_ack(std::string_view gateway, std::uint64_t connection, std::string_view id,
-                    std::string_view sender) override {
-        server_acks.push_back(
-            {std::string(gateway), connection, std::string(id), std::string(sender)});
-        if (on_server_ack) on_server_ack(server_acks.back());
-    }
-    void close_connection(std::string_view gateway, std::uint64_t connection,
-                          std::string_view user) override {
-        closes.push_back({std::string(gateway), connection, std::string(user)});
-    }
-    bool knows_gateway(std::string_view gateway) const override { return gateway != "ws-unknown"; }
-
-    bool accept = true; // false: every deliver reports a full queue
-    std::vector<Delivery> deliveries;
-    std::vector<ServerAckCall> server_acks;
-    std::vector<CloseCall> closes;
-    std::function<void(const ServerAckCall&)> on_server_ack;
-};
-
-Envelope chat(const std::string& from, const std::string& to, const std::string& id,
-              std::uint32_t flags = flag_wants_server_ack, std::uint64_t sender_connection = 7) {
-    Envelope e;
-    e.kind = Kind::deliver;
-    e.id = id;
-    e.channel = "individual";
-    e.from = from;
-    e.to = to;
-    e.origin_gateway = "ws-1";
-    e.connection = sender_connection;
-    e.created_at_ms = 1'700'000'000'000;
-    e.flags = flags;
-    e.method = "chat";
-    e.payload = "{\"id\":\"" + id + "\",\"text\":\"hello\"}";
-    return e;
-}
-
-Envelope connect(const std::string& user, const std::string& gateway, std::uint64_t connection) {
-    Envelope e;
-    e.kind = Kind::connect;
-    e.from = user;
-    e.origin_gateway = gateway;
-    e.connection = connection;
-    return e;
-}
-
-Envelope disconnect(const std::string& user, const std::string& gateway,
-                    std::uint64_t connection) {
-    Envelope e = connect(user, gateway, connection);
-    e.kind = Kind::disconnect;
-    return e;
-}
-
-Envelope ack(const std::string& user, std::vector<std::string> ids) {
-    Envelope e;
-    e.kind = Kind::ack;
-    e.from = user;
-    e.ids = std::move(ids);
-    return e;
-}
-
-Envelope result(std::uint64_t request_id, Status status = Status::ok) {
-    Envelope e;
-    e.kind = Kind::deliver_result;
-    e.origin_gateway = "ws-1";
-    e.request_id = request_id;
-    e.status = status;
-    return e;
-}
-
-std::filesystem::path unique_temp_dir() {
-    static std::atomic<int> counter{0};
-    return std::filesystem::temp_directory_path() /
-           ("vartalap_session_test_" + std::to_string(::getpid()) + "_" +
-            std::to_string(counter++) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-}
-
-class SessionCoreTest : public ::testing::Test {
-protected:
-    void SetUp() override {
-        directory_ = unique_temp_dir();
-        std::filesystem::remove_all(directory_);
-        open();
-    }
-    void TearDown() override {
-        core_.reset();
-        env_.reset();
-        std::filesystem::remove_all(directory_);
-    }
-
-    void open(lmdb::EnvOptions options = {}) {
-        env_ = std::make_unique<lmdb::Env>(directory_, options);
-        core_ = std::make_unique<SessionCore>(*env_, outbox_, clock_, config_);
-    }
-    // Simulates a crash/restart: drop all memory state, keep the files.
-    void restart() {
-        core_.reset();
-        env_.reset();
-        outbox_.deliveries.clear();
-        open();
-    }
-
-    void handle(std::vector<Envelope> batch) { core_->handle_batch(batch); }
-    void handle(Envelope one) { handle(std::vector<Envelope>{std::move(one)}); }
-    void advance(std::uint64_t ms) {
-        clock_.advance(ms);
-        core_->on_timer();
-    }
-    // Answers every delivery from index `from` on with `status`.
-    void answer_from(std::size_t from, Status status = Status::ok) {
-        std::vector<Envelope> batch;
-        for (std::size_t i = from; i < outbox_.deliveries.size(); ++i)
-            batch.push_back(result(outbox_.deliveries[i].request.request_id, status));
-        handle(std::move(batch));
-    }
-    std::vector<std::string> delivered_ids(std::size_t from = 0) const {
-        std::vector<std::string> ids;
-        for (std::size_t i = from; i < outbox_.deliveries.size(); ++i)
-            ids.push_back(outbox_.deliveries[i].request.id);
-        return ids;
-    }
-    const Envelope& last_delivery() const { return outbox_.deliveries.back().request; }
-
-    SessionConfig config_;
-    FakeClock clock_;
-    FakeOutbox outbox_;
-    std::filesystem::path directory_;
-    std::unique_ptr<lmdb::Env> env_;
-    std::unique_ptr<SessionCore> core_;
-};
+using namespace session_test;
 
 TEST_F(SessionCoreTest, StoresThenServerAcksOnlyAfterCommit) {
     bool durable_at_ack = false;
@@ -593,6 +421,9 @@ TEST_F(SessionCoreTest, UnknownAndForeignAcksAreIgnored) {
     handle(ack("carol", {"m1"})); // carol cannot ack bob's copy
     EXPECT_TRUE(core_->is_stored("bob", "m1"));
     EXPECT_EQ(core_->counters().acked, 0u);
+    // Without persistence there is nobody to forward them to, and nothing is handed off.
+    EXPECT_TRUE(outbox_.forwarded_acks.empty());
+    EXPECT_TRUE(outbox_.persistence_requests.empty());
 }
 
 TEST_F(SessionCoreTest, StoreAndAckInTheSameBatch) {
@@ -623,6 +454,12 @@ TEST_F(SessionCoreTest, InvalidEnvelopesAreCountedAndDropped) {
     EXPECT_EQ(core_->counters().stored, 0u);
     EXPECT_TRUE(outbox_.server_acks.empty());
     EXPECT_EQ(core_->online_users(), 0u);
+    // The four invalid messages are refused (a REST send waits for an answer per message).
+    ASSERT_EQ(outbox_.refusals.size(), 4u);
+    for (const RefusalCall& refusal : outbox_.refusals) {
+        EXPECT_EQ(refusal.status, Status::bad_request);
+        EXPECT_EQ(refusal.sender, "alice");
+    }
 }
 
 TEST_F(SessionCoreTest, GlobalInFlightLimitStarvesThenResumes) {
@@ -686,6 +523,14 @@ TEST_F(SessionCoreTest, MapFullRefusesNewMessagesButStillAppliesAcks) {
     ASSERT_LT(stored, 1000) << "the map never filled up";
     EXPECT_FALSE(core_->is_stored("bob", "m" + std::to_string(stored)));
     EXPECT_EQ(core_->counters().map_full_refusals, 1u);
+    // Instead of silence, the sender's gateway is told why there is no SERVER_ACK.
+    ASSERT_EQ(outbox_.refusals.size(), 1u);
+    EXPECT_EQ(outbox_.refusals[0].gateway, "ws-1");
+    EXPECT_EQ(outbox_.refusals[0].connection, 7u);
+    EXPECT_EQ(outbox_.refusals[0].id, "m" + std::to_string(stored));
+    EXPECT_EQ(outbox_.refusals[0].sender, "alice");
+    EXPECT_EQ(outbox_.refusals[0].status, Status::refused);
+    EXPECT_EQ(outbox_.refusals[0].reason, "server storage full");
 
     // A batch with a new message and acks: the message is refused, the acks are applied.
     std::vector<std::string> ids;

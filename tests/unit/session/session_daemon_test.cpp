@@ -23,17 +23,20 @@ class NullOutbox final : public Outbox {
 public:
     bool deliver(std::string_view, const Envelope&) override { return true; }
     void server_ack(std::string_view, std::uint64_t, std::string_view, std::string_view) override {}
+    void refuse(std::string_view, std::uint64_t, std::string_view, std::string_view, Status,
+                std::string_view) override {}
     void close_connection(std::string_view, std::uint64_t, std::string_view) override {}
 };
 
-// Receives one envelope from a ROUTER within `timeout`.
-std::optional<Incoming> receive(zmq::socket_t& router, std::chrono::milliseconds timeout) {
-    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+// Receives one envelope from a ROUTER (or, with router = false, a PULL) within `timeout`.
+std::optional<Incoming> receive(zmq::socket_t& socket, std::chrono::milliseconds timeout,
+                                bool router = true) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         zmq::poll(&item, 1, 50ms);
         Incoming incoming;
-        if (receive_envelope(router, true, incoming) == ReceiveResult::ok) return incoming;
+        if (receive_envelope(socket, router, incoming) == ReceiveResult::ok) return incoming;
     }
     return std::nullopt;
 }
@@ -146,6 +149,161 @@ TEST(SessionDaemonTest, StoresDeliversAndDeletesOnAckOverRealSockets) {
         EXPECT_TRUE(core.is_stored("carol", "m2"));
     }
     router.close();
+    std::filesystem::remove_all(directory);
+}
+
+// The offline path over real sockets: the test also plays a rest-gateway (its ROUTER gets
+// server_acks and refusals for REST senders) and a persistence shard (a ROUTER for
+// offline_store/fetch, a PULL for forwarded acks).
+TEST(SessionDaemonTest, HandsOffToPersistenceAndAnswersRestSendersOverRealSockets) {
+    const std::filesystem::path directory =
+        std::filesystem::temp_directory_path() /
+        ("vartalap_session_daemon_offline_test_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(directory);
+
+    topology::Topology topology;
+    topology::DaemonSpec ws;
+    ws.kind = "ws-gateway";
+    ws.name = "ws-1";
+    ws.endpoints["router"] = "inproc://session-offline-test-ws-1";
+    topology::DaemonSpec rest;
+    rest.kind = "rest-gateway";
+    rest.name = "rest-1";
+    rest.endpoints["router"] = "inproc://session-offline-test-rest-1";
+    topology::DaemonSpec rest_without_router; // an older rest-gateway: skipped
+    rest_without_router.kind = "rest-gateway";
+    rest_without_router.name = "rest-2";
+    topology::DaemonSpec session;
+    session.kind = "session";
+    session.name = "session-1";
+    session.endpoints["pull"] = "inproc://session-offline-test-pull";
+    topology::DaemonSpec persistence;
+    persistence.kind = "persistence";
+    persistence.name = "persistence-1";
+    persistence.endpoints["router"] = "inproc://session-offline-test-persistence-router";
+    persistence.endpoints["pull"] = "inproc://session-offline-test-persistence-pull";
+    topology.daemons = {ws, rest, rest_without_router, session, persistence};
+
+    zmq::context_t context;
+    SystemClock clock;
+    AccessKeys keys(std::string(32, 'k'));
+    zmq::socket_t ws_router = make_socket(context, zmq::socket_type::router);
+    ws_router.bind(ws.endpoints["router"]);
+    zmq::socket_t rest_router = make_socket(context, zmq::socket_type::router);
+    rest_router.bind(rest.endpoints["router"]);
+    zmq::socket_t persistence_router = make_socket(context, zmq::socket_type::router);
+    persistence_router.bind(persistence.endpoints["router"]);
+    zmq::socket_t persistence_pull = make_socket(context, zmq::socket_type::pull);
+    persistence_pull.bind(persistence.endpoints["pull"]);
+
+    {
+        const DaemonContext daemon_context{context, topology, topology.daemons[3], directory,
+                                           keys, clock};
+        auto daemon = make_session(daemon_context);
+        daemon->bind();
+        daemon->connect();
+        daemon->start();
+        zmq::socket_t push = make_socket(context, zmq::socket_type::push);
+        push.connect(daemon->bound_endpoints().at("pull"));
+        std::string scratch;
+
+        // A REST sender's message for offline carol: server_ack to the rest-gateway, then
+        // the handoff to persistence.
+        Envelope chat;
+        chat.kind = Kind::deliver;
+        chat.id = "m1";
+        chat.from = "alice";
+        chat.to = "carol";
+        chat.origin_gateway = "rest-1";
+        chat.connection = 7;
+        chat.flags = flag_wants_server_ack;
+        chat.payload = "{\"id\":\"m1\"}";
+        ASSERT_EQ(send_envelope(push, chat, scratch), SendResult::ok);
+        auto server_ack = receive(rest_router, 5s);
+        ASSERT_TRUE(server_ack.has_value());
+        EXPECT_EQ(server_ack->routing_id, "session-1");
+        EXPECT_EQ(server_ack->envelope.kind, Kind::server_ack);
+        EXPECT_EQ(server_ack->envelope.status, Status::ok);
+        EXPECT_EQ(server_ack->envelope.connection, 7u);
+        auto store = receive(persistence_router, 5s);
+        ASSERT_TRUE(store.has_value());
+        EXPECT_EQ(store->routing_id, "session-1");
+        EXPECT_EQ(store->envelope.kind, Kind::offline_store);
+        EXPECT_EQ(store->envelope.to, "carol");
+        EXPECT_EQ(store->envelope.id, "m1");
+        EXPECT_EQ(store->envelope.payload, chat.payload);
+
+        // An invalid message gets a refusal instead of silence.
+        Envelope invalid = chat;
+        invalid.id.assign(1000, 'x');
+        invalid.connection = 8;
+        ASSERT_EQ(send_envelope(push, invalid, scratch), SendResult::ok);
+        auto refusal = receive(rest_router, 5s);
+        ASSERT_TRUE(refusal.has_value());
+        EXPECT_EQ(refusal->envelope.kind, Kind::server_ack);
+        EXPECT_EQ(refusal->envelope.status, Status::bad_request);
+        EXPECT_EQ(refusal->envelope.connection, 8u);
+        EXPECT_FALSE(refusal->envelope.error.empty());
+
+        // carol connects: the local copy first, then a fetch of her queue in persistence.
+        Envelope connect;
+        connect.kind = Kind::connect;
+        connect.from = "carol";
+        connect.origin_gateway = "ws-1";
+        connect.connection = 5;
+        ASSERT_EQ(send_envelope(push, connect, scratch), SendResult::ok);
+        auto deliver = receive(ws_router, 5s);
+        ASSERT_TRUE(deliver.has_value());
+        EXPECT_EQ(deliver->envelope.kind, Kind::deliver);
+        EXPECT_EQ(deliver->envelope.id, "m1");
+        auto fetch = receive(persistence_router, 5s);
+        ASSERT_TRUE(fetch.has_value());
+        EXPECT_EQ(fetch->envelope.kind, Kind::fetch);
+        EXPECT_EQ(fetch->envelope.to, "carol");
+        EXPECT_EQ(fetch->envelope.cursor, 0u);
+        EXPECT_GT(fetch->envelope.limit, 0u);
+
+        Envelope stored;
+        stored.kind = Kind::offline_stored;
+        stored.request_id = store->envelope.request_id;
+        ASSERT_EQ(send_envelope(persistence_router, stored, scratch, "session-1"), SendResult::ok);
+        Envelope fetched;
+        fetched.kind = Kind::fetched;
+        fetched.to = "carol";
+        fetched.request_id = fetch->envelope.request_id;
+        ASSERT_EQ(send_envelope(persistence_router, fetched, scratch, "session-1"), SendResult::ok);
+        Envelope result;
+        result.kind = Kind::deliver_result;
+        result.request_id = deliver->envelope.request_id;
+        ASSERT_EQ(send_envelope(ws_router, result, scratch, "session-1"), SendResult::ok);
+
+        // carol's ack reaches persistence, which holds (or is about to confirm) the copy.
+        Envelope ack;
+        ack.kind = Kind::ack;
+        ack.from = "carol";
+        ack.ids = {"m1"};
+        ASSERT_EQ(send_envelope(push, ack, scratch), SendResult::ok);
+        auto forwarded = receive(persistence_pull, 5s, /*router=*/false);
+        ASSERT_TRUE(forwarded.has_value());
+        EXPECT_EQ(forwarded->envelope.kind, Kind::ack);
+        EXPECT_EQ(forwarded->envelope.from, "carol");
+        EXPECT_EQ(forwarded->envelope.ids, std::vector<std::string>{"m1"});
+
+        push.close();
+        daemon->request_stop();
+        daemon->join();
+    }
+
+    {
+        lmdb::Env env(directory);
+        NullOutbox outbox;
+        SessionCore core(env, outbox, clock);
+        EXPECT_FALSE(core.is_stored("carol", "m1"));
+    }
+    ws_router.close();
+    rest_router.close();
+    persistence_router.close();
+    persistence_pull.close();
     std::filesystem::remove_all(directory);
 }
 

@@ -1,0 +1,264 @@
+// persistence: the durable per-user offline queue (docs/INTERNAL_PROTOCOL.md, "Persistence";
+// ../shared/DESIGN.md, "The delivery contract", point 4).
+//
+// PersistenceCore is the socket-free logic of one persistence shard. It owns the shard's LMDB
+// store; replies to its ROUTER peers (sessions, rest-gateways) and notifications to the push
+// daemons go through an injected PersistenceOutbox; time comes from an injected Clock. The
+// daemon (persistence_daemon.cpp) owns the sockets and feeds decoded envelopes in batches.
+//
+// Thread: everything here runs on the persistence daemon's thread (one thread per shard).
+// The class is not thread-safe. Other processes on the same host may open the environment
+// read-only (tools); that is why stale reader slots are cleared periodically.
+// Errors: nothing on the data path throws for bad input: an invalid request gets a reply with
+// status bad_request. A full LMDB map is a refusal (reply status refused, "offline store
+// full"), never an exception. lmdb::Error (corrupt file, EIO) propagates: the daemon cannot
+// continue safely and a restart is cheap.
+// Ownership: the core keeps references to the Env, Outbox and Clock; they must outlive it.
+//
+// Store layout (one LMDB environment per shard, four named databases):
+//   messages: [u16 len][user][u64 seq]            -> the stored deliver envelope (MessagePack),
+//                                                    its `cursor` field already set to seq
+//   ids:      [u16 len][user][id]                 -> [u64 seq][u64 expiry time]  (dedupe, ack)
+//   expiry:   [u64 time][u16 len][user][u64 seq]  -> id    (TTL index, oldest first)
+//   meta:     "next_seq"                          -> u64   (persisted counter)
+// All integers big-endian, so byte order equals numeric order: a cursor over one user's prefix
+// of `messages` yields their messages oldest first, and one over `expiry` the oldest message
+// of the shard first. seq is unique in the shard and never reused (the counter is persisted
+// with every batch that stores), which is what makes a fetch cursor stable across restarts,
+// deletions and concurrent stores: paging returns every message exactly once.
+#pragma once
+
+#include "common/clock.hpp"
+#include "common/envelope.hpp"
+#include "common/lmdb.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vartalap {
+
+// Where the core's replies and notifications go. The daemon implements it over its ROUTER
+// and a PUSH to the push daemons; tests record the calls. Implementations never block.
+class PersistenceOutbox {
+public:
+    virtual ~PersistenceOutbox() = default;
+    // Sends `reply` to the ROUTER peer `reply_to`. Best effort: a reply to a peer at its
+    // high-water mark, or one that has gone, is dropped (the daemon counts it); the requester
+    // times out and asks again (a session re-sends offline_store and fetch, a rest-gateway
+    // answers 504), and both requests are idempotent.
+    virtual void reply(std::string_view reply_to, const Envelope& reply) = 0;
+    // Whether the topology has any push daemon; without one no offline_notify is built.
+    virtual bool has_push() const = 0;
+    // Pushes an offline_notify to the push daemons. Returns false if it could not be queued
+    // (high-water mark): the notification is dropped and counted. Push is best effort; the
+    // message itself stays stored and is fetched on connect or by GET /messages.
+    virtual bool notify(const Envelope& notification) = 0;
+};
+
+enum class Durability : std::uint8_t {
+    fsync,   // survives power loss: every commit syncs (one commit per drained batch)
+    process, // survives a crash of any process: MDB_NOSYNC, synced every sync_interval_ms
+};
+// "fsync" / "process"; nullopt for anything else.
+std::optional<Durability> parse_durability(std::string_view text);
+const char* to_string(Durability durability);
+
+struct PersistenceConfig {
+    Durability durability = Durability::fsync;
+    // process mode: the OS has every commit at once (a process crash loses nothing); this
+    // bounds what a power loss can lose.
+    std::uint64_t sync_interval_ms = 1000;
+    // Messages older than this (by created_at_ms) are deleted: 30 days, the app's contract.
+    std::uint64_t ttl_seconds = 30ull * 24 * 3600;
+    // Expiry runs every expiry_interval_ms and deletes at most expiry_batch messages per run,
+    // so a backlog of expired messages never stalls requests (1000 per run is one small
+    // transaction, well under a millisecond of work per 100 ms tick); while a run finds a
+    // full batch, the next run is at the next tick.
+    std::uint64_t expiry_interval_ms = 1000;
+    std::size_t expiry_batch = 1000;
+    // Clears reader slots of dead processes (read-only tools): at start and this often.
+    std::uint64_t reader_check_interval_ms = 60'000;
+    // LMDB map: address space reserved up front, disk used only as data grows.
+    std::size_t map_size_mb = 1024;
+    // Growth: 0 = never grow (MDB_MAP_FULL refuses new messages). Otherwise, when more than
+    // 90% of the map is used (checked before each write) or a write hits MDB_MAP_FULL, the
+    // map grows by grow_by_mb, up to max_map_size_mb.
+    std::size_t grow_by_mb = 0;
+    std::size_t max_map_size_mb = 1024;
+    // Items per fetch / GET /messages page. The envelope decoder takes at most 10 000 array
+    // items, so larger values are clamped to that.
+    std::uint32_t fetch_limit_max = 500;
+    std::uint32_t rest_default_limit = 50; // GET /messages without `limit`
+    // Bytes of stored envelopes per reply: a fetched frame must stay under the decoders'
+    // 4 MiB frame limit. A reply always carries at least one item if one is due.
+    std::size_t max_reply_bytes = 2u << 20;
+    // Largest payload stored (REST bodies are at most 1 MiB, WebSocket frames 64 KiB): keeps
+    // every single item far below the 4 MiB frame limit.
+    std::size_t max_payload_bytes = 1u << 20;
+    // LMDB key limit is 511 bytes: [2][user][id] and [8][2][user][8] must fit.
+    std::size_t max_user_bytes = 255;
+    std::size_t max_id_bytes = 250;
+};
+
+// Environment options implied by the config: map size, and MDB_NOSYNC in process mode.
+lmdb::EnvOptions persistence_env_options(const PersistenceConfig& config);
+
+// One decoded envelope and, for ROUTER requests, the routing id to answer.
+struct PersistenceInput {
+    std::string reply_to; // empty for envelopes from the PULL socket (acks)
+    Envelope envelope;
+};
+
+struct PersistenceCounters {
+    std::uint64_t stored = 0;           // new messages committed
+    std::uint64_t duplicates = 0;       // offline_store of an already stored (to, id)
+    std::uint64_t map_full_refusals = 0;// offline_store refused: LMDB full
+    std::uint64_t bad_requests = 0;     // invalid requests answered bad_request / not_found
+    std::uint64_t acked = 0;            // messages deleted by an ack
+    std::uint64_t expired = 0;          // messages deleted by the TTL
+    std::uint64_t fetches = 0;          // fetch requests served
+    std::uint64_t rest_pages = 0;       // GET /messages pages served
+    std::uint64_t items_served = 0;     // messages in fetched / pages
+    std::uint64_t notified = 0;         // offline_notify queued
+    std::uint64_t notify_dropped = 0;   // offline_notify not queued (push HWM)
+    std::uint64_t commits = 0;          // write transactions committed (one per batch)
+    std::uint64_t syncs = 0;            // explicit env syncs (process mode)
+    std::uint64_t map_grows = 0;
+    std::uint64_t stale_readers = 0;    // reader slots cleared by mdb_reader_check
+    std::uint64_t corrupt = 0;          // stored records that did not decode (skipped)
+};
+
+class PersistenceCore {
+public:
+    // Opens (creating) the shard's databases in `env`, reads the persisted seq counter and
+    // clears stale reader slots. Throws lmdb::Error if the store cannot be opened.
+    PersistenceCore(lmdb::Env& env, PersistenceOutbox& outbox, const Clock& clock,
+                    PersistenceConfig config = {});
+    PersistenceCore(const PersistenceCore&) = delete;
+    PersistenceCore& operator=(const PersistenceCore&) = delete;
+
+    // Applies a batch in order: offline_store (store), ack (delete) in one LMDB write
+    // transaction, the group commit; only after it commits are replies sent (in batch order)
+    // and offline_notify pushed. fetch and request ("messages") are served after the commit
+    // from one read transaction, so they see the batch's writes. The envelopes may be
+    // modified (moved from) by the call.
+    void handle_batch(std::span<PersistenceInput> batch);
+
+    // Every periodic duty of the shard, with its period; call about every 100 ms:
+    //   - expiry: every expiry_interval_ms (1 s), at most expiry_batch (1000) messages per
+    //     run; at the next call again while runs find full batches;
+    //   - sync (process durability only): every sync_interval_ms (1 s), if anything was
+    //     committed since the last sync;
+    //   - mdb_reader_check: every reader_check_interval_ms (60 s).
+    // (Map growth is not periodic: it is checked before every write.)
+    void on_timer();
+
+    // Syncs the environment if anything is unsynced (process mode); for the daemon's drain.
+    void flush();
+
+    const PersistenceCounters& counters() const { return counters_; }
+    const PersistenceConfig& config() const { return config_; }
+
+    // Inspection (tests, status): reads committed state in a fresh read transaction.
+    bool is_stored(std::string_view user, std::string_view id) const;
+    std::size_t stored_count(std::string_view user) const;
+    std::size_t total_count() const; // entries of the expiry index = messages in the shard
+
+private:
+    enum class Outcome : std::uint8_t {
+        none,
+        stored,    // offline_store committed under seq: reply ok, maybe notify
+        duplicate, // already stored: reply ok
+        refused,   // LMDB full: reply refused
+        invalid,   // reply bad_request (reason in Effect::error)
+        acked,     // ack applied (nothing to send)
+        fetch,     // served after the commit
+        request,   // served after the commit
+        dropped,   // nothing to answer (e.g. an ack that is invalid): counted
+    };
+    struct Effect {
+        Outcome outcome = Outcome::none;
+        std::uint64_t seq = 0;
+        std::uint64_t request_id = 0;
+        const char* error = nullptr;
+    };
+    enum class WriteMode : std::uint8_t {
+        all,            // store new messages, delete acked ones
+        deletions_only, // LMDB is full: refuse new messages, still apply acks
+    };
+
+    // Pass 1, inside the write transaction: LMDB writes and each envelope's outcome. Returns
+    // false if LMDB ran out of space (MAP_FULL/TXN_FULL); the transaction must be aborted.
+    bool apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> batch, WriteMode mode);
+    // Runs apply_writes in a transaction and commits: 0, or the "full" code.
+    int write_pass(std::span<PersistenceInput> batch, WriteMode mode);
+    void classify_without_writes(std::span<PersistenceInput> batch);
+    const char* invalid_store(const Envelope& message) const;
+    bool full(int rc);
+    // Grows the map if growth is configured, allowed and needed (`must`: after MAP_FULL).
+    bool maybe_grow(bool must);
+
+    // Pass 2, after the commit.
+    void send_results(std::span<PersistenceInput> batch);
+    // Reads up to `limit` records of `user` after seq `after` (and at most max_reply_bytes,
+    // but always one) into page_*; page_more_ says whether more follow.
+    void collect_page(lmdb::Txn& txn, std::string_view user, std::uint64_t after,
+                      std::uint32_t limit);
+    Envelope serve_fetch(const Envelope& request, lmdb::Txn& txn);
+    Envelope serve_request(const Envelope& request, lmdb::Txn& txn);
+    void maybe_notify(const Envelope& message);
+
+    // Periodic duties. expire() returns true if it deleted a full batch (more may be due).
+    bool expire();
+
+    // Keys (see the store layout at the top).
+    static void user_prefix(std::string& out, std::string_view user);
+    static void message_key(std::string& out, std::string_view user, std::uint64_t seq);
+    static void id_key(std::string& out, std::string_view user, std::string_view id);
+    static void expiry_key(std::string& out, std::uint64_t time_ms, std::string_view user,
+                           std::uint64_t seq);
+
+    lmdb::Env& env_;
+    PersistenceOutbox& outbox_;
+    const Clock& clock_;
+    PersistenceConfig config_;
+    PersistenceCounters counters_;
+
+    lmdb::Db messages_;
+    lmdb::Db ids_;
+    lmdb::Db expiry_;
+    lmdb::Db meta_;
+    std::uint64_t next_seq_ = 1;
+    int full_rc_ = MDB_MAP_FULL;
+    bool unsynced_ = false;            // process mode: committed since the last sync
+
+    std::uint64_t next_expiry_ms_ = 0; // monotonic
+    std::uint64_t next_sync_ms_ = 0;
+    std::uint64_t next_reader_check_ms_ = 0;
+    std::uint64_t full_log_count_ = 0; // rate-limits the "map full" log lines
+
+    // Per-batch scratch, reused so the hot path does not allocate per message.
+    std::vector<Effect> effects_;
+    std::string key_;
+    std::string key2_;
+    std::string prefix_;
+    std::string value_;
+    std::string record_;
+    struct ExpiredEntry {
+        std::string expiry_key;
+        std::string user;
+        std::string id;
+        std::uint64_t seq = 0;
+    };
+    std::vector<ExpiredEntry> expired_;
+    std::vector<std::string_view> page_values_; // views into the read transaction
+    std::vector<std::uint64_t> page_seqs_;
+    bool page_more_ = false;
+    const std::string deliver_header_; // frame 0 of a deliver: decodes stored records
+};
+
+} // namespace vartalap

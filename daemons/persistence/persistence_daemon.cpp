@@ -1,0 +1,300 @@
+// persistence daemon: the adapter around PersistenceCore. It owns the sockets (a ROUTER for
+// requests from sessions and rest-gateways, a PULL for acks from sessions, one PUSH to the
+// push daemons if the topology has any) and the LMDB environment.
+//
+// Thread: bind() and connect() run on the controlling thread (they create the sockets and
+// open the store); from start() on, run() and everything it calls (the core, the outbox,
+// every socket) run on the daemon's own thread only; request_stop() may be called from any
+// thread (it only sets an atomic flag); join() from the controlling thread.
+//
+// Loop (one line per duty): poll both sockets for at most 100 ms → drain each (bounded) into
+// one batch → core.handle_batch (one LMDB commit, then replies and notifications) →
+// periodic duties. Sends never block: a reply to a peer at its high-water mark is dropped
+// (the requester times out and asks again), a notification at the push HWM is dropped.
+#include "common/lmdb.hpp"
+#include "common/zmq_util.hpp"
+#include "daemons/daemon.hpp"
+#include "daemons/persistence/persistence_core.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace vartalap {
+
+std::unique_ptr<Daemon> make_persistence(const DaemonContext& context);
+
+namespace {
+
+// The loop wakes at least this often: on_timer's period, and the bound on how long a stop
+// request waits.
+constexpr int kTickMs = 100;
+// Counters are logged (at debug level) this often.
+constexpr std::uint64_t kCounterLogPeriodMs = 60'000;
+
+// Replies over the ROUTER, notifications over the PUSH. Owned by the daemon thread.
+class SocketOutbox final : public PersistenceOutbox {
+public:
+    zmq::socket_t router;
+    zmq::socket_t push; // connected to every push daemon's `pull`; unused if there are none
+    bool push_configured = false;
+
+    void reply(std::string_view reply_to, const Envelope& reply) override {
+        const SendResult result = send_envelope(router, reply, scratch_, reply_to);
+        if (result == SendResult::ok) return;
+        // The stated policy: drop, count, log the first and every 1000th. The requester
+        // times out and asks again; offline_store and fetch are idempotent.
+        if (replies_dropped_++ % 1000 == 0)
+            spdlog::warn("persistence: {} reply dropped ({}; {} dropped so far)",
+                         to_string(reply.kind),
+                         result == SendResult::unroutable ? "peer gone" : "peer queue full",
+                         replies_dropped_);
+    }
+
+    bool has_push() const override { return push_configured; }
+
+    bool notify(const Envelope& notification) override {
+        return push_configured && send_envelope(push, notification, scratch_) == SendResult::ok;
+    }
+
+    std::uint64_t replies_dropped() const { return replies_dropped_; }
+
+private:
+    std::string scratch_; // reused encode buffer
+    std::uint64_t replies_dropped_ = 0;
+};
+
+class PersistenceDaemon final : public Daemon {
+public:
+    explicit PersistenceDaemon(const DaemonContext& context) : context_(context) {
+        const topology::DaemonSpec& self = context_.self;
+        const std::string durability = self.option_string("durability", "fsync");
+        const auto parsed = parse_durability(durability);
+        if (!parsed)
+            throw std::invalid_argument(self.name + ": option durability must be \"fsync\" or "
+                                        "\"process\", not \"" + durability + "\"");
+        config_.durability = *parsed;
+        config_.sync_interval_ms = option(self, "sync_interval_ms", config_.sync_interval_ms);
+        config_.ttl_seconds = option(self, "ttl_seconds", config_.ttl_seconds);
+        config_.map_size_mb = option(self, "map_size_mb", config_.map_size_mb);
+        config_.grow_by_mb = option(self, "grow_by_mb", config_.grow_by_mb, /*allow_zero=*/true);
+        config_.max_map_size_mb = option(self, "max_map_size_mb", config_.map_size_mb);
+        config_.fetch_limit_max = static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(option(self, "fetch_limit_max", config_.fetch_limit_max), 10000));
+        config_.rest_default_limit = static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(option(self, "rest_default_limit", config_.rest_default_limit), 10000));
+        config_.expiry_batch = option(self, "expiry_batch", config_.expiry_batch);
+        config_.max_payload_bytes = option(self, "max_payload_bytes", config_.max_payload_bytes);
+        max_batch_ = option(self, "max_batch", max_batch_);
+        max_batch_bytes_ = option(self, "max_batch_bytes", max_batch_bytes_);
+    }
+
+    ~PersistenceDaemon() override {
+        request_stop();
+        join();
+    }
+
+    void bind() override {
+        pull_ = bind_socket(zmq::socket_type::pull, "pull");
+        outbox_.router = bind_socket(zmq::socket_type::router, "router");
+    }
+
+    void connect() override {
+        const auto push_daemons = context_.topology.of_kind("push");
+        if (!push_daemons.empty()) {
+            // One PUSH to all of them: ZeroMQ spreads notifications round-robin, and any
+            // push daemon can send any user's notification.
+            outbox_.push = make_socket(context_.zmq, zmq::socket_type::push);
+            for (const topology::DaemonSpec* push : push_daemons) {
+                const std::string endpoint = push->endpoint("pull");
+                try {
+                    outbox_.push.connect(endpoint);
+                } catch (const zmq::error_t& e) {
+                    throw std::runtime_error(context_.self.name + ": cannot connect to " +
+                                             push->name + " pull '" + endpoint + "': " + e.what());
+                }
+            }
+            outbox_.push_configured = true;
+        }
+        env_ = std::make_unique<lmdb::Env>(context_.data_dir, persistence_env_options(config_));
+        core_ = std::make_unique<PersistenceCore>(*env_, outbox_, context_.clock, config_);
+        spdlog::info("{}: store {} opened ({} durability, map {} MiB, grow by {} MiB up to {} "
+                     "MiB, TTL {} s), {} push daemon(s)",
+                     context_.self.name, context_.data_dir.string(), to_string(config_.durability),
+                     config_.map_size_mb, config_.grow_by_mb, core_->config().max_map_size_mb,
+                     config_.ttl_seconds, push_daemons.size());
+    }
+
+    void start() override {
+        thread_ = std::thread([this] {
+            try {
+                run();
+            } catch (const std::exception& e) {
+                // LMDB I/O errors, a corrupt store, a ZeroMQ failure: nothing this thread
+                // can repair. Restarts are cheap and the store is consistent on disk.
+                spdlog::critical("{}: fatal: {}", context_.self.name, e.what());
+                std::abort();
+            }
+        });
+    }
+
+    void request_stop() override { stop_requested_.store(true, std::memory_order_relaxed); }
+
+    void join() override {
+        if (thread_.joinable()) thread_.join();
+    }
+
+    std::map<std::string, std::string> bound_endpoints() const override { return bound_; }
+
+private:
+    static std::uint64_t option(const topology::DaemonSpec& self, std::string_view key,
+                                std::uint64_t fallback, bool allow_zero = false) {
+        const std::int64_t value = self.option_int(key, static_cast<std::int64_t>(fallback));
+        if (value < 0 || (value == 0 && !allow_zero)) {
+            spdlog::warn("{}: option {} = {} is out of range; using {}", self.name, key, value,
+                         fallback);
+            return fallback;
+        }
+        return static_cast<std::uint64_t>(value);
+    }
+
+    zmq::socket_t bind_socket(zmq::socket_type type, const std::string& role) {
+        const std::string endpoint = context_.self.endpoint(role);
+        if (endpoint.empty())
+            throw std::runtime_error(context_.self.name + ": no `" + role + "` endpoint configured");
+        zmq::socket_t socket = make_socket(context_.zmq, type);
+        try {
+            socket.bind(endpoint);
+        } catch (const zmq::error_t& e) {
+            throw std::runtime_error(context_.self.name + ": cannot bind " + role + " '" +
+                                     endpoint + "': " + e.what());
+        }
+        bound_[role] = last_endpoint(socket);
+        return socket;
+    }
+
+    void run() {
+        zmq::pollitem_t items[] = {{outbox_.router.handle(), 0, ZMQ_POLLIN, 0},
+                                   {pull_.handle(), 0, ZMQ_POLLIN, 0}};
+        std::vector<PersistenceInput> batch;
+        batch.reserve(max_batch_ * 2);
+        next_counter_log_ms_ = context_.clock.monotonic_ms() + kCounterLogPeriodMs;
+
+        while (!stop_requested_.load(std::memory_order_relaxed)) {
+            zmq::poll(items, 2, std::chrono::milliseconds(kTickMs));
+            batch.clear();
+            batch_bytes_ = 0;
+            drain(outbox_.router, /*router=*/true, batch);
+            drain(pull_, /*router=*/false, batch);
+            if (!batch.empty()) core_->handle_batch(batch);
+            periodic_duties();
+        }
+
+        // Shutdown: every request received has been committed and answered; what is still
+        // queued in the sockets was never confirmed to anyone (sessions still hold those
+        // messages and re-send them), so dropping it is within the contract. Close with the
+        // bounded LINGER set by make_socket, then make process-mode commits durable.
+        pull_.close();
+        outbox_.router.close();
+        if (outbox_.push_configured) outbox_.push.close();
+        core_->flush();
+        log_counters("stopped", spdlog::level::info);
+    }
+
+    // Receives up to max_batch_ messages (and max_batch_bytes_ of payload) from one socket
+    // without blocking. The bound keeps one busy socket from starving the other and keeps a
+    // batch's transaction far below LMDB's dirty-page limit (MDB_TXN_FULL).
+    void drain(zmq::socket_t& socket, bool router, std::vector<PersistenceInput>& batch) {
+        for (std::size_t received = 0; received < max_batch_ && batch_bytes_ < max_batch_bytes_;
+             ++received) {
+            std::string error;
+            const ReceiveResult result = receive_envelope(socket, router, incoming_, &error);
+            if (result == ReceiveResult::empty) return;
+            if (result == ReceiveResult::malformed) {
+                count_dropped("malformed envelope", error);
+                continue;
+            }
+            // Requests (answered) arrive on the ROUTER; acks (never answered) on the PULL.
+            const Kind kind = incoming_.envelope.kind;
+            const bool expected = router ? (kind == Kind::offline_store || kind == Kind::fetch ||
+                                            kind == Kind::request)
+                                         : kind == Kind::ack;
+            if (!expected) {
+                count_dropped("unexpected kind", to_string(kind));
+                continue;
+            }
+            batch_bytes_ += incoming_.envelope.payload.size();
+            batch.push_back(PersistenceInput{router ? std::move(incoming_.routing_id) : std::string{},
+                                             std::move(incoming_.envelope)});
+        }
+    }
+
+    void count_dropped(const char* what, const std::string& detail) {
+        // Logged for the first and then every 1000th: a misbehaving peer cannot flood logs.
+        if (dropped_++ % 1000 == 0)
+            spdlog::warn("{}: dropped a {} ({}); {} dropped so far", context_.self.name, what,
+                         detail, dropped_);
+    }
+
+    // Every periodic duty of the persistence daemon, with its period:
+    //   - core.on_timer() every loop turn (at least every kTickMs, 100 ms), which runs
+    //       expiry (every 1 s, bounded batch), sync in process mode (every 1 s), and
+    //       mdb_reader_check (every 60 s) — see PersistenceCore::on_timer;
+    //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level.
+    void periodic_duties() {
+        core_->on_timer();
+        const std::uint64_t now = context_.clock.monotonic_ms();
+        if (now >= next_counter_log_ms_) {
+            next_counter_log_ms_ = now + kCounterLogPeriodMs;
+            log_counters("counters", spdlog::level::debug);
+        }
+    }
+
+    void log_counters(const char* what, spdlog::level::level_enum level) {
+        if (!spdlog::should_log(level)) return;
+        const PersistenceCounters& c = core_->counters();
+        spdlog::log(level,
+                    "{}: {}: stored {} duplicates {} map_full_refusals {} bad_requests {} acked {} "
+                    "expired {} fetches {} rest_pages {} items_served {} notified {} "
+                    "notify_dropped {} commits {} syncs {} map_grows {} stale_readers {} "
+                    "replies_dropped {} dropped {}",
+                    context_.self.name, what, c.stored, c.duplicates, c.map_full_refusals,
+                    c.bad_requests, c.acked, c.expired, c.fetches, c.rest_pages, c.items_served,
+                    c.notified, c.notify_dropped, c.commits, c.syncs, c.map_grows,
+                    c.stale_readers, outbox_.replies_dropped(), dropped_);
+    }
+
+    DaemonContext context_; // a copy: the caller's context may be a temporary
+    PersistenceConfig config_;
+    // Messages per socket per turn (amortises one commit's fsync over many messages) and
+    // payload bytes per batch (one transaction stays far below MDB_TXN_FULL, ~512 MiB).
+    std::size_t max_batch_ = 1024;
+    std::size_t max_batch_bytes_ = 64u << 20;
+
+    zmq::socket_t pull_;
+    SocketOutbox outbox_;
+    std::unique_ptr<lmdb::Env> env_;
+    std::unique_ptr<PersistenceCore> core_;
+    std::map<std::string, std::string> bound_;
+
+    std::thread thread_;
+    std::atomic<bool> stop_requested_{false};
+    Incoming incoming_;
+    std::size_t batch_bytes_ = 0;
+    std::uint64_t dropped_ = 0;
+    std::uint64_t next_counter_log_ms_ = 0;
+};
+
+} // namespace
+
+std::unique_ptr<Daemon> make_persistence(const DaemonContext& context) {
+    return std::make_unique<PersistenceDaemon>(context);
+}
+
+} // namespace vartalap

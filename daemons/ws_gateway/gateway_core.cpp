@@ -1,0 +1,245 @@
+// Thread: the ws-gateway's io thread (see gateway_core.hpp).
+#include "daemons/ws_gateway/gateway_core.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace vartalap::ws_gateway {
+namespace {
+
+// Error frames name the offending message when its id can be read; parse_client_message does
+// not report it on failure, so this re-reads the (size-bounded) text. Error path only.
+std::string id_hint(std::string_view text, std::size_t max_bytes) {
+    const auto parsed = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    if (!parsed.is_object()) return {};
+    const auto it = parsed.find("id");
+    if (it == parsed.end() || !it->is_string()) return {};
+    const auto& id = it->get_ref<const std::string&>();
+    return id.size() <= max_bytes ? id : std::string{};
+}
+
+// Resets a reused envelope to defaults: starting from Envelope{} also resets fields that
+// later protocol revisions append. The two strings the gateway fills on every event keep
+// their buffers.
+void reset(Envelope& e, Kind kind) {
+    std::string from = std::move(e.from);
+    std::string origin_gateway = std::move(e.origin_gateway);
+    e = Envelope{};
+    from.clear();
+    origin_gateway.clear();
+    e.from = std::move(from);
+    e.origin_gateway = std::move(origin_gateway);
+    e.kind = kind;
+}
+
+} // namespace
+
+GatewayCore::GatewayCore(std::string gateway_name, GatewayOutbox& outbox, const Clock& clock,
+                         GatewayOptions options)
+    : name_(std::move(gateway_name)),
+      outbox_(outbox),
+      clock_(clock),
+      options_(options),
+      next_connection_id_((clock.wall_ms() << 20) | 1) {
+    message_limits_.max_bytes = options_.max_frame_bytes;
+}
+
+ClientConnection* GatewayCore::find(std::uint64_t id) const {
+    const auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : it->second;
+}
+
+void GatewayCore::unregister(ClientConnection& connection) {
+    by_id_.erase(connection.id());
+    const auto it = by_user_.find(connection.user());
+    if (it != by_user_.end() && it->second == connection.id()) by_user_.erase(it);
+}
+
+bool GatewayCore::opened(ClientConnection& connection) {
+    if (const auto it = by_user_.find(connection.user()); it != by_user_.end()) {
+        if (ClientConnection* previous = find(it->second)) {
+            // The new connection wins. The previous one leaves the registry first, so its
+            // dropped frames are answered not_connected and its end sends no disconnect
+            // (which the session would have to recognise as stale).
+            unregister(*previous);
+            ++counters_.replaced;
+            spdlog::debug("{}: connection {} of a user replaced by {}", name_, previous->id(),
+                          connection.id());
+            previous->close(kCloseReplaced, "replaced");
+        }
+    }
+    by_id_.emplace(connection.id(), &connection);
+    by_user_[std::string_view(connection.user())] = connection.id();
+    ++counters_.opened;
+    reset(scratch_, Kind::connect);
+    scratch_.from = connection.user();
+    scratch_.origin_gateway = name_;
+    scratch_.connection = connection.id();
+    scratch_.created_at_ms = clock_.wall_ms();
+    if (connection.wants_server_ack()) scratch_.flags |= flag_wants_server_ack;
+    if (outbox_.to_session(scratch_) != SendResult::ok) {
+        ++counters_.events_dropped;
+        spdlog::warn("{}: session shard busy: connect of connection {} not queued; closing it",
+                     name_, connection.id());
+        unregister(connection);
+        return false;
+    }
+    return true;
+}
+
+void GatewayCore::closed(ClientConnection& connection) {
+    if (find(connection.id()) != &connection) return; // replaced or closed on request
+    unregister(connection);
+    send_event(Kind::disconnect, connection);
+}
+
+void GatewayCore::send_event(Kind kind, const ClientConnection& connection) {
+    reset(scratch_, kind);
+    scratch_.from = connection.user();
+    scratch_.origin_gateway = name_;
+    scratch_.connection = connection.id();
+    scratch_.created_at_ms = clock_.wall_ms();
+    if (outbox_.to_session(scratch_) != SendResult::ok) {
+        // A lost disconnect costs little: the session's next deliver to this connection
+        // is answered not_connected and marks the user offline.
+        ++counters_.events_dropped;
+        spdlog::warn("{}: session shard busy: {} of connection {} dropped", name_,
+                     to_string(kind), connection.id());
+    }
+}
+
+void GatewayCore::send_own_frame(ClientConnection& connection, std::string text) {
+    // Own frames take no reply. On a full queue they are dropped: a lost pong is repeated by
+    // the client's next ping, a lost error or SERVER_ACK makes the client resend, which the
+    // session dedupes and acks again.
+    if (connection.enqueue(OutgoingFrame{std::move(text), {}}) != EnqueueResult::queued)
+        ++counters_.own_frames_dropped;
+}
+
+void GatewayCore::client_text(ClientConnection& connection, std::string_view text) {
+    if (text == "ping") {
+        send_own_frame(connection, "pong");
+        return;
+    }
+    const std::uint64_t now_ms = clock_.wall_ms();
+    const ClientOrigin origin{connection.user(), name_, connection.id(),
+                              connection.wants_server_ack(), now_ms};
+    if (!parse_client_message(text, origin, scratch_, parse_error_, message_limits_)) {
+        ++counters_.client_errors;
+        send_own_frame(connection,
+                       error_json(parse_error_, id_hint(text, message_limits_.max_field_bytes),
+                                  connection.user(), now_ms));
+        return;
+    }
+    if (outbox_.to_router(scratch_) != SendResult::ok) {
+        // Every message-router is at its high-water mark (or none is connected). The message
+        // is not taken: no SERVER_ACK will come, and the error tells the client to resend.
+        ++counters_.busy;
+        send_own_frame(connection, error_json("server busy, retry", scratch_.id,
+                                              connection.user(), now_ms));
+        return;
+    }
+    ++counters_.client_messages;
+}
+
+void GatewayCore::client_binary(ClientConnection& connection) {
+    ++counters_.client_errors;
+    send_own_frame(connection, error_json("binary frames are not supported: send JSON text",
+                                          {}, connection.user(), clock_.wall_ms()));
+}
+
+void GatewayCore::reply(std::string_view routing_id, std::uint64_t request_id,
+                        std::uint64_t connection_id, Status status) {
+    switch (status) {
+    case Status::ok: ++counters_.delivered; break;
+    case Status::not_connected: ++counters_.not_connected; break;
+    case Status::overloaded: ++counters_.overloaded; break;
+    default: break;
+    }
+    reset(scratch_, Kind::deliver_result);
+    scratch_.origin_gateway = name_;
+    scratch_.connection = connection_id;
+    scratch_.request_id = request_id;
+    scratch_.status = status;
+    const SendResult sent = outbox_.reply(routing_id, scratch_);
+    if (sent != SendResult::ok) {
+        // The session is gone or at its HWM: it times the request out and retries.
+        ++counters_.replies_dropped;
+        spdlog::warn("{}: deliver_result for request {} dropped ({})", name_, request_id,
+                     sent == SendResult::unroutable ? "session unreachable" : "session busy");
+    }
+}
+
+void GatewayCore::frame_done(const DeliverTicket& ticket, bool written) {
+    if (!ticket.owed()) return;
+    reply(ticket.reply_to, ticket.request_id, 0,
+          written ? Status::ok : Status::not_connected);
+}
+
+void GatewayCore::session_request(std::string_view routing_id, Envelope& envelope) {
+    switch (envelope.kind) {
+    case Kind::deliver: deliver(routing_id, envelope); return;
+    case Kind::server_ack: server_ack(envelope); return;
+    case Kind::close_connection: close_connection(envelope); return;
+    default:
+        ++counters_.bad_requests;
+        spdlog::warn("{}: unexpected {} on the router socket: dropped", name_,
+                     to_string(envelope.kind));
+        return;
+    }
+}
+
+void GatewayCore::deliver(std::string_view routing_id, Envelope& request) {
+    ClientConnection* connection = find(request.connection);
+    if (connection == nullptr) {
+        reply(routing_id, request.request_id, request.connection, Status::not_connected);
+        return;
+    }
+    OutgoingFrame frame{std::move(request.payload),
+                        DeliverTicket{std::string(routing_id), request.request_id}};
+    switch (connection->enqueue(std::move(frame))) {
+    case EnqueueResult::queued: return; // answered by frame_done
+    case EnqueueResult::full:
+        reply(routing_id, request.request_id, request.connection, Status::overloaded);
+        return;
+    case EnqueueResult::closed:
+        reply(routing_id, request.request_id, request.connection, Status::not_connected);
+        return;
+    }
+}
+
+void GatewayCore::server_ack(const Envelope& request) {
+    ClientConnection* connection = find(request.connection);
+    if (connection == nullptr || !connection->wants_server_ack()) return;
+    ++counters_.server_acks;
+    send_own_frame(*connection,
+                   server_ack_json(request.id, connection->user(), clock_.wall_ms()));
+}
+
+void GatewayCore::close_connection(const Envelope& request) {
+    ClientConnection* connection = find(request.connection);
+    if (connection == nullptr) return;
+    // Unregistered first: the user is current elsewhere, a disconnect could only be stale.
+    unregister(*connection);
+    ++counters_.replaced;
+    connection->close(kCloseReplaced, "replaced");
+}
+
+void GatewayCore::close_all() {
+    std::vector<ClientConnection*> open;
+    open.reserve(by_id_.size());
+    for (const auto& [id, connection] : by_id_) open.push_back(connection);
+    for (ClientConnection* connection : open) connection->close(kCloseGoingAway, "going away");
+}
+
+void GatewayCore::abandon_all() {
+    std::vector<ClientConnection*> open;
+    open.reserve(by_id_.size());
+    for (const auto& [id, connection] : by_id_) open.push_back(connection);
+    for (ClientConnection* connection : open) {
+        unregister(*connection);
+        send_event(Kind::disconnect, *connection);
+    }
+}
+
+} // namespace vartalap::ws_gateway

@@ -1,0 +1,209 @@
+// ws-gateway: the socket-free decisions of the WebSocket gateway.
+//
+// Thread: everything here runs on the gateway's one thread (the thread that runs its
+// io_context). Not thread-safe.
+//
+// GatewayCore owns the registry of open client connections (connection id -> connection,
+// user -> connection id: one live socket per user in this gateway) and turns events into
+// envelopes and frames:
+//   - a connection opened / closed      -> `connect` / `disconnect` to the user's session;
+//   - a client text frame               -> `pong`, an error frame, or a `client_message`
+//                                          to a message-router;
+//   - a request from a session (ROUTER) -> `deliver` (queue the payload on the connection,
+//                                          reply `deliver_result` when written), `server_ack`
+//                                          (queue a SERVER_ACK frame), `close_connection`.
+// It never touches a socket: it talks to the ZeroMQ side through GatewayOutbox and to the
+// WebSocket side through ClientConnection, so unit tests drive it with fakes
+// (tests/unit/ws_gateway/).
+//
+// Ownership: the core keeps references to the outbox and clock (they outlive it) and raw
+// pointers to registered connections; a connection must call closed() (which unregisters it)
+// before it is destroyed, or be abandoned together with the core at shutdown.
+// Errors: nothing here throws for bad client or peer input; it is answered or counted.
+#pragma once
+
+#include "common/client_message.hpp"
+#include "common/clock.hpp"
+#include "common/envelope.hpp"
+#include "common/zmq_util.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace vartalap::ws_gateway {
+
+// Close codes the gateway uses (RFC 6455 section 7.4; 4000-4999 are for applications).
+inline constexpr std::uint16_t kCloseGoingAway = 1001;      // the gateway is draining
+inline constexpr std::uint16_t kClosePolicy = 1008;         // slow consumer (see enqueue)
+inline constexpr std::uint16_t kCloseTooBig = 1009;         // frame > max_frame_bytes (Beast)
+inline constexpr std::uint16_t kCloseTryAgainLater = 1013;  // connect event could not be queued
+// A newer connection of the same user took over (here or at another gateway). An
+// application code, not 1008, so that a client can tell "you were replaced, do not
+// reconnect in a loop" from "you broke a rule".
+inline constexpr std::uint16_t kCloseReplaced = 4000;
+
+struct GatewayOptions {
+    std::size_t max_frame_bytes = 65536;    // larger client frames close with 1009
+    std::size_t write_queue_limit = 256;    // frames queued per connection
+    std::uint32_t idle_ping_seconds = 30;   // ping this often; silent for 2x: closed (0: off)
+    std::size_t max_connections = 10000;    // WebSockets; upgrades above it get 503
+    std::uint32_t handshake_timeout_seconds = 10; // HTTP upgrade and WebSocket close
+
+    // Queue-full policy: one full queue is not fatal (the deliver is answered `overloaded`
+    // and the session retries later), but a client that has not taken a single frame while
+    // this many more were refused is not reading at all: it is closed with 1008.
+    std::size_t overflow_close_after = 256;
+};
+
+// A reply owed to a session for one queued `deliver` frame. reply_to empty = no reply
+// (the gateway's own frames: pong, errors, SERVER_ACK).
+struct DeliverTicket {
+    std::string reply_to;         // ROUTER routing id of the session that asked
+    std::uint64_t request_id = 0;
+    bool owed() const { return !reply_to.empty(); }
+};
+
+// One text frame waiting for its turn on a connection's socket.
+struct OutgoingFrame {
+    std::string text;
+    DeliverTicket ticket;
+};
+
+enum class EnqueueResult : std::uint8_t {
+    queued, // the connection will call GatewayCore::frame_done(ticket, ...) exactly once
+    full,   // the write queue is at its limit; nothing was taken
+    closed, // the connection is closing or gone; nothing was taken
+};
+
+// The WebSocket side of one connection, implemented by WebsocketSession.
+class ClientConnection {
+public:
+    ClientConnection(std::uint64_t id, std::string user, bool wants_server_ack)
+        : id_(id), user_(std::move(user)), wants_server_ack_(wants_server_ack) {}
+
+    std::uint64_t id() const { return id_; }
+    const std::string& user() const { return user_; }
+    bool wants_server_ack() const { return wants_server_ack_; }
+
+    // Queues a text frame. When the result is `queued`, the connection later reports the
+    // frame's fate (written, or dropped because the connection went away) through
+    // GatewayCore::frame_done.
+    virtual EnqueueResult enqueue(OutgoingFrame&& frame) = 0;
+    // Starts the closing handshake with `code`; frames still queued are dropped (reported
+    // through frame_done). Idempotent.
+    virtual void close(std::uint16_t code, std::string_view reason) = 0;
+
+protected:
+    ~ClientConnection() = default;
+
+private:
+    std::uint64_t id_;
+    std::string user_;
+    bool wants_server_ack_;
+};
+
+// The ZeroMQ side, implemented over the gateway's sockets (ZmqOutbox). Never blocks.
+class GatewayOutbox {
+public:
+    virtual ~GatewayOutbox() = default;
+    // A client_message to the message-routers (PUSH, round robin).
+    virtual SendResult to_router(const Envelope& envelope) = 0;
+    // connect/disconnect to the session shard that owns envelope.from.
+    virtual SendResult to_session(const Envelope& envelope) = 0;
+    // A reply on the ROUTER to the peer `routing_id`.
+    virtual SendResult reply(std::string_view routing_id, const Envelope& envelope) = 0;
+};
+
+struct GatewayCounters {
+    std::uint64_t opened = 0;
+    std::uint64_t replaced = 0;          // closed because the same user connected again
+    std::uint64_t client_messages = 0;   // pushed to a message-router
+    std::uint64_t client_errors = 0;     // error frames for invalid client messages
+    std::uint64_t busy = 0;              // message-router at its HWM: "server busy, retry"
+    std::uint64_t delivered = 0;         // deliver_result ok
+    std::uint64_t not_connected = 0;     // deliver_result not_connected
+    std::uint64_t overloaded = 0;        // deliver_result overloaded
+    std::uint64_t server_acks = 0;       // SERVER_ACK frames queued
+    std::uint64_t own_frames_dropped = 0;// pong/error/SERVER_ACK dropped on a full queue
+    std::uint64_t bad_requests = 0;      // ROUTER envelopes of an unexpected kind
+    std::uint64_t replies_dropped = 0;   // deliver_result unroutable or at the ROUTER's HWM
+    std::uint64_t events_dropped = 0;    // connect/disconnect not queued (session at HWM)
+};
+
+class GatewayCore {
+public:
+    GatewayCore(std::string gateway_name, GatewayOutbox& outbox, const Clock& clock,
+                GatewayOptions options = {});
+    GatewayCore(const GatewayCore&) = delete;
+    GatewayCore& operator=(const GatewayCore&) = delete;
+
+    // A gateway-unique connection id. Ids start at (wall ms << 20) so that ids of this run
+    // do not repeat those of a previous run of the same gateway that sessions may still
+    // hold (a stale deliver must not reach another user's new connection).
+    std::uint64_t next_connection_id() { return next_connection_id_++; }
+
+    // The WebSocket handshake of `connection` completed: registers it (closing the user's
+    // previous connection with 4000 "replaced") and sends `connect`. Returns false if the
+    // connect event could not be queued (the caller closes the socket with 1013: without
+    // it the session would never deliver to this connection).
+    bool opened(ClientConnection& connection);
+    // The connection's socket is finished (its read loop ended). Unregisters it and sends
+    // `disconnect`, unless it was already unregistered (replaced, or closed on a session's
+    // request: a disconnect then could only be stale).
+    void closed(ClientConnection& connection);
+
+    // A text frame from the client.
+    void client_text(ClientConnection& connection, std::string_view text);
+    // A binary frame: the protocol is text only; answered with an error frame.
+    void client_binary(ClientConnection& connection);
+
+    // A queued frame left the queue: written to the socket, or dropped.
+    void frame_done(const DeliverTicket& ticket, bool written);
+
+    // One request from a session's DEALER (ROUTER side). `envelope` may be moved from.
+    void session_request(std::string_view routing_id, Envelope& envelope);
+
+    // Drain: closes every connection with 1001; they stay registered until closed() so
+    // that each sends its disconnect.
+    void close_all();
+    // End of drain: sends `disconnect` for connections whose close did not finish in time
+    // and forgets them.
+    void abandon_all();
+
+    bool at_capacity() const { return by_id_.size() >= options_.max_connections; }
+    std::size_t connection_count() const { return by_id_.size(); }
+    const GatewayOptions& options() const { return options_; }
+    const GatewayCounters& counters() const { return counters_; }
+    const std::string& name() const { return name_; }
+
+private:
+    void send_event(Kind kind, const ClientConnection& connection);
+    void send_own_frame(ClientConnection& connection, std::string text);
+    void reply(std::string_view routing_id, std::uint64_t request_id,
+               std::uint64_t connection_id, Status status);
+    void deliver(std::string_view routing_id, Envelope& request);
+    void server_ack(const Envelope& request);
+    void close_connection(const Envelope& request);
+    ClientConnection* find(std::uint64_t id) const;
+    void unregister(ClientConnection& connection);
+
+    std::string name_;
+    GatewayOutbox& outbox_;
+    const Clock& clock_;
+    GatewayOptions options_;
+    ClientMessageLimits message_limits_;
+    GatewayCounters counters_;
+    std::uint64_t next_connection_id_;
+
+    std::unordered_map<std::uint64_t, ClientConnection*> by_id_;
+    // Keys view the registered connection's own user string (alive while registered).
+    std::unordered_map<std::string_view, std::uint64_t> by_user_;
+
+    Envelope scratch_;       // reused for every outgoing envelope (no per-message allocation)
+    std::string parse_error_;
+};
+
+} // namespace vartalap::ws_gateway

@@ -1,0 +1,197 @@
+// Thread: the ws-gateway's io thread (see websocket_session.hpp).
+#include "daemons/ws_gateway/websocket_session.hpp"
+
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+namespace vartalap::ws_gateway {
+
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+namespace net = boost::asio;
+
+namespace {
+
+// A read buffer that grew past this for one large message is given back afterwards, so an
+// idle connection keeps at most this much for reads (most messages are far smaller).
+constexpr std::size_t kKeptReadBufferBytes = 2048;
+// A drained queue whose vector grew past this many slots (a burst) is freed.
+constexpr std::size_t kKeptQueueSlots = 4;
+
+bool expected_end(const beast::error_code& ec) {
+    return ec == websocket::error::closed || ec == net::error::operation_aborted ||
+           ec == net::error::eof || ec == net::error::connection_reset ||
+           ec == beast::error::timeout;
+}
+
+} // namespace
+
+WebsocketSession::WebsocketSession(net::ip::tcp::socket&& socket, ServerState& state,
+                                   std::uint64_t id, std::string user, bool wants_server_ack)
+    : ClientConnection(id, std::move(user), wants_server_ack),
+      ws_(ClientSocket(std::move(socket))),
+      state_(state),
+      core_(*state.core) {
+    ++state_.websockets;
+}
+
+WebsocketSession::~WebsocketSession() { --state_.websockets; }
+
+void WebsocketSession::run(beast::http::request<beast::http::string_body> request) {
+    const GatewayOptions& options = core_.options();
+    websocket::stream_base::timeout timeout{};
+    timeout.handshake_timeout = std::chrono::seconds(options.handshake_timeout_seconds);
+    // With keep_alive_pings Beast pings every idle_timeout / 2 and closes the connection
+    // when nothing (not even a pong) arrived for a whole idle_timeout: so a ping every
+    // idle_ping_seconds, and a dead peer is closed within 2 x idle_ping_seconds.
+    timeout.idle_timeout = options.idle_ping_seconds == 0
+                               ? websocket::stream_base::none()
+                               : std::chrono::seconds(2 * options.idle_ping_seconds);
+    timeout.keep_alive_pings = true;
+    ws_.set_option(timeout);
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+        response.set(beast::http::field::server, "vartalap-ws-gateway");
+    }));
+    // Larger frames fail the read and Beast closes with 1009 (message too big).
+    ws_.read_message_max(options.max_frame_bytes);
+    // One WebSocket frame per message, written straight from our buffer (no copy into a
+    // fragmentation buffer).
+    ws_.auto_fragment(false);
+    ws_.text(true);
+    ws_.async_accept(request,
+                     beast::bind_front_handler(&WebsocketSession::on_accept, shared_from_this()));
+}
+
+void WebsocketSession::on_accept(beast::error_code ec) {
+    if (ec) {
+        spdlog::debug("{}: upgrade of connection {} failed: {}", core_.name(), id(),
+                      ec.message());
+        finished_ = true; // never registered: nothing to tell the core
+        return;
+    }
+    do_read();
+    if (state_.stopping) {
+        close(kCloseGoingAway, "going away");
+        return;
+    }
+    if (!core_.opened(*this)) close(kCloseTryAgainLater, "server busy");
+}
+
+void WebsocketSession::do_read() {
+    ws_.async_read(read_buffer_,
+                   beast::bind_front_handler(&WebsocketSession::on_read, shared_from_this()));
+}
+
+void WebsocketSession::on_read(beast::error_code ec, std::size_t) {
+    if (ec) {
+        if (ec == websocket::error::message_too_big)
+            spdlog::debug("{}: connection {} sent a frame over {} bytes: closed with 1009",
+                          core_.name(), id(), core_.options().max_frame_bytes);
+        else if (!expected_end(ec))
+            spdlog::debug("{}: connection {} read: {}", core_.name(), id(), ec.message());
+        finish();
+        return;
+    }
+    if (!closing_) {
+        if (ws_.got_text()) {
+            const auto data = read_buffer_.cdata();
+            core_.client_text(*this, std::string_view(static_cast<const char*>(data.data()),
+                                                      data.size()));
+        } else {
+            core_.client_binary(*this);
+        }
+    }
+    // Frames that arrive after our close frame are read (the handshake needs it) and ignored.
+    read_buffer_.consume(read_buffer_.size());
+    if (read_buffer_.capacity() > kKeptReadBufferBytes) read_buffer_.shrink_to_fit();
+    do_read();
+}
+
+EnqueueResult WebsocketSession::enqueue(OutgoingFrame&& frame) {
+    if (closing_ || finished_) return EnqueueResult::closed;
+    const GatewayOptions& options = core_.options();
+    if (waiting() + (writing_ ? 1 : 0) >= options.write_queue_limit) {
+        if (++overflow_strikes_ >= options.overflow_close_after) {
+            spdlog::info("{}: connection {} reads nothing ({} frames refused): closing with 1008",
+                         core_.name(), id(), overflow_strikes_);
+            close(kClosePolicy, "slow consumer");
+        }
+        return EnqueueResult::full;
+    }
+    waiting_.push_back(std::move(frame));
+    if (!writing_) do_write();
+    return EnqueueResult::queued;
+}
+
+void WebsocketSession::do_write() {
+    in_flight_ = std::move(waiting_[waiting_head_++]);
+    if (waiting_head_ == waiting_.size()) {
+        waiting_.clear();
+        waiting_head_ = 0;
+        if (waiting_.capacity() > kKeptQueueSlots) std::vector<OutgoingFrame>().swap(waiting_);
+    } else if (waiting_head_ >= core_.options().write_queue_limit) {
+        // Never empty for a long stretch: compact so the vector stays within the limit.
+        waiting_.erase(waiting_.begin(),
+                       waiting_.begin() + static_cast<std::ptrdiff_t>(waiting_head_));
+        waiting_head_ = 0;
+    }
+    writing_ = true;
+    ws_.async_write(net::buffer(in_flight_.text),
+                    beast::bind_front_handler(&WebsocketSession::on_write, shared_from_this()));
+}
+
+void WebsocketSession::on_write(beast::error_code ec, std::size_t) {
+    writing_ = false;
+    const DeliverTicket ticket = std::move(in_flight_.ticket);
+    in_flight_ = OutgoingFrame{};
+    if (ec) {
+        if (!expected_end(ec))
+            spdlog::debug("{}: connection {} write: {}", core_.name(), id(), ec.message());
+        core_.frame_done(ticket, false);
+        // The socket is broken; the read loop ends too and calls finish().
+        closing_ = true;
+        drop_waiting();
+        return;
+    }
+    overflow_strikes_ = 0;
+    core_.frame_done(ticket, true);
+    if (!closing_ && waiting() > 0) do_write();
+}
+
+void WebsocketSession::close(std::uint16_t code, std::string_view reason) {
+    if (closing_ || finished_) return;
+    closing_ = true;
+    drop_waiting();
+    // Runs beside the pending read (which then ends with `closed`) and after a write in
+    // flight (Beast serialises them); bounded by handshake_timeout.
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
+                    beast::bind_front_handler(&WebsocketSession::on_close, shared_from_this()));
+}
+
+void WebsocketSession::on_close(beast::error_code ec) {
+    if (ec && !expected_end(ec))
+        spdlog::debug("{}: connection {} close: {}", core_.name(), id(), ec.message());
+    // Nothing else: the read loop ends and calls finish().
+}
+
+void WebsocketSession::finish() {
+    if (finished_) return;
+    finished_ = true;
+    closing_ = true;
+    drop_waiting();
+    core_.closed(*this);
+}
+
+void WebsocketSession::drop_waiting() {
+    // Move the frames out first: frame_done may re-enter (it only sends replies, but the
+    // vector must not be walked while anything could touch it).
+    std::vector<OutgoingFrame> dropped;
+    dropped.swap(waiting_);
+    const std::size_t head = waiting_head_;
+    waiting_head_ = 0;
+    for (std::size_t i = head; i < dropped.size(); ++i) core_.frame_done(dropped[i].ticket, false);
+}
+
+} // namespace vartalap::ws_gateway

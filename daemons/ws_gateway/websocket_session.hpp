@@ -1,0 +1,79 @@
+// ws-gateway: one client WebSocket (Beast advanced_server's websocket_session, with its
+// bounded write queue).
+//
+// Thread: the ws-gateway's io thread only (the io_context has one thread, so no strand).
+//
+// Life: created by HttpSession after authentication; run() accepts the upgrade; on success
+// the connection registers with GatewayCore (which sends `connect`) and reads frames until
+// the socket ends; then finish() unregisters it (GatewayCore sends `disconnect`) and every
+// frame still queued is answered not_connected. The object lives as long as a pending
+// handler holds it (shared_from_this).
+//
+// Write queue: at most GatewayOptions::write_queue_limit frames (the one being written
+// included). A full queue refuses the frame (`overloaded` for a deliver, dropped for the
+// gateway's own frames); after overflow_close_after refusals with no write completing the
+// client is closed with 1008 "slow consumer".
+// Memory of an idle connection: the Beast stream (its fixed read buffer of 1536 bytes
+// dominates), the socket, a read buffer shrunk back after large messages, an empty queue.
+#pragma once
+
+#include "daemons/ws_gateway/client_socket.hpp"
+#include "daemons/ws_gateway/gateway_core.hpp"
+#include "daemons/ws_gateway/server_state.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/websocket/stream.hpp>
+#include <memory>
+#include <vector>
+
+namespace vartalap::ws_gateway {
+
+class WebsocketSession final : public std::enable_shared_from_this<WebsocketSession>,
+                               public ClientConnection {
+public:
+    WebsocketSession(boost::asio::ip::tcp::socket&& socket, ServerState& state,
+                     std::uint64_t id, std::string user, bool wants_server_ack);
+    ~WebsocketSession();
+    WebsocketSession(const WebsocketSession&) = delete;
+    WebsocketSession& operator=(const WebsocketSession&) = delete;
+
+    // Completes the upgrade that `request` asked for.
+    void run(boost::beast::http::request<boost::beast::http::string_body> request);
+
+    EnqueueResult enqueue(OutgoingFrame&& frame) override;
+    void close(std::uint16_t code, std::string_view reason) override;
+
+private:
+    void on_accept(boost::beast::error_code ec);
+    void do_read();
+    void on_read(boost::beast::error_code ec, std::size_t bytes);
+    void do_write();
+    void on_write(boost::beast::error_code ec, std::size_t bytes);
+    void on_close(boost::beast::error_code ec);
+    // The socket is finished (the read loop ended): unregister, answer queued frames.
+    void finish();
+    // Answers every waiting (not in-flight) frame not_connected and frees the queue.
+    void drop_waiting();
+
+    std::size_t waiting() const { return waiting_.size() - waiting_head_; }
+
+    boost::beast::websocket::stream<ClientSocket> ws_; // ClientSocket: see client_socket.hpp
+    boost::beast::flat_buffer read_buffer_;
+    ServerState& state_;
+    GatewayCore& core_;
+    // Frames waiting for their turn, oldest at waiting_head_ (a vector with a moving head:
+    // no allocation while empty, unlike std::deque). The frame being written is moved out
+    // to in_flight_ so its bytes stay put while the vector grows.
+    std::vector<OutgoingFrame> waiting_;
+    std::size_t waiting_head_ = 0;
+    OutgoingFrame in_flight_;
+    std::size_t overflow_strikes_ = 0; // refusals since the last completed write
+    bool writing_ = false;
+    bool closing_ = false;  // close started (by us or by a failure): take no new frames
+    bool finished_ = false;
+};
+
+} // namespace vartalap::ws_gateway

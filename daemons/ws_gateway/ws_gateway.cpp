@@ -1,0 +1,274 @@
+// Thread: bind/connect/start/join on the controlling thread; run() and everything it posts
+// on the gateway's own thread; request_stop from any thread (see ws_gateway.hpp).
+#include "daemons/ws_gateway/ws_gateway.hpp"
+
+#include "common/zmq_util.hpp"
+#include "daemons/ws_gateway/gateway_core.hpp"
+#include "daemons/ws_gateway/listener.hpp"
+#include "daemons/ws_gateway/server_state.hpp"
+#include "daemons/ws_gateway/zmq_outbox.hpp"
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+#include <stdexcept>
+#include <thread>
+
+namespace vartalap {
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using ws_gateway::GatewayCore;
+using ws_gateway::GatewayOptions;
+
+// Requests taken from the ROUTER per wakeup before yielding to WebSocket handlers, so a
+// burst of deliveries cannot starve client reads (and vice versa).
+constexpr int kRouterBatch = 256;
+// Drain: how long closing handshakes may take before the loop stops regardless.
+constexpr auto kDrainBudget = std::chrono::seconds(2);
+// Drain: how often to check whether every WebSocket has closed.
+constexpr auto kDrainPoll = std::chrono::milliseconds(10);
+
+std::int64_t option_in_range(const topology::DaemonSpec& spec, std::string_view key,
+                             std::int64_t fallback, std::int64_t min, std::int64_t max) {
+    const std::int64_t value = spec.option_int(key, fallback);
+    if (value < min || value > max)
+        throw std::invalid_argument(spec.name + ": option " + std::string(key) + " = " +
+                                    std::to_string(value) + " is out of range [" +
+                                    std::to_string(min) + ", " + std::to_string(max) + "]");
+    return value;
+}
+
+GatewayOptions read_options(const topology::DaemonSpec& spec) {
+    GatewayOptions o;
+    // 16 MiB: far above any chat message; the envelope decode limit (4 MiB) bounds what a
+    // message can carry downstream anyway.
+    o.max_frame_bytes = static_cast<std::size_t>(
+        option_in_range(spec, "max_frame_bytes", 65536, 1024, 16 << 20));
+    o.write_queue_limit = static_cast<std::size_t>(
+        option_in_range(spec, "write_queue_limit", 256, 1, 1 << 20));
+    o.overflow_close_after = static_cast<std::size_t>(option_in_range(
+        spec, "overflow_close_after", static_cast<std::int64_t>(o.write_queue_limit), 1,
+        1 << 30));
+    o.idle_ping_seconds =
+        static_cast<std::uint32_t>(option_in_range(spec, "idle_ping_seconds", 30, 0, 3600));
+    o.max_connections = static_cast<std::size_t>(
+        option_in_range(spec, "max_connections", 10000, 1, 10'000'000));
+    o.handshake_timeout_seconds = static_cast<std::uint32_t>(
+        option_in_range(spec, "handshake_timeout_seconds", 10, 1, 600));
+    return o;
+}
+
+// "host:port", "[v6]:port" -> (host, port). Throws std::invalid_argument.
+std::pair<std::string, std::string> split_host_port(const std::string& name,
+                                                    const std::string& text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+        throw std::invalid_argument(name + ": listen '" + text + "' is not host:port");
+    std::string host = text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    return {host, text.substr(colon + 1)};
+}
+
+class WsGateway final : public Daemon {
+public:
+    explicit WsGateway(const DaemonContext& context)
+        : context_(context), options_(read_options(context.self)) {}
+
+    ~WsGateway() override {
+        request_stop();
+        join();
+    }
+
+    void bind() override {
+        const topology::DaemonSpec& self = context_.self;
+        io_ = std::make_unique<net::io_context>(1); // one thread: no locking inside Asio
+        drain_timer_ = std::make_unique<net::steady_timer>(*io_);
+
+        router_ = make_socket(context_.zmq, zmq::socket_type::router);
+        const std::string router_endpoint = self.endpoint("router");
+        try {
+            router_.bind(router_endpoint);
+        } catch (const zmq::error_t& e) {
+            throw std::runtime_error(self.name + ": cannot bind router '" + router_endpoint +
+                                     "': " + e.what());
+        }
+        bound_router_ = last_endpoint(router_);
+
+        const std::string listen = self.endpoint("listen");
+        const auto [host, port] = split_host_port(self.name, listen);
+        try {
+            tcp::resolver resolver(*io_);
+            const auto results = resolver.resolve(host, port, tcp::resolver::numeric_service);
+            if (results.empty()) throw std::runtime_error("no address");
+            listener_ = std::make_shared<ws_gateway::Listener>(*io_, results.begin()->endpoint(),
+                                                              state_);
+        } catch (const std::exception& e) {
+            throw std::runtime_error(self.name + ": cannot listen on '" + listen +
+                                     "': " + e.what());
+        }
+        const tcp::endpoint local = listener_->local_endpoint();
+        bound_listen_ = local.address().is_v6()
+                            ? "[" + local.address().to_string() + "]:" + std::to_string(local.port())
+                            : local.address().to_string() + ":" + std::to_string(local.port());
+    }
+
+    void connect() override {
+        router_push_ = make_socket(context_.zmq, zmq::socket_type::push);
+        for (const topology::DaemonSpec* router : context_.topology.of_kind("message-router"))
+            router_push_.connect(router->endpoint("pull"));
+
+        shards_ = std::make_unique<topology::ShardMap>(context_.topology, "session");
+        std::vector<zmq::socket_ref> pushes;
+        for (const topology::DaemonSpec* session : shards_->instances()) {
+            zmq::socket_t push = make_socket(context_.zmq, zmq::socket_type::push);
+            push.connect(session->endpoint("pull"));
+            pushes.emplace_back(push);
+            session_pushes_.push_back(std::move(push));
+        }
+
+        watcher_ = std::make_unique<ZmqAsioWatcher>(*io_, router_, [this] { on_router(); });
+        outbox_ = std::make_unique<ws_gateway::ZmqOutbox>(router_push_, std::move(pushes),
+                                                          *shards_, router_, *watcher_);
+        core_ = std::make_unique<GatewayCore>(context_.self.name, *outbox_, context_.clock,
+                                              options_);
+        state_.core = core_.get();
+        state_.access_keys = &context_.access_keys;
+    }
+
+    void start() override {
+        thread_ = std::thread([this] { run(); });
+    }
+
+    void request_stop() override {
+        if (stop_requested_.exchange(true)) return;
+        // Posted even before start(): the drain then runs first thing on the thread. If the
+        // thread never starts, the handler is destroyed with the io_context unrun.
+        if (io_) net::post(*io_, [this] { begin_drain(); });
+    }
+
+    void join() override {
+        if (thread_.joinable()) thread_.join();
+    }
+
+    std::map<std::string, std::string> bound_endpoints() const override {
+        return {{"listen", bound_listen_}, {"router", bound_router_}};
+    }
+
+private:
+    void run() {
+        try {
+            spdlog::info("{}: WebSocket on {} (/wss, /), router {}", context_.self.name,
+                         bound_listen_, bound_router_);
+            watcher_->start();
+            listener_->run();
+            io_->run();
+        } catch (const std::exception& e) {
+            // Only "impossible" failures get here (a ZeroMQ error other than EAGAIN and
+            // EHOSTUNREACH, e.g. the context terminated under us): end the process, a
+            // restart is cheap and safe.
+            spdlog::critical("{}: {}", context_.self.name, e.what());
+            std::terminate();
+        }
+        watcher_->stop();
+        router_.close();
+        router_push_.close();
+        for (zmq::socket_t& push : session_pushes_) push.close();
+        spdlog::info("{}: stopped", context_.self.name);
+    }
+
+    void on_router() {
+        for (int i = 0; i < kRouterBatch; ++i) {
+            const ReceiveResult result =
+                receive_envelope(router_, /*router=*/true, incoming_, &receive_error_);
+            if (result == ReceiveResult::empty) return;
+            if (result == ReceiveResult::malformed) {
+                ++malformed_;
+                spdlog::warn("{}: malformed message on the router dropped: {}",
+                             context_.self.name, receive_error_);
+                continue;
+            }
+            core_->session_request(incoming_.routing_id, incoming_.envelope);
+        }
+    }
+
+    void begin_drain() {
+        if (state_.stopping) return;
+        spdlog::info("{}: draining {} connections", context_.self.name,
+                     core_->connection_count());
+        state_.stopping = true;
+        listener_->stop();
+        core_->close_all();
+        drain_deadline_ = std::chrono::steady_clock::now() + kDrainBudget;
+        check_drained();
+    }
+
+    void check_drained() {
+        if (state_.websockets == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
+            finish_drain();
+            return;
+        }
+        drain_timer_->expires_after(kDrainPoll);
+        drain_timer_->async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) check_drained();
+        });
+    }
+
+    void finish_drain() {
+        if (state_.websockets > 0)
+            spdlog::warn("{}: {} WebSockets did not close within {} s", context_.self.name,
+                         state_.websockets, kDrainBudget.count());
+        core_->abandon_all(); // disconnects for whatever is still registered
+        const auto& c = core_->counters();
+        spdlog::info("{}: opened {}, replaced {}, messages {}, client errors {}, busy {}, "
+                     "delivered {}, not_connected {}, overloaded {}, server acks {}, "
+                     "own frames dropped {}, replies dropped {}, events dropped {}, "
+                     "malformed {}",
+                     context_.self.name, c.opened, c.replaced, c.client_messages,
+                     c.client_errors, c.busy, c.delivered, c.not_connected, c.overloaded,
+                     c.server_acks, c.own_frames_dropped, c.replies_dropped, c.events_dropped,
+                     malformed_);
+        watcher_->stop();
+        io_->stop();
+    }
+
+    const DaemonContext& context_;
+    const GatewayOptions options_;
+    // Declared before io_: sessions still pending when the loop stops are destroyed with
+    // the io_context, and their destructors update these counters.
+    ws_gateway::ServerState state_;
+    std::unique_ptr<net::io_context> io_;
+    std::unique_ptr<net::steady_timer> drain_timer_;
+    std::chrono::steady_clock::time_point drain_deadline_;
+
+    zmq::socket_t router_;
+    zmq::socket_t router_push_;
+    std::vector<zmq::socket_t> session_pushes_;
+    std::unique_ptr<topology::ShardMap> shards_;
+    std::unique_ptr<ZmqAsioWatcher> watcher_;
+    std::unique_ptr<ws_gateway::ZmqOutbox> outbox_;
+    std::unique_ptr<GatewayCore> core_;
+    std::shared_ptr<ws_gateway::Listener> listener_;
+
+    Incoming incoming_;
+    std::string receive_error_;
+    std::uint64_t malformed_ = 0;
+
+    std::string bound_listen_;
+    std::string bound_router_;
+    std::atomic<bool> stop_requested_{false};
+    std::thread thread_;
+};
+
+} // namespace
+
+std::unique_ptr<Daemon> make_ws_gateway(const DaemonContext& context) {
+    return std::make_unique<WsGateway>(context);
+}
+
+} // namespace vartalap

@@ -1,0 +1,41 @@
+// ws-gateway: GatewayOutbox over the gateway's ZeroMQ sockets.
+//
+// Thread: the ws-gateway's io thread only (it owns the sockets after start).
+//
+// Sockets (all made by make_socket: HWM 10 000, LINGER 1 s, ROUTER router_mandatory):
+//   router_push   PUSH connected to every message-router's `pull` (round robin);
+//   session_push  one PUSH per session instance, in ShardMap(topology, "session") order;
+//   router        the gateway's bound ROUTER; replies go back to the asking DEALER.
+// Every send is non-blocking; results go back to GatewayCore, which applies the policy.
+// After a send on the ROUTER the watcher is poked: ZMQ_FD is edge-triggered and a send can
+// consume the edge that announced incoming requests.
+#pragma once
+
+#include "common/zmq_util.hpp"
+#include "daemons/ws_gateway/gateway_core.hpp"
+#include "topology/topology.hpp"
+
+#include <vector>
+
+namespace vartalap::ws_gateway {
+
+class ZmqOutbox final : public GatewayOutbox {
+public:
+    ZmqOutbox(zmq::socket_ref router_push, std::vector<zmq::socket_ref> session_pushes,
+              const topology::ShardMap& session_shards, zmq::socket_ref router,
+              ZmqAsioWatcher& router_watcher);
+
+    SendResult to_router(const Envelope& envelope) override;
+    SendResult to_session(const Envelope& envelope) override;
+    SendResult reply(std::string_view routing_id, const Envelope& envelope) override;
+
+private:
+    zmq::socket_ref router_push_;
+    std::vector<zmq::socket_ref> session_pushes_;
+    const topology::ShardMap& session_shards_;
+    zmq::socket_ref router_;
+    ZmqAsioWatcher& router_watcher_;
+    std::string scratch_; // encoding buffer reused by every send
+};
+
+} // namespace vartalap::ws_gateway

@@ -1,0 +1,363 @@
+// GatewayCore with a fake outbox, fake connections and a hand-driven clock: no sockets.
+// Thread: the test's.
+#include "daemons/ws_gateway/gateway_core.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <deque>
+
+namespace vartalap::ws_gateway {
+namespace {
+
+using nlohmann::json;
+
+class FakeClock final : public Clock {
+public:
+    std::uint64_t monotonic_ms() const override { return now_ms; }
+    std::uint64_t wall_ms() const override { return now_ms; }
+    std::uint64_t now_ms = 1'700'000'000'000;
+};
+
+struct Sent {
+    std::string routing_id;
+    Envelope envelope;
+};
+
+class FakeOutbox final : public GatewayOutbox {
+public:
+    SendResult to_router(const Envelope& e) override {
+        if (router_result == SendResult::ok) router.push_back(e);
+        return router_result;
+    }
+    SendResult to_session(const Envelope& e) override {
+        if (session_result == SendResult::ok) session.push_back(e);
+        return session_result;
+    }
+    SendResult reply(std::string_view routing_id, const Envelope& e) override {
+        replies.push_back({std::string(routing_id), e});
+        return reply_result;
+    }
+    std::vector<Envelope> router, session;
+    std::vector<Sent> replies;
+    SendResult router_result = SendResult::ok;
+    SendResult session_result = SendResult::ok;
+    SendResult reply_result = SendResult::ok;
+};
+
+class FakeConnection final : public ClientConnection {
+public:
+    FakeConnection(GatewayCore& core, std::string user, bool ack, std::size_t limit = 4)
+        : ClientConnection(core.next_connection_id(), std::move(user), ack), limit_(limit) {}
+
+    EnqueueResult enqueue(OutgoingFrame&& frame) override {
+        if (close_code != 0) return EnqueueResult::closed;
+        if (queue.size() >= limit_) return EnqueueResult::full;
+        queue.push_back(std::move(frame));
+        return EnqueueResult::queued;
+    }
+    void close(std::uint16_t code, std::string_view reason) override {
+        if (close_code != 0) return;
+        close_code = code;
+        close_reason = std::string(reason);
+    }
+    // Takes the oldest queued frame, as the socket writer would.
+    OutgoingFrame pop() {
+        OutgoingFrame f = std::move(queue.front());
+        queue.pop_front();
+        return f;
+    }
+    json pop_json() { return json::parse(pop().text); }
+
+    std::deque<OutgoingFrame> queue;
+    std::uint16_t close_code = 0;
+    std::string close_reason;
+
+private:
+    std::size_t limit_;
+};
+
+std::string chat(const std::string& id, const std::string& to) {
+    return json{{"_v", 2.1},
+                {"id", id},
+                {"head", {{"type", "individual"}, {"to", to}, {"from", "mallory"}, {"chatid", "c"},
+                          {"contentType", "text"}, {"action", "message"}}},
+                {"body", {{"text", "hi"}}}}
+        .dump();
+}
+
+Envelope request(Kind kind, std::uint64_t connection, std::uint64_t request_id = 0,
+                 std::string payload = {}) {
+    Envelope e;
+    e.kind = kind;
+    e.connection = connection;
+    e.request_id = request_id;
+    e.payload = std::move(payload);
+    return e;
+}
+
+class GatewayCoreTest : public ::testing::Test {
+protected:
+    FakeClock clock_;
+    FakeOutbox outbox_;
+    GatewayCore core_{"ws-1", outbox_, clock_, GatewayOptions{}};
+};
+
+TEST_F(GatewayCoreTest, ConnectionIdsAreUniqueAndStartFromTheWallClock) {
+    const std::uint64_t a = core_.next_connection_id();
+    const std::uint64_t b = core_.next_connection_id();
+    EXPECT_NE(a, b);
+    EXPECT_GE(a, clock_.now_ms << 20); // a restarted gateway does not reuse old ids
+}
+
+TEST_F(GatewayCoreTest, OpenSendsConnectToTheSession) {
+    FakeConnection alice(core_, "alice", /*ack=*/true);
+    ASSERT_TRUE(core_.opened(alice));
+    ASSERT_EQ(outbox_.session.size(), 1u);
+    const Envelope& e = outbox_.session[0];
+    EXPECT_EQ(e.kind, Kind::connect);
+    EXPECT_EQ(e.from, "alice");
+    EXPECT_EQ(e.origin_gateway, "ws-1");
+    EXPECT_EQ(e.connection, alice.id());
+    EXPECT_TRUE(e.has(flag_wants_server_ack));
+    EXPECT_EQ(core_.connection_count(), 1u);
+
+    core_.closed(alice);
+    ASSERT_EQ(outbox_.session.size(), 2u);
+    EXPECT_EQ(outbox_.session[1].kind, Kind::disconnect);
+    EXPECT_EQ(outbox_.session[1].connection, alice.id());
+    EXPECT_EQ(core_.connection_count(), 0u);
+    core_.closed(alice); // a second end is ignored
+    EXPECT_EQ(outbox_.session.size(), 2u);
+}
+
+TEST_F(GatewayCoreTest, ConnectNotQueuedRefusesTheConnection) {
+    outbox_.session_result = SendResult::would_block;
+    FakeConnection alice(core_, "alice", false);
+    EXPECT_FALSE(core_.opened(alice));
+    EXPECT_EQ(core_.connection_count(), 0u);
+    EXPECT_EQ(core_.counters().events_dropped, 1u);
+}
+
+TEST_F(GatewayCoreTest, NewConnectionReplacesTheOldOneWithoutADisconnect) {
+    FakeConnection first(core_, "alice", false);
+    FakeConnection second(core_, "alice", false);
+    ASSERT_TRUE(core_.opened(first));
+    // A delivery queued on the first connection...
+    Envelope deliver = request(Kind::deliver, first.id(), 5, "payload");
+    core_.session_request("session-1", deliver);
+    ASSERT_EQ(first.queue.size(), 1u);
+
+    ASSERT_TRUE(core_.opened(second));
+    EXPECT_EQ(first.close_code, kCloseReplaced);
+    EXPECT_EQ(first.close_reason, "replaced");
+    EXPECT_EQ(second.close_code, 0);
+    EXPECT_EQ(core_.connection_count(), 1u);
+
+    // ...and when the first socket ends: its queued frame is answered, no disconnect.
+    core_.frame_done(first.pop().ticket, /*written=*/false);
+    core_.closed(first);
+    ASSERT_EQ(outbox_.session.size(), 2u); // connect, connect
+    EXPECT_EQ(outbox_.session[1].connection, second.id());
+    ASSERT_EQ(outbox_.replies.size(), 1u);
+    EXPECT_EQ(outbox_.replies[0].envelope.status, Status::not_connected);
+
+    // Deliveries to the old id are not_connected; to the new one they are queued.
+    Envelope old_deliver = request(Kind::deliver, first.id(), 6, "x");
+    core_.session_request("session-1", old_deliver);
+    EXPECT_EQ(outbox_.replies.back().envelope.status, Status::not_connected);
+    Envelope new_deliver = request(Kind::deliver, second.id(), 7, "x");
+    core_.session_request("session-1", new_deliver);
+    EXPECT_EQ(second.queue.size(), 1u);
+}
+
+TEST_F(GatewayCoreTest, PingGetsPong) {
+    FakeConnection alice(core_, "alice", false);
+    ASSERT_TRUE(core_.opened(alice));
+    core_.client_text(alice, "ping");
+    ASSERT_EQ(alice.queue.size(), 1u);
+    EXPECT_EQ(alice.queue[0].text, "pong");
+    EXPECT_FALSE(alice.queue[0].ticket.owed());
+    EXPECT_TRUE(outbox_.router.empty());
+}
+
+TEST_F(GatewayCoreTest, ValidMessageGoesToTheRouterAsTheAuthenticatedUser) {
+    FakeConnection alice(core_, "alice", /*ack=*/true);
+    ASSERT_TRUE(core_.opened(alice));
+    core_.client_text(alice, chat("m-1", "bob"));
+    ASSERT_EQ(outbox_.router.size(), 1u);
+    const Envelope& e = outbox_.router[0];
+    EXPECT_EQ(e.kind, Kind::client_message);
+    EXPECT_EQ(e.id, "m-1");
+    EXPECT_EQ(e.from, "alice");
+    EXPECT_EQ(e.to, "bob");
+    EXPECT_EQ(e.origin_gateway, "ws-1");
+    EXPECT_EQ(e.connection, alice.id());
+    EXPECT_EQ(e.created_at_ms, clock_.now_ms);
+    EXPECT_TRUE(e.has(flag_wants_server_ack));
+    EXPECT_EQ(json::parse(e.payload)["head"]["from"], "alice");
+    EXPECT_TRUE(alice.queue.empty()); // no SERVER_ACK at ingress
+    EXPECT_EQ(core_.counters().client_messages, 1u);
+}
+
+TEST_F(GatewayCoreTest, InvalidMessageGetsAnErrorFrame) {
+    FakeConnection alice(core_, "alice", false);
+    ASSERT_TRUE(core_.opened(alice));
+    core_.client_text(alice, "{not json");
+    core_.client_text(alice, R"({"id":"x-1","head":{"type":"individual"}})");
+    core_.client_binary(alice);
+    ASSERT_EQ(alice.queue.size(), 3u);
+    json error = alice.pop_json();
+    EXPECT_EQ(error["head"]["contentType"], "error");
+    EXPECT_EQ(error["head"]["to"], "alice");
+    EXPECT_EQ(error["id"], "");
+    error = alice.pop_json();
+    EXPECT_EQ(error["id"], "x-1");
+    EXPECT_TRUE(error["body"]["error"].is_string());
+    error = alice.pop_json();
+    EXPECT_EQ(error["head"]["contentType"], "error");
+    EXPECT_TRUE(outbox_.router.empty());
+    EXPECT_EQ(alice.close_code, 0); // the socket stays open
+    EXPECT_EQ(core_.counters().client_errors, 3u);
+}
+
+TEST_F(GatewayCoreTest, BusyRouterTellsTheClientToRetry) {
+    FakeConnection alice(core_, "alice", true);
+    ASSERT_TRUE(core_.opened(alice));
+    outbox_.router_result = SendResult::would_block;
+    core_.client_text(alice, chat("m-2", "bob"));
+    ASSERT_EQ(alice.queue.size(), 1u);
+    const json error = alice.pop_json();
+    EXPECT_EQ(error["head"]["contentType"], "error");
+    EXPECT_EQ(error["id"], "m-2");
+    EXPECT_EQ(error["body"]["error"], "server busy, retry");
+    EXPECT_EQ(core_.counters().busy, 1u);
+    EXPECT_EQ(core_.counters().client_messages, 0u);
+}
+
+TEST_F(GatewayCoreTest, DeliverIsAnsweredWhenItsFrameIsWritten) {
+    FakeConnection bob(core_, "bob", false);
+    ASSERT_TRUE(core_.opened(bob));
+    Envelope deliver = request(Kind::deliver, bob.id(), 42, "the payload");
+    core_.session_request("session-1", deliver);
+    ASSERT_EQ(bob.queue.size(), 1u);
+    EXPECT_TRUE(outbox_.replies.empty()); // not before the write completes
+    OutgoingFrame frame = bob.pop();
+    EXPECT_EQ(frame.text, "the payload");
+    core_.frame_done(frame.ticket, /*written=*/true);
+    ASSERT_EQ(outbox_.replies.size(), 1u);
+    EXPECT_EQ(outbox_.replies[0].routing_id, "session-1");
+    const Envelope& reply = outbox_.replies[0].envelope;
+    EXPECT_EQ(reply.kind, Kind::deliver_result);
+    EXPECT_EQ(reply.request_id, 42u);
+    EXPECT_EQ(reply.status, Status::ok);
+    EXPECT_EQ(reply.origin_gateway, "ws-1");
+}
+
+TEST_F(GatewayCoreTest, DeliverOutcomesWithoutAWrite) {
+    // Unknown connection.
+    Envelope unknown = request(Kind::deliver, 999, 1, "x");
+    core_.session_request("s", unknown);
+    ASSERT_EQ(outbox_.replies.size(), 1u);
+    EXPECT_EQ(outbox_.replies[0].envelope.status, Status::not_connected);
+    EXPECT_EQ(outbox_.replies[0].envelope.request_id, 1u);
+
+    // Full queue: overloaded, and the connection stays open.
+    FakeConnection bob(core_, "bob", false, /*limit=*/1);
+    ASSERT_TRUE(core_.opened(bob));
+    Envelope first = request(Kind::deliver, bob.id(), 2, "a");
+    Envelope second = request(Kind::deliver, bob.id(), 3, "b");
+    core_.session_request("s", first);
+    core_.session_request("s", second);
+    ASSERT_EQ(outbox_.replies.size(), 2u);
+    EXPECT_EQ(outbox_.replies[1].envelope.status, Status::overloaded);
+    EXPECT_EQ(outbox_.replies[1].envelope.request_id, 3u);
+    EXPECT_EQ(bob.close_code, 0);
+
+    // Closing connection (still registered until its socket ends): not_connected.
+    bob.close(kCloseGoingAway, "going away");
+    Envelope third = request(Kind::deliver, bob.id(), 4, "c");
+    core_.session_request("s", third);
+    EXPECT_EQ(outbox_.replies.back().envelope.status, Status::not_connected);
+    EXPECT_EQ(outbox_.replies.back().envelope.request_id, 4u);
+}
+
+TEST_F(GatewayCoreTest, UnroutableReplyIsCountedNotFatal) {
+    outbox_.reply_result = SendResult::unroutable;
+    Envelope unknown = request(Kind::deliver, 999, 1, "x");
+    core_.session_request("gone", unknown);
+    EXPECT_EQ(core_.counters().replies_dropped, 1u);
+}
+
+TEST_F(GatewayCoreTest, ServerAckOnlyWhenTheConnectionAskedForIt) {
+    FakeConnection alice(core_, "alice", /*ack=*/true);
+    FakeConnection carol(core_, "carol", /*ack=*/false);
+    ASSERT_TRUE(core_.opened(alice));
+    ASSERT_TRUE(core_.opened(carol));
+    Envelope ack = request(Kind::server_ack, alice.id());
+    ack.id = "m-9";
+    core_.session_request("s", ack);
+    ASSERT_EQ(alice.queue.size(), 1u);
+    const json frame = alice.pop_json();
+    EXPECT_EQ(frame["id"], "m-9");
+    EXPECT_EQ(frame["head"]["contentType"], "SERVER_ACK");
+    EXPECT_EQ(frame["head"]["to"], "alice");
+
+    ack.connection = carol.id();
+    core_.session_request("s", ack);
+    EXPECT_TRUE(carol.queue.empty());
+    ack.connection = 12345; // gone
+    core_.session_request("s", ack);
+    EXPECT_TRUE(outbox_.replies.empty()); // server_ack takes no reply
+}
+
+TEST_F(GatewayCoreTest, CloseConnectionRequestClosesWithoutDisconnect) {
+    FakeConnection alice(core_, "alice", false);
+    ASSERT_TRUE(core_.opened(alice));
+    Envelope close = request(Kind::close_connection, alice.id());
+    core_.session_request("s", close);
+    EXPECT_EQ(alice.close_code, kCloseReplaced);
+    EXPECT_EQ(core_.connection_count(), 0u);
+    core_.closed(alice);
+    EXPECT_EQ(outbox_.session.size(), 1u); // only the connect
+}
+
+TEST_F(GatewayCoreTest, UnexpectedKindIsCountedAndDropped) {
+    Envelope odd = request(Kind::ack, 1);
+    core_.session_request("s", odd);
+    EXPECT_EQ(core_.counters().bad_requests, 1u);
+    EXPECT_TRUE(outbox_.replies.empty());
+}
+
+TEST_F(GatewayCoreTest, DrainClosesEveryoneAndSendsDisconnects) {
+    FakeConnection alice(core_, "alice", false);
+    FakeConnection bob(core_, "bob", false);
+    ASSERT_TRUE(core_.opened(alice));
+    ASSERT_TRUE(core_.opened(bob));
+    core_.close_all();
+    EXPECT_EQ(alice.close_code, kCloseGoingAway);
+    EXPECT_EQ(bob.close_code, kCloseGoingAway);
+    EXPECT_EQ(core_.connection_count(), 2u); // registered until their sockets end
+    core_.closed(alice);
+    ASSERT_EQ(outbox_.session.size(), 3u);
+    EXPECT_EQ(outbox_.session[2].kind, Kind::disconnect);
+    // bob's close did not finish in time: abandon_all still announces it.
+    core_.abandon_all();
+    ASSERT_EQ(outbox_.session.size(), 4u);
+    EXPECT_EQ(outbox_.session[3].kind, Kind::disconnect);
+    EXPECT_EQ(outbox_.session[3].from, "bob");
+    EXPECT_EQ(core_.connection_count(), 0u);
+}
+
+TEST_F(GatewayCoreTest, CapacityCountsRegisteredConnections) {
+    GatewayOptions options;
+    options.max_connections = 1;
+    GatewayCore small("ws-1", outbox_, clock_, options);
+    FakeConnection alice(small, "alice", false);
+    EXPECT_FALSE(small.at_capacity());
+    ASSERT_TRUE(small.opened(alice));
+    EXPECT_TRUE(small.at_capacity());
+}
+
+} // namespace
+} // namespace vartalap::ws_gateway
