@@ -56,8 +56,9 @@ void RunningSystem::stop() {
 
 HttpResponse RunningSystem::http(const std::string& method, const std::string& target,
                                  const std::string& body,
-                                 const std::map<std::string, std::string>& headers) {
-    return http_request("127.0.0.1", rest_port_, method, target, body, headers);
+                                 const std::map<std::string, std::string>& headers,
+                                 std::chrono::milliseconds deadline) {
+    return http_request("127.0.0.1", rest_port_, method, target, body, headers, deadline);
 }
 
 LoggedIn RunningSystem::login(const std::string& user) {

@@ -51,7 +51,8 @@ public:
     WsClient connect(const LoggedIn& who, bool ack = true);
     HttpResponse http(const std::string& method, const std::string& target,
                       const std::string& body = {},
-                      const std::map<std::string, std::string>& headers = {});
+                      const std::map<std::string, std::string>& headers = {},
+                      std::chrono::milliseconds deadline = std::chrono::seconds(5));
 
 private:
     std::unique_ptr<System> system_;
