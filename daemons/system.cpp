@@ -19,8 +19,8 @@ int stop_rank(std::string_view kind) {
 
 } // namespace
 
-System::System(topology::Topology topology, std::string host)
-    : topology_(std::move(topology)), host_(std::move(host)) {}
+System::System(topology::Topology topology, std::string host, std::string instance)
+    : topology_(std::move(topology)), host_(std::move(host)), instance_(std::move(instance)) {}
 
 System::~System() { stop(); }
 
@@ -34,7 +34,18 @@ void System::start() {
     zmq_->set(zmq::ctxopt::blocky, false); // sockets close with their own LINGER, never -1
 
     for (const auto& spec : topology_.daemons)
-        if (host_.empty() || spec.host == host_) specs_.push_back(&spec);
+        if ((host_.empty() || spec.host == host_) && (instance_.empty() || spec.name == instance_))
+            specs_.push_back(&spec);
+    if (specs_.empty())
+        throw std::runtime_error("no daemon of the topology matches host '" + host_ +
+                                 "' and instance '" + instance_ + "'");
+    // ipc:// endpoints are socket files: their directory must exist before a bind.
+    for (const auto* spec : specs_)
+        for (const auto& [role, endpoint] : spec->endpoints)
+            if (endpoint.rfind("ipc://", 0) == 0) {
+                const std::filesystem::path parent = std::filesystem::path(endpoint.substr(6)).parent_path();
+                if (!parent.empty()) std::filesystem::create_directories(parent);
+            }
     contexts_.reserve(specs_.size());
     for (const auto* spec : specs_)
         contexts_.push_back(std::make_unique<DaemonContext>(DaemonContext{

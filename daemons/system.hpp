@@ -16,8 +16,9 @@ namespace vartalap {
 
 class System {
 public:
-    // `host`: run only the daemons placed on this host (empty: all of them).
-    explicit System(topology::Topology topology, std::string host = {});
+    // `host`: run only the daemons placed on this host (empty: all of them);
+    // `instance`: run only this one daemon instance (vartalapd: one process per daemon).
+    explicit System(topology::Topology topology, std::string host = {}, std::string instance = {});
     ~System();
     System(const System&) = delete;
     System& operator=(const System&) = delete;
@@ -38,6 +39,7 @@ public:
 private:
     topology::Topology topology_;
     std::string host_;
+    std::string instance_;
     SystemClock clock_;
     std::unique_ptr<zmq::context_t> zmq_;
     std::unique_ptr<AccessKeys> access_keys_;

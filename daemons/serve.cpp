@@ -1,0 +1,112 @@
+// Thread: main (see serve.hpp).
+#include "daemons/serve.hpp"
+
+#include "common/lifecycle.hpp"
+#include "common/log.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <thread>
+
+namespace vartalap {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+
+// Long enough for gateways to close sockets with 1001 and ZeroMQ to flush with its 1 s
+// LINGER; a drain that takes longer is stuck, and a restart is cheaper than waiting.
+constexpr auto kDrainBudget = 5s;
+// wait_for_signal() cannot also wake when the drain thread finishes, so main polls in
+// short slices; 20 ms bounds the added exit latency at no measurable cost.
+constexpr auto kDrainPollInterval = 20ms;
+// Without a systemd watchdog main still wakes once a second, only to stay responsive.
+constexpr auto kIdleWakeInterval = 1000ms;
+
+const char* signal_name(int signal) {
+    switch (signal) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "signal";
+    }
+}
+
+[[noreturn]] void force_exit(const char* reason) {
+    spdlog::error("{}: forcing exit without finishing the drain", reason);
+    spdlog::default_logger()->flush();
+    std::cout.flush();
+    // _Exit: daemon threads may still hold sockets and locks; running destructors or
+    // atexit handlers now could hang, which is exactly what forcing is meant to avoid.
+    std::_Exit(kExitFailure);
+}
+
+} // namespace
+
+int serve(System& system_ref, const std::string& file) {
+    System* system = &system_ref;
+    // Every address a daemon reports as bound, including kernel-chosen ports (listen =
+    // "127.0.0.1:0"), so tests and scripts learn where to connect.
+    for (const auto& [instance, roles] : system->bound_endpoints())
+        for (const auto& [role, address] : roles)
+            std::cout << "listening " << instance << ' ' << role << ' ' << address << '\n';
+    std::cout << "ready" << std::endl;
+    notify("READY=1");
+
+    const std::optional<std::chrono::milliseconds> watchdog = watchdog_ping_interval();
+    int signal = 0;
+    while (true) {
+        signal = wait_for_signal(watchdog.value_or(kIdleWakeInterval));
+        if (watchdog) notify("WATCHDOG=1");
+        if (signal == 0) continue;
+        if (signal == SIGHUP) {
+            spdlog::warn("SIGHUP: reloading the topology is not supported yet; still running {}",
+                         file);
+            continue;
+        }
+        break; // SIGINT or SIGTERM
+    }
+
+    notify("STOPPING=1");
+    spdlog::info("{}: draining (a second SIGINT/SIGTERM forces exit)", signal_name(signal));
+
+    std::atomic<bool> stopped{false};
+    std::atomic<bool> stop_failed{false};
+    std::thread drainer([&] {
+        try {
+            system->stop();
+        } catch (const std::exception& error) {
+            spdlog::error("drain failed: {}", error.what());
+            stop_failed.store(true);
+        }
+        stopped.store(true, std::memory_order_release);
+    });
+
+    const auto deadline = std::chrono::steady_clock::now() + kDrainBudget;
+    auto next_watchdog = std::chrono::steady_clock::now();
+    while (!stopped.load(std::memory_order_acquire)) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) force_exit("drain took longer than 5 s");
+        if (watchdog && now >= next_watchdog) {
+            notify("WATCHDOG=1");
+            next_watchdog = now + *watchdog;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+        const int again = wait_for_signal(std::min<std::chrono::milliseconds>(
+            left, kDrainPollInterval));
+        if (again == SIGINT || again == SIGTERM) force_exit(signal_name(again));
+        // A SIGHUP while draining changes nothing.
+    }
+    drainer.join();
+    spdlog::info("stopped");
+    return stop_failed.load() ? kExitFailure : kExitOk;
+}
+
+} // namespace vartalap
