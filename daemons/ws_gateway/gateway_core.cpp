@@ -210,7 +210,17 @@ void GatewayCore::deliver(std::string_view routing_id, Envelope& request) {
 
 void GatewayCore::server_ack(const Envelope& request) {
     ClientConnection* connection = find(request.connection);
-    if (connection == nullptr || !connection->wants_server_ack()) return;
+    if (connection == nullptr) return;
+    if (request.status != Status::ok) {
+        // The server refused the message (storage full, not a group member, ...): say why,
+        // whether or not the client asked for acks, so it does not wait for one.
+        ++counters_.client_errors;
+        send_own_frame(*connection,
+                       error_json(request.error.empty() ? to_string(request.status) : request.error,
+                                  request.id, connection->user(), clock_.wall_ms()));
+        return;
+    }
+    if (!connection->wants_server_ack()) return;
     ++counters_.server_acks;
     send_own_frame(*connection,
                    server_ack_json(request.id, connection->user(), clock_.wall_ms()));

@@ -311,6 +311,21 @@ TEST_F(GatewayCoreTest, ServerAckOnlyWhenTheConnectionAskedForIt) {
     EXPECT_TRUE(outbox_.replies.empty()); // server_ack takes no reply
 }
 
+TEST_F(GatewayCoreTest, RefusedServerAckBecomesAnErrorFrame) {
+    FakeConnection carol(core_, "carol", /*ack=*/false);
+    ASSERT_TRUE(core_.opened(carol));
+    Envelope refusal = request(Kind::server_ack, carol.id());
+    refusal.id = "m-10";
+    refusal.status = Status::refused;
+    refusal.error = "server storage full";
+    core_.session_request("s", refusal);
+    ASSERT_EQ(carol.queue.size(), 1u);
+    const json frame = carol.pop_json();
+    EXPECT_EQ(frame["id"], "m-10");
+    EXPECT_EQ(frame["head"]["contentType"], "error");
+    EXPECT_EQ(frame["body"]["error"], "server storage full");
+}
+
 TEST_F(GatewayCoreTest, CloseConnectionRequestClosesWithoutDisconnect) {
     FakeConnection alice(core_, "alice", false);
     ASSERT_TRUE(core_.opened(alice));
