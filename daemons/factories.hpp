@@ -11,5 +11,8 @@ std::unique_ptr<Daemon> make_message_router(const DaemonContext& context);
 std::unique_ptr<Daemon> make_session(const DaemonContext& context);
 std::unique_ptr<Daemon> make_profile(const DaemonContext& context);
 std::unique_ptr<Daemon> make_persistence(const DaemonContext& context);
+std::unique_ptr<Daemon> make_group(const DaemonContext& context);
+std::unique_ptr<Daemon> make_group_router(const DaemonContext& context);
+std::unique_ptr<Daemon> make_push(const DaemonContext& context);
 
 } // namespace vartalap

@@ -835,6 +835,11 @@ private:
         }
     }
 
+    static int host_line(const DaemonDraft& draft) {
+        auto it = draft.key_lines.find("host");
+        return it != draft.key_lines.end() ? it->second : draft.spec.line;
+    }
+
     static std::string range_text(std::uint32_t first, std::uint32_t last) {
         if (first == last) return std::to_string(first);
         return std::to_string(first) + "-" + std::to_string(last);
@@ -851,6 +856,35 @@ private:
         }
         if (count("ws-gateway") == 0 && count("rest-gateway") == 0)
             add(0, "no ws-gateway or rest-gateway: clients need at least one way in");
+        check_group_placement(count("group"));
+    }
+
+    // The group store is one LMDB environment: one group daemon owns it, and every
+    // group-router reads it directly, so it must run on the same host.
+    void check_group_placement(std::ptrdiff_t groups) {
+        const DaemonDraft* first_group = nullptr;
+        for (const auto& draft : drafts_) {
+            if (draft.spec.kind != "group") continue;
+            if (!first_group) {
+                first_group = &draft;
+            } else {
+                add(draft.spec.line, draft.label + ": a second group daemon; the group store is "
+                                                   "not sharded, so there is exactly one");
+            }
+        }
+        for (const auto& draft : drafts_) {
+            if (draft.spec.kind != "group-router") continue;
+            if (groups == 0) {
+                add(draft.spec.line, draft.label + ": a group-router needs a group daemon, whose "
+                                                   "store it reads");
+            } else if (first_group && first_group->spec.host != draft.spec.host) {
+                add(host_line(draft),
+                    draft.label + ": group-router on host '" + draft.spec.host +
+                        "' cannot read the group store of '" + first_group->spec.name +
+                        "' on host '" + first_group->spec.host +
+                        "' (LMDB is read in place: place it on the same host)");
+            }
+        }
     }
 
     std::string file_;

@@ -11,8 +11,8 @@
 
 namespace vartalap {
 
-RouterCore::RouterCore(const topology::ShardMap& shards, SendToShard send)
-    : shards_(shards), send_(std::move(send)) {}
+RouterCore::RouterCore(const topology::ShardMap& shards, SendToShard send, SendToGroupRouter send_group)
+    : shards_(shards), send_(std::move(send)), send_group_(std::move(send_group)) {}
 
 void RouterCore::send_ack(const Envelope& message) {
     // The acking user is the sender of the receipt: its copies live on its own shard.
@@ -36,10 +36,23 @@ void RouterCore::route(Envelope& message) {
         return;
     }
     if (message.has(flag_group)) {
-        // Group fan-out belongs to the group-router, which this topology does not run yet.
-        ++counters_.dropped;
-        spdlog::warn("message-router: group message {} from {} dropped: no group-router",
-                     message.id, message.from);
+        // The acker's own copies live on its shard whatever the chat type: acks need no
+        // membership, so they are applied here.
+        if (message.method == kClassAck) {
+            send_ack(message);
+            return;
+        }
+        if (message.method == kClassReceipt) send_ack(message);
+        if (!send_group_) {
+            ++counters_.dropped;
+            spdlog::warn("message-router: group message {} from {} dropped: no group-router",
+                         message.id, message.from);
+            return;
+        }
+        // Expansion, membership and group operations belong to the group-router.
+        message.kind = Kind::group_message;
+        ++counters_.group;
+        send_group_(message);
         return;
     }
     if (message.method == kClassAck) {
@@ -58,7 +71,10 @@ class MessageRouterDaemon final : public ThreadedDaemon {
 public:
     explicit MessageRouterDaemon(const DaemonContext& context)
         : context_(context), shards_(context.topology, "session"),
-          core_(shards_, [this](std::size_t shard, Envelope& e) { forward(shard, e); }) {}
+          core_(shards_, [this](std::size_t shard, Envelope& e) { forward(shard, e); },
+                context.topology.of_kind("group-router").empty()
+                    ? RouterCore::SendToGroupRouter{}
+                    : RouterCore::SendToGroupRouter([this](Envelope& e) { forward_group(e); })) {}
 
     void bind() override {
         pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
@@ -71,6 +87,14 @@ public:
             auto push = make_socket(context_.zmq, zmq::socket_type::push);
             push.connect(session->endpoint("pull"));
             pushes_.push_back(std::move(push));
+        }
+        const auto group_routers = context_.topology.of_kind("group-router");
+        if (!group_routers.empty()) {
+            // One PUSH to all group-routers: ZeroMQ round-robins across the connected ones;
+            // ZMQ_IMMEDIATE keeps messages off a group-router that is not connected.
+            group_push_ = make_socket(context_.zmq, zmq::socket_type::push);
+            group_push_.set(zmq::sockopt::immediate, 1);
+            for (const auto* group_router : group_routers) group_push_.connect(group_router->endpoint("pull"));
         }
     }
 
@@ -98,6 +122,7 @@ protected:
         }
         pull_.close();
         for (auto& push : pushes_) push.close();
+        if (group_push_) group_push_.close();
     }
 
 private:
@@ -113,11 +138,22 @@ private:
                           to_string(envelope.kind), envelope.id);
     }
 
+    void forward_group(Envelope& envelope) {
+        // Before the durable point, as for sessions: past the budget the message is dropped
+        // and logged, and its sender, who got no SERVER_ACK, resends.
+        const auto result = send_with_backpressure(group_push_, envelope, scratch_,
+                                                   [this] { return stop_requested(); });
+        if (result != SendResult::ok)
+            spdlog::error("message-router {}: no group-router is accepting; dropped group message {}",
+                          context_.self.name, envelope.id);
+    }
+
     DaemonContext context_; // a copy: its references outlive the daemon (System owns them)
     topology::ShardMap shards_;
     RouterCore core_;
     zmq::socket_t pull_;
     std::vector<zmq::socket_t> pushes_;
+    zmq::socket_t group_push_; // connected to every group-router; empty if there is none
     std::string scratch_;
     std::string bound_pull_;
 };

@@ -63,6 +63,8 @@ Envelope ProfileCore::handle(const Envelope& request) {
     if (request.method == "login") return login(request);
     if (request.method == "profile") return profile(request);
     if (request.method == "contactbook_sync") return contactbook_sync(request);
+    if (request.method == "notification_token") return notification_token_request(request);
+    if (request.method == "remove_token") return remove_token(request);
     return error_reply(request, Status::not_found, "unknown method");
 }
 
@@ -153,6 +155,50 @@ std::string ProfileCore::notification_token(std::string_view username) {
     if (!record.is_object()) return {};
     auto it = record.find("notificationToken");
     return it != record.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+// Push daemon: {"username"} -> ok {"token"}, or not_found when the user has no token.
+Envelope ProfileCore::notification_token_request(const Envelope& request) {
+    const json body = json::parse(request.payload, nullptr, false);
+    const json* username = nullptr;
+    if (body.is_object())
+        if (auto it = body.find("username"); it != body.end() && it->is_string()) username = &*it;
+    if (!username || !valid_username(username->get_ref<const std::string&>()))
+        return error_reply(request, Status::bad_request, "body must be {\"username\"}");
+    std::string token = notification_token(username->get_ref<const std::string&>());
+    if (token.empty()) return error_reply(request, Status::not_found, "no notification token");
+    return reply_to(request, Status::ok, json{{"token", std::move(token)}});
+}
+
+// Push daemon, after the provider called a token unregistered: {"username","token"} -> ok
+// {"removed": bool}. Removes the token only if it is still the stored one: the user may have
+// logged in again with a fresh token while the push that failed was in flight.
+Envelope ProfileCore::remove_token(const Envelope& request) {
+    const json body = json::parse(request.payload, nullptr, false);
+    const json* username = nullptr;
+    const json* token = nullptr;
+    if (body.is_object()) {
+        if (auto it = body.find("username"); it != body.end() && it->is_string()) username = &*it;
+        if (auto it = body.find("token"); it != body.end() && it->is_string()) token = &*it;
+    }
+    if (!username || !token || !valid_username(username->get_ref<const std::string&>()))
+        return error_reply(request, Status::bad_request, "body must be {\"username\", \"token\"}");
+    const std::string& name = username->get_ref<const std::string&>();
+    lmdb::Txn txn(env_, lmdb::Txn::read_write);
+    std::string_view existing;
+    if (users_.get(txn, name, existing) == MDB_NOTFOUND)
+        return reply_to(request, Status::ok, json{{"removed", false}});
+    json record = json::parse(existing, nullptr, false);
+    if (!record.is_object()) return reply_to(request, Status::ok, json{{"removed", false}});
+    auto stored = record.find("notificationToken");
+    if (stored == record.end() || !stored->is_string() || *stored != *token)
+        return reply_to(request, Status::ok, json{{"removed", false}});
+    record.erase(stored);
+    if (users_.put(txn, name, record.dump()) == MDB_MAP_FULL || txn.commit() == MDB_MAP_FULL) {
+        spdlog::error("profile: LMDB map full; token removal for {} refused", name);
+        return error_reply(request, Status::refused, "profile store is full");
+    }
+    return reply_to(request, Status::ok, json{{"removed", true}});
 }
 
 namespace {

@@ -46,7 +46,8 @@ public:
                 const Clock& clock);
 
     // Serves one request envelope (kind request); returns the reply (kind reply, same
-    // request_id). Methods: "login", "profile", "contactbook_sync".
+    // request_id). Methods: "login", "profile", "contactbook_sync", and for the push daemon
+    // only "notification_token" and "remove_token" (gateways never forward these).
     Envelope handle(const Envelope& request);
     const ProfileCounters& counters() const { return counters_; }
 
@@ -57,6 +58,8 @@ private:
     Envelope login(const Envelope& request);
     Envelope profile(const Envelope& request);
     Envelope contactbook_sync(const Envelope& request);
+    Envelope notification_token_request(const Envelope& request);
+    Envelope remove_token(const Envelope& request);
 
     lmdb::Env& env_;
     lmdb::Db users_;

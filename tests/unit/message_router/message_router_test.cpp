@@ -106,6 +106,62 @@ TEST_F(RouterCoreTest, DropsWhatItCannotRoute) {
     EXPECT_EQ(core_.counters().dropped, 3u);
 }
 
+class GroupRoutingTest : public RouterCoreTest {
+protected:
+    std::vector<Envelope> to_group_router_;
+    RouterCore with_group_router_{shards_, [this](std::size_t shard, Envelope& e) { sent_.push_back({shard, e}); },
+                                  [this](Envelope& e) { to_group_router_.push_back(e); }};
+
+    Envelope group(std::string_view method, std::string from, std::string to) {
+        auto e = message(method, std::move(from), std::move(to));
+        e.flags |= flag_group;
+        e.channel = "group";
+        return e;
+    }
+};
+
+TEST_F(GroupRoutingTest, GroupMessagesAndOperationsGoToAGroupRouter) {
+    auto chat = group(kClassChat, "alice", "group-1");
+    chat.payload = R"({"action":"add"})"; // an operation looks the same here
+    with_group_router_.route(chat);
+    EXPECT_TRUE(sent_.empty());
+    ASSERT_EQ(to_group_router_.size(), 1u);
+    EXPECT_EQ(to_group_router_[0].kind, Kind::group_message);
+    EXPECT_EQ(to_group_router_[0].to, "group-1");
+    EXPECT_EQ(to_group_router_[0].payload, R"({"action":"add"})");
+    EXPECT_EQ(with_group_router_.counters().group, 1u);
+}
+
+TEST_F(GroupRoutingTest, AGroupReceiptAcksHereAndIsDeliveredByTheGroupRouter) {
+    auto receipt = group(kClassReceipt, "bob", "alice");
+    receipt.ids = {"m1"};
+    with_group_router_.route(receipt);
+    ASSERT_EQ(sent_.size(), 1u);
+    EXPECT_EQ(sent_[0].envelope.kind, Kind::ack);
+    EXPECT_EQ(sent_[0].shard, shards_.index_for("bob"));
+    ASSERT_EQ(to_group_router_.size(), 1u);
+    EXPECT_EQ(to_group_router_[0].kind, Kind::group_message);
+    EXPECT_EQ(to_group_router_[0].to, "alice");
+}
+
+TEST_F(GroupRoutingTest, AGroupClientAckNeedsNoGroupRouter) {
+    auto ack = group(kClassAck, "bob", "server");
+    ack.ids = {"m1"};
+    core_.route(ack); // the router without a group-router
+    ASSERT_EQ(sent_.size(), 1u);
+    EXPECT_EQ(sent_[0].envelope.kind, Kind::ack);
+    EXPECT_EQ(core_.counters().dropped, 0u);
+}
+
+TEST_F(GroupRoutingTest, WithoutAGroupRouterGroupTrafficIsDroppedButAcksApply) {
+    auto receipt = group(kClassReceipt, "bob", "alice");
+    receipt.ids = {"m1"};
+    core_.route(receipt);
+    ASSERT_EQ(sent_.size(), 1u); // the ack part only
+    EXPECT_EQ(sent_[0].envelope.kind, Kind::ack);
+    EXPECT_EQ(core_.counters().dropped, 1u);
+}
+
 TEST_F(RouterCoreTest, BothShardsAreUsed) {
     std::set<std::size_t> used;
     for (int i = 0; i < 64; ++i) used.insert(shards_.index_for("user-" + std::to_string(i)));

@@ -118,6 +118,14 @@ TEST(TopologyLocal, LinksFollowFromTheKinds) {
         "session-1 DEALER persistence-1 router inproc://persistence-1-router",
         "session-1 PUSH persistence-1 pull inproc://persistence-1",
         "rest-1 DEALER persistence-1 router inproc://persistence-1-router",
+        "rest-1 DEALER group-1 router inproc://group-1",
+        "router-1 PUSH group-router-1 pull inproc://group-router-1",
+        "group-router-1 PUSH session-1 pull inproc://session-1",
+        "group-router-1 DEALER group-1 router inproc://group-1",
+        "group-router-1 DEALER ws-1 router inproc://ws-1",
+        "group-router-1 DEALER rest-1 router inproc://rest-1",
+        "group-1 PUSH session-1 pull inproc://session-1",
+        "group-1 DEALER profile-1 router inproc://profile-1",
     };
     std::sort(drawn.begin(), drawn.end());
     std::sort(expected.begin(), expected.end());
@@ -661,6 +669,32 @@ pull = "inproc://group-router-1"
     EXPECT_TRUE(has("tail-rest PUSH tail-router pull"));
     EXPECT_TRUE(has("tail-router PUSH tail-session pull"));
     EXPECT_EQ(drawn.size(), 16u);
+}
+
+TEST(TopologyErrors, GroupStoreHasOneOwnerAndItsRoutersShareItsHost) {
+    const LoadResult result = load(R"toml([[daemon]]
+kind = "group"
+name = "group-1"
+host = "a"
+router = "tcp://10.0.0.1:7001"
+[[daemon]]
+kind = "group"
+name = "group-2"
+host = "a"
+router = "tcp://10.0.0.1:7002"
+[[daemon]]
+kind = "group-router"
+name = "gr-1"
+host = "b"
+pull = "tcp://10.0.0.2:7003"
+)toml");
+    EXPECT_TRUE(has_error(result, 6, {"group-2", "second group daemon"}));
+    EXPECT_TRUE(has_error(result, 14, {"gr-1", "cannot read the group store", "same host"}));
+    EXPECT_TRUE(has_error(load(R"toml([[daemon]]
+kind = "group-router"
+name = "gr-1"
+pull = "inproc://gr-1"
+)toml"), 1, {"gr-1", "needs a group daemon"}));
 }
 
 // ---------------------------------------------------------------------------------------

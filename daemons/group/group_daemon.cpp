@@ -1,0 +1,285 @@
+// group daemon: the adapter around GroupCore. It owns the ROUTER that rest-gateways (requests)
+// and group-routers (group_op) talk to, one DEALER to the profile daemons (are the members
+// to add registered?), one PUSH per session shard (group events), and the group store.
+//
+// Thread: bind() and connect() run on the controlling thread; from start() on, run() and
+// everything it calls (the core, every socket) run on the daemon's own thread only;
+// request_stop() from any thread.
+//
+// Loop (one line per duty): poll the ROUTER and the profile DEALER (at most 100 ms) →
+// serve requests (answer, or ask the profile daemon first) → apply what the profile
+// answered → periodic duties (send pending events, expire unanswered profile checks).
+#include "daemons/group/group_daemon.hpp"
+
+#include "common/zmq_util.hpp"
+#include "daemons/group/group_core.hpp"
+#include "daemons/threaded_daemon.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace vartalap {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::uint64_t kTickMs = 100;            // loop wake-up, bound on stop latency
+constexpr std::uint64_t kProfileTimeoutMs = 5000; // a profile check not answered by then fails
+constexpr std::size_t kMaxPendingChecks = 10000;  // requests waiting for the profile daemon
+constexpr int kDrainBatch = 256;                  // messages per socket per loop turn
+
+class GroupDaemon final : public ThreadedDaemon {
+public:
+    explicit GroupDaemon(const DaemonContext& context) : context_(context), sessions_(context.topology, "session") {
+        const auto& self = context_.self;
+        config_.max_group_members = static_cast<std::size_t>(
+            positive(self.option_int("max_group_members", static_cast<std::int64_t>(config_.max_group_members)),
+                     config_.max_group_members));
+        env_options_.map_size = static_cast<std::size_t>(positive(self.option_int("map_size_mb", 1024), 1024)) << 20;
+    }
+
+    ~GroupDaemon() override {
+        request_stop();
+        join();
+    }
+
+    void bind() override {
+        const std::string endpoint = context_.self.endpoint("router");
+        if (endpoint.empty()) throw std::runtime_error(context_.self.name + ": no `router` endpoint configured");
+        env_ = group_store::shared_env(context_.data_dir, env_options_);
+        core_ = std::make_unique<GroupCore>(
+            *env_, sessions_.instances().size(),
+            [this](std::string_view user) { return sessions_.index_for(user); }, context_.clock,
+            random_group_id, config_);
+        router_ = make_socket(context_.zmq, zmq::socket_type::router);
+        try {
+            router_.bind(endpoint);
+        } catch (const zmq::error_t& e) {
+            throw std::runtime_error(context_.self.name + ": cannot bind router '" + endpoint + "': " + e.what());
+        }
+        bound_router_ = last_endpoint(router_);
+    }
+
+    void connect() override {
+        SocketOptions options;
+        options.routing_id = context_.self.name;
+        profile_ = make_socket(context_.zmq, zmq::socket_type::dealer, options);
+        const auto profiles = context_.topology.of_kind("profile");
+        for (const auto* profile : profiles) profile_.connect(profile->endpoint("router"));
+        if (profiles.empty())
+            spdlog::warn("{}: no profile daemon in the topology: every add of a new member is refused",
+                         context_.self.name);
+        for (const auto* session : sessions_.instances()) {
+            auto push = make_socket(context_.zmq, zmq::socket_type::push);
+            // A shard that is not connected refuses the send instead of queueing in memory:
+            // the event stays in the outbox (LMDB) and is retried.
+            push.set(zmq::sockopt::immediate, 1);
+            push.connect(session->endpoint("pull"));
+            pushes_.push_back(std::move(push));
+        }
+        spdlog::info("{}: group store {} opened, {} session shard(s), {} pending event copies",
+                     context_.self.name, context_.data_dir.string(), pushes_.size(),
+                     core_->events().pending_copies());
+    }
+
+    std::map<std::string, std::string> bound_endpoints() const override { return {{"router", bound_router_}}; }
+
+protected:
+    void run() override {
+        try {
+            loop();
+        } catch (const std::exception& e) {
+            // LMDB I/O errors, a corrupt store, a ZeroMQ failure: nothing this thread can
+            // repair. Restarts are cheap and the store is consistent on disk.
+            spdlog::critical("{}: fatal: {}", context_.self.name, e.what());
+            std::abort();
+        }
+    }
+
+private:
+    struct PendingCheck {
+        std::string routing_id;
+        Envelope request;
+        GroupOp op;
+        std::unordered_set<std::string> asked;
+        std::uint64_t deadline_ms = 0;
+    };
+
+    static std::int64_t positive(std::int64_t value, std::size_t fallback) {
+        return value > 0 ? value : static_cast<std::int64_t>(fallback);
+    }
+
+    void loop() {
+        zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}, {profile_.handle(), 0, ZMQ_POLLIN, 0}};
+        while (!stop_requested()) {
+            // Events waiting for a busy shard are retried at a finer period than the tick.
+            const long timeout = core_->events().has_pending() ? 20 : static_cast<long>(kTickMs);
+            zmq::poll(items, 2, std::chrono::milliseconds(timeout));
+            drain_requests();
+            drain_profile_replies();
+            periodic_duties();
+        }
+        // Pending profile checks are dropped: their callers time out (REST 504) or resend
+        // (async operations were not acknowledged). Unsent events stay in the outbox.
+        router_.close();
+        profile_.close();
+        for (auto& push : pushes_) push.close();
+        const auto& c = core_->counters();
+        spdlog::info("{}: stopped: created {} added {} removed {} refused {} replayed {} events {}",
+                     context_.self.name, c.created, c.added, c.removed, c.refused, c.replayed, c.events);
+    }
+
+    void drain_requests() {
+        Incoming incoming;
+        std::string error;
+        for (int i = 0; i < kDrainBatch; ++i) {
+            const auto result = receive_envelope(router_, true, incoming, &error);
+            if (result == ReceiveResult::empty) return;
+            if (result == ReceiveResult::malformed ||
+                (incoming.envelope.kind != Kind::request && incoming.envelope.kind != Kind::group_op)) {
+                if (dropped_++ % 1000 == 0)
+                    spdlog::warn("{}: dropped a malformed or unexpected envelope ({}); {} so far",
+                                 context_.self.name, error, dropped_);
+                continue;
+            }
+            serve(incoming.routing_id, incoming.envelope);
+        }
+    }
+
+    void serve(const std::string& routing_id, Envelope& request) {
+        Prepared prepared = core_->prepare(request);
+        if (prepared.reply) {
+            answer(routing_id, *prepared.reply);
+            return;
+        }
+        if (prepared.to_check.empty()) {
+            answer(routing_id, core_->apply(request, prepared.op, [](std::string_view) { return true; }));
+            send_events();
+            return;
+        }
+        if (pending_.size() >= kMaxPendingChecks) {
+            answer(routing_id, refusal(request, Status::overloaded, "group service busy, retry"));
+            return;
+        }
+        Envelope check;
+        check.kind = Kind::request;
+        check.method = "contactbook_sync";
+        check.from = prepared.op.actor;
+        check.request_id = ++next_request_id_;
+        check.payload = json{{"users", prepared.to_check}}.dump();
+        if (send_envelope(profile_, check, scratch_) != SendResult::ok) {
+            answer(routing_id, refusal(request, Status::overloaded, "profile service busy, retry"));
+            return;
+        }
+        PendingCheck pending{routing_id, std::move(request), std::move(prepared.op), {},
+                             context_.clock.monotonic_ms() + kProfileTimeoutMs};
+        pending.asked.insert(prepared.to_check.begin(), prepared.to_check.end());
+        pending_.emplace(check.request_id, std::move(pending));
+    }
+
+    void drain_profile_replies() {
+        Incoming incoming;
+        std::string error;
+        for (int i = 0; i < kDrainBatch; ++i) {
+            const auto result = receive_envelope(profile_, false, incoming, &error);
+            if (result == ReceiveResult::empty) return;
+            if (result == ReceiveResult::malformed || incoming.envelope.kind != Kind::reply) continue;
+            auto it = pending_.find(incoming.envelope.request_id);
+            if (it == pending_.end()) continue; // timed out already
+            PendingCheck pending = std::move(it->second);
+            pending_.erase(it);
+            const json registered = json::parse(incoming.envelope.payload, nullptr, false);
+            if (incoming.envelope.status != Status::ok || !registered.is_object()) {
+                answer(pending.routing_id, refusal(pending.request, Status::internal,
+                                                   "could not check the members with the profile service"));
+                continue;
+            }
+            // Names that were not asked about were members when the request was prepared.
+            auto is_registered = [&](std::string_view username) {
+                const std::string name(username);
+                if (!pending.asked.contains(name)) return true;
+                auto found = registered.find(name);
+                return found != registered.end() && found->is_boolean() && found->get<bool>();
+            };
+            answer(pending.routing_id, core_->apply(pending.request, pending.op, is_registered));
+            send_events();
+        }
+    }
+
+    // Every periodic duty of the group daemon, with its period (each loop turn: at most
+    // kTickMs, 20 ms while events wait for a shard):
+    //   - send pending event copies and delete the sent ones from the outbox;
+    //   - answer profile checks older than kProfileTimeoutMs with an error.
+    void periodic_duties() {
+        send_events();
+        const std::uint64_t now = context_.clock.monotonic_ms();
+        for (auto it = pending_.begin(); it != pending_.end();) {
+            if (it->second.deadline_ms > now) {
+                ++it;
+                continue;
+            }
+            answer(it->second.routing_id,
+                   refusal(it->second.request, Status::internal, "profile service did not answer"));
+            it = pending_.erase(it);
+        }
+    }
+
+    void send_events() {
+        FanoutOutbox& outbox = core_->events();
+        if (outbox.has_pending())
+            outbox.send_pending([this](std::size_t shard, const Envelope& copy) {
+                return send_envelope(pushes_[shard], copy, scratch_) == SendResult::ok;
+            });
+        if (outbox.has_deletions() && outbox.flush_deletions() != 0)
+            spdlog::error("{}: group store full: sent events not deleted yet (retried)", context_.self.name);
+    }
+
+    Envelope refusal(const Envelope& request, Status status, std::string_view error) {
+        Envelope reply;
+        reply.kind = Kind::reply;
+        reply.id = request.id;
+        reply.from = request.from;
+        reply.to = request.to;
+        reply.request_id = request.request_id;
+        reply.method = request.method;
+        reply.status = status;
+        reply.error = std::string(error);
+        reply.payload = json{{"error", error}}.dump();
+        return reply;
+    }
+
+    void answer(const std::string& routing_id, const Envelope& reply) {
+        const SendResult result = send_envelope(router_, reply, scratch_, routing_id);
+        if (result != SendResult::ok && dropped_replies_++ % 1000 == 0)
+            spdlog::warn("{}: reply to '{}' dropped (peer gone or busy); {} so far", context_.self.name,
+                         routing_id, dropped_replies_);
+    }
+
+    DaemonContext context_; // a copy: its references outlive the daemon (System owns them)
+    topology::ShardMap sessions_;
+    GroupConfig config_;
+    lmdb::EnvOptions env_options_;
+    std::shared_ptr<lmdb::Env> env_;
+    std::unique_ptr<GroupCore> core_;
+    zmq::socket_t router_;
+    zmq::socket_t profile_;
+    std::vector<zmq::socket_t> pushes_;
+    std::string bound_router_;
+    std::string scratch_;
+    std::unordered_map<std::uint64_t, PendingCheck> pending_;
+    std::uint64_t next_request_id_ = 0;
+    std::uint64_t dropped_ = 0;
+    std::uint64_t dropped_replies_ = 0;
+};
+
+} // namespace
+
+std::unique_ptr<Daemon> make_group(const DaemonContext& context) {
+    return std::make_unique<GroupDaemon>(context);
+}
+
+} // namespace vartalap

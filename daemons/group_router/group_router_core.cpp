@@ -1,0 +1,413 @@
+// Thread: the group-router daemon's thread (see group_router_core.hpp).
+#include "daemons/group_router/group_router_core.hpp"
+
+#include "common/client_message.hpp"
+#include "daemons/group/group_store.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <mutex>
+#include <random>
+
+namespace vartalap {
+namespace {
+
+constexpr std::string_view kNotMember = "not a member of this group";
+
+bool full(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
+
+// mdb_dbi_open must not run concurrently in one process (lmdb.h); group-routers of one
+// process open the shared store from their own threads.
+std::mutex& dbi_open_mutex() {
+    static std::mutex mutex;
+    return mutex;
+}
+
+// SAX handler for peek_action: watches the top level for the key "action" and stops the
+// parse as soon as its value is read.
+class ActionPeek {
+public:
+    using json = nlohmann::json;
+    std::string action;
+
+    bool null() { return scalar(); }
+    bool boolean(bool) { return scalar(); }
+    bool number_integer(json::number_integer_t) { return scalar(); }
+    bool number_unsigned(json::number_unsigned_t) { return scalar(); }
+    bool number_float(json::number_float_t, const json::string_t&) { return scalar(); }
+    bool binary(json::binary_t&) { return scalar(); }
+    bool string(json::string_t& value) {
+        if (depth_ == 1 && wanted_) {
+            action = value;
+            return false; // found: stop parsing
+        }
+        return true;
+    }
+    bool start_object(std::size_t) { return open(); }
+    bool start_array(std::size_t) { return open(); }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+    bool key(json::string_t& key) {
+        wanted_ = depth_ == 1 && key == "action";
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+private:
+    bool scalar() {
+        if (depth_ == 1) wanted_ = false;
+        return true;
+    }
+    bool open() {
+        if (depth_ == 1) wanted_ = false;
+        // The payload was written by a gateway and is bounded (64 KiB); nesting is bounded
+        // by the parser's own iteration, this depth only tracks where we are.
+        ++depth_;
+        return true;
+    }
+    bool close() {
+        --depth_;
+        return true;
+    }
+    int depth_ = 0;
+    bool wanted_ = false;
+};
+
+} // namespace
+
+std::string peek_action(std::string_view payload) {
+    ActionPeek peek;
+    nlohmann::json::sax_parse(payload.begin(), payload.end(), &peek);
+    return std::move(peek.action);
+}
+
+bool is_group_operation(std::string_view action) {
+    return action == "create" || action == "add" || action == "remove";
+}
+
+// ---------------------------------------------------------------------------------------
+// LmdbMembership
+
+LmdbMembership::LmdbMembership(std::filesystem::path directory, const Clock& clock, std::uint64_t retry_ms)
+    : directory_(std::move(directory)), clock_(clock), retry_ms_(retry_ms) {}
+
+LmdbMembership::~LmdbMembership() { end(); }
+
+bool LmdbMembership::ready() { return open_ || try_open(); }
+
+bool LmdbMembership::try_open() {
+    const std::uint64_t now = clock_.monotonic_ms();
+    if (now < next_attempt_ms_) return false;
+    next_attempt_ms_ = now + retry_ms_;
+    std::lock_guard lock(dbi_open_mutex());
+    if (!env_) env_ = group_store::find_shared_env(directory_);
+    if (!env_) {
+        if (!std::filesystem::exists(directory_ / "data.mdb")) {
+            if (!logged_unavailable_)
+                spdlog::warn("group-router: group store {} does not exist yet; waiting for the group daemon",
+                             directory_.string());
+            logged_unavailable_ = true;
+            return false;
+        }
+        lmdb::EnvOptions options;
+        options.read_only = true;
+        try {
+            env_ = group_store::shared_env(directory_, options);
+        } catch (const std::exception& e) {
+            if (!logged_unavailable_)
+                spdlog::error("group-router: cannot open the group store {}: {}", directory_.string(), e.what());
+            logged_unavailable_ = true;
+            return false;
+        }
+    }
+    MDB_txn* txn = nullptr;
+    lmdb::check(mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, &txn), "mdb_txn_begin");
+    const int rc = group_store::open_existing(txn, group_store::kGroupsDb, groups_);
+    mdb_txn_commit(txn); // keeps the handle for later transactions
+    if (rc != 0) return false; // the group daemon has not created its databases yet
+    open_ = true;
+    spdlog::info("group-router: reading group membership from {}", directory_.string());
+    return true;
+}
+
+bool LmdbMembership::begin() {
+    end();
+    if (!ready()) return false;
+    int rc = mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, &txn_);
+    if (rc == MDB_MAP_RESIZED) { // the group daemon grew its map
+        lmdb::check(mdb_env_set_mapsize(env_->get(), 0), "mdb_env_set_mapsize");
+        rc = mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, &txn_);
+    }
+    if (rc != 0) txn_ = nullptr;
+    lmdb::check(rc, "group-router: read transaction on the group store");
+    return true;
+}
+
+void LmdbMembership::end() {
+    if (txn_) mdb_txn_abort(txn_);
+    txn_ = nullptr;
+}
+
+bool LmdbMembership::members(std::string_view group_id, std::vector<std::string_view>& out) {
+    out.clear();
+    if (!txn_) return false;
+    MDB_val key = lmdb::to_val(group_id);
+    MDB_val value{};
+    const int rc = mdb_get(txn_, groups_, &key, &value);
+    if (rc == MDB_NOTFOUND) return false;
+    lmdb::check(rc, "mdb_get group");
+    if (!group_store::member_views(lmdb::to_view(value), out)) {
+        spdlog::error("group-router: corrupt record for group {}; treated as absent", group_id);
+        return false;
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// GroupRouterCore
+
+GroupRouterCore::GroupRouterCore(lmdb::Env& outbox_env, Membership& membership, GroupRouterLinks& links,
+                                 std::size_t shard_count, FanoutOutbox::ShardOf shard_of,
+                                 const Clock& clock, GroupRouterConfig config)
+    : env_(outbox_env), membership_(membership), links_(links), clock_(clock), config_(config),
+      shard_of_(shard_of), outbox_(outbox_env, shard_count, std::move(shard_of)),
+      // A random start: a reply from before a restart must not match an operation of this run.
+      next_operation_id_(std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) {}
+
+bool GroupRouterCore::accepting() const {
+    return outbox_.pending_copies() < config_.max_pending_copies &&
+           operations_.size() < config_.max_pending_ops;
+}
+
+void GroupRouterCore::make_copy_template(const Envelope& message) {
+    copy_.kind = Kind::deliver;
+    copy_.id = message.id;
+    copy_.channel = message.channel;
+    copy_.from = message.from;
+    copy_.to.clear();
+    copy_.ids = message.ids;
+    copy_.origin_gateway.clear(); // copies are not acked to anyone: the group-router did
+    copy_.connection = 0;
+    copy_.created_at_ms = message.created_at_ms;
+    copy_.retry_count = 0;
+    copy_.flags = message.flags & ~static_cast<std::uint32_t>(flag_wants_server_ack);
+    copy_.request_id = 0;
+    copy_.status = Status::ok;
+    copy_.method = message.method;
+    copy_.error.clear();
+    copy_.payload = message.payload;
+}
+
+void GroupRouterCore::handle_batch(std::span<Envelope> batch) {
+    after_.assign(batch.size(), After::nothing);
+    const bool store_open = membership_.begin();
+    std::optional<lmdb::Txn> txn;
+    bool txn_failed = false;
+    auto open_txn = [&]() -> bool {
+        if (txn_failed) return false;
+        if (!txn) {
+            txn.emplace(env_, lmdb::Txn::read_write);
+            if (outbox_.has_deletions() && full(outbox_.write_deletions(*txn))) {
+                // Deleting needs pages too: retry the deletions later, stage in a fresh txn.
+                txn->abort();
+                txn.emplace(env_, lmdb::Txn::read_write);
+            }
+        }
+        return true;
+    };
+    std::vector<std::size_t> staged; // indices whose copies are in the transaction
+
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        Envelope& message = batch[i];
+        if (message.kind != Kind::group_message || message.from.empty() || message.to.empty()) {
+            ++counters_.invalid;
+            continue;
+        }
+        if (message.method == kClassAck) { // acks never need the group-router
+            ++counters_.invalid;
+            continue;
+        }
+        const bool receipt = message.method == kClassReceipt;
+        if (!receipt && is_group_operation(peek_action(message.payload))) {
+            after_[i] = After::forward;
+            continue;
+        }
+        if (!store_open) {
+            ++counters_.store_unavailable;
+            continue; // before the durable point: no ack, the sender resends
+        }
+        recipients_.clear();
+        if (receipt) {
+            if (membership_.members(message.to, members_)) {
+                ++counters_.receipts_to_group;
+                continue;
+            }
+            recipients_.push_back(message.to);
+        } else {
+            const bool found = membership_.members(message.to, members_);
+            if (!found || std::find(members_.begin(), members_.end(), message.from) == members_.end()) {
+                ++counters_.not_member;
+                // Typing from a non-member is dropped quietly: an error per keystroke helps no one.
+                if (!message.has(flag_ephemeral)) after_[i] = After::refuse_not_member;
+                continue;
+            }
+            // One pass over the member list; the outbox groups the copies by shard.
+            for (std::string_view member : members_)
+                if (member != message.from) recipients_.push_back(member);
+        }
+        make_copy_template(message);
+        if (message.has(flag_ephemeral)) {
+            // Typing: only useful now, never stored, never acked.
+            for (std::string_view member : recipients_) {
+                copy_.to.assign(member);
+                if (links_.to_session(shard_of_(member), copy_)) ++counters_.ephemeral_copies;
+            }
+            continue;
+        }
+        if (!open_txn()) {
+            ++counters_.store_full;
+            continue;
+        }
+        if (full(outbox_.stage(*txn, copy_, recipients_))) {
+            txn_failed = true;
+            ++counters_.store_full;
+            continue;
+        }
+        staged.push_back(i);
+        counters_.copies += recipients_.size();
+        if (receipt) ++counters_.receipts;
+    }
+    membership_.end();
+
+    if (txn) {
+        if (!txn_failed && txn->commit() == 0) {
+            outbox_.committed();
+            outbox_.deletions_committed();
+            deletions_since_ms_ = 0;
+            for (std::size_t i : staged) after_[i] = After::ack;
+            counters_.messages += staged.size();
+        } else {
+            // Out of space: none of this batch's messages is durable; no SERVER_ACK, the
+            // senders resend. Deletions are retried with the next transaction.
+            txn->abort();
+            outbox_.aborted();
+            counters_.store_full += staged.size();
+            spdlog::error("group-router: outbox full; {} group message(s) refused (no SERVER_ACK)",
+                          staged.size());
+        }
+    }
+
+    // After the durable point: acknowledge, refuse, forward; then send the copies.
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        switch (after_[i]) {
+        case After::ack:
+            if (batch[i].has(flag_wants_server_ack)) server_ack(batch[i], Status::ok, {});
+            break;
+        case After::refuse_not_member: server_ack(batch[i], Status::refused, kNotMember); break;
+        case After::forward: forward(batch[i]); break;
+        case After::nothing: break;
+        }
+    }
+    send_copies();
+}
+
+void GroupRouterCore::send_copies() {
+    if (!outbox_.has_pending()) return;
+    counters_.copies_sent += outbox_.send_pending(
+        [this](std::size_t shard, const Envelope& copy) { return links_.to_session(shard, copy); });
+    if (outbox_.has_deletions() && deletions_since_ms_ == 0) deletions_since_ms_ = clock_.monotonic_ms();
+}
+
+void GroupRouterCore::forward(Envelope& operation) {
+    PendingOperation pending;
+    pending.id = operation.id;
+    pending.from = operation.from;
+    pending.origin_gateway = operation.origin_gateway;
+    pending.connection = operation.connection;
+    pending.request_id = operation.request_id;
+    pending.wants_ack = operation.has(flag_wants_server_ack);
+    pending.deadline_ms = clock_.monotonic_ms() + config_.op_timeout_ms;
+    const std::uint64_t request_id = ++next_operation_id_;
+    operation.kind = Kind::group_op;
+    operation.request_id = request_id;
+    if (operations_.size() >= config_.max_pending_ops || !links_.to_group(operation)) {
+        ++counters_.operations_lost; // before the durable point: the sender resends
+        return;
+    }
+    ++counters_.operations;
+    operations_.emplace(request_id, std::move(pending));
+}
+
+void GroupRouterCore::on_reply(const Envelope& reply) {
+    auto it = operations_.find(reply.request_id);
+    if (it == operations_.end()) return; // expired, or from before a restart
+    const PendingOperation operation = std::move(it->second);
+    operations_.erase(it);
+    switch (reply.status) {
+    case Status::ok:
+        if (operation.wants_ack) server_ack(operation, Status::ok, {});
+        return;
+    case Status::refused:
+    case Status::bad_request:
+    case Status::not_found:
+    case Status::unauthorized:
+        // Final: the same operation would be refused again. The sender learns why.
+        ++counters_.operations_refused;
+        server_ack(operation, reply.status, reply.error.empty() ? "group operation refused" : reply.error);
+        return;
+    default:
+        // Transient (overloaded, internal): no answer, so the client resends later.
+        ++counters_.operations_lost;
+        return;
+    }
+}
+
+void GroupRouterCore::on_timer() {
+    const std::uint64_t now = clock_.monotonic_ms();
+    for (auto it = operations_.begin(); it != operations_.end();) {
+        if (it->second.deadline_ms <= now) {
+            ++counters_.operations_lost;
+            it = operations_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    send_copies();
+    if (outbox_.has_deletions() && deletions_since_ms_ != 0 &&
+        now >= deletions_since_ms_ + config_.deletion_delay_ms) {
+        if (outbox_.flush_deletions() == 0)
+            deletions_since_ms_ = 0;
+        else
+            spdlog::error("group-router: outbox full: sent copies not deleted yet (retried)");
+    }
+}
+
+void GroupRouterCore::server_ack(const Envelope& message, Status status, std::string_view error) {
+    PendingOperation origin;
+    origin.id = message.id;
+    origin.from = message.from;
+    origin.origin_gateway = message.origin_gateway;
+    origin.connection = message.connection;
+    origin.request_id = message.request_id;
+    server_ack(origin, status, error);
+}
+
+void GroupRouterCore::server_ack(const PendingOperation& operation, Status status, std::string_view error) {
+    if (operation.origin_gateway.empty()) return;
+    ack_ = Envelope{};
+    ack_.kind = Kind::server_ack;
+    ack_.id = operation.id;
+    ack_.channel = "group";
+    ack_.from = operation.from;
+    ack_.to = operation.from;
+    ack_.origin_gateway = operation.origin_gateway;
+    ack_.connection = operation.connection;
+    ack_.request_id = operation.request_id;
+    ack_.status = status;
+    ack_.error = std::string(error);
+    links_.to_gateway(operation.origin_gateway, ack_);
+}
+
+} // namespace vartalap

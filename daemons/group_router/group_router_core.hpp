@@ -1,0 +1,196 @@
+// group-router: expands group messages into one copy per member and forwards group
+// operations to the group daemon (docs/INTERNAL_PROTOCOL.md, "Groups").
+//
+// GroupRouterCore is the socket-free logic. It reads membership through a Membership (the
+// group store, LMDB, opened read-only: LmdbMembership), talks to sessions, the group daemon
+// and gateways through GroupRouterLinks, and keeps its durable point in a FanoutOutbox in
+// its own LMDB environment:
+//
+//   drain a batch → one read transaction on the group store: check that each sender is a
+//   member, expand the recipients (one pass over the member list, grouped by session
+//   shard) → one write transaction on the outbox: the message + its per-shard recipient
+//   lists (and deletions of what earlier turns finished sending) → commit → SERVER_ACK to
+//   the senders that asked → send the copies, batched per shard → sent batches are deleted
+//   in a later transaction.
+//
+// A crash after the SERVER_ACK loses no copy: on restart the outbox reloads every batch
+// not yet handed to its shard and sends it again (sessions dedupe by (recipient, id)).
+//
+// What arrives (kind group_message, from the message-router), by Envelope::method and the
+// client JSON's top-level "action" (the gateway's legacy copy of head.action):
+//   - chat, action create/add/remove: a group operation → group_op to the group daemon;
+//     its reply becomes the SERVER_ACK (ok) or an error (a refusal) for the sender;
+//   - chat otherwise: a group message → one copy per member except the sender (`to` =
+//     member, payload unchanged, flag_wants_server_ack cleared); ephemeral ones (typing)
+//     are sent at once and never stored; a sender who is not a member gets a server_ack
+//     with status refused and error "not a member of this group", and nothing is sent;
+//   - receipt: delivered (durably, like a message) to `to`, the original sender; a receipt
+//     addressed to a group id is not delivered (the group id does not say who the original
+//     sender is; its ack part was already applied by the message-router).
+//
+// Thread: the group-router daemon's thread. Not thread-safe. Ownership: references to the
+// Env, Membership, links and Clock, which must outlive the core.
+// Errors: invalid envelopes are counted and dropped; a full outbox map refuses the batch's
+// messages (no SERVER_ACK: senders resend); LMDB failures otherwise throw lmdb::Error.
+#pragma once
+
+#include "common/clock.hpp"
+#include "common/envelope.hpp"
+#include "common/lmdb.hpp"
+#include "daemons/group/fanout_outbox.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace vartalap {
+
+// Where the core's messages go. The daemon implements it over its sockets; tests record.
+class GroupRouterLinks {
+public:
+    virtual ~GroupRouterLinks() = default;
+    // A copy (kind deliver) to session shard `shard`. False: not accepted now (retried).
+    virtual bool to_session(std::size_t shard, const Envelope& copy) = 0;
+    // A group_op to the group daemon. False: not queued (the operation is dropped, unacked).
+    virtual bool to_group(const Envelope& operation) = 0;
+    // A server_ack (ok, or a refusal with status and error) to the sender's gateway. Best
+    // effort: a lost ack makes the client resend.
+    virtual void to_gateway(std::string_view gateway, const Envelope& ack) = 0;
+};
+
+// Read access to group membership.
+class Membership {
+public:
+    virtual ~Membership() = default;
+    // Starts a read snapshot for a batch. False: the store is not available (yet).
+    virtual bool begin() = 0;
+    virtual void end() = 0;
+    // The members of `group_id` in order (views valid until end()); false: no such group.
+    virtual bool members(std::string_view group_id, std::vector<std::string_view>& out) = 0;
+};
+
+// The group store opened read-only (or shared with the group daemon of this process, see
+// group_store::shared_env). Opening is retried at most every `retry_ms` until the group
+// daemon has created the store.
+class LmdbMembership final : public Membership {
+public:
+    LmdbMembership(std::filesystem::path directory, const Clock& clock, std::uint64_t retry_ms = 1000);
+    ~LmdbMembership() override;
+    // Opens the store if needed (rate limited); true once it is open.
+    bool ready();
+    bool begin() override;
+    void end() override;
+    bool members(std::string_view group_id, std::vector<std::string_view>& out) override;
+
+private:
+    bool try_open();
+
+    std::filesystem::path directory_;
+    const Clock& clock_;
+    std::uint64_t retry_ms_;
+    std::uint64_t next_attempt_ms_ = 0;
+    bool logged_unavailable_ = false;
+    std::shared_ptr<lmdb::Env> env_;
+    MDB_dbi groups_ = 0;
+    bool open_ = false;
+    MDB_txn* txn_ = nullptr;
+};
+
+// The top-level "action" of a client JSON object without building a DOM (a SAX pass that
+// stops at that key; the gateway's dump puts it second). "" if absent or not a string.
+std::string peek_action(std::string_view payload);
+// Whether an action names a group operation ("create", "add", "remove").
+bool is_group_operation(std::string_view action);
+
+struct GroupRouterConfig {
+    // Copies waiting in the outbox (e.g. for a shard that is down) before the router stops
+    // reading new messages (backpressure to the message-routers). ~100 bytes each in memory.
+    std::size_t max_pending_copies = 1u << 20;
+    std::size_t max_pending_ops = 10000;     // operations waiting for the group daemon
+    std::uint64_t op_timeout_ms = 10000;     // an operation not answered by then: no ack (resend)
+    // Sent batches are deleted with the next batch's transaction, or after this delay when
+    // no batch comes: one commit per turn under load.
+    std::uint64_t deletion_delay_ms = 100;
+};
+
+struct GroupRouterCounters {
+    std::uint64_t messages = 0;          // group messages committed to the outbox
+    std::uint64_t copies = 0;            // copies staged (durable)
+    std::uint64_t copies_sent = 0;       // copies accepted by session shards
+    std::uint64_t ephemeral_copies = 0;  // typing copies sent without storing
+    std::uint64_t not_member = 0;        // refused: the sender is not a member
+    std::uint64_t receipts = 0;          // receipts delivered to the original sender
+    std::uint64_t receipts_to_group = 0; // receipts addressed to a group id: not delivered
+    std::uint64_t operations = 0;        // forwarded to the group daemon
+    std::uint64_t operations_refused = 0;// answered with a refusal
+    std::uint64_t operations_lost = 0;   // not queued, or no answer in time (senders resend)
+    std::uint64_t store_unavailable = 0; // messages dropped: group store not open
+    std::uint64_t store_full = 0;        // messages dropped: outbox map full
+    std::uint64_t invalid = 0;
+};
+
+class GroupRouterCore {
+public:
+    // Opens (creating) the outbox in `outbox_env` and reloads what was not sent.
+    GroupRouterCore(lmdb::Env& outbox_env, Membership& membership, GroupRouterLinks& links,
+                    std::size_t shard_count, FanoutOutbox::ShardOf shard_of, const Clock& clock,
+                    GroupRouterConfig config = {});
+
+    // Whether to read more messages (the outbox and the operation table have room).
+    bool accepting() const;
+    // Handles group_message envelopes (see the top of this file). May modify the batch.
+    void handle_batch(std::span<Envelope> batch);
+    // A reply of the group daemon to a group_op.
+    void on_reply(const Envelope& reply);
+    // Periodic duties, about every 100 ms (20 ms while copies wait): resend pending copies,
+    // delete sent ones, expire operations the group daemon did not answer.
+    void on_timer();
+
+    const GroupRouterCounters& counters() const { return counters_; }
+    const FanoutOutbox& outbox() const { return outbox_; }
+    std::size_t pending_operations() const { return operations_.size(); }
+
+private:
+    struct PendingOperation {
+        std::string id;
+        std::string from;
+        std::string origin_gateway;
+        std::uint64_t connection = 0;
+        std::uint64_t request_id = 0; // the gateway's, echoed in the server_ack
+        bool wants_ack = false;
+        std::uint64_t deadline_ms = 0;
+    };
+    enum class After : std::uint8_t { nothing, ack, refuse_not_member, forward };
+
+    void server_ack(const Envelope& message, Status status, std::string_view error);
+    void server_ack(const PendingOperation& operation, Status status, std::string_view error);
+    void forward(Envelope& operation);
+    void send_copies();
+    void make_copy_template(const Envelope& message);
+
+    lmdb::Env& env_;
+    Membership& membership_;
+    GroupRouterLinks& links_;
+    const Clock& clock_;
+    GroupRouterConfig config_;
+    FanoutOutbox::ShardOf shard_of_;
+    FanoutOutbox outbox_;
+    GroupRouterCounters counters_;
+    std::unordered_map<std::uint64_t, PendingOperation> operations_;
+    std::uint64_t next_operation_id_;
+    std::uint64_t deletions_since_ms_ = 0; // 0: no deletion waiting
+
+    // Reused per batch.
+    std::vector<After> after_;
+    std::vector<std::string_view> members_;
+    std::vector<std::string_view> recipients_;
+    Envelope copy_;
+    Envelope ack_;
+};
+
+} // namespace vartalap

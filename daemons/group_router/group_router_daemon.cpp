@@ -1,0 +1,253 @@
+// group-router daemon: the adapter around GroupRouterCore. It owns the PULL the
+// message-routers push group traffic into, one PUSH per session shard (copies), a DEALER to
+// the group daemon (operations), one DEALER per gateway `router` (SERVER_ACKs and
+// refusals), its outbox (LMDB at its data_dir) and the read-only view of the group store
+// (<topology data_dir>/<group instance on this host>).
+//
+// Thread: bind() and connect() run on the controlling thread; from start() on, run() and
+// everything it calls (the core, every socket, the store) run on the daemon's own thread
+// only; request_stop() from any thread.
+//
+// Loop (one line per duty): poll the PULL (only while the core accepts and the group store
+// is open) and the group DEALER (at most 100 ms, 20 ms while copies wait) → drain the PULL
+// into one batch → core.handle_batch (one commit, then acks and sends) → replies of the
+// group daemon → core.on_timer (resends, deletions, operation expiry).
+#include "daemons/group_router/group_router_daemon.hpp"
+
+#include "common/zmq_util.hpp"
+#include "daemons/group/group_store.hpp"
+#include "daemons/group_router/group_router_core.hpp"
+#include "daemons/threaded_daemon.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+namespace vartalap {
+namespace {
+
+constexpr std::uint64_t kTickMs = 100;       // loop wake-up, bound on stop latency
+constexpr std::uint64_t kBusyTickMs = 20;    // while copies wait for a busy shard
+constexpr std::size_t kMaxBatch = 1024;      // messages per turn: one commit amortised over them
+constexpr int kDrainReplies = 256;
+
+class SocketLinks final : public GroupRouterLinks {
+public:
+    std::vector<zmq::socket_t> sessions;
+    zmq::socket_t group;
+    std::vector<std::pair<std::string, zmq::socket_t>> gateways; // by gateway instance name
+
+    bool to_session(std::size_t shard, const Envelope& copy) override {
+        return send_envelope(sessions[shard], copy, scratch_) == SendResult::ok;
+    }
+    bool to_group(const Envelope& operation) override {
+        return send_envelope(group, operation, scratch_) == SendResult::ok;
+    }
+    void to_gateway(std::string_view gateway, const Envelope& ack) override {
+        // Gateways are few: a linear scan beats hashing a copy of the name.
+        for (auto& [name, socket] : gateways) {
+            if (name != gateway) continue;
+            if (send_envelope(socket, ack, scratch_) == SendResult::ok) return;
+            break;
+        }
+        // Dropping is the stated policy (as the session's): a lost SERVER_ACK makes the client
+        // resend, which is deduped by the sessions; a lost refusal leaves the client waiting
+        // for an ack that never comes, and it resends (and is refused again).
+        if (dropped_++ % 1000 == 0)
+            spdlog::warn("group-router: server_ack to gateway '{}' dropped (queue full or unknown "
+                         "gateway; {} so far)", gateway, dropped_);
+    }
+    void close_all() {
+        for (auto& socket : sessions) socket.close();
+        group.close();
+        for (auto& [name, socket] : gateways) socket.close();
+    }
+
+private:
+    std::string scratch_;
+    std::uint64_t dropped_ = 0;
+};
+
+class GroupRouterDaemon final : public ThreadedDaemon {
+public:
+    explicit GroupRouterDaemon(const DaemonContext& context)
+        : context_(context), sessions_(context.topology, "session") {
+        const auto& self = context_.self;
+        config_.max_pending_copies = static_cast<std::size_t>(
+            positive(self.option_int("max_pending_copies", static_cast<std::int64_t>(config_.max_pending_copies)),
+                     config_.max_pending_copies));
+        env_options_.map_size = static_cast<std::size_t>(positive(self.option_int("map_size_mb", 1024), 1024)) << 20;
+        // The group store of this host: a group-router reads membership straight from it.
+        const topology::DaemonSpec* store = nullptr;
+        for (const auto* group : context_.topology.of_kind("group"))
+            if (group->host == self.host && store == nullptr) store = group;
+        if (store == nullptr)
+            throw std::invalid_argument(self.name + ": no group daemon on host '" + self.host +
+                                        "': a group-router reads the group store of its own host");
+        group_name_ = store->name;
+        store_directory_ = std::filesystem::path(context_.topology.data_dir) / store->name;
+    }
+
+    ~GroupRouterDaemon() override {
+        request_stop();
+        join();
+    }
+
+    void bind() override {
+        const std::string endpoint = context_.self.endpoint("pull");
+        if (endpoint.empty()) throw std::runtime_error(context_.self.name + ": no `pull` endpoint configured");
+        env_ = group_store::shared_env(context_.data_dir, env_options_);
+        membership_ = std::make_unique<LmdbMembership>(store_directory_, context_.clock);
+        core_ = std::make_unique<GroupRouterCore>(
+            *env_, *membership_, links_, sessions_.instances().size(),
+            [this](std::string_view user) { return sessions_.index_for(user); }, context_.clock, config_);
+        pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
+        try {
+            pull_.bind(endpoint);
+        } catch (const zmq::error_t& e) {
+            throw std::runtime_error(context_.self.name + ": cannot bind pull '" + endpoint + "': " + e.what());
+        }
+        bound_pull_ = last_endpoint(pull_);
+    }
+
+    void connect() override {
+        for (const auto* session : sessions_.instances()) {
+            auto push = make_socket(context_.zmq, zmq::socket_type::push);
+            // A shard that is not connected refuses instead of queueing in memory: the copy
+            // stays in the outbox and is retried (see fanout_outbox.hpp).
+            push.set(zmq::sockopt::immediate, 1);
+            push.connect(session->endpoint("pull"));
+            links_.sessions.push_back(std::move(push));
+        }
+        SocketOptions options;
+        options.routing_id = context_.self.name; // ROUTERs answer and address us by name
+        links_.group = make_socket(context_.zmq, zmq::socket_type::dealer, options);
+        for (const auto* group : context_.topology.of_kind("group"))
+            if (group->name == group_name_) links_.group.connect(group->endpoint("router"));
+        for (const char* kind : {"ws-gateway", "rest-gateway"}) {
+            for (const auto* gateway : context_.topology.of_kind(kind)) {
+                const std::string endpoint = gateway->endpoint("router");
+                if (endpoint.empty()) continue;
+                auto dealer = make_socket(context_.zmq, zmq::socket_type::dealer, options);
+                dealer.connect(endpoint);
+                links_.gateways.emplace_back(gateway->name, std::move(dealer));
+            }
+        }
+        spdlog::info("{}: outbox {} ({} copies to resend), group store {}, {} session shard(s), {} gateway(s)",
+                     context_.self.name, context_.data_dir.string(), core_->outbox().pending_copies(),
+                     store_directory_.string(), links_.sessions.size(), links_.gateways.size());
+    }
+
+    std::map<std::string, std::string> bound_endpoints() const override { return {{"pull", bound_pull_}}; }
+
+protected:
+    void run() override {
+        try {
+            loop();
+        } catch (const std::exception& e) {
+            // LMDB I/O errors, a corrupt store, a ZeroMQ failure: nothing this thread can
+            // repair. Restarts are cheap; the outbox is consistent on disk.
+            spdlog::critical("{}: fatal: {}", context_.self.name, e.what());
+            std::abort();
+        }
+    }
+
+private:
+    static std::int64_t positive(std::int64_t value, std::size_t fallback) {
+        return value > 0 ? value : static_cast<std::int64_t>(fallback);
+    }
+
+    void loop() {
+        std::vector<Envelope> batch;
+        batch.reserve(kMaxBatch);
+        Incoming incoming;
+        std::string error;
+        while (!stop_requested()) {
+            // Read new messages only while they can be handled: the store is open and the
+            // outbox has room. Otherwise they wait in ZeroMQ (before the durable point) and
+            // the message-routers feel the backpressure.
+            const bool reading = core_->accepting() && membership_->ready();
+            zmq::pollitem_t items[] = {{links_.group.handle(), 0, ZMQ_POLLIN, 0},
+                                       {pull_.handle(), 0, ZMQ_POLLIN, 0}};
+            const auto timeout = core_->outbox().has_pending() ? kBusyTickMs : kTickMs;
+            zmq::poll(items, reading ? 2 : 1, std::chrono::milliseconds(static_cast<long>(timeout)));
+
+            batch.clear();
+            while (reading && batch.size() < kMaxBatch) {
+                const auto result = receive_envelope(pull_, false, incoming, &error);
+                if (result == ReceiveResult::empty) break;
+                if (result == ReceiveResult::malformed || incoming.envelope.kind != Kind::group_message) {
+                    if (dropped_++ % 1000 == 0)
+                        spdlog::warn("{}: dropped a malformed or unexpected envelope ({}); {} so far",
+                                     context_.self.name, error, dropped_);
+                    continue;
+                }
+                batch.push_back(std::move(incoming.envelope));
+            }
+            if (!batch.empty()) core_->handle_batch(batch);
+
+            for (int i = 0; i < kDrainReplies; ++i) {
+                const auto result = receive_envelope(links_.group, false, incoming, &error);
+                if (result == ReceiveResult::empty) break;
+                if (result == ReceiveResult::ok && incoming.envelope.kind == Kind::reply)
+                    core_->on_reply(incoming.envelope);
+            }
+            periodic_duties();
+        }
+        // What is committed stays in the outbox for the next start; what is still queued in
+        // the PULL socket was never acknowledged (before the durable point).
+        pull_.close();
+        links_.close_all();
+        log_counters("stopped", spdlog::level::info);
+    }
+
+    // Every periodic duty of the group-router, with its period (each loop turn: at most
+    // kTickMs, kBusyTickMs while copies wait for a busy shard):
+    //   - core.on_timer(): resend pending copies, delete sent ones (deletion_delay_ms after
+    //     they were sent when no batch carried the deletion), expire unanswered operations;
+    //   - counters to the log every 60 s (debug level).
+    void periodic_duties() {
+        core_->on_timer();
+        const std::uint64_t now = context_.clock.monotonic_ms();
+        if (now >= next_counter_log_ms_) {
+            next_counter_log_ms_ = now + 60'000;
+            log_counters("counters", spdlog::level::debug);
+        }
+    }
+
+    void log_counters(const char* what, spdlog::level::level_enum level) {
+        if (!spdlog::should_log(level)) return;
+        const auto& c = core_->counters();
+        spdlog::log(level,
+                    "{}: {}: messages {} copies {} sent {} ephemeral {} not_member {} receipts {} "
+                    "receipts_to_group {} operations {} refused {} lost {} store_unavailable {} "
+                    "store_full {} invalid {} dropped {} pending_copies {}",
+                    context_.self.name, what, c.messages, c.copies, c.copies_sent, c.ephemeral_copies,
+                    c.not_member, c.receipts, c.receipts_to_group, c.operations, c.operations_refused,
+                    c.operations_lost, c.store_unavailable, c.store_full, c.invalid, dropped_,
+                    core_->outbox().pending_copies());
+    }
+
+    DaemonContext context_; // a copy: its references outlive the daemon (System owns them)
+    topology::ShardMap sessions_;
+    GroupRouterConfig config_;
+    lmdb::EnvOptions env_options_;
+    std::string group_name_;
+    std::filesystem::path store_directory_;
+    std::shared_ptr<lmdb::Env> env_;
+    std::unique_ptr<LmdbMembership> membership_;
+    SocketLinks links_;
+    std::unique_ptr<GroupRouterCore> core_;
+    zmq::socket_t pull_;
+    std::string bound_pull_;
+    std::uint64_t dropped_ = 0;
+    std::uint64_t next_counter_log_ms_ = 0;
+};
+
+} // namespace
+
+std::unique_ptr<Daemon> make_group_router(const DaemonContext& context) {
+    return std::make_unique<GroupRouterDaemon>(context);
+}
+
+} // namespace vartalap
