@@ -42,8 +42,12 @@ $(BUILD_DIR)/build.ninja: | deps
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# A topology that uses inproc:// runs in one process; one without (local-multiprocess.toml,
+# cluster-example.toml) runs one vartalapd per daemon under `vartalapctl up --spawn`.
 run: build
-	$(BUILD_DIR)/tools/vartalapctl up $(TOPOLOGY)
+	@if grep -Eq '^[^#]*"inproc://' $(TOPOLOGY); then spawn=; else spawn=--spawn; fi; \
+	echo "$(BUILD_DIR)/tools/vartalapctl up $(TOPOLOGY) $$spawn"; \
+	exec $(BUILD_DIR)/tools/vartalapctl up $(TOPOLOGY) $$spawn
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300

@@ -5,11 +5,33 @@
 #pragma once
 
 #include <spdlog/spdlog.h>
+
+#include <cstdint>
 #include <string_view>
 
 namespace vartalap {
 
 // level: trace, debug, info, warn, error, critical, off. Unknown names fall back to info.
 void init_logging(std::string_view level);
+
+// Sampling for events a peer can cause at any rate (drops, malformed or unexpected input):
+// logging each would let a misbehaving peer flood the log, logging none would hide it.
+inline constexpr std::uint64_t kLogSampleEvery = 1000;
+
+// Counts one more event in `count` and says whether to log it: true for the first and then
+// every `every`th, so the line can report the running count ("... N so far").
+// Not thread-safe: a counter belongs to one thread (the daemon's).
+template <class Counter>
+bool count_sampled(Counter& count, std::uint64_t every = kLogSampleEvery) {
+    return count++ % every == 0;
+}
+
+// The daemons' uniform drop line, sampled by count_sampled:
+//   "<daemon>: dropped a <what> (<detail>); <count> dropped so far"
+inline void warn_dropped(std::uint64_t& dropped, std::string_view daemon, std::string_view what,
+                         std::string_view detail) {
+    if (count_sampled(dropped))
+        spdlog::warn("{}: dropped a {} ({}); {} dropped so far", daemon, what, detail, dropped);
+}
 
 } // namespace vartalap

@@ -7,7 +7,12 @@
 #include "common/zmq_util.hpp"
 #include "daemons/daemon.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <exception>
+#include <string_view>
 #include <thread>
 
 namespace vartalap {
@@ -34,6 +39,21 @@ private:
     std::atomic<bool> stop_{false};
     std::thread thread_;
 };
+
+// Runs `body` (a daemon thread's loop) and makes an exception escaping it fatal: logged
+// critical as "<daemon>: fatal: <what>", then std::abort(). Why: what escapes a loop (LMDB I/O
+// errors, a corrupt store, a ZeroMQ failure) is nothing the thread can repair; a process
+// whose thread died would look alive but serve nothing, while restarts are cheap and every
+// store is consistent on disk. Thread-safety: call on the daemon's own thread (from run()).
+template <class Body>
+void run_or_abort(std::string_view daemon, Body&& body) noexcept {
+    try {
+        body();
+    } catch (const std::exception& e) {
+        spdlog::critical("{}: fatal: {}", daemon, e.what());
+        std::abort();
+    }
+}
 
 // Sends without blocking forever: on would_block waits for POLLOUT in slices of
 // `slice_ms` until `budget_ms` is spent or `stop` says to give up. Returns the final result.

@@ -11,8 +11,10 @@
 // answered → periodic duties (send pending events, expire unanswered profile checks).
 #include "daemons/group/group_daemon.hpp"
 
+#include "common/log.hpp"
 #include "common/zmq_util.hpp"
 #include "daemons/group/group_core.hpp"
+#include "daemons/options.hpp"
 #include "daemons/threaded_daemon.hpp"
 
 #include <nlohmann/json.hpp>
@@ -37,9 +39,9 @@ public:
     explicit GroupDaemon(const DaemonContext& context) : context_(context), sessions_(context.topology, "session") {
         const auto& self = context_.self;
         config_.max_group_members = static_cast<std::size_t>(
-            positive(self.option_int("max_group_members", static_cast<std::int64_t>(config_.max_group_members)),
+            positive_or(self.option_int("max_group_members", static_cast<std::int64_t>(config_.max_group_members)),
                      config_.max_group_members));
-        env_options_.map_size = static_cast<std::size_t>(positive(self.option_int("map_size_mb", 1024), 1024)) << 20;
+        env_options_.map_size = static_cast<std::size_t>(positive_or(self.option_int("map_size_mb", 1024), 1024)) << 20;
     }
 
     ~GroupDaemon() override {
@@ -89,16 +91,7 @@ public:
     std::map<std::string, std::string> bound_endpoints() const override { return {{"router", bound_router_}}; }
 
 protected:
-    void run() override {
-        try {
-            loop();
-        } catch (const std::exception& e) {
-            // LMDB I/O errors, a corrupt store, a ZeroMQ failure: nothing this thread can
-            // repair. Restarts are cheap and the store is consistent on disk.
-            spdlog::critical("{}: fatal: {}", context_.self.name, e.what());
-            std::abort();
-        }
-    }
+    void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
 
 private:
     struct PendingCheck {
@@ -108,10 +101,6 @@ private:
         std::unordered_set<std::string> asked;
         std::uint64_t deadline_ms = 0;
     };
-
-    static std::int64_t positive(std::int64_t value, std::size_t fallback) {
-        return value > 0 ? value : static_cast<std::int64_t>(fallback);
-    }
 
     void loop() {
         zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}, {profile_.handle(), 0, ZMQ_POLLIN, 0}};
@@ -141,7 +130,7 @@ private:
             if (result == ReceiveResult::empty) return;
             if (result == ReceiveResult::malformed ||
                 (incoming.envelope.kind != Kind::request && incoming.envelope.kind != Kind::group_op)) {
-                if (dropped_++ % 1000 == 0)
+                if (count_sampled(dropped_))
                     spdlog::warn("{}: dropped a malformed or unexpected envelope ({}); {} so far",
                                  context_.self.name, error, dropped_);
                 continue;
@@ -254,7 +243,7 @@ private:
 
     void answer(const std::string& routing_id, const Envelope& reply) {
         const SendResult result = send_envelope(router_, reply, scratch_, routing_id);
-        if (result != SendResult::ok && dropped_replies_++ % 1000 == 0)
+        if (result != SendResult::ok && count_sampled(dropped_replies_))
             spdlog::warn("{}: reply to '{}' dropped (peer gone or busy); {} so far", context_.self.name,
                          routing_id, dropped_replies_);
     }

@@ -14,9 +14,11 @@
 // group daemon → core.on_timer (resends, deletions, operation expiry).
 #include "daemons/group_router/group_router_daemon.hpp"
 
+#include "common/log.hpp"
 #include "common/zmq_util.hpp"
 #include "daemons/group/group_store.hpp"
 #include "daemons/group_router/group_router_core.hpp"
+#include "daemons/options.hpp"
 #include "daemons/threaded_daemon.hpp"
 
 #include <spdlog/spdlog.h>
@@ -53,7 +55,7 @@ public:
         // Dropping is the stated policy (as the session's): a lost SERVER_ACK makes the client
         // resend, which is deduped by the sessions; a lost refusal leaves the client waiting
         // for an ack that never comes, and it resends (and is refused again).
-        if (dropped_++ % 1000 == 0)
+        if (count_sampled(dropped_))
             spdlog::warn("group-router: server_ack to gateway '{}' dropped (queue full or unknown "
                          "gateway; {} so far)", gateway, dropped_);
     }
@@ -74,9 +76,9 @@ public:
         : context_(context), sessions_(context.topology, "session") {
         const auto& self = context_.self;
         config_.max_pending_copies = static_cast<std::size_t>(
-            positive(self.option_int("max_pending_copies", static_cast<std::int64_t>(config_.max_pending_copies)),
+            positive_or(self.option_int("max_pending_copies", static_cast<std::int64_t>(config_.max_pending_copies)),
                      config_.max_pending_copies));
-        env_options_.map_size = static_cast<std::size_t>(positive(self.option_int("map_size_mb", 1024), 1024)) << 20;
+        env_options_.map_size = static_cast<std::size_t>(positive_or(self.option_int("map_size_mb", 1024), 1024)) << 20;
         // The group store of this host: a group-router reads membership straight from it.
         const topology::DaemonSpec* store = nullptr;
         for (const auto* group : context_.topology.of_kind("group"))
@@ -141,22 +143,9 @@ public:
     std::map<std::string, std::string> bound_endpoints() const override { return {{"pull", bound_pull_}}; }
 
 protected:
-    void run() override {
-        try {
-            loop();
-        } catch (const std::exception& e) {
-            // LMDB I/O errors, a corrupt store, a ZeroMQ failure: nothing this thread can
-            // repair. Restarts are cheap; the outbox is consistent on disk.
-            spdlog::critical("{}: fatal: {}", context_.self.name, e.what());
-            std::abort();
-        }
-    }
+    void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
 
 private:
-    static std::int64_t positive(std::int64_t value, std::size_t fallback) {
-        return value > 0 ? value : static_cast<std::int64_t>(fallback);
-    }
-
     void loop() {
         std::vector<Envelope> batch;
         batch.reserve(kMaxBatch);
@@ -177,7 +166,7 @@ private:
                 const auto result = receive_envelope(pull_, false, incoming, &error);
                 if (result == ReceiveResult::empty) break;
                 if (result == ReceiveResult::malformed || incoming.envelope.kind != Kind::group_message) {
-                    if (dropped_++ % 1000 == 0)
+                    if (count_sampled(dropped_))
                         spdlog::warn("{}: dropped a malformed or unexpected envelope ({}); {} so far",
                                      context_.self.name, error, dropped_);
                     continue;

@@ -1,6 +1,9 @@
 // Thread: the persistence daemon's thread (see persistence_core.hpp); tests call it from theirs.
 #include "daemons/persistence/persistence_core.hpp"
 
+#include "common/log.hpp"
+#include "common/user_keys.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -125,7 +128,7 @@ void PersistenceCore::handle_batch(std::span<PersistenceInput> batch) {
             counters_.map_full_refusals += refused;
             // Logged for the first and then every 100th full batch: a full store under load
             // must not flood the journal.
-            if (full_log_count_++ % 100 == 0)
+            if (count_sampled(full_log_count_, 100))
                 spdlog::error("persistence: LMDB {} ({} of {} bytes used): refused {} "
                               "message(s) with \"{}\"; {} ({} full batches so far)",
                               first_rc == MDB_TXN_FULL ? "transaction too large (MDB_TXN_FULL)"
@@ -168,7 +171,7 @@ void PersistenceCore::classify_without_writes(std::span<PersistenceInput> batch)
                 break;
             }
             if (!txn) txn.emplace(env_, lmdb::Txn::read_only);
-            id_key(key_, message.to, message.id);
+            user_keys::id_key(key_, message.to, message.id);
             std::string_view existing;
             effect.outcome =
                 ids_.get(*txn, key_, existing) == 0 ? Outcome::duplicate : Outcome::refused;
@@ -199,7 +202,7 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 effect.error = why;
                 break;
             }
-            id_key(key_, message.to, message.id);
+            user_keys::id_key(key_, message.to, message.id);
             std::string_view existing;
             if (ids_.get(txn, key_, existing) == 0) {
                 effect.outcome = Outcome::duplicate;
@@ -230,7 +233,7 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
             encode_envelope(message, record_);
             message.request_id = request_id;
 
-            message_key(key2_, message.to, seq);
+            user_keys::message_key(key2_, message.to, seq);
             if (full(messages_.put(txn, key2_, record_))) return false;
             value_.clear();
             lmdb::append_u64_be(value_, seq);
@@ -251,14 +254,14 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
             effect.outcome = Outcome::acked;
             for (const std::string& id : message.ids) {
                 if (id.empty() || id.size() > config_.max_id_bytes) continue; // never stored
-                id_key(key_, message.from, id);
+                user_keys::id_key(key_, message.from, id);
                 std::string_view value;
                 if (ids_.get(txn, key_, value) != 0) continue; // not here: already gone
                 const std::uint64_t seq = lmdb::read_u64_be(value);
                 // Read before the writes below invalidate the view.
                 const std::uint64_t time = value.size() >= 16 ? lmdb::read_u64_be(value.substr(8)) : 0;
                 if (full(ids_.del(txn, key_))) return false;
-                message_key(key2_, message.from, seq);
+                user_keys::message_key(key2_, message.from, seq);
                 if (full(messages_.del(txn, key2_))) return false;
                 expiry_key(key2_, time, message.from, seq);
                 if (full(expiry_.del(txn, key2_))) return false;
@@ -377,8 +380,8 @@ void PersistenceCore::collect_page(lmdb::Txn& txn, std::string_view user, std::u
     page_seqs_.clear();
     page_more_ = false;
     if (after == UINT64_MAX) return;
-    user_prefix(prefix_, user);
-    message_key(key2_, user, after + 1);
+    user_keys::user_prefix(prefix_, user);
+    user_keys::message_key(key2_, user, after + 1);
     lmdb::Cursor cursor(txn, messages_);
     std::size_t bytes = 0;
     // Reads at most `limit` + 1 records: a queue of any length stays on disk.
@@ -563,8 +566,7 @@ bool PersistenceCore::expire() {
             // [8 time][2 len][user][8 seq]; a malformed key (never written by us) is only
             // removed from the index.
             if (key.size() >= 10) {
-                const std::size_t length = (static_cast<unsigned char>(key[8]) << 8) |
-                                           static_cast<unsigned char>(key[9]);
+                const std::size_t length = user_keys::user_length_at(key, 8);
                 if (key.size() == 10 + length + 8) {
                     entry.user.assign(key.substr(10, length));
                     entry.seq = lmdb::read_u64_be(key.substr(10 + length));
@@ -578,9 +580,9 @@ bool PersistenceCore::expire() {
     int rc = 0;
     for (const ExpiredEntry& entry : expired_) {
         if (!entry.user.empty()) {
-            message_key(key2_, entry.user, entry.seq);
+            user_keys::message_key(key2_, entry.user, entry.seq);
             if (out_of_space(rc = messages_.del(txn, key2_))) break;
-            id_key(key_, entry.user, entry.id);
+            user_keys::id_key(key_, entry.user, entry.id);
             if (out_of_space(rc = ids_.del(txn, key_))) break;
         }
         if (out_of_space(rc = expiry_.del(txn, entry.expiry_key))) break;
@@ -606,22 +608,14 @@ bool PersistenceCore::expire() {
 bool PersistenceCore::is_stored(std::string_view user, std::string_view id) const {
     lmdb::Txn txn(env_, lmdb::Txn::read_only);
     std::string key;
-    id_key(key, user, id);
+    user_keys::id_key(key, user, id);
     std::string_view value;
     return ids_.get(txn, key, value) == 0;
 }
 
 std::size_t PersistenceCore::stored_count(std::string_view user) const {
     lmdb::Txn txn(env_, lmdb::Txn::read_only);
-    lmdb::Cursor cursor(txn, messages_);
-    std::string prefix;
-    user_prefix(prefix, user);
-    std::size_t count = 0;
-    for (bool ok = cursor.seek(prefix); ok && cursor.key().starts_with(prefix) &&
-                                        cursor.key().size() == prefix.size() + 8;
-         ok = cursor.next())
-        ++count;
-    return count;
+    return user_keys::count_messages(txn, messages_, user);
 }
 
 std::size_t PersistenceCore::total_count() const {
@@ -634,32 +628,12 @@ std::size_t PersistenceCore::total_count() const {
 // ---------------------------------------------------------------------------------------
 // Keys
 
-void PersistenceCore::user_prefix(std::string& out, std::string_view user) {
-    // Length-prefixed so that no user's keys are a prefix of another user's (user names and
-    // ids are untrusted bytes: a separator byte could occur inside them).
-    out.clear();
-    out.push_back(static_cast<char>((user.size() >> 8) & 0xff));
-    out.push_back(static_cast<char>(user.size() & 0xff));
-    out.append(user);
-}
-
-void PersistenceCore::message_key(std::string& out, std::string_view user, std::uint64_t seq) {
-    user_prefix(out, user);
-    lmdb::append_u64_be(out, seq);
-}
-
-void PersistenceCore::id_key(std::string& out, std::string_view user, std::string_view id) {
-    user_prefix(out, user);
-    out.append(id);
-}
-
 void PersistenceCore::expiry_key(std::string& out, std::uint64_t time_ms, std::string_view user,
                                  std::uint64_t seq) {
+    // [8 time][user prefix][8 seq]: sorted by expiry time, then as the message keys.
     out.clear();
     lmdb::append_u64_be(out, time_ms);
-    out.push_back(static_cast<char>((user.size() >> 8) & 0xff));
-    out.push_back(static_cast<char>(user.size() & 0xff));
-    out.append(user);
+    user_keys::append_user_prefix(out, user);
     lmdb::append_u64_be(out, seq);
 }
 

@@ -215,10 +215,8 @@ private:
     // Periodic duties. expire() returns true if it deleted a full batch (more may be due).
     bool expire();
 
-    // Keys (see the store layout at the top).
-    static void user_prefix(std::string& out, std::string_view user);
-    static void message_key(std::string& out, std::string_view user, std::uint64_t seq);
-    static void id_key(std::string& out, std::string_view user, std::string_view id);
+    // Keys (see the store layout at the top): user, message and id keys are in
+    // common/user_keys.hpp (shared with the session daemon); the expiry index is ours.
     static void expiry_key(std::string& out, std::uint64_t time_ms, std::string_view user,
                            std::uint64_t seq);
 

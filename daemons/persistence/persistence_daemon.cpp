@@ -12,18 +12,17 @@
 // periodic duties. Sends never block: a reply to a peer at its high-water mark is dropped
 // (the requester times out and asks again), a notification at the push HWM is dropped.
 #include "common/lmdb.hpp"
+#include "common/log.hpp"
 #include "common/zmq_util.hpp"
-#include "daemons/daemon.hpp"
 #include "daemons/persistence/persistence_core.hpp"
+#include "daemons/options.hpp"
+#include "daemons/threaded_daemon.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <memory>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 namespace vartalap {
@@ -50,7 +49,7 @@ public:
         if (result == SendResult::ok) return;
         // The stated policy: drop, count, log the first and every 1000th. The requester
         // times out and asks again; offline_store and fetch are idempotent.
-        if (replies_dropped_++ % 1000 == 0)
+        if (count_sampled(replies_dropped_))
             spdlog::warn("persistence: {} reply dropped ({}; {} dropped so far)",
                          to_string(reply.kind),
                          result == SendResult::unroutable ? "peer gone" : "peer queue full",
@@ -70,7 +69,7 @@ private:
     std::uint64_t replies_dropped_ = 0;
 };
 
-class PersistenceDaemon final : public Daemon {
+class PersistenceDaemon final : public ThreadedDaemon {
 public:
     explicit PersistenceDaemon(const DaemonContext& context) : context_(context) {
         const topology::DaemonSpec& self = context_.self;
@@ -80,19 +79,21 @@ public:
             throw std::invalid_argument(self.name + ": option durability must be \"fsync\" or "
                                         "\"process\", not \"" + durability + "\"");
         config_.durability = *parsed;
-        config_.sync_interval_ms = option(self, "sync_interval_ms", config_.sync_interval_ms);
-        config_.ttl_seconds = option(self, "ttl_seconds", config_.ttl_seconds);
-        config_.map_size_mb = option(self, "map_size_mb", config_.map_size_mb);
-        config_.grow_by_mb = option(self, "grow_by_mb", config_.grow_by_mb, /*allow_zero=*/true);
-        config_.max_map_size_mb = option(self, "max_map_size_mb", config_.map_size_mb);
+        config_.sync_interval_ms = uint_option(self, "sync_interval_ms", config_.sync_interval_ms);
+        config_.ttl_seconds = uint_option(self, "ttl_seconds", config_.ttl_seconds);
+        config_.map_size_mb = uint_option(self, "map_size_mb", config_.map_size_mb);
+        config_.grow_by_mb =
+            uint_option(self, "grow_by_mb", config_.grow_by_mb, /*allow_zero=*/true);
+        config_.max_map_size_mb = uint_option(self, "max_map_size_mb", config_.map_size_mb);
         config_.fetch_limit_max = static_cast<std::uint32_t>(
-            std::min<std::uint64_t>(option(self, "fetch_limit_max", config_.fetch_limit_max), 10000));
+            std::min<std::uint64_t>(uint_option(self, "fetch_limit_max", config_.fetch_limit_max), 10000));
         config_.rest_default_limit = static_cast<std::uint32_t>(
-            std::min<std::uint64_t>(option(self, "rest_default_limit", config_.rest_default_limit), 10000));
-        config_.expiry_batch = option(self, "expiry_batch", config_.expiry_batch);
-        config_.max_payload_bytes = option(self, "max_payload_bytes", config_.max_payload_bytes);
-        max_batch_ = option(self, "max_batch", max_batch_);
-        max_batch_bytes_ = option(self, "max_batch_bytes", max_batch_bytes_);
+            std::min<std::uint64_t>(uint_option(self, "rest_default_limit", config_.rest_default_limit), 10000));
+        config_.expiry_batch = uint_option(self, "expiry_batch", config_.expiry_batch);
+        config_.max_payload_bytes =
+            uint_option(self, "max_payload_bytes", config_.max_payload_bytes);
+        max_batch_ = uint_option(self, "max_batch", max_batch_);
+        max_batch_bytes_ = uint_option(self, "max_batch_bytes", max_batch_bytes_);
     }
 
     ~PersistenceDaemon() override {
@@ -131,39 +132,12 @@ public:
                      config_.ttl_seconds, push_daemons.size());
     }
 
-    void start() override {
-        thread_ = std::thread([this] {
-            try {
-                run();
-            } catch (const std::exception& e) {
-                // LMDB I/O errors, a corrupt store, a ZeroMQ failure: nothing this thread
-                // can repair. Restarts are cheap and the store is consistent on disk.
-                spdlog::critical("{}: fatal: {}", context_.self.name, e.what());
-                std::abort();
-            }
-        });
-    }
-
-    void request_stop() override { stop_requested_.store(true, std::memory_order_relaxed); }
-
-    void join() override {
-        if (thread_.joinable()) thread_.join();
-    }
-
     std::map<std::string, std::string> bound_endpoints() const override { return bound_; }
 
-private:
-    static std::uint64_t option(const topology::DaemonSpec& self, std::string_view key,
-                                std::uint64_t fallback, bool allow_zero = false) {
-        const std::int64_t value = self.option_int(key, static_cast<std::int64_t>(fallback));
-        if (value < 0 || (value == 0 && !allow_zero)) {
-            spdlog::warn("{}: option {} = {} is out of range; using {}", self.name, key, value,
-                         fallback);
-            return fallback;
-        }
-        return static_cast<std::uint64_t>(value);
-    }
+protected:
+    void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
 
+private:
     zmq::socket_t bind_socket(zmq::socket_type type, const std::string& role) {
         const std::string endpoint = context_.self.endpoint(role);
         if (endpoint.empty())
@@ -179,14 +153,14 @@ private:
         return socket;
     }
 
-    void run() {
+    void loop() {
         zmq::pollitem_t items[] = {{outbox_.router.handle(), 0, ZMQ_POLLIN, 0},
                                    {pull_.handle(), 0, ZMQ_POLLIN, 0}};
         std::vector<PersistenceInput> batch;
         batch.reserve(max_batch_ * 2);
         next_counter_log_ms_ = context_.clock.monotonic_ms() + kCounterLogPeriodMs;
 
-        while (!stop_requested_.load(std::memory_order_relaxed)) {
+        while (!stop_requested()) {
             zmq::poll(items, 2, std::chrono::milliseconds(kTickMs));
             batch.clear();
             batch_bytes_ = 0;
@@ -236,10 +210,7 @@ private:
     }
 
     void count_dropped(const char* what, const std::string& detail) {
-        // Logged for the first and then every 1000th: a misbehaving peer cannot flood logs.
-        if (dropped_++ % 1000 == 0)
-            spdlog::warn("{}: dropped a {} ({}); {} dropped so far", context_.self.name, what,
-                         detail, dropped_);
+        warn_dropped(dropped_, context_.self.name, what, detail);
     }
 
     // Every periodic duty of the persistence daemon, with its period:
@@ -283,8 +254,6 @@ private:
     std::unique_ptr<PersistenceCore> core_;
     std::map<std::string, std::string> bound_;
 
-    std::thread thread_;
-    std::atomic<bool> stop_requested_{false};
     Incoming incoming_;
     std::size_t batch_bytes_ = 0;
     std::uint64_t dropped_ = 0;

@@ -1,6 +1,8 @@
 // Thread: the push daemon's io thread.
 #include "daemons/push/profile_client.hpp"
 
+#include "common/log.hpp"
+
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -72,7 +74,7 @@ void ProfileClient::on_replies() {
         const auto result = receive_envelope(dealer_, false, incoming_, &error);
         if (result == ReceiveResult::empty) return;
         if (result == ReceiveResult::malformed || incoming_.envelope.kind != Kind::reply) {
-            if (malformed_replies_++ % 1000 == 0)
+            if (count_sampled(malformed_replies_))
                 spdlog::warn("push: ignored a malformed reply from a profile daemon: {} ({} so far)", error,
                              malformed_replies_);
             continue;

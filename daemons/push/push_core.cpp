@@ -2,6 +2,7 @@
 #include "daemons/push/push_core.hpp"
 
 #include "common/envelope.hpp"
+#include "common/log.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -51,7 +52,7 @@ Offer PushCore::offer(Notification notification) {
         }
     }
     if (items_.size() >= config_.queue_limit) {
-        if (counters_.dropped_queue_full++ % 1000 == 0)
+        if (count_sampled(counters_.dropped_queue_full))
             spdlog::warn("push: queue full ({} notifications): dropped the newest; {} dropped so far "
                          "(the messages stay stored in persistence)",
                          items_.size(), counters_.dropped_queue_full);
@@ -135,7 +136,7 @@ void PushCore::on_sent(std::uint64_t seq, PushResult result) {
     case PushResult::Outcome::failed:
         // A permanent error repeats for every push (bad credentials, payload too big):
         // log the first and then every 100th, with the count.
-        if (counters_.failed++ % 100 == 0)
+        if (count_sampled(counters_.failed, 100))
             spdlog::warn("push: {} refused a push for {}: {} ({} refused so far)", provider_.name(),
                          it->second.notification.to, result.reason, counters_.failed);
         return finish(seq);
@@ -148,7 +149,7 @@ void PushCore::retry_later(std::uint64_t seq, std::optional<std::uint64_t> retry
                            const std::string& reason) {
     Item& item = items_.at(seq);
     if (item.attempts >= config_.backoff.max_attempts) {
-        if (counters_.gave_up++ % 100 == 0)
+        if (count_sampled(counters_.gave_up, 100))
             spdlog::warn("push: gave up on a push for {} after {} attempts: {} ({} given up so far)",
                          item.notification.to, item.attempts, reason, counters_.gave_up);
         return finish(seq);

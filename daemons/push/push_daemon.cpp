@@ -12,6 +12,7 @@
 // (counted in the log): pushes are hints, and the messages stay stored in persistence.
 #include "daemons/push/push_daemon.hpp"
 
+#include "common/log.hpp"
 #include "common/zmq_util.hpp"
 #include "daemons/push/fcm.hpp"
 #include "daemons/push/http_client.hpp"
@@ -153,7 +154,7 @@ private:
             if (result == ReceiveResult::empty) return;
             Envelope& envelope = incoming_.envelope;
             if (result == ReceiveResult::malformed || envelope.kind != Kind::offline_notify) {
-                if (ignored_++ % 1000 == 0)
+                if (count_sampled(ignored_))
                     spdlog::warn("push {}: ignored a message that is not an offline_notify: {} ({} so far)",
                                  context_.self.name,
                                  result == ReceiveResult::malformed ? error : to_string(envelope.kind), ignored_);

@@ -1,6 +1,9 @@
 // Thread: the session daemon's thread (see session_core.hpp); tests call it from theirs.
 #include "daemons/session/session_core.hpp"
 
+#include "common/log.hpp"
+#include "common/user_keys.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -155,7 +158,7 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
                 effect.outcome = Outcome::ephemeral;
                 break;
             }
-            id_key(key_, message.to, message.id);
+            user_keys::id_key(key_, message.to, message.id);
             std::string_view existing;
             if (message_ids_.get(*txn, key_, existing) == 0) {
                 effect.outcome = Outcome::duplicate;
@@ -171,7 +174,7 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
             message.retry_count = 0;
             message.status = Status::ok;
             encode_envelope(message, value_);
-            message_key(key2_, message.to, seq);
+            user_keys::message_key(key2_, message.to, seq);
             if (full(messages_.put(*txn, key2_, value_))) return false;
             value_.clear();
             lmdb::append_u64_be(value_, seq);
@@ -258,7 +261,7 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
             // Persistence has it: the local copy goes. If it is being delivered right now,
             // its record is kept for the retries from memory (read before the delete).
             if (in_flight_.contains(confirmed.seq)) {
-                message_key(key2_, confirmed.user, confirmed.seq);
+                user_keys::message_key(key2_, confirmed.user, confirmed.seq);
                 std::string_view value;
                 if (messages_.get(*txn, key2_, value) == 0)
                     converted_.emplace_back(confirmed.seq, std::string(value));
@@ -294,7 +297,7 @@ bool SessionCore::full(int rc) {
 
 int SessionCore::delete_by_id(lmdb::Txn& txn, std::string_view user, std::string_view id,
                               std::uint64_t& seq, WriteMode mode) {
-    id_key(key_, user, id);
+    user_keys::id_key(key_, user, id);
     std::string_view value;
     int rc = message_ids_.get(txn, key_, value);
     if (rc != 0) return rc;
@@ -302,17 +305,17 @@ int SessionCore::delete_by_id(lmdb::Txn& txn, std::string_view user, std::string
     if (mode == WriteMode::none) return 0;
     rc = message_ids_.del(txn, key_);
     if (rc != 0) return rc;
-    message_key(key2_, user, seq);
+    user_keys::message_key(key2_, user, seq);
     rc = messages_.del(txn, key2_);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int SessionCore::delete_by_seq(lmdb::Txn& txn, std::string_view user, std::string_view id,
                                std::uint64_t seq) {
-    message_key(key2_, user, seq);
+    user_keys::message_key(key2_, user, seq);
     int rc = messages_.del(txn, key2_);
     if (rc != 0 && rc != MDB_NOTFOUND) return rc;
-    id_key(key_, user, id);
+    user_keys::id_key(key_, user, id);
     rc = message_ids_.del(txn, key_);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -622,7 +625,7 @@ void SessionCore::forward_acks(std::string_view user, std::span<const std::strin
     }
     // The stated policy at the high-water mark: drop (the copy is delivered again later and
     // acked again). Logged for the first and then every 1000th.
-    if (counters_.acks_forward_dropped++ % 1000 == 0)
+    if (count_sampled(counters_.acks_forward_dropped))
         spdlog::warn("session: ack forward to persistence dropped (queue full; {} dropped so far)",
                      counters_.acks_forward_dropped);
     counters_.acks_forward_dropped += ids.size() - 1;
@@ -737,8 +740,8 @@ void SessionCore::pump_local(const std::string& user, UserState& state,
     }
     if (!read_txn) read_txn.emplace(env_, lmdb::Txn::read_only);
     lmdb::Cursor cursor(*read_txn, messages_);
-    user_prefix(prefix_, user);
-    message_key(key2_, user, state.scan_seq);
+    user_keys::user_prefix(prefix_, user);
+    user_keys::message_key(key2_, user, state.scan_seq);
     // Reads at most `window` messages of this user: a backlog of any size stays on disk.
     bool positioned = cursor.seek(key2_);
     while (state.in_flight.size() < config_.window) {
@@ -881,7 +884,7 @@ void SessionCore::resend(std::uint64_t seq, InFlight& entry, lmdb::Txn& read_txn
         send_attempt(seq, entry, user->second, *entry.remote); // not stored here: from memory
         return;
     }
-    message_key(key2_, entry.user, seq);
+    user_keys::message_key(key2_, entry.user, seq);
     std::string_view value;
     std::optional<Envelope> decoded;
     if (user != users_.end() && messages_.get(read_txn, key2_, value) == 0)
@@ -1002,7 +1005,7 @@ void SessionCore::on_handoff_failed(const Envelope& reply) {
         rejected_.insert(seq);
     }
     // Logged for the first and then every 1000th: a full persistence shard must not flood.
-    if (handoff_failure_logs_++ % 1000 == 0)
+    if (count_sampled(handoff_failure_logs_))
         spdlog::warn("session: persistence did not take a message ({}: {}); it stays stored "
                      "here ({} such answers so far)",
                      to_string(reply.status), reply.error, handoff_failure_logs_);
@@ -1055,7 +1058,7 @@ void SessionCore::on_fetched(Envelope& reply) {
         // handoff is being confirmed): the local path delivers it; never twice at once.
         if (state.remote_ids.contains(decoded->id)) continue;
         if (!read_txn) read_txn.emplace(env_, lmdb::Txn::read_only);
-        id_key(key_, user, decoded->id);
+        user_keys::id_key(key_, user, decoded->id);
         std::string_view ignored;
         if (message_ids_.get(*read_txn, key_, ignored) == 0) continue;
 
@@ -1134,9 +1137,7 @@ void SessionCore::scan_for_handoffs(std::uint64_t now) {
     std::string user;
     for (std::size_t visited = 0; positioned && visited < config_.handoff_scan_budget; ++visited) {
         const std::string_view key = cursor.key();
-        const std::size_t length =
-            key.size() >= 2 ? (static_cast<unsigned char>(key[0]) << 8) | static_cast<unsigned char>(key[1])
-                            : 0;
+        const std::size_t length = user_keys::user_length_at(key, 0);
         if (key.size() != 2 + length + 8) { // not a message key (never written by us)
             positioned = cursor.next();
             continue;
@@ -1144,7 +1145,7 @@ void SessionCore::scan_for_handoffs(std::uint64_t now) {
         user.assign(key.substr(2, length));
         if (users_.contains(user)) {
             // Online: its messages are delivered from here. Skip past all of them.
-            message_key(key2_, user, UINT64_MAX);
+            user_keys::message_key(key2_, user, UINT64_MAX);
             positioned = cursor.seek(key2_);
             continue;
         }
@@ -1168,7 +1169,7 @@ void SessionCore::scan_for_handoffs(std::uint64_t now) {
 
 std::optional<Envelope> SessionCore::read_record(lmdb::Txn& txn, std::string_view user,
                                                  std::uint64_t seq) {
-    message_key(key2_, user, seq);
+    user_keys::message_key(key2_, user, seq);
     std::string_view value;
     if (messages_.get(txn, key2_, value) != 0) return std::nullopt;
     return decode_envelope(deliver_header_, value);
@@ -1185,44 +1186,14 @@ std::size_t SessionCore::in_flight_of(std::string_view user) const {
 bool SessionCore::is_stored(std::string_view recipient, std::string_view id) const {
     lmdb::Txn txn(env_, lmdb::Txn::read_only);
     std::string key;
-    id_key(key, recipient, id);
+    user_keys::id_key(key, recipient, id);
     std::string_view value;
     return message_ids_.get(txn, key, value) == 0;
 }
 
 std::size_t SessionCore::stored_count(std::string_view recipient) const {
     lmdb::Txn txn(env_, lmdb::Txn::read_only);
-    lmdb::Cursor cursor(txn, messages_);
-    std::string prefix;
-    user_prefix(prefix, recipient);
-    std::size_t count = 0;
-    for (bool ok = cursor.seek(prefix); ok && cursor.key().starts_with(prefix) &&
-                                        cursor.key().size() == prefix.size() + 8;
-         ok = cursor.next())
-        ++count;
-    return count;
-}
-
-// ---------------------------------------------------------------------------------------
-// Keys
-
-void SessionCore::user_prefix(std::string& out, std::string_view user) {
-    // Length-prefixed so that no user's keys are a prefix of another user's (ids and user
-    // names are untrusted bytes: a separator byte could occur inside them).
-    out.clear();
-    out.push_back(static_cast<char>((user.size() >> 8) & 0xff));
-    out.push_back(static_cast<char>(user.size() & 0xff));
-    out.append(user);
-}
-
-void SessionCore::message_key(std::string& out, std::string_view user, std::uint64_t seq) {
-    user_prefix(out, user);
-    lmdb::append_u64_be(out, seq);
-}
-
-void SessionCore::id_key(std::string& out, std::string_view user, std::string_view id) {
-    user_prefix(out, user);
-    out.append(id);
+    return user_keys::count_messages(txn, messages_, recipient);
 }
 
 } // namespace vartalap

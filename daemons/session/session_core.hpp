@@ -350,10 +350,7 @@ private:
     void starve(const std::string& user);
     bool below_global_limits() const;
 
-    // Keys (see the store layout at the top).
-    static void user_prefix(std::string& out, std::string_view user);
-    static void message_key(std::string& out, std::string_view user, std::uint64_t seq);
-    static void id_key(std::string& out, std::string_view user, std::string_view id);
+    // Keys: common/user_keys.hpp (the layout is shared with the persistence daemon).
 
     lmdb::Env& env_;
     Outbox& outbox_;

@@ -13,20 +13,20 @@
 // periodic duties. Sends never block: a full DEALER is reported to the core, which keeps the
 // message stored and retries later; a full PUSH drops the forwarded ack (counted by the core).
 #include "common/lmdb.hpp"
+#include "common/log.hpp"
 #include "common/zmq_util.hpp"
 #include "topology/topology.hpp"
 #include "daemons/factories.hpp"
 #include "daemons/session/session_core.hpp"
+#include "daemons/options.hpp"
+#include "daemons/threaded_daemon.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <memory>
 #include <stdexcept>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -69,29 +69,13 @@ public:
 
     void server_ack(std::string_view gateway, std::uint64_t connection, std::string_view id,
                     std::string_view sender) override {
-        control_.kind = Kind::server_ack;
-        control_.id.assign(id);
-        control_.from.assign(sender);
-        control_.to.assign(sender);
-        control_.origin_gateway.assign(gateway);
-        control_.connection = connection;
-        control_.status = Status::ok;
-        control_.error.clear();
-        send_control(gateway);
+        send_server_ack(gateway, connection, id, sender, Status::ok, {});
     }
 
     // A server_ack with a non-ok status: the message was not accepted, and why.
     void refuse(std::string_view gateway, std::uint64_t connection, std::string_view id,
                 std::string_view sender, Status status, std::string_view reason) override {
-        control_.kind = Kind::server_ack;
-        control_.id.assign(id);
-        control_.from.assign(sender);
-        control_.to.assign(sender);
-        control_.origin_gateway.assign(gateway);
-        control_.connection = connection;
-        control_.status = status;
-        control_.error.assign(reason);
-        send_control(gateway);
+        send_server_ack(gateway, connection, id, sender, status, reason);
     }
 
     void close_connection(std::string_view gateway, std::uint64_t connection,
@@ -146,13 +130,27 @@ private:
         return nullptr;
     }
 
+    // server_ack and refuse differ only in status and reason (an ok ack has no reason).
+    void send_server_ack(std::string_view gateway, std::uint64_t connection, std::string_view id,
+                         std::string_view sender, Status status, std::string_view reason) {
+        control_.kind = Kind::server_ack;
+        control_.id.assign(id);
+        control_.from.assign(sender);
+        control_.to.assign(sender);
+        control_.origin_gateway.assign(gateway);
+        control_.connection = connection;
+        control_.status = status;
+        control_.error.assign(reason);
+        send_control(gateway);
+    }
+
     void send_control(std::string_view gateway) {
         zmq::socket_t* socket = find(gateway);
         // Dropping is the stated policy for control messages at the HWM: a lost server_ack
         // makes the client resend (deduped, acked again); a lost close_connection leaves an
         // old socket open until the gateway notices it is dead.
         if (socket == nullptr || send_envelope(*socket, control_, scratch_) != SendResult::ok) {
-            if (control_dropped_++ % 1000 == 0)
+            if (count_sampled(control_dropped_))
                 spdlog::warn("session: {} to gateway '{}' dropped (queue full or unknown "
                              "gateway; {} dropped so far)",
                              to_string(control_.kind), gateway, control_dropped_);
@@ -173,29 +171,31 @@ private:
 // Which peer a socket belongs to decides which kinds it may deliver.
 enum class Source { pull, gateway, persistence };
 
-class SessionDaemon final : public Daemon {
+class SessionDaemon final : public ThreadedDaemon {
 public:
     explicit SessionDaemon(const DaemonContext& context) : context_(context) {
         const topology::DaemonSpec& self = context_.self;
-        config_.ack_timeout_ms = option(self, "ack_timeout_ms", config_.ack_timeout_ms);
-        config_.send_timeout_ms = option(self, "send_timeout_ms", config_.send_timeout_ms);
-        config_.overload_retry_ms = option(self, "overload_retry_ms", config_.overload_retry_ms);
+        config_.ack_timeout_ms = uint_option(self, "ack_timeout_ms", config_.ack_timeout_ms);
+        config_.send_timeout_ms = uint_option(self, "send_timeout_ms", config_.send_timeout_ms);
+        config_.overload_retry_ms =
+            uint_option(self, "overload_retry_ms", config_.overload_retry_ms);
         config_.retry_limit = static_cast<std::uint32_t>(
-            option(self, "retry_limit", config_.retry_limit, /*allow_zero=*/true));
-        config_.window = option(self, "window", config_.window);
-        config_.max_in_flight = option(self, "max_in_flight", config_.max_in_flight);
-        config_.max_online_users = option(self, "max_online_users", config_.max_online_users);
-        config_.max_batch = option(self, "max_batch", config_.max_batch);
-        config_.max_batch_bytes = option(self, "max_batch_bytes", config_.max_batch_bytes);
-        config_.handoff_timeout_ms = option(self, "handoff_timeout_ms", config_.handoff_timeout_ms);
+            uint_option(self, "retry_limit", config_.retry_limit, /*allow_zero=*/true));
+        config_.window = uint_option(self, "window", config_.window);
+        config_.max_in_flight = uint_option(self, "max_in_flight", config_.max_in_flight);
+        config_.max_online_users = uint_option(self, "max_online_users", config_.max_online_users);
+        config_.max_batch = uint_option(self, "max_batch", config_.max_batch);
+        config_.max_batch_bytes = uint_option(self, "max_batch_bytes", config_.max_batch_bytes);
+        config_.handoff_timeout_ms =
+            uint_option(self, "handoff_timeout_ms", config_.handoff_timeout_ms);
         config_.handoff_refused_retry_ms =
-            option(self, "handoff_refused_retry_ms", config_.handoff_refused_retry_ms);
-        config_.max_handoffs = option(self, "max_handoffs", config_.max_handoffs);
-        config_.fetch_timeout_ms = option(self, "fetch_timeout_ms", config_.fetch_timeout_ms);
-        config_.max_remote_bytes = option(self, "max_remote_bytes", config_.max_remote_bytes);
+            uint_option(self, "handoff_refused_retry_ms", config_.handoff_refused_retry_ms);
+        config_.max_handoffs = uint_option(self, "max_handoffs", config_.max_handoffs);
+        config_.fetch_timeout_ms = uint_option(self, "fetch_timeout_ms", config_.fetch_timeout_ms);
+        config_.max_remote_bytes = uint_option(self, "max_remote_bytes", config_.max_remote_bytes);
         // LMDB map: address space reserved up front, disk used only as data grows. When it
         // is full, new messages are refused (see SessionCore) until acks free space.
-        env_options_.map_size = option(self, "map_size_mb", 1024) << 20;
+        env_options_.map_size = uint_option(self, "map_size_mb", 1024) << 20;
     }
 
     ~SessionDaemon() override {
@@ -246,26 +246,10 @@ public:
                      config_.retry_limit);
     }
 
-    void start() override {
-        thread_ = std::thread([this] {
-            try {
-                run();
-            } catch (const std::exception& e) {
-                // LMDB I/O errors, a corrupt store, a ZeroMQ failure: nothing this thread
-                // can repair. Restarts are cheap and the store is consistent on disk.
-                spdlog::critical("{}: fatal: {}", context_.self.name, e.what());
-                std::abort();
-            }
-        });
-    }
-
-    void request_stop() override { stop_requested_.store(true, std::memory_order_relaxed); }
-
-    void join() override {
-        if (thread_.joinable()) thread_.join();
-    }
-
     std::map<std::string, std::string> bound_endpoints() const override { return bound_; }
+
+protected:
+    void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
 
 private:
     // A socket connected to `peer`'s `role` endpoint. The routing id is this instance's name:
@@ -285,18 +269,7 @@ private:
         return socket;
     }
 
-    static std::uint64_t option(const topology::DaemonSpec& self, std::string_view key,
-                                std::uint64_t fallback, bool allow_zero = false) {
-        const std::int64_t value = self.option_int(key, static_cast<std::int64_t>(fallback));
-        if (value < 0 || (value == 0 && !allow_zero)) {
-            spdlog::warn("{}: option {} = {} is out of range; using {}", self.name, key, value,
-                         fallback);
-            return fallback;
-        }
-        return static_cast<std::uint64_t>(value);
-    }
-
-    void run() {
+    void loop() {
         std::vector<zmq::pollitem_t> items;
         items.push_back({pull_.handle(), 0, ZMQ_POLLIN, 0});
         for (zmq::socket_t& dealer : outbox_.sockets())
@@ -308,7 +281,7 @@ private:
         batch.reserve(config_.max_batch);
         next_counter_log_ms_ = context_.clock.monotonic_ms() + kCounterLogPeriodMs;
 
-        while (!stop_requested_.load(std::memory_order_relaxed)) {
+        while (!stop_requested()) {
             std::uint64_t timeout = kTickMs;
             if (auto deadline = core_->next_deadline_ms()) {
                 const std::uint64_t now = context_.clock.monotonic_ms();
@@ -376,10 +349,7 @@ private:
     }
 
     void count_dropped(const char* what, const std::string& detail) {
-        // Logged for the first and then every 1000th: a misbehaving peer cannot flood logs.
-        if (dropped_++ % 1000 == 0)
-            spdlog::warn("{}: dropped a {} ({}); {} dropped so far", context_.self.name, what,
-                         detail, dropped_);
+        warn_dropped(dropped_, context_.self.name, what, detail);
     }
 
     // Every periodic duty of the session, with its period:
@@ -425,8 +395,6 @@ private:
     std::unique_ptr<SessionCore> core_;
     std::map<std::string, std::string> bound_;
 
-    std::thread thread_;
-    std::atomic<bool> stop_requested_{false};
     Incoming incoming_;
     std::size_t batch_bytes_ = 0;
     std::uint64_t dropped_ = 0;

@@ -10,20 +10,11 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// Short timeouts so retry behaviour shows within a test's time.
-void fast_retries(topology::Topology& topology) {
-    for (auto& daemon : topology.daemons)
-        if (daemon.kind == "session") {
-            daemon.options.insert_or_assign("ack_timeout_ms", 300);
-            daemon.options.insert_or_assign("retry_limit", 2);
-        }
-}
-
 class ChatTest : public ::testing::Test {
 protected:
     TempDir data_;
     std::unique_ptr<RunningSystem> system_ =
-        std::make_unique<RunningSystem>(local_topology(data_.path(), fast_retries));
+        std::make_unique<RunningSystem>(local_topology(data_.path(), session_retries(300, 2)));
 };
 
 TEST_F(ChatTest, TwoUsersChatBothWaysWithServerAcks) {
@@ -121,19 +112,25 @@ TEST_F(ChatTest, OfflineUserGetsMessageOnConnect) {
     ASSERT_TRUE(wait_for_id(bob_ws, "off-2"));
 }
 
-TEST_F(ChatTest, ResentMessageIsDeliveredOnceButAckedAgain) {
-    auto alice = system_->login("alice");
-    auto bob = system_->login("bob");
-    auto alice_ws = system_->connect(alice);
+// The default ack timeout (10 s) keeps retries out of the picture: a second copy here can
+// only come from the resend. (While a message is being handed to persistence, a user who
+// connects at that moment may still get it twice: at-least-once, see the session's notes.)
+TEST(ChatDedupeTest, ResentMessageIsDeliveredOnceButAckedAgain) {
+    TempDir data;
+    RunningSystem system(local_topology(data.path()));
+    auto alice = system.login("alice");
+    auto bob = system.login("bob");
+    auto alice_ws = system.connect(alice);
+    auto bob_ws = system.connect(bob);
     const auto message = text_message("dup-1", bob.user, "once").dump();
     alice_ws.send_text(message);
     ASSERT_TRUE(wait_for_server_ack(alice_ws, "dup-1"));
     alice_ws.send_text(message); // as if the first SERVER_ACK was lost
     ASSERT_TRUE(wait_for_server_ack(alice_ws, "dup-1"));
-    auto bob_ws = system_->connect(bob);
     ASSERT_TRUE(wait_for_id(bob_ws, "dup-1"));
-    bob_ws.send_text(receipt("dup-rc", alice.user, {"dup-1"}).dump());
     EXPECT_FALSE(wait_for_id(bob_ws, "dup-1", 1000ms));
+    bob_ws.send_text(receipt("dup-rc", alice.user, {"dup-1"}).dump());
+    EXPECT_TRUE(wait_for_id(alice_ws, "dup-rc"));
 }
 
 TEST_F(ChatTest, BadCredentialsGet401) {

@@ -13,14 +13,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-void fast_retries(topology::Topology& topology) {
-    for (auto& daemon : topology.daemons)
-        if (daemon.kind == "session") {
-            daemon.options.insert_or_assign("ack_timeout_ms", 300);
-            daemon.options.insert_or_assign("retry_limit", 1);
-        }
-}
-
 std::map<std::string, std::string> auth(const LoggedIn& who) {
     return {{"user", who.user}, {"accesskey", who.access_key}};
 }
@@ -68,7 +60,7 @@ class OfflineTest : public ::testing::Test {
 protected:
     TempDir data_;
     std::unique_ptr<RunningSystem> system_ =
-        std::make_unique<RunningSystem>(local_topology(data_.path(), fast_retries));
+        std::make_unique<RunningSystem>(local_topology(data_.path(), session_retries(300, 1)));
 };
 
 TEST_F(OfflineTest, OfflineMessageIsListedDeliveredOnConnectAndGoneAfterAck) {

@@ -577,10 +577,12 @@ TEST_F(FcmPushTest, SignedAssertionThenOneBearerForEverySend) {
                                 {"android", {{"priority", "high"}}}}}}))
             << sends[i].body;
     }
-    // One kept-alive connection served the token request and both sends.
+    // Connections are kept alive and reused: three requests never take three connections.
+    // (Two sends in flight at once may each need one, so two is the bound, not one.)
     std::set<std::size_t> connections;
     for (const auto& request : server_->requests()) connections.insert(request.connection);
-    EXPECT_EQ(connections.size(), 1u);
+    EXPECT_LE(connections.size(), 2u);
+    EXPECT_LT(connections.size(), server_->requests().size());
 }
 
 TEST_F(FcmPushTest, ServiceUnavailableWithRetryAfterIsRetriedOnceItHasPassed) {

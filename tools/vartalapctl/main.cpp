@@ -4,6 +4,14 @@
 //   vartalapctl show FILE         the daemons per host and the socket links between them
 //   vartalapctl up FILE [--host HOST] [--log-level LEVEL]
 //                                 run the daemons (all, or those placed on HOST) in this process
+//   vartalapctl up FILE --spawn [--host HOST] [--vartalapd PATH] [--log-level LEVEL]
+//                                 run each of those daemons as its own vartalapd process and
+//                                 supervise them (restart with backoff, drain in order); see
+//                                 supervisor.hpp for its output lines and policy
+//   vartalapctl units --host HOST FILE DIR [--bindir DIR] [--installed-topology PATH]
+//                                 systemd units, target and env files for HOST (render.hpp)
+//   vartalapctl nginx FILE [--port N] [--server-name NAME]
+//                                 an nginx site for the public side, on stdout
 //
 // `up` prints "listening <instance> <role> <address>" for every bound endpoint and then
 // "ready" on stdout (tests and scripts parse these lines), sends READY=1 to systemd, and
@@ -16,7 +24,9 @@
 #include "common/lifecycle.hpp"
 #include "common/log.hpp"
 #include "daemons/serve.hpp"
+#include "tools/vartalapctl/render.hpp"
 #include "daemons/system.hpp"
+#include "tools/vartalapctl/supervisor.hpp"
 #include "topology/topology.hpp"
 
 #include <CLI/CLI.hpp>
@@ -152,17 +162,59 @@ int main(int argc, char** argv) {
     show->add_option("FILE", file, "topology file (TOML)")->required();
 
     CLI::App* up = app.add_subcommand(
-        "up", "Run the daemons of a topology in this process until SIGINT/SIGTERM");
+        "up", "Run the daemons of a topology (in this process, or one process each with "
+              "--spawn) until SIGINT/SIGTERM");
     up->add_option("FILE", file, "topology file (TOML)")->required();
     up->add_option("--host", host, "run only the daemons placed on this host (default: all)");
     up->add_option("--log-level", log_level, "override system.log_level")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+    bool spawn = false;
+    std::string vartalapd;
+    CLI::Option* spawn_flag = up->add_flag(
+        "--spawn", spawn,
+        "run each daemon as its own vartalapd process (ipc:// or tcp:// endpoints only), "
+        "restarted on crash; SIGINT/SIGTERM stop them in drain order within 10 s");
+    up->add_option("--vartalapd", vartalapd,
+                   "the vartalapd executable (default: the one next to vartalapctl)")
+        ->needs(spawn_flag);
+
+    std::string units_dir;
+    std::string bindir = "/usr/local/bin";
+    std::string installed_topology = "/etc/vartalap/topology.toml";
+    CLI::App* units = app.add_subcommand(
+        "units", "Render the systemd units, target and instance env files for one host");
+    units->add_option("--host", host, "the host whose daemons get units")->required();
+    units->add_option("FILE", file, "topology file (TOML)")->required();
+    units->add_option("DIR", units_dir, "output directory (created if missing)")->required();
+    units->add_option("--bindir", bindir, "where vartalapd is installed");
+    units->add_option("--installed-topology", installed_topology,
+                      "where FILE will be installed on the host");
+
+    int nginx_port = 80;
+    std::string server_name = "_";
+    CLI::App* nginx = app.add_subcommand(
+        "nginx", "Print an nginx site: one public port, /wss to the ws-gateways, REST to the "
+                 "rest-gateways");
+    nginx->add_option("FILE", file, "topology file (TOML)")->required();
+    nginx->add_option("--port", nginx_port, "public port nginx listens on");
+    nginx->add_option("--server-name", server_name, "nginx server_name");
 
     CLI11_PARSE(app, argc, argv);
 
     try {
+        if (*units || *nginx) {
+            auto loaded = load_or_report(file);
+            if (!loaded) return kExitFailure;
+            if (*units)
+                return vartalap::ctl::render_units(*loaded, host, units_dir, bindir,
+                                                   installed_topology);
+            std::cout << vartalap::ctl::render_nginx(*loaded, nginx_port, server_name);
+            return kExitOk;
+        }
         if (*validate) return run_validate(file);
         if (*show) return run_show(file);
+        if (*up && spawn)
+            return vartalap::ctl::run_supervisor({file, host, vartalapd, log_level});
         if (*up) return run_up(file, host, log_level);
     } catch (const std::exception& error) {
         std::cerr << "vartalapctl: " << error.what() << '\n';

@@ -35,6 +35,16 @@ topology::Topology local_topology(const std::filesystem::path& data_dir,
     return topology;
 }
 
+std::function<void(topology::Topology&)> session_retries(int ack_timeout_ms, int retry_limit) {
+    return [ack_timeout_ms, retry_limit](topology::Topology& topology) {
+        for (auto& daemon : topology.daemons)
+            if (daemon.kind == "session") {
+                daemon.options.insert_or_assign("ack_timeout_ms", ack_timeout_ms);
+                daemon.options.insert_or_assign("retry_limit", retry_limit);
+            }
+    };
+}
+
 RunningSystem::RunningSystem(topology::Topology topology)
     : system_(std::make_unique<System>(std::move(topology))) {
     system_->start();

@@ -30,6 +30,10 @@ private:
 topology::Topology local_topology(const std::filesystem::path& data_dir,
                                   const std::function<void(topology::Topology&)>& edit = {});
 
+// An edit for local_topology: every session daemon gets these ack timeout and retry limit
+// (short values make retry behaviour show within a test's time).
+std::function<void(topology::Topology&)> session_retries(int ack_timeout_ms, int retry_limit);
+
 struct LoggedIn {
     std::string user;
     std::string access_key;

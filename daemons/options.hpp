@@ -1,0 +1,37 @@
+// Numeric options of a daemon's topology entry ([daemon.options] in the topology file), read
+// with a fallback, shared by the daemons whose bad values fall back rather than refuse to
+// start (push and ws-gateway refuse: see their own checks).
+// Thread-safety: pure functions; call from the controlling thread (constructors).
+// Errors: none thrown beyond what DaemonSpec::option_int throws (a value that is no integer).
+#pragma once
+
+#include "topology/topology.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace vartalap {
+
+// The option `key` as a count or size. A negative value (or zero, unless `allow_zero`) is a
+// configuration mistake: it is logged as a warning and `fallback` is used, so that one typo
+// does not keep a stateful daemon from starting.
+inline std::uint64_t uint_option(const topology::DaemonSpec& self, std::string_view key,
+                                 std::uint64_t fallback, bool allow_zero = false) {
+    const std::int64_t value = self.option_int(key, static_cast<std::int64_t>(fallback));
+    if (value < 0 || (value == 0 && !allow_zero)) {
+        spdlog::warn("{}: option {} = {} is out of range; using {}", self.name, key, value,
+                     fallback);
+        return fallback;
+    }
+    return static_cast<std::uint64_t>(value);
+}
+
+// `value` if positive, else `fallback` (silently: used where zero means "not set").
+inline std::int64_t positive_or(std::int64_t value, std::size_t fallback) {
+    return value > 0 ? value : static_cast<std::int64_t>(fallback);
+}
+
+} // namespace vartalap

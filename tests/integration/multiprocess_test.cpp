@@ -1,0 +1,332 @@
+// topology/local-multiprocess.toml as real processes: `vartalapctl up --spawn` starts one
+// vartalapd per daemon over ipc://, users on the two ws-gateways chat, one session shard is
+// killed with SIGKILL and restarted by the supervisor, and SIGTERM stops everything cleanly.
+#include "tests/integration/support/system_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <csignal>
+#include <fstream>
+#include <poll.h>
+#include <regex>
+#include <sstream>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace vartalap::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// local-multiprocess.toml with kernel-chosen listen ports, its ipc:// socket files under
+// `dir`/ipc and its data under `dir`/data, written to `file`.
+void write_test_topology(const std::filesystem::path& file, const std::filesystem::path& dir) {
+    std::ifstream in(std::filesystem::path(VARTALAP_SOURCE_DIR) / "topology/local-multiprocess.toml");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string toml = std::regex_replace(text.str(), std::regex(R"(127\.0\.0\.1:\d+)"), "127.0.0.1:0");
+    toml = std::regex_replace(toml, std::regex(R"(ipc:///tmp/vartalap-local/)"),
+                              "ipc://" + (dir / "ipc").string() + "/");
+    toml = std::regex_replace(toml, std::regex(R"(data_dir\s*=\s*"[^"]*")"),
+                              "data_dir = \"" + (dir / "data").string() + "\"");
+    std::ofstream(file) << toml;
+}
+
+// `vartalapctl up --spawn` as a child process whose stdout the test reads line by line.
+// Remembers the latest "spawned <instance> pid <pid>" of every instance.
+class Supervisor {
+public:
+    explicit Supervisor(std::vector<std::string> args) {
+        int fds[2];
+        if (::pipe(fds) != 0) throw std::runtime_error("pipe");
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::dup2(fds[1], STDOUT_FILENO);
+            ::close(fds[0]);
+            ::close(fds[1]);
+            std::vector<char*> argv;
+            for (auto& arg : args) argv.push_back(arg.data());
+            argv.push_back(nullptr);
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+        ::close(fds[1]);
+        out_ = fds[0];
+        // Readable when the process exits: lets wait_exit() block with a deadline.
+        // (The raw syscall: Debian 12's <sys/pidfd.h> lacks extern "C".)
+        pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+        if (pidfd_ < 0) throw std::runtime_error("pidfd_open");
+    }
+
+    ~Supervisor() {
+        if (pid_ > 0 && !exit_status_) {
+            // A failed test: stop the children the way an operator would, then insist.
+            signal(SIGTERM);
+            if (!wait_exit(15s)) {
+                ::kill(pid_, SIGKILL);
+                ::waitpid(pid_, nullptr, 0);
+            }
+        }
+        ::close(out_);
+        ::close(pidfd_);
+    }
+
+    // The next stdout line, or nullopt at the deadline or at EOF.
+    std::optional<std::string> line(std::chrono::milliseconds deadline) {
+        const auto until = std::chrono::steady_clock::now() + deadline;
+        while (true) {
+            if (auto newline = buffer_.find('\n'); newline != std::string::npos) {
+                std::string text = buffer_.substr(0, newline);
+                buffer_.erase(0, newline + 1);
+                std::smatch m;
+                if (std::regex_match(text, m, std::regex(R"(spawned (\S+) pid (\d+))")))
+                    pids_[m[1]] = std::stoi(m[2]);
+                return text;
+            }
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                until - std::chrono::steady_clock::now());
+            if (left.count() <= 0 || !fill(left)) return std::nullopt;
+        }
+    }
+
+    // Reads lines until one matches `pattern`; its groups, or nullopt at the deadline.
+    std::optional<std::vector<std::string>> wait_for(const std::string& pattern,
+                                                     std::chrono::milliseconds deadline) {
+        const std::regex re(pattern);
+        const auto until = std::chrono::steady_clock::now() + deadline;
+        while (true) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                until - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return std::nullopt;
+            auto text = line(left);
+            if (!text) return std::nullopt;
+            std::smatch m;
+            if (std::regex_match(*text, m, re)) return std::vector<std::string>(m.begin(), m.end());
+        }
+    }
+
+    // The exit status (128 + signal if killed), or nullopt if still running at the deadline.
+    // Keeps reading stdout meanwhile, so the supervisor never blocks on a full pipe.
+    std::optional<int> wait_exit(std::chrono::milliseconds deadline) {
+        const auto until = std::chrono::steady_clock::now() + deadline;
+        while (!exit_status_) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                break;
+            }
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                until - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return std::nullopt;
+            pollfd fds[2] = {{pidfd_, POLLIN, 0}, {out_, static_cast<short>(eof_ ? 0 : POLLIN), 0}};
+            if (::poll(fds, 2, static_cast<int>(left.count())) > 0 && (fds[1].revents & (POLLIN | POLLHUP)))
+                fill(0ms);
+        }
+        return exit_status_;
+    }
+
+    void signal(int sig) { ::kill(pid_, sig); }
+    int pid_of(const std::string& instance) const {
+        auto it = pids_.find(instance);
+        return it == pids_.end() ? 0 : it->second;
+    }
+    const std::map<std::string, int>& pids() const { return pids_; }
+
+private:
+    // Appends what the pipe has within `deadline`; false at EOF or when nothing came.
+    bool fill(std::chrono::milliseconds deadline) {
+        if (eof_) return false;
+        pollfd p{out_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(deadline.count())) <= 0) return false;
+        char chunk[4096];
+        const ssize_t n = ::read(out_, chunk, sizeof chunk);
+        if (n <= 0) {
+            eof_ = true;
+            return false;
+        }
+        buffer_.append(chunk, static_cast<std::size_t>(n));
+        return true;
+    }
+
+    pid_t pid_ = -1;
+    int out_ = -1;
+    int pidfd_ = -1;
+    bool eof_ = false;
+    std::string buffer_;
+    std::map<std::string, int> pids_;
+    std::optional<int> exit_status_;
+};
+
+// A user id whose session shard (index into ShardMap::instances()) is `shard`.
+std::string user_on_shard(const topology::ShardMap& shards, std::size_t shard, const std::string& prefix) {
+    for (int n = 0;; ++n) {
+        std::string user = prefix + "-" + std::to_string(n);
+        if (shards.index_for(user) == shard) return user;
+    }
+}
+
+LoggedIn login(int rest_port, const std::string& user) {
+    const json body = {{"username", user}, {"authToken", "dev-token"},
+                       {"notificationToken", "fcm-" + user}, {"deviceId", "default"}};
+    const auto response = http_request("127.0.0.1", rest_port, "POST", "/v1.0/login", body.dump(), {});
+    EXPECT_EQ(response.status, 200) << response.body;
+    const auto reply = json::parse(response.body, nullptr, false);
+    if (response.status != 200 || !reply.is_object() || !reply.contains("accesskey"))
+        throw std::runtime_error("login of " + user + " failed: " + response.body);
+    return {user, reply["accesskey"].get<std::string>()};
+}
+
+WsClient connect(int ws_port, const LoggedIn& who) {
+    auto result = WsClient::connect("127.0.0.1", ws_port, "/wss?ack=true",
+                                    {{"user", who.user}, {"accesskey", who.access_key}});
+    if (auto* status = std::get_if<int>(&result))
+        throw std::runtime_error("WebSocket upgrade refused with HTTP " + std::to_string(*status));
+    return std::move(std::get<WsClient>(result));
+}
+
+// `from` sends `id` to `to`: SERVER_ACK to the sender, the message to the recipient.
+void send_and_deliver(WsClient& from_ws, WsClient& to_ws, const std::string& to,
+                      const std::string& id, std::chrono::milliseconds deadline = 5s) {
+    ASSERT_TRUE(from_ws.send_text(text_message(id, to, "text of " + id).dump()));
+    ASSERT_TRUE(wait_for_server_ack(from_ws, id, deadline)) << "no SERVER_ACK for " << id;
+    auto got = wait_for_id(to_ws, id, deadline);
+    ASSERT_TRUE(got) << id << " not delivered";
+    EXPECT_EQ((*got)["body"]["text"], "text of " + id);
+}
+
+// `reader` acks `id` (sent by `sender`) with a delivered receipt, which reaches the sender.
+void receipt_reaches_sender(WsClient& reader_ws, WsClient& sender_ws, const std::string& sender,
+                            const std::string& id) {
+    const std::string receipt_id = "rc-" + id;
+    ASSERT_TRUE(reader_ws.send_text(receipt(receipt_id, sender, {id}).dump()));
+    auto got = wait_for_id(sender_ws, receipt_id);
+    ASSERT_TRUE(got) << "receipt of " << id << " not delivered";
+    EXPECT_EQ((*got)["head"]["action"], "state");
+    EXPECT_EQ((*got)["body"]["ids"], json::array({id}));
+}
+
+TEST(MultiprocessTest, ChatAcrossGatewaysSurvivesKillOfASessionShard) {
+    TempDir dir;
+    const auto file = dir.path() / "multiprocess.toml";
+    write_test_topology(file, dir.path());
+    auto loaded = topology::load_file(file);
+    ASSERT_TRUE(loaded.topology) << (loaded.errors.empty() ? "" : loaded.errors.front().str());
+    const topology::Topology& topo = *loaded.topology;
+    const topology::ShardMap sessions(topo, "session");
+    ASSERT_EQ(sessions.instances().size(), 2u);
+    ASSERT_EQ(topo.of_kind("ws-gateway").size(), 2u);
+    ASSERT_EQ(topo.of_kind("rest-gateway").size(), 1u);
+
+    // alice and carol on the shard that stays up, bob on the one that is killed.
+    const std::string alice_id = user_on_shard(sessions, 0, "alice");
+    const std::string carol_id = user_on_shard(sessions, 0, "carol");
+    const std::string bob_id = user_on_shard(sessions, 1, "bob");
+    const std::string killed = sessions.instances()[1]->name;
+
+    Supervisor supervisor({VARTALAPCTL_PATH, "up", file.string(), "--spawn"});
+    std::map<std::string, int> listen_ports;
+    bool ready = false;
+    while (auto text = supervisor.line(30s)) {
+        std::smatch m;
+        if (std::regex_match(*text, m, std::regex(R"(listening (\S+) listen 127\.0\.0\.1:(\d+))")))
+            listen_ports[m[1]] = std::stoi(m[2]);
+        if (*text == "ready") {
+            ready = true;
+            break;
+        }
+    }
+    ASSERT_TRUE(ready) << "the supervisor did not print ready within 30 s";
+    ASSERT_EQ(supervisor.pids().size(), topo.daemons.size());
+    const int ws1_port = listen_ports[topo.of_kind("ws-gateway")[0]->name];
+    const int ws2_port = listen_ports[topo.of_kind("ws-gateway")[1]->name];
+    const int rest_port = listen_ports[topo.of_kind("rest-gateway")[0]->name];
+    ASSERT_NE(ws1_port, 0);
+    ASSERT_NE(ws2_port, 0);
+    ASSERT_NE(rest_port, 0);
+
+    const LoggedIn alice = login(rest_port, alice_id);
+    const LoggedIn bob = login(rest_port, bob_id);
+    const LoggedIn carol = login(rest_port, carol_id);
+    WsClient alice_ws = connect(ws1_port, alice); // gateway 1
+    WsClient bob_ws = connect(ws2_port, bob);     // gateway 2
+    WsClient carol_ws = connect(ws2_port, carol); // gateway 2
+
+    // Across the two gateways and the two session shards, both ways, with receipts.
+    send_and_deliver(alice_ws, bob_ws, bob.user, "a-1");
+    receipt_reaches_sender(bob_ws, alice_ws, alice.user, "a-1");
+    send_and_deliver(bob_ws, alice_ws, alice.user, "b-1");
+    receipt_reaches_sender(alice_ws, bob_ws, bob.user, "b-1");
+    if (HasFatalFailure()) return;
+
+    // Accepted (SERVER_ACK: durable at bob's shard) and delivered, but bob does not ack it.
+    send_and_deliver(alice_ws, bob_ws, bob.user, "a-pending");
+    if (HasFatalFailure()) return;
+
+    const int old_pid = supervisor.pid_of(killed);
+    ASSERT_GT(old_pid, 0);
+    ASSERT_EQ(::kill(old_pid, SIGKILL), 0);
+
+    // The other shard does not notice: alice (gateway 1) and carol (gateway 2) chat on.
+    send_and_deliver(alice_ws, carol_ws, carol.user, "a-c-1");
+    receipt_reaches_sender(carol_ws, alice_ws, alice.user, "a-c-1");
+    send_and_deliver(carol_ws, alice_ws, alice.user, "c-a-1");
+    receipt_reaches_sender(alice_ws, carol_ws, carol.user, "c-a-1");
+    if (HasFatalFailure()) return;
+
+    // The supervisor saw the crash and starts the shard again after its 1 s backoff.
+    ASSERT_TRUE(supervisor.wait_for("exited " + killed + " pid " + std::to_string(old_pid) +
+                                        " killed by signal 9 \\(SIGKILL\\)",
+                                    10s));
+    ASSERT_TRUE(supervisor.wait_for("ready " + killed, 15s)) << killed << " was not restarted";
+    EXPECT_NE(supervisor.pid_of(killed), old_pid);
+
+    // After a session restart the gateways do not announce who is connected: bob reconnects,
+    // and the message accepted before the crash reaches him.
+    bob_ws.close();
+    bob_ws = connect(ws2_port, bob);
+    auto pending = wait_for_id(bob_ws, "a-pending", 20s);
+    ASSERT_TRUE(pending) << "the message accepted before the crash was not delivered";
+    EXPECT_EQ((*pending)["body"]["text"], "text of a-pending");
+    receipt_reaches_sender(bob_ws, alice_ws, alice.user, "a-pending");
+
+    // And the restarted shard serves new traffic both ways.
+    send_and_deliver(alice_ws, bob_ws, bob.user, "a-2", 10s);
+    receipt_reaches_sender(bob_ws, alice_ws, alice.user, "a-2");
+    send_and_deliver(bob_ws, alice_ws, alice.user, "b-2", 10s);
+    if (HasFatalFailure()) return;
+
+    // SIGTERM: every child drains and exits, the supervisor exits 0, within 10 s.
+    const auto pids = supervisor.pids();
+    const auto started = std::chrono::steady_clock::now();
+    supervisor.signal(SIGTERM);
+    // The gateways close the WebSockets with 1001 (going away) as they drain.
+    for (WsClient* ws : {&alice_ws, &bob_ws, &carol_ws}) {
+        EXPECT_FALSE(ws->read_text(5s));
+        EXPECT_EQ(ws->close_code(), 1001);
+    }
+    const auto status = supervisor.wait_exit(10s);
+    ASSERT_TRUE(status) << "the supervisor did not exit within 10 s of SIGTERM";
+    EXPECT_EQ(*status, 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+    for (const auto& [instance, pid] : pids) {
+        errno = 0;
+        EXPECT_EQ(::kill(pid, 0), -1) << instance << " (pid " << pid << ") is still running";
+        EXPECT_EQ(errno, ESRCH) << instance;
+    }
+}
+
+TEST(MultiprocessTest, SpawnRefusesInprocTopology) {
+    // local.toml wires its daemons over inproc://, which only works inside one process.
+    Supervisor supervisor({VARTALAPCTL_PATH, "up",
+                           (std::filesystem::path(VARTALAP_SOURCE_DIR) / "topology/local.toml").string(),
+                           "--spawn"});
+    const auto status = supervisor.wait_exit(10s);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(*status, 1);
+}
+
+} // namespace
+} // namespace vartalap::testing
