@@ -10,6 +10,11 @@
 #include <fstream>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
 
 namespace vartalap {
 namespace {
@@ -110,24 +115,35 @@ std::string secret_from_config(std::string_view configured) {
     return std::string(configured);
 }
 
+namespace {
+
+// The secret in `file`, or nullopt if the file does not exist.
+std::optional<std::string> read_secret(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    if (!in) return std::nullopt;
+    std::string hex;
+    in >> hex;
+    std::string raw;
+    if (!from_hex(hex, raw) || raw.size() < kMinSecretBytes)
+        throw std::runtime_error(file.string() + ": not a hex secret of >= 32 bytes");
+    return raw;
+}
+
+} // namespace
+
 std::string load_or_create_secret(const std::filesystem::path& file) {
-    {
-        std::ifstream in(file);
-        if (in) {
-            std::string hex;
-            in >> hex;
-            std::string raw;
-            if (!from_hex(hex, raw) || raw.size() < kMinSecretBytes)
-                throw std::runtime_error(file.string() + ": not a hex secret of >= 32 bytes");
-            return raw;
-        }
-    }
+    if (auto existing = read_secret(file)) return *existing;
     std::filesystem::create_directories(file.parent_path().empty() ? "." : file.parent_path());
     unsigned char bytes[kMinSecretBytes];
     if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("RAND_bytes failed");
     const std::string raw(reinterpret_cast<const char*>(bytes), sizeof bytes);
-    // Write to a temporary file, then rename, so a crash never leaves a half-written secret.
-    const auto temp = file.string() + ".tmp";
+    // Write a private temporary file, then link() it into place: a crash never leaves a
+    // half-written secret, and when several processes start at once (units on one host)
+    // exactly one link wins and the others read the winner's secret.
+    unsigned char nonce[8];
+    if (RAND_bytes(nonce, sizeof nonce) != 1) throw std::runtime_error("RAND_bytes failed");
+    const std::string temp = file.string() + ".tmp." +
+                             to_hex(std::string_view(reinterpret_cast<const char*>(nonce), sizeof nonce));
     {
         const mode_t old_mask = ::umask(077);
         std::ofstream out(temp, std::ios::trunc);
@@ -137,8 +153,14 @@ std::string load_or_create_secret(const std::filesystem::path& file) {
         out.flush();
         if (!out) throw std::runtime_error(temp + ": cannot write secret");
     }
-    std::filesystem::rename(temp, file);
-    return raw;
+    const int linked = ::link(temp.c_str(), file.c_str());
+    const int link_errno = errno;
+    std::error_code ignored;
+    std::filesystem::remove(temp, ignored);
+    if (linked == 0) return raw;
+    if (link_errno == EEXIST)
+        if (auto winner = read_secret(file)) return *winner;
+    throw std::runtime_error(file.string() + ": cannot create the secret: " + std::strerror(link_errno));
 }
 
 } // namespace vartalap

@@ -24,16 +24,18 @@ public:
 
 } // namespace
 
-void init_logging(std::string_view level) {
+void init_logging(std::string_view level, std::string_view process) {
+    // spdlog patterns treat '%' specially; instance names cannot contain it (validator).
+    const std::string tag = process.empty() ? std::string() : "[" + std::string(process) + "] ";
     auto logger = spdlog::get("vartalap");
     if (!logger) logger = spdlog::stderr_logger_mt("vartalap");
     spdlog::set_default_logger(logger);
     auto formatter = std::make_unique<spdlog::pattern_formatter>();
     if (std::getenv("JOURNAL_STREAM")) {
         // The journal adds its own timestamp.
-        formatter->add_flag<JournalLevelFlag>('*').set_pattern("%*%v");
+        formatter->add_flag<JournalLevelFlag>('*').set_pattern("%*" + tag + "%v");
     } else {
-        formatter->set_pattern("%Y-%m-%d %H:%M:%S.%e %L %v");
+        formatter->set_pattern("%Y-%m-%d %H:%M:%S.%e %L " + tag + "%v");
     }
     spdlog::set_formatter(std::move(formatter));
     auto parsed = spdlog::level::from_str(std::string(level));

@@ -12,7 +12,9 @@
 namespace vartalap {
 
 // level: trace, debug, info, warn, error, critical, off. Unknown names fall back to info.
-void init_logging(std::string_view level);
+// `process` (e.g. the instance vartalapd runs) prefixes every line, so the interleaved
+// output of several processes (vartalapctl up --spawn) says who wrote each line.
+void init_logging(std::string_view level, std::string_view process = {});
 
 // Sampling for events a peer can cause at any rate (drops, malformed or unexpected input):
 // logging each would let a misbehaving peer flood the log, logging none would hide it.

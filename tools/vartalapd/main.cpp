@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     }
     if (!data_dir.empty()) t.data_dir = data_dir;
 
-    vartalap::init_logging(log_level.empty() ? t.log_level : log_level);
+    vartalap::init_logging(log_level.empty() ? t.log_level : log_level, instance);
     vartalap::block_signals();
     try {
         vartalap::System system(std::move(t), {}, instance);

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <thread>
+#include <vector>
 
 namespace vartalap {
 namespace {
@@ -37,6 +39,23 @@ TEST(AccessKeyTest, SecretIsCreatedOnceWithPrivateMode) {
     struct stat st {};
     ASSERT_EQ(::stat(file.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(AccessKeyTest, ConcurrentFirstStartsAgreeOnOneSecret) {
+    const auto dir = std::filesystem::temp_directory_path() / ("vartalap-race-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    constexpr int kStarters = 8;
+    std::vector<std::string> secrets(kStarters);
+    std::vector<std::thread> starters;
+    for (int i = 0; i < kStarters; ++i)
+        starters.emplace_back([&, i] { secrets[i] = load_or_create_secret(dir / "secret.key"); });
+    for (auto& t : starters) t.join();
+    for (const auto& secret : secrets) EXPECT_EQ(secret, secrets[0]);
+    EXPECT_EQ(load_or_create_secret(dir / "secret.key"), secrets[0]);
+    std::size_t files = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++files;
+    EXPECT_EQ(files, 1u); // no temporary file left behind
     std::filesystem::remove_all(dir);
 }
 
