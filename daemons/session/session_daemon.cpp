@@ -55,6 +55,15 @@ public:
         dealers_.push_back(std::move(socket));
     }
     std::vector<zmq::socket_t>& sockets() { return dealers_; }
+
+    // Asks every gateway to announce its connections again (a `connect` with no user): this
+    // shard starts knowing nobody, e.g. after a crash and restart. Queued until connected.
+    void request_resync(std::string_view self) {
+        Envelope request;
+        request.kind = Kind::connect;
+        request.origin_gateway = std::string(self);
+        for (zmq::socket_t& socket : dealers_) send_envelope(socket, request, scratch_);
+    }
     std::vector<PersistenceShard>& persistence_shards() { return shards_; }
     void set_persistence(std::unique_ptr<topology::ShardMap> map, std::vector<PersistenceShard> shards) {
         shard_map_ = std::move(map);
@@ -280,6 +289,7 @@ private:
         std::vector<Envelope> batch;
         batch.reserve(config_.max_batch);
         next_counter_log_ms_ = context_.clock.monotonic_ms() + kCounterLogPeriodMs;
+        outbox_.request_resync(context_.self.name);
 
         while (!stop_requested()) {
             std::uint64_t timeout = kTickMs;

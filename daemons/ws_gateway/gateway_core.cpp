@@ -181,12 +181,35 @@ void GatewayCore::session_request(std::string_view routing_id, Envelope& envelop
     case Kind::deliver: deliver(routing_id, envelope); return;
     case Kind::server_ack: server_ack(envelope); return;
     case Kind::close_connection: close_connection(envelope); return;
+    case Kind::connect: resync(routing_id); return;
     default:
         ++counters_.bad_requests;
         spdlog::warn("{}: unexpected {} on the router socket: dropped", name_,
                      to_string(envelope.kind));
         return;
     }
+}
+
+// A session shard (re)started and knows nobody: announce again every connection whose user
+// it owns, so messages for them are delivered without waiting for the app to reconnect.
+void GatewayCore::resync(std::string_view session) {
+    ++counters_.resyncs;
+    std::size_t announced = 0;
+    for (const auto& [id, connection] : by_id_) {
+        if (!outbox_.session_owns(session, connection->user())) continue;
+        reset(scratch_, Kind::connect);
+        scratch_.from = connection->user();
+        scratch_.origin_gateway = name_;
+        scratch_.connection = id;
+        scratch_.created_at_ms = clock_.wall_ms();
+        if (connection->wants_server_ack()) scratch_.flags |= flag_wants_server_ack;
+        if (outbox_.to_session(scratch_) == SendResult::ok)
+            ++announced;
+        else
+            ++counters_.events_dropped;
+    }
+    spdlog::info("{}: session {} asked for a resync: {} connection(s) announced", name_, session,
+                 announced);
 }
 
 void GatewayCore::deliver(std::string_view routing_id, Envelope& request) {

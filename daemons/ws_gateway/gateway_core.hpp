@@ -115,6 +115,12 @@ public:
     virtual SendResult to_session(const Envelope& envelope) = 0;
     // A reply on the ROUTER to the peer `routing_id`.
     virtual SendResult reply(std::string_view routing_id, const Envelope& envelope) = 0;
+    // Whether the session instance named `session` owns `user`'s slot (for a resync).
+    virtual bool session_owns(std::string_view session, std::string_view user) const {
+        (void)session;
+        (void)user;
+        return true;
+    }
 };
 
 struct GatewayCounters {
@@ -130,6 +136,7 @@ struct GatewayCounters {
     std::uint64_t own_frames_dropped = 0;// pong/error/SERVER_ACK dropped on a full queue
     std::uint64_t bad_requests = 0;      // ROUTER envelopes of an unexpected kind
     std::uint64_t replies_dropped = 0;   // deliver_result unroutable or at the ROUTER's HWM
+    std::uint64_t resyncs = 0;           // sessions that asked to hear every connection again
     std::uint64_t events_dropped = 0;    // connect/disconnect not queued (session at HWM)
 };
 
@@ -186,6 +193,7 @@ private:
                std::uint64_t connection_id, Status status);
     void deliver(std::string_view routing_id, Envelope& request);
     void server_ack(const Envelope& request);
+    void resync(std::string_view session);
     void close_connection(const Envelope& request);
     ClientConnection* find(std::uint64_t id) const;
     void unregister(ClientConnection& connection);

@@ -28,4 +28,8 @@ SendResult ZmqOutbox::reply(std::string_view routing_id, const Envelope& envelop
     return result;
 }
 
+bool ZmqOutbox::session_owns(std::string_view session, std::string_view user) const {
+    return session_shards_.instances()[session_shards_.index_for(user)]->name == session;
+}
+
 } // namespace vartalap::ws_gateway

@@ -28,6 +28,7 @@ public:
     SendResult to_router(const Envelope& envelope) override;
     SendResult to_session(const Envelope& envelope) override;
     SendResult reply(std::string_view routing_id, const Envelope& envelope) override;
+    bool session_owns(std::string_view session, std::string_view user) const override;
 
 private:
     zmq::socket_ref router_push_;
