@@ -473,6 +473,14 @@ protected:
     // daemons pointed at it. `extra_options` are appended to the push daemon's options.
     void start(FakeHttpServer::Handler send_handler, const std::string& extra_options = "",
                const testing_crypto::Issued* certificate = nullptr, bool trust_test_ca = true) {
+        system_ = std::make_unique<PushSystem>(
+            start_fake(std::move(send_handler), certificate, trust_test_ca) + extra_options);
+    }
+
+    // Starts only the fake and writes its files; returns the push daemon's options for it.
+    std::string start_fake(FakeHttpServer::Handler send_handler,
+                           const testing_crypto::Issued* certificate = nullptr,
+                           bool trust_test_ca = true) {
         server_ = std::make_unique<FakeHttpServer>(
             [this, send_handler](const RecordedRequest& request, std::size_t nth) -> CannedResponse {
                 if (request.target == kTokenTarget)
@@ -505,7 +513,7 @@ protected:
         std::string options = "provider = \"fcm\"\nservice_account_file = '" + account_file.string() + "'\n" +
                               "fcm_endpoint = '" + base_url_ + kSendTarget + "'\n";
         if (trust_test_ca) options += "ca_file = '" + ca_file.string() + "'\n";
-        system_ = std::make_unique<PushSystem>(options + extra_options);
+        return options;
     }
 
     static CannedResponse ok(const RecordedRequest&, std::size_t) {
@@ -625,6 +633,51 @@ TEST_F(FcmPushTest, UnregisteredTokenIsRemovedFromTheProfile) {
     ASSERT_TRUE(server_->wait_for_requests(kSendTarget, 1));
     EXPECT_TRUE(system_->wait_for_stored_token("alice", "")) << "notification_token answers not_found";
     EXPECT_EQ(server_->requests_to(kSendTarget).size(), 1u) << "an unregistered token is not retried";
+}
+
+// The whole chain through the real daemons of local.toml plus a push daemon: a message to
+// an offline user is handed to persistence, announced once, pushed once to (fake) FCM with
+// the device token from /login, listed by GET /messages, delivered on connect, gone after
+// the ack, and never pushed again.
+TEST_F(FcmPushTest, OfflineMessageThroughTheWholeSystemIsPushedOnce) {
+    const std::string options = start_fake(ok);
+    testing::TempDir data;
+    testing::RunningSystem system(testing::local_topology(data.path(), [&](topology::Topology& t) {
+        topology::DaemonSpec push;
+        push.kind = "push";
+        push.name = "push-1";
+        push.endpoints["pull"] = "inproc://push-1";
+        push.options = toml::parse(options);
+        t.daemons.push_back(std::move(push));
+    }));
+    const auto alice = system.login("alice");
+    const auto bob = system.login("bob"); // notificationToken "fcm-bob"
+    auto alice_ws = system.connect(alice);
+    alice_ws.send_text(testing::text_message("push-e2e-1", bob.user, "wake up").dump());
+    ASSERT_TRUE(testing::wait_for_server_ack(alice_ws, "push-e2e-1"));
+
+    ASSERT_TRUE(server_->wait_for_requests(kSendTarget, 1));
+    auto sends = server_->requests_to(kSendTarget);
+    ASSERT_EQ(sends.size(), 1u);
+    const json body = json::parse(sends[0].body);
+    EXPECT_EQ(body["message"]["token"], "fcm-bob");
+    EXPECT_EQ(body["message"]["android"]["priority"], "high");
+    const json pushed = json::parse(body["message"]["data"]["message"].get<std::string>());
+    EXPECT_EQ(pushed["id"], "push-e2e-1");
+    EXPECT_EQ(pushed["head"]["from"], "alice");
+
+    const std::map<std::string, std::string> bob_auth = {{"user", bob.user}, {"accesskey", bob.access_key}};
+    EXPECT_NE(system.http("GET", "/messages", "", bob_auth).body.find("push-e2e-1"), std::string::npos);
+    auto bob_ws = system.connect(bob);
+    ASSERT_TRUE(testing::wait_for_id(bob_ws, "push-e2e-1"));
+    bob_ws.send_text(testing::receipt("push-e2e-rc", alice.user, {"push-e2e-1"}).dump());
+    ASSERT_TRUE(testing::wait_for_id(alice_ws, "push-e2e-rc"));
+    const auto gone_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (system.http("GET", "/messages", "", bob_auth).body.find("push-e2e-1") != std::string::npos &&
+           std::chrono::steady_clock::now() < gone_by) {
+    }
+    EXPECT_EQ(system.http("GET", "/messages", "", bob_auth).body.find("push-e2e-1"), std::string::npos);
+    EXPECT_EQ(server_->requests_to(kSendTarget).size(), 1u) << "pushed once";
 }
 
 TEST_F(FcmPushTest, NotificationContentAndUsersWithoutATokenAreNotPushed) {
