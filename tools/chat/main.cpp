@@ -5,7 +5,10 @@
 // Logs in over REST (development identity: any token), opens the WebSocket with
 // ?ack=true, then reads lines from stdin:
 //   @bob hello there     send "hello there" to bob (bob becomes the current peer)
-//   some text            send to the current peer
+//   #team hello all      send "hello all" to the group with id "team" (it becomes current)
+//   some text            send to the current peer or group
+//   /create team bob carol   create group "team" with bob and carol (you are its admin)
+//   /add team dave           add dave to "team"; /remove team dave removes him
 //   /quit                leave
 // Incoming messages are printed and acknowledged with a "delivered" receipt, as the app does.
 // Thread: one thread runs one io_context (stdin, the WebSocket, its reads and writes).
@@ -26,6 +29,7 @@
 #include <deque>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <unistd.h>
 
 namespace asio = boost::asio;
@@ -113,11 +117,17 @@ private:
                 std::cout << "  (server has " << message.value("id", "") << ")\n";
             } else if (content_type == "error") {
                 std::cout << "! server: " << message["body"].value("error", "") << "\n";
+            } else if (head.value("type", "") == "group" && content_type == "notification") {
+                std::cout << "  (group " << head.value("to", "") << ": " << from << " "
+                          << head.value("action", "") << " " << message["body"].dump() << ")\n";
             } else if (head.value("action", "") == "state") {
                 std::cout << "  (" << from << ": " << message["body"].value("state", "") << " "
                           << message["body"].value("ids", json::array()).dump() << ")\n";
             } else {
-                std::cout << "[" << from << "] " << message["body"].value("text", message["body"].dump()) << "\n";
+                const std::string where =
+                    head.value("type", "") == "group" ? "#" + head.value("to", "") + " " : "";
+                std::cout << "[" << where << from << "] "
+                          << message["body"].value("text", message["body"].dump()) << "\n";
                 send(json{{"_v", 2.1}, {"id", new_id()},
                           {"head", {{"type", "individual"}, {"to", from}, {"chatid", from},
                                     {"contentType", "text"}, {"action", "state"}, {"category", "system"}}},
@@ -137,7 +147,13 @@ private:
             std::string line(asio::buffers_begin(input_buffer_.data()), asio::buffers_begin(input_buffer_.data()) + static_cast<long>(n) - 1);
             input_buffer_.consume(n);
             if (line == "/quit") return close();
-            if (!line.empty() && line[0] == '@') {
+            if (line.rfind("/create ", 0) == 0 || line.rfind("/add ", 0) == 0 ||
+                line.rfind("/remove ", 0) == 0) {
+                group_operation(line);
+                return do_input();
+            }
+            if (!line.empty() && (line[0] == '@' || line[0] == '#')) {
+                group_ = line[0] == '#';
                 const auto space = line.find(' ');
                 peer_ = line.substr(1, space == std::string::npos ? std::string::npos : space - 1);
                 line = space == std::string::npos ? "" : line.substr(space + 1);
@@ -148,7 +164,7 @@ private:
                 } else {
                     const std::string id = new_id();
                     send(json{{"_v", 2.1}, {"id", id},
-                              {"head", {{"type", "individual"}, {"to", peer_}, {"chatid", peer_},
+                              {"head", {{"type", group_ ? "group" : "individual"}, {"to", peer_}, {"chatid", peer_},
                                         {"contentType", "text"}, {"action", "message"}, {"category", "message"}}},
                               {"meta", {{"createdAt", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()}}},
                               {"body", {{"text", line}, {"state", "new"}}}}
@@ -157,6 +173,34 @@ private:
             }
             do_input();
         });
+    }
+
+    // "/create ID member..." | "/add ID member..." | "/remove ID member": a group operation
+    // sent as a message (the app's offline-capable path), acknowledged like any message.
+    void group_operation(const std::string& line) {
+        std::istringstream words(line);
+        std::string command, id, member;
+        words >> command >> id;
+        json members = json::array();
+        while (words >> member) members.push_back(member);
+        if (id.empty() || members.empty()) {
+            std::cout << "! usage: " << command << " GROUP USER...\n";
+            return;
+        }
+        const std::string action = command.substr(1);
+        json body;
+        if (action == "create") body = {{"name", id}, {"members", members}};
+        else if (action == "add") body = {{"added", members}};
+        else body = {{"removed", members}};
+        send(json{{"_v", 2.1}, {"id", new_id()},
+                  {"head", {{"type", "group"}, {"to", id}, {"chatid", id}, {"contentType", "notification"},
+                            {"action", action}}},
+                  {"body", body}}
+                 .dump());
+        if (action == "create") {
+            peer_ = id;
+            group_ = true;
+        }
     }
 
     void send(std::string text) {
@@ -179,6 +223,7 @@ private:
     asio::io_context& io_;
     std::string user_;
     std::string peer_;
+    bool group_ = false; // peer_ is a group id
     websocket::stream<beast::tcp_stream> ws_;
     asio::posix::stream_descriptor input_;
     asio::streambuf input_buffer_;
