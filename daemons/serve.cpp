@@ -3,6 +3,7 @@
 
 #include "common/lifecycle.hpp"
 #include "common/log.hpp"
+#include "topology/topology.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -39,6 +40,34 @@ const char* signal_name(int signal) {
     }
 }
 
+// SIGHUP: re-reads the topology file and applies what can change without a restart, which
+// today is system.log_level; it says what it changed. Daemon options, endpoints and the
+// daemon set need a restart (a unit restart, or the supervisor's), and are left as they are.
+void reload(const std::string& file) {
+    notify("RELOADING=1");
+    topology::LoadResult loaded = topology::load_file(file);
+    if (!loaded.topology) {
+        for (const auto& error : loaded.errors) spdlog::error("SIGHUP: {}", error.str());
+        spdlog::error("SIGHUP: {} has errors; nothing changed", file);
+    } else {
+        const auto before = spdlog::get_level();
+        auto wanted = spdlog::level::from_str(loaded.topology->log_level);
+        if (wanted == spdlog::level::off && loaded.topology->log_level != "off")
+            wanted = spdlog::level::info;
+        if (wanted == before) {
+            spdlog::info("SIGHUP: reloaded {}: nothing to change (log_level {}); options, "
+                         "endpoints and daemons change with a restart",
+                         file, loaded.topology->log_level);
+        } else {
+            spdlog::set_level(wanted);
+            spdlog::log(std::max(wanted, spdlog::level::info),
+                        "SIGHUP: reloaded {}: log_level {} -> {}", file,
+                        spdlog::level::to_string_view(before), spdlog::level::to_string_view(wanted));
+        }
+    }
+    notify("READY=1");
+}
+
 [[noreturn]] void force_exit(const char* reason) {
     spdlog::error("{}: forcing exit without finishing the drain", reason);
     spdlog::default_logger()->flush();
@@ -67,8 +96,7 @@ int serve(System& system_ref, const std::string& file) {
         if (watchdog) notify("WATCHDOG=1");
         if (signal == 0) continue;
         if (signal == SIGHUP) {
-            spdlog::warn("SIGHUP: reloading the topology is not supported yet; still running {}",
-                         file);
+            reload(file);
             continue;
         }
         break; // SIGINT or SIGTERM

@@ -4,7 +4,7 @@
 // on stdout (tests and scripts parse these lines), sends READY=1 to systemd, pings the
 // watchdog from this loop at half its period, and on SIGINT/SIGTERM sends STOPPING=1 and
 // drains with a 5 s budget; a second signal or an exhausted budget exits 1 at once.
-// SIGHUP is logged and ignored until reloading exists.
+// SIGHUP re-reads the file and applies system.log_level (the rest needs a restart).
 //
 // Thread: main, which must have called block_signals() before System::start(); one
 // short-lived thread runs System::stop() so main keeps taking signals while daemons drain.

@@ -30,12 +30,13 @@ void write_test_topology(const std::filesystem::path& file, const std::filesyste
 
 class Child {
 public:
-    explicit Child(std::vector<std::string> args) {
+    explicit Child(std::vector<std::string> args, bool merge_stderr = false) {
         int fds[2];
         if (pipe(fds) != 0) throw std::runtime_error("pipe");
         pid_ = fork();
         if (pid_ == 0) {
             dup2(fds[1], STDOUT_FILENO);
+            if (merge_stderr) dup2(fds[1], STDERR_FILENO);
             close(fds[0]);
             close(fds[1]);
             std::vector<char*> argv;
@@ -133,6 +134,37 @@ TEST(VartalapctlTest, UpServesAndSigtermDrainsWithinFiveSeconds) {
     ASSERT_TRUE(status) << "vartalapctl did not exit within 5 s of SIGTERM";
     EXPECT_EQ(*status, 0);
     EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+}
+
+TEST(VartalapctlTest, SighupReloadsTheLogLevelAndSaysSo) {
+    TempDir dir;
+    const auto file = dir.path() / "test.toml";
+    write_test_topology(file, dir.path() / "data");
+    Child child({VARTALAPCTL_PATH, "up", file.string()}, /*merge_stderr=*/true);
+    bool ready = false;
+    while (auto l = child.line(20s))
+        if (*l == "ready") {
+            ready = true;
+            break;
+        }
+    ASSERT_TRUE(ready);
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::ofstream(file) << std::regex_replace(text.str(), std::regex(R"(log_level\s*=\s*"[a-z]+")"),
+                                              "log_level = \"debug\"");
+    child.signal(SIGHUP);
+    bool reloaded = false;
+    while (auto l = child.line(10s))
+        if (l->find("SIGHUP: reloaded") != std::string::npos && l->find("-> debug") != std::string::npos) {
+            reloaded = true;
+            break;
+        }
+    EXPECT_TRUE(reloaded) << "no reload line for the new log level";
+    child.signal(SIGTERM);
+    auto status = child.wait_exit(5s);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(*status, 0);
 }
 
 TEST(VartalapctlTest, ValidateReportsFileAndLine) {

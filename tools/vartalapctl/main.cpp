@@ -16,8 +16,8 @@
 // `up` prints "listening <instance> <role> <address>" for every bound endpoint and then
 // "ready" on stdout (tests and scripts parse these lines), sends READY=1 to systemd, and
 // runs until SIGINT/SIGTERM. Shutdown: STOPPING=1, drain with a 5 s budget, exit 0; a
-// second signal or an exhausted budget exits 1 at once. SIGHUP is logged and ignored
-// until reloading exists.
+// second signal or an exhausted budget exits 1 at once. SIGHUP re-reads FILE and applies
+// system.log_level (daemons/serve.hpp); the rest needs a restart.
 //
 // Thread: main, plus one short-lived thread in `up` that runs System::stop() so that main
 // can keep taking signals (and enforce the budget) while the daemons drain.
