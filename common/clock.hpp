@@ -28,4 +28,23 @@ public:
     }
 };
 
+// A periodic duty's schedule on the monotonic clock: due() is true once per period.
+// Not thread-safe: a schedule belongs to the loop that runs the duty.
+class Periodic {
+public:
+    explicit Periodic(std::uint64_t period_ms) : period_ms_(period_ms) {}
+    // Starts counting the first period at `now_ms`.
+    void start(std::uint64_t now_ms) { next_ms_ = now_ms + period_ms_; }
+    // True (and the next period scheduled) when `now_ms` has reached the due time.
+    bool due(std::uint64_t now_ms) {
+        if (now_ms < next_ms_) return false;
+        next_ms_ = now_ms + period_ms_;
+        return true;
+    }
+
+private:
+    std::uint64_t period_ms_;
+    std::uint64_t next_ms_ = 0;
+};
+
 } // namespace vartalap

@@ -197,11 +197,7 @@ private:
     //   - counters to the log every 60 s (debug level).
     void periodic_duties() {
         core_->on_timer();
-        const std::uint64_t now = context_.clock.monotonic_ms();
-        if (now >= next_counter_log_ms_) {
-            next_counter_log_ms_ = now + 60'000;
-            log_counters("counters", spdlog::level::debug);
-        }
+        if (counter_log_.due(context_.clock.monotonic_ms())) log_counters("counters", spdlog::level::debug);
     }
 
     void log_counters(const char* what, spdlog::level::level_enum level) {
@@ -230,7 +226,7 @@ private:
     zmq::socket_t pull_;
     std::string bound_pull_;
     std::uint64_t dropped_ = 0;
-    std::uint64_t next_counter_log_ms_ = 0;
+    Periodic counter_log_{60'000}; // counters to the log, debug level
 };
 
 } // namespace

@@ -158,7 +158,7 @@ private:
                                    {pull_.handle(), 0, ZMQ_POLLIN, 0}};
         std::vector<PersistenceInput> batch;
         batch.reserve(max_batch_ * 2);
-        next_counter_log_ms_ = context_.clock.monotonic_ms() + kCounterLogPeriodMs;
+        counter_log_.start(context_.clock.monotonic_ms());
 
         while (!stop_requested()) {
             zmq::poll(items, 2, std::chrono::milliseconds(kTickMs));
@@ -220,11 +220,7 @@ private:
     //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level.
     void periodic_duties() {
         core_->on_timer();
-        const std::uint64_t now = context_.clock.monotonic_ms();
-        if (now >= next_counter_log_ms_) {
-            next_counter_log_ms_ = now + kCounterLogPeriodMs;
-            log_counters("counters", spdlog::level::debug);
-        }
+        if (counter_log_.due(context_.clock.monotonic_ms())) log_counters("counters", spdlog::level::debug);
     }
 
     void log_counters(const char* what, spdlog::level::level_enum level) {
@@ -257,7 +253,7 @@ private:
     Incoming incoming_;
     std::size_t batch_bytes_ = 0;
     std::uint64_t dropped_ = 0;
-    std::uint64_t next_counter_log_ms_ = 0;
+    Periodic counter_log_{kCounterLogPeriodMs};
 };
 
 } // namespace
