@@ -10,7 +10,10 @@
 
 #include "common/access_key.hpp"
 #include "common/clock.hpp"
+#include "common/metrics.hpp"
 #include "topology/topology.hpp"
+
+#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <map>
@@ -27,6 +30,9 @@ struct DaemonContext {
     std::filesystem::path data_dir;       // this instance's own directory (created on demand)
     const AccessKeys& access_keys;
     const Clock& clock;
+    // Where the daemon's loop publishes its metrics and heartbeat (null: nowhere, in tests
+    // that run a daemon alone).
+    metrics::Board* board = nullptr;
 };
 
 class Daemon {
@@ -43,6 +49,12 @@ public:
     virtual void request_stop() = 0;
     // Wait until the thread has finished draining and closed its sockets.
     virtual void join() = 0;
+    // SIGHUP: `fresh` is this daemon's entry of the re-read topology. The daemon's own thread
+    // applies the limits it can change at run time and logs what changed (or that nothing
+    // did); see INTERNAL_PROTOCOL.md, "Reload". Returns at once. Any thread.
+    virtual void reload(const topology::DaemonSpec& fresh) {
+        spdlog::info("{}: SIGHUP: a {} has no limits to reload", fresh.name, fresh.kind);
+    }
     // Addresses actually bound after phase 1, by role ({"listen": "127.0.0.1:40123"}).
     virtual std::map<std::string, std::string> bound_endpoints() const { return {}; }
 };

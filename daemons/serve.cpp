@@ -13,6 +13,10 @@
 #include <iostream>
 #include <optional>
 #include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace vartalap {
 namespace {
@@ -30,6 +34,26 @@ constexpr auto kDrainBudget = 5s;
 constexpr auto kDrainPollInterval = 20ms;
 // Without a systemd watchdog main still wakes once a second, only to stay responsive.
 constexpr auto kIdleWakeInterval = 1000ms;
+// A daemon loop publishes once a second; the watchdog waits at least this long for one
+// before holding its ping back, however short WatchdogSec is.
+constexpr std::uint64_t kMinHeartbeatAgeMs = 3000;
+
+// WATCHDOG=1 only while every daemon loop of the process has published recently: a stuck
+// loop silences the pings and systemd restarts the unit. Says (once per change) who is silent.
+void ping_watchdog(const System& system, std::chrono::milliseconds interval,
+                   std::vector<std::string>& silent_before) {
+    const auto max_age = std::max<std::uint64_t>(static_cast<std::uint64_t>(interval.count()),
+                                                 kMinHeartbeatAgeMs);
+    std::vector<std::string> silent = system.silent_daemons(max_age);
+    if (silent.empty()) {
+        notify("WATCHDOG=1");
+        if (!silent_before.empty()) spdlog::info("watchdog: every daemon loop runs again");
+    } else if (silent != silent_before) {
+        spdlog::error("watchdog: not pinging systemd: no heartbeat for over {} ms from {}",
+                      max_age, fmt::join(silent, ", "));
+    }
+    silent_before = std::move(silent);
+}
 
 const char* signal_name(int signal) {
     switch (signal) {
@@ -40,10 +64,11 @@ const char* signal_name(int signal) {
     }
 }
 
-// SIGHUP: re-reads the topology file and applies what can change without a restart, which
-// today is system.log_level; it says what it changed. Daemon options, endpoints and the
-// daemon set need a restart (a unit restart, or the supervisor's), and are left as they are.
-void reload(const std::string& file) {
+// SIGHUP: re-reads the topology file and applies what can change without a restart:
+// system.log_level here, and each daemon's reloadable limits on the daemon's own thread
+// (System::reload). It says what it changed; endpoints, slots and the daemon set need a
+// restart (a unit restart, or the supervisor's), and are left as they are.
+void reload(System& system, const std::string& file) {
     notify("RELOADING=1");
     topology::LoadResult loaded = topology::load_file(file);
     if (!loaded.topology) {
@@ -55,15 +80,16 @@ void reload(const std::string& file) {
         if (wanted == spdlog::level::off && loaded.topology->log_level != "off")
             wanted = spdlog::level::info;
         if (wanted == before) {
-            spdlog::info("SIGHUP: reloaded {}: nothing to change (log_level {}); options, "
-                         "endpoints and daemons change with a restart",
-                         file, loaded.topology->log_level);
+            spdlog::info("SIGHUP: reloaded {}: log_level {} unchanged", file,
+                         loaded.topology->log_level);
         } else {
             spdlog::set_level(wanted);
             spdlog::log(std::max(wanted, spdlog::level::info),
                         "SIGHUP: reloaded {}: log_level {} -> {}", file,
                         spdlog::level::to_string_view(before), spdlog::level::to_string_view(wanted));
         }
+        for (const std::string& change : system.reload(*loaded.topology))
+            spdlog::warn("SIGHUP: {}: needs a restart to apply; left as it was", change);
     }
     notify("READY=1");
 }
@@ -91,12 +117,13 @@ int serve(System& system_ref, const std::string& file) {
 
     const std::optional<std::chrono::milliseconds> watchdog = watchdog_ping_interval();
     int signal = 0;
+    std::vector<std::string> silent;
     while (true) {
         signal = wait_for_signal(watchdog.value_or(kIdleWakeInterval));
-        if (watchdog) notify("WATCHDOG=1");
+        if (watchdog) ping_watchdog(*system, *watchdog, silent);
         if (signal == 0) continue;
         if (signal == SIGHUP) {
-            reload(file);
+            reload(*system, file);
             continue;
         }
         break; // SIGINT or SIGTERM

@@ -2,9 +2,10 @@
 //
 // Prints "listening <instance> <role> <address>" for every bound endpoint and then "ready"
 // on stdout (tests and scripts parse these lines), sends READY=1 to systemd, pings the
-// watchdog from this loop at half its period, and on SIGINT/SIGTERM sends STOPPING=1 and
-// drains with a 5 s budget; a second signal or an exhausted budget exits 1 at once.
-// SIGHUP re-reads the file and applies system.log_level (the rest needs a restart).
+// watchdog at half its period while every daemon loop publishes its heartbeat, and on
+// SIGINT/SIGTERM sends STOPPING=1 and drains with a 5 s budget; a second signal or an
+// exhausted budget exits 1 at once. SIGHUP re-reads the file and applies system.log_level
+// and the daemons' reloadable limits (INTERNAL_PROTOCOL.md, "Reload").
 //
 // Thread: main, which must have called block_signals() before System::start(); one
 // short-lived thread runs System::stop() so main keeps taking signals while daemons drain.

@@ -3,6 +3,7 @@
 
 #include "common/log.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace vartalap {
@@ -47,9 +48,16 @@ void System::start() {
                 if (!parent.empty()) std::filesystem::create_directories(parent);
             }
     contexts_.reserve(specs_.size());
-    for (const auto* spec : specs_)
+    std::vector<OpsEntry> ops_entries;
+    for (const auto* spec : specs_) {
+        boards_.push_back(std::make_unique<metrics::Board>());
         contexts_.push_back(std::make_unique<DaemonContext>(DaemonContext{
-            *zmq_, topology_, *spec, data_dir / spec->name, *access_keys_, clock_}));
+            *zmq_, topology_, *spec, data_dir / spec->name, *access_keys_, clock_,
+            boards_.back().get()}));
+        ops_entries.push_back({spec, boards_.back().get()});
+    }
+    ops_ = std::make_unique<OpsServer>(*zmq_, std::move(ops_entries), clock_);
+    started_ms_ = clock_.monotonic_ms();
 
     started_ = true; // from here on, stop() cleans up whatever exists
     const char* phase = "create";
@@ -64,6 +72,9 @@ void System::start() {
             current = specs_[i];
             daemons_[i]->bind();
         }
+        phase = "bind control or metrics of";
+        current = nullptr;
+        ops_->bind();
         phase = "connect";
         for (std::size_t i = 0; i < daemons_.size(); ++i) {
             current = specs_[i];
@@ -75,6 +86,7 @@ void System::start() {
             daemons_[i]->start();
             ++running_;
         }
+        ops_->start();
     } catch (const std::exception& e) {
         const std::string message = std::string(phase) + " " +
                                     (current ? current->kind + " '" + current->name + "'" : "") +
@@ -88,13 +100,17 @@ void System::start() {
 void System::stop() {
     if (!started_) return;
     started_ = false;
+    if (ops_) ops_->set_draining();
     for (int rank = 0; rank <= 3; ++rank) {
         for (std::size_t i = 0; i < running_; ++i)
             if (stop_rank(specs_[i]->kind) == rank) daemons_[i]->request_stop();
         for (std::size_t i = 0; i < running_; ++i)
             if (stop_rank(specs_[i]->kind) == rank) daemons_[i]->join();
     }
+    if (ops_) ops_->stop();
+    ops_.reset();
     daemons_.clear(); // closes any socket a daemon that never started still holds
+    boards_.clear();
     running_ = 0;
     contexts_.clear();
     specs_.clear();
@@ -105,7 +121,47 @@ void System::stop() {
 std::map<std::string, std::map<std::string, std::string>> System::bound_endpoints() const {
     std::map<std::string, std::map<std::string, std::string>> out;
     for (std::size_t i = 0; i < daemons_.size(); ++i) out[specs_[i]->name] = daemons_[i]->bound_endpoints();
+    if (ops_)
+        for (const auto& [instance, roles] : ops_->bound_endpoints())
+            for (const auto& [role, address] : roles) out[instance][role] = address;
     return out;
+}
+
+std::vector<std::string> System::reload(const topology::Topology& fresh) {
+    std::vector<std::string> restart;
+    for (std::size_t i = 0; i < running_; ++i) {
+        const topology::DaemonSpec& now = *specs_[i];
+        const topology::DaemonSpec* next = fresh.find(now.name);
+        if (next == nullptr) {
+            restart.push_back(now.name + " is no longer in the file");
+            continue;
+        }
+        if (next->kind != now.kind || next->host != now.host)
+            restart.push_back(now.name + ": kind or host changed");
+        if (next->endpoints != now.endpoints) restart.push_back(now.name + ": endpoints changed");
+        const auto same_slots = [](const auto& a, const auto& b) {
+            return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+                return x.first == y.first && x.last == y.last;
+            });
+        };
+        if (!same_slots(next->slots, now.slots)) restart.push_back(now.name + ": slots changed");
+        if (next->kind == now.kind) daemons_[i]->reload(*next);
+    }
+    for (const auto& spec : fresh.daemons)
+        if ((host_.empty() || spec.host == host_) && (instance_.empty() || spec.name == instance_) &&
+            topology_.find(spec.name) == nullptr)
+            restart.push_back(spec.name + " is new in the file");
+    return restart;
+}
+
+std::vector<std::string> System::silent_daemons(std::uint64_t max_age_ms) const {
+    std::vector<std::string> silent;
+    const std::uint64_t now = clock_.monotonic_ms();
+    for (std::size_t i = 0; i < running_; ++i) {
+        const std::uint64_t last = boards_[i]->last_publish_ms().value_or(started_ms_);
+        if (now - std::min(now, last) > max_age_ms) silent.push_back(specs_[i]->name);
+    }
+    return silent;
 }
 
 } // namespace vartalap

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "daemons/daemon.hpp"
+#include "daemons/ops_server.hpp"
 
 #include <map>
 #include <memory>
@@ -31,6 +32,14 @@ public:
     // Idempotent.
     void stop();
 
+    // SIGHUP: hands each running daemon its entry of `fresh` (it applies its reloadable
+    // limits on its own thread and logs them). Returns what differs but needs a restart
+    // (endpoints, slots, daemons added or removed), one line each.
+    std::vector<std::string> reload(const topology::Topology& fresh);
+    // Daemons whose loop has not published (its heartbeat) within `max_age_ms`, counting a
+    // daemon that never published from the time the system started.
+    std::vector<std::string> silent_daemons(std::uint64_t max_age_ms) const;
+
     // instance name -> role -> bound address (e.g. "ws-1" -> "listen" -> "127.0.0.1:40211").
     std::map<std::string, std::map<std::string, std::string>> bound_endpoints() const;
     const topology::Topology& topology() const { return topology_; }
@@ -45,7 +54,10 @@ private:
     std::unique_ptr<AccessKeys> access_keys_;
     std::vector<const topology::DaemonSpec*> specs_;
     std::vector<std::unique_ptr<DaemonContext>> contexts_;
+    std::vector<std::unique_ptr<metrics::Board>> boards_; // one per daemon, same order
     std::vector<std::unique_ptr<Daemon>> daemons_;
+    std::unique_ptr<OpsServer> ops_;                      // control sockets, metrics ports
+    std::uint64_t started_ms_ = 0;
     std::size_t running_ = 0; // daemons_[0, running_) have started threads
     bool started_ = false;
 };

@@ -5,6 +5,7 @@
 
 #include "common/client_message.hpp"
 #include "common/http_auth.hpp"
+#include "common/net.hpp"
 #include "common/log.hpp"
 #include "common/zmq_util.hpp"
 #include "daemons/factories.hpp"
@@ -119,17 +120,13 @@ public:
 
     void bind() override {
         const std::string listen = context_.self.endpoint("listen");
-        const auto colon = listen.rfind(':');
-        if (colon == std::string::npos)
-            throw std::invalid_argument(context_.self.name + ": listen must be host:port");
-        const tcp::endpoint endpoint(asio::ip::make_address(listen.substr(0, colon)),
-                                     static_cast<unsigned short>(std::stoi(listen.substr(colon + 1))));
+        const tcp::endpoint endpoint = tcp_endpoint_of(context_.self.name, "listen", listen);
         acceptor_.open(endpoint.protocol());
         acceptor_.set_option(asio::socket_base::reuse_address(true));
         acceptor_.bind(endpoint);
         acceptor_.listen(asio::socket_base::max_listen_connections);
         const auto bound = acceptor_.local_endpoint();
-        bound_listen_ = bound.address().to_string() + ":" + std::to_string(bound.port());
+        bound_listen_ = to_host_port(bound);
         router_ = make_socket(context_.zmq, zmq::socket_type::router);
         router_.bind(context_.self.endpoint("router"));
         bound_router_ = last_endpoint(router_);

@@ -2,6 +2,7 @@
 // on the gateway's own thread; request_stop from any thread (see ws_gateway.hpp).
 #include "daemons/ws_gateway/ws_gateway.hpp"
 
+#include "common/net.hpp"
 #include "common/zmq_util.hpp"
 #include "daemons/ws_gateway/gateway_core.hpp"
 #include "daemons/ws_gateway/listener.hpp"
@@ -63,18 +64,6 @@ GatewayOptions read_options(const topology::DaemonSpec& spec) {
     return o;
 }
 
-// "host:port", "[v6]:port" -> (host, port). Throws std::invalid_argument.
-std::pair<std::string, std::string> split_host_port(const std::string& name,
-                                                    const std::string& text) {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
-        throw std::invalid_argument(name + ": listen '" + text + "' is not host:port");
-    std::string host = text.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    return {host, text.substr(colon + 1)};
-}
-
 class WsGateway final : public Daemon {
 public:
     explicit WsGateway(const DaemonContext& context)
@@ -101,21 +90,14 @@ public:
         bound_router_ = last_endpoint(router_);
 
         const std::string listen = self.endpoint("listen");
-        const auto [host, port] = split_host_port(self.name, listen);
         try {
-            tcp::resolver resolver(*io_);
-            const auto results = resolver.resolve(host, port, tcp::resolver::numeric_service);
-            if (results.empty()) throw std::runtime_error("no address");
-            listener_ = std::make_shared<ws_gateway::Listener>(*io_, results.begin()->endpoint(),
-                                                              state_);
+            listener_ = std::make_shared<ws_gateway::Listener>(
+                *io_, tcp_endpoint_of(self.name, "listen", listen), state_);
         } catch (const std::exception& e) {
             throw std::runtime_error(self.name + ": cannot listen on '" + listen +
                                      "': " + e.what());
         }
-        const tcp::endpoint local = listener_->local_endpoint();
-        bound_listen_ = local.address().is_v6()
-                            ? "[" + local.address().to_string() + "]:" + std::to_string(local.port())
-                            : local.address().to_string() + ":" + std::to_string(local.port());
+        bound_listen_ = to_host_port(listener_->local_endpoint());
     }
 
     void connect() override {

@@ -1,0 +1,328 @@
+// Thread: see ops_server.hpp. After start() the Impl lives on the ops thread; the only state
+// other threads touch is OpsServer::draining_ (atomic) and the Boards (their own locking).
+#include "daemons/ops_server.hpp"
+
+#include "common/net.hpp"
+#include "common/version.hpp"
+#include "common/zmq_util.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <list>
+#include <stdexcept>
+#include <thread>
+#include <unistd.h>
+
+namespace vartalap {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+// A scrape is one small request; anything slower or bigger is not Prometheus.
+constexpr auto kHttpTimeout = std::chrono::seconds(5);
+constexpr std::size_t kMaxRequestBytes = 8192;
+// Concurrent metrics connections per process; more are closed at accept.
+constexpr int kMaxHttpConnections = 64;
+// Control requests read per wake-up before other work gets a turn.
+constexpr int kControlBatch = 64;
+
+metrics::Identity identity_of(const topology::DaemonSpec& spec) {
+    return {spec.name, spec.kind, spec.host};
+}
+
+metrics::Health health(const OpsEntry& entry, std::uint64_t started_ms, std::uint64_t now_ms,
+                       bool draining) {
+    return metrics::health_of(entry.board->last_publish_ms(), started_ms, now_ms, draining);
+}
+
+} // namespace
+
+nlohmann::json status_json(const OpsEntry& entry, std::uint64_t started_ms, std::uint64_t now_ms,
+                           bool draining) {
+    const auto last = entry.board->last_publish_ms();
+    nlohmann::json counters = nlohmann::json::object();
+    nlohmann::json gauges = nlohmann::json::object();
+    metrics::add_to_json(entry.board->snapshot(), counters, gauges);
+    return {
+        {"instance", entry.spec->name},
+        {"kind", entry.spec->kind},
+        {"host", entry.spec->host},
+        {"pid", static_cast<std::int64_t>(::getpid())},
+        {"version", std::string(version())},
+        {"health", std::string(to_string(health(entry, started_ms, now_ms, draining)))},
+        {"uptime_seconds", (now_ms - std::min(now_ms, started_ms)) / 1000},
+        {"last_publish_age_ms", last ? nlohmann::json(now_ms - std::min(now_ms, *last))
+                                     : nlohmann::json(nullptr)},
+        {"counters", std::move(counters)},
+        {"gauges", std::move(gauges)},
+    };
+}
+
+std::string metrics_text(const OpsEntry& entry, std::uint64_t started_ms, std::uint64_t now_ms,
+                         bool draining) {
+    const auto last = entry.board->last_publish_ms();
+    metrics::Snapshot process;
+    process.gauge("vartalap_up", "1 while the daemon's loop runs (health ok), else 0",
+                  health(entry, started_ms, now_ms, draining) == metrics::Health::ok ? 1 : 0);
+    process.gauge("vartalap_build_info", "the build's version", 1,
+                  metrics::label("version", version()));
+    process.gauge("vartalap_uptime_seconds", "seconds since the daemon started",
+                  static_cast<double>(now_ms - std::min(now_ms, started_ms)) / 1000.0);
+    if (last)
+        process.gauge("vartalap_last_publish_age_seconds",
+                      "age of the metrics the daemon's loop last published",
+                      static_cast<double>(now_ms - std::min(now_ms, *last)) / 1000.0);
+    const metrics::Identity identity = identity_of(*entry.spec);
+    return metrics::render_prometheus(process, identity) +
+           metrics::render_prometheus(entry.board->snapshot(), identity);
+}
+
+std::string control_reply(std::string_view request, const OpsEntry& entry,
+                          std::uint64_t started_ms, std::uint64_t now_ms, bool draining) {
+    if (request == "status") return status_json(entry, started_ms, now_ms, draining).dump();
+    if (request == "metrics")
+        return nlohmann::json{{"text", metrics_text(entry, started_ms, now_ms, draining)}}.dump();
+    std::string shown(request.substr(0, 64));
+    for (char& c : shown)
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+    return nlohmann::json{{"error", fmt::format("unknown command \"{}\"; commands: status, metrics",
+                                                shown)}}
+        .dump();
+}
+
+struct OpsServer::Impl {
+    struct Control {
+        OpsEntry entry;
+        zmq::socket_t socket;
+        std::string bound;
+        std::unique_ptr<ZmqAsioWatcher> watcher;
+    };
+    struct Metrics {
+        OpsEntry entry;
+        std::unique_ptr<tcp::acceptor> acceptor;
+        std::string bound;
+    };
+
+    // One scrape: read a request, answer it, close.
+    class HttpSession : public std::enable_shared_from_this<HttpSession> {
+    public:
+        HttpSession(Impl& impl, const Metrics& target, tcp::socket socket)
+            : impl_(impl), target_(target), stream_(std::move(socket)) {
+            ++impl_.http_connections;
+        }
+        ~HttpSession() { --impl_.http_connections; }
+
+        void start() {
+            parser_.body_limit(kMaxRequestBytes);
+            parser_.header_limit(kMaxRequestBytes);
+            stream_.expires_after(kHttpTimeout);
+            http::async_read(stream_, buffer_, parser_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                 self->on_read(ec);
+                             });
+        }
+
+    private:
+        void on_read(beast::error_code ec) {
+            if (ec) return; // timeout, reset or a request over the limits: just close
+            const auto& request = parser_.get();
+            auto response = std::make_shared<http::response<http::string_body>>();
+            response->version(request.version());
+            response->keep_alive(false);
+            response->set(http::field::server, "vartalap");
+            const std::string_view target(request.target().data(), request.target().size());
+            const std::string_view path = target.substr(0, target.find('?'));
+            if (request.method() != http::verb::get && request.method() != http::verb::head) {
+                response->result(http::status::method_not_allowed);
+                response->set(http::field::allow, "GET, HEAD");
+                response->body() = "only GET\n";
+            } else if (path != "/metrics") {
+                response->result(http::status::not_found);
+                response->body() = "metrics are at /metrics\n";
+            } else {
+                response->result(http::status::ok);
+                response->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+                if (request.method() == http::verb::get)
+                    response->body() = metrics_text(target_.entry, impl_.started_ms,
+                                                    impl_.clock.monotonic_ms(), impl_.draining());
+            }
+            if (response->result() != http::status::ok)
+                response->set(http::field::content_type, "text/plain; charset=utf-8");
+            response->prepare_payload();
+            http::async_write(stream_, *response,
+                              [self = shared_from_this(), response](beast::error_code, std::size_t) {
+                                  beast::error_code ignored;
+                                  self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                              });
+        }
+
+        Impl& impl_;
+        const Metrics& target_;
+        beast::tcp_stream stream_;
+        beast::flat_buffer buffer_;
+        http::request_parser<http::empty_body> parser_;
+    };
+
+    Impl(zmq::context_t& zmq_context, std::vector<OpsEntry> all, const Clock& clock_ref,
+         const std::atomic<bool>& draining_flag)
+        : zmq(zmq_context), entries(std::move(all)), clock(clock_ref), draining_ref(draining_flag) {}
+
+    bool draining() const { return draining_ref.load(std::memory_order_relaxed); }
+
+    void bind() {
+        for (const OpsEntry& entry : entries) {
+            const std::string control = entry.spec->endpoint("control");
+            if (!control.empty()) {
+                Control& c = controls.emplace_back();
+                c.entry = entry;
+                c.socket = make_socket(zmq, zmq::socket_type::router);
+                try {
+                    c.socket.bind(control);
+                } catch (const zmq::error_t& e) {
+                    throw std::runtime_error(entry.spec->name + ": cannot bind control '" +
+                                             control + "': " + e.what());
+                }
+                c.bound = last_endpoint(c.socket);
+            }
+            const std::string address = entry.spec->endpoint("metrics");
+            if (!address.empty()) {
+                Metrics& m = metrics_ports.emplace_back();
+                m.entry = entry;
+                try {
+                    const tcp::endpoint endpoint = tcp_endpoint_of(entry.spec->name, "metrics", address);
+                    m.acceptor = std::make_unique<tcp::acceptor>(io);
+                    m.acceptor->open(endpoint.protocol());
+                    m.acceptor->set_option(asio::socket_base::reuse_address(true));
+                    m.acceptor->bind(endpoint);
+                    m.acceptor->listen(asio::socket_base::max_listen_connections);
+                } catch (const std::exception& e) {
+                    throw std::runtime_error(entry.spec->name + ": cannot serve metrics on '" +
+                                             address + "': " + e.what());
+                }
+                m.bound = to_host_port(m.acceptor->local_endpoint());
+            }
+        }
+    }
+
+    void start() {
+        started_ms = clock.monotonic_ms();
+        for (Control& c : controls) {
+            c.watcher = std::make_unique<ZmqAsioWatcher>(io, c.socket, [this, &c] { on_control(c); });
+            c.watcher->start();
+        }
+        for (Metrics& m : metrics_ports) accept(m);
+        thread = std::thread([this] {
+            try {
+                io.run();
+            } catch (const std::exception& e) {
+                // Observability must not take the daemons down: log and stop serving.
+                spdlog::error("ops: control and metrics stopped: {}", e.what());
+            }
+        });
+    }
+
+    void accept(Metrics& m) {
+        m.acceptor->async_accept([this, &m](beast::error_code ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) {
+                if (http_connections >= kMaxHttpConnections) {
+                    beast::error_code ignored;
+                    socket.close(ignored);
+                } else {
+                    std::make_shared<HttpSession>(*this, m, std::move(socket))->start();
+                }
+            }
+            accept(m);
+        });
+    }
+
+    void on_control(Control& c) {
+        for (int i = 0; i < kControlBatch; ++i) {
+            std::vector<zmq::message_t> frames;
+            zmq::message_t frame;
+            bool more = true;
+            while (more) {
+                if (!c.socket.recv(frame, zmq::recv_flags::dontwait)) {
+                    if (frames.empty()) return; // nothing more to read
+                    break;
+                }
+                more = frame.more();
+                frames.push_back(std::move(frame));
+            }
+            // [routing id, (empty delimiter,) request]: REQ and DEALER clients both work.
+            if (frames.size() < 2 || frames.size() > 3) continue;
+            const std::string_view request = frames.back().to_string_view();
+            const std::string reply = control_reply(request, c.entry, started_ms,
+                                                    clock.monotonic_ms(), draining());
+            try {
+                c.socket.send(frames[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+                if (frames.size() == 3)
+                    c.socket.send(zmq::message_t(), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+                c.socket.send(zmq::buffer(reply), zmq::send_flags::dontwait);
+            } catch (const zmq::error_t& e) {
+                // The asker went away (router_mandatory): nothing to answer.
+                if (e.num() != EHOSTUNREACH) throw;
+            }
+        }
+        c.watcher->poke(); // more may be queued: look again after other work
+    }
+
+    void stop() {
+        if (thread.joinable()) {
+            asio::post(io, [this] {
+                for (Control& c : controls)
+                    if (c.watcher) c.watcher->stop();
+                for (Metrics& m : metrics_ports) {
+                    beast::error_code ignored;
+                    m.acceptor->close(ignored);
+                }
+                io.stop();
+            });
+            thread.join();
+        }
+        controls.clear();
+        metrics_ports.clear();
+    }
+
+    zmq::context_t& zmq;
+    std::vector<OpsEntry> entries;
+    const Clock& clock;
+    const std::atomic<bool>& draining_ref;
+    int http_connections = 0; // before io: sessions still queued in io count down at its end
+    asio::io_context io{1};
+    std::list<Control> controls;      // stable addresses: the watchers' handlers hold them
+    std::list<Metrics> metrics_ports;
+    std::uint64_t started_ms = 0;
+    std::thread thread;
+};
+
+OpsServer::OpsServer(zmq::context_t& zmq, std::vector<OpsEntry> entries, const Clock& clock)
+    : impl_(std::make_unique<Impl>(zmq, std::move(entries), clock, draining_)) {}
+
+OpsServer::~OpsServer() { stop(); }
+
+void OpsServer::bind() { impl_->bind(); }
+
+std::map<std::string, std::map<std::string, std::string>> OpsServer::bound_endpoints() const {
+    std::map<std::string, std::map<std::string, std::string>> out;
+    for (const auto& c : impl_->controls) out[c.entry.spec->name]["control"] = c.bound;
+    for (const auto& m : impl_->metrics_ports) out[m.entry.spec->name]["metrics"] = m.bound;
+    return out;
+}
+
+void OpsServer::start() { impl_->start(); }
+
+void OpsServer::stop() { impl_->stop(); }
+
+} // namespace vartalap

@@ -1,0 +1,63 @@
+// Publishing a daemon's metrics from its own loop (INTERNAL_PROTOCOL.md, "Operations"): the
+// first tick publishes at once, then one publish per metrics::kPublishPeriodMs. A publish is
+// also the loop's heartbeat, which health and the systemd watchdog look at.
+// Thread-safety: belongs to the daemon's thread.
+#pragma once
+
+#include "common/clock.hpp"
+#include "common/lmdb.hpp"
+#include "common/metrics.hpp"
+
+#include <string_view>
+
+namespace vartalap {
+
+class Publisher {
+public:
+    Publisher(metrics::Board* board, const Clock& clock) : board_(board), clock_(clock) {}
+
+    // Call from every loop iteration (it returns at once when nothing is due); `build`
+    // fills a metrics::Snapshot& with the daemon's metrics.
+    template <class Build>
+    void tick(Build&& build) {
+        if (board_ == nullptr) return;
+        const std::uint64_t now = clock_.monotonic_ms();
+        if (started_ && !schedule_.due(now)) return;
+        if (!started_) {
+            started_ = true;
+            schedule_.start(now);
+        }
+        metrics::Snapshot snapshot;
+        build(snapshot);
+        board_->publish(std::move(snapshot), now);
+    }
+
+private:
+    metrics::Board* board_;
+    const Clock& clock_;
+    Periodic schedule_{metrics::kPublishPeriodMs};
+    bool started_ = false;
+};
+
+// The uniform "in"/"out" pair every kind reports (what they count: INTERNAL_PROTOCOL.md).
+inline void add_messages_in_out(metrics::Snapshot& s, double in, double out) {
+    s.counter("vartalap_messages_in_total", "messages this daemon accepted", in);
+    s.counter("vartalap_messages_out_total", "messages this daemon passed on", out);
+}
+
+// A gauge vartalap_queue_depth{queue="<queue>"}.
+inline void add_queue_depth(metrics::Snapshot& s, std::string_view queue, double depth) {
+    s.gauge("vartalap_queue_depth", "items waiting in the daemon's queues", depth,
+            metrics::label("queue", queue));
+}
+
+// vartalap_lmdb_map_used_bytes / _size_bytes{env="<name>"} of an LMDB environment.
+inline void add_lmdb_use(metrics::Snapshot& s, std::string_view env_name, const lmdb::Env& env) {
+    const std::string labels = metrics::label("env", env_name);
+    s.gauge("vartalap_lmdb_map_used_bytes", "bytes of the LMDB map in use",
+            static_cast<double>(env.used_bytes()), labels);
+    s.gauge("vartalap_lmdb_map_size_bytes", "size of the LMDB map",
+            static_cast<double>(env.map_size()), labels);
+}
+
+} // namespace vartalap
