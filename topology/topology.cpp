@@ -612,6 +612,14 @@ private:
                           "' is not a ZeroMQ endpoint: " + error);
             return;
         }
+        // The control socket is asked by another process (vartalapctl status), which an
+        // inproc:// endpoint cannot reach.
+        if (role.role == "control" && parsed.transport == Transport::inproc) {
+            add(line, draft.label + ": control '" + text + "' uses inproc://, which no other "
+                          "process can reach; use ipc:// or tcp:// (e.g. control = \"" +
+                          example_endpoint(role, draft.spec.name) + "\")");
+            return;
+        }
         draft.spec.endpoints[std::string(role.role)] = text;
         endpoints_.push_back(
             BoundEndpoint{drafts_.size(), std::string(role.role), text, parsed, line});

@@ -375,6 +375,29 @@ pull = "inproc://r1 "
     EXPECT_TRUE(has_error(spaced, 4, {"daemon 'r1'", "whitespace"}));
 }
 
+TEST(TopologyErrors, ControlIsAskedByAnotherProcess) {
+    const LoadResult result = load(R"toml([[daemon]]
+kind = "message-router"
+name = "r1"
+pull = "inproc://r1"
+control = "inproc://r1-control"
+[[daemon]]
+kind = "message-router"
+name = "r2"
+pull = "inproc://r2"
+control = "ipc:///tmp/vartalap-test/r2.control"
+metrics = "127.0.0.1:0"
+[[daemon]]
+kind = "message-router"
+name = "r3"
+pull = "inproc://r3"
+control = "tcp://127.0.0.1:0"
+)toml");
+    EXPECT_TRUE(has_error(result, 5, {"daemon 'r1'", "control 'inproc://r1-control'",
+                                      "ipc:// or tcp://", "ipc:///run/vartalap/r1.control"}));
+    EXPECT_EQ(result.errors.size(), 1u) << all_errors(result);
+}
+
 TEST(TopologyErrors, MalformedListen) {
     const LoadResult result = load(R"toml([[daemon]]
 kind = "rest-gateway"
