@@ -8,6 +8,8 @@
 #include "common/lmdb.hpp"
 #include "common/metrics.hpp"
 
+#include <fmt/format.h>
+
 #include <string_view>
 
 namespace vartalap {
@@ -58,6 +60,16 @@ inline void add_lmdb_use(metrics::Snapshot& s, std::string_view env_name, const 
             static_cast<double>(env.used_bytes()), labels);
     s.gauge("vartalap_lmdb_map_size_bytes", "size of the LMDB map",
             static_cast<double>(env.map_size()), labels);
+}
+
+// A kind's own counters, as vartalap_<kind>_<name>_total ("session", "stored" ->
+// vartalap_session_stored_total); the help text names the counter.
+template <class Rows>
+void add_counters(metrics::Snapshot& s, std::string_view kind, const Rows& rows) {
+    for (const auto& [name, value] : rows)
+        s.counter(fmt::format("vartalap_{}_{}_total", kind, name),
+                  fmt::format("{} counter '{}' (see the daemon's counters)", kind, name),
+                  static_cast<double>(value));
 }
 
 } // namespace vartalap

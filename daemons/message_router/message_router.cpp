@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "common/zmq_util.hpp"
 #include "daemons/factories.hpp"
+#include "daemons/publisher.hpp"
 #include "daemons/threaded_daemon.hpp"
 
 #include <vector>
@@ -114,11 +115,13 @@ protected:
                 const auto result = receive_envelope(pull_, false, incoming, &error);
                 if (result == ReceiveResult::empty) break;
                 if (result == ReceiveResult::malformed) {
-                    spdlog::warn("message-router {}: malformed envelope: {}", context_.self.name, error);
+                    warn_dropped(malformed_, context_.self.name, "malformed envelope", error);
                     continue;
                 }
+                ++received_;
                 core_.route(incoming.envelope);
             }
+            publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
         }
         pull_.close();
         for (auto& push : pushes_) push.close();
@@ -126,16 +129,27 @@ protected:
     }
 
 private:
+    void publish(metrics::Snapshot& s) const {
+        const RouterCounters& c = core_.counters();
+        add_messages_in_out(s, static_cast<double>(received_),
+                            static_cast<double>(c.routed + c.acks + c.group));
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"received", received_}, {"routed", c.routed}, {"acks", c.acks}, {"group", c.group},
+            {"dropped", c.dropped}, {"malformed", malformed_}, {"forward_failures", forward_failures_}};
+        add_counters(s, "message_router", rows);
+    }
+
     void forward(std::size_t shard, Envelope& envelope) {
         // Before the durable point: if a session shard stays at its high-water mark past
         // the budget, the message is dropped and logged; its sender got no SERVER_ACK and
         // resends. Waiting here (instead of dropping at once) pushes back on the gateways.
         const auto result = send_with_backpressure(pushes_[shard], envelope, scratch_,
                                                    [this] { return stop_requested(); });
-        if (result != SendResult::ok)
-            spdlog::error("message-router {}: session shard {} is not accepting; dropped {} {}",
+        if (result != SendResult::ok && count_sampled(forward_failures_))
+            spdlog::error("message-router {}: session shard {} is not accepting; dropped {} {} "
+                          "({} dropped so far)",
                           context_.self.name, shards_.instances()[shard]->name,
-                          to_string(envelope.kind), envelope.id);
+                          to_string(envelope.kind), envelope.id, forward_failures_);
     }
 
     void forward_group(Envelope& envelope) {
@@ -143,9 +157,10 @@ private:
         // and logged, and its sender, who got no SERVER_ACK, resends.
         const auto result = send_with_backpressure(group_push_, envelope, scratch_,
                                                    [this] { return stop_requested(); });
-        if (result != SendResult::ok)
-            spdlog::error("message-router {}: no group-router is accepting; dropped group message {}",
-                          context_.self.name, envelope.id);
+        if (result != SendResult::ok && count_sampled(forward_failures_))
+            spdlog::error("message-router {}: no group-router is accepting; dropped group message "
+                          "{} ({} dropped so far)",
+                          context_.self.name, envelope.id, forward_failures_);
     }
 
     DaemonContext context_; // a copy: its references outlive the daemon (System owns them)
@@ -156,6 +171,10 @@ private:
     zmq::socket_t group_push_; // connected to every group-router; empty if there is none
     std::string scratch_;
     std::string bound_pull_;
+    std::uint64_t received_ = 0;
+    std::uint64_t malformed_ = 0;
+    std::uint64_t forward_failures_ = 0;
+    Publisher publisher_{context_.board, context_.clock};
 };
 
 } // namespace

@@ -61,9 +61,7 @@ PersistenceCore::PersistenceCore(lmdb::Env& env, PersistenceOutbox& outbox, cons
                                  PersistenceConfig config)
     : env_(env), outbox_(outbox), clock_(clock), config_(config),
       deliver_header_(header_frame(Kind::deliver)) {
-    config_.fetch_limit_max = std::clamp<std::uint32_t>(config_.fetch_limit_max, 1, kMaxItemsPerReply);
-    config_.rest_default_limit =
-        std::clamp<std::uint32_t>(config_.rest_default_limit, 1, config_.fetch_limit_max);
+    set_limits(config_.ttl_seconds, config_.fetch_limit_max, config_.rest_default_limit);
     config_.expiry_batch = std::max<std::size_t>(config_.expiry_batch, 1);
     config_.max_map_size_mb = std::max(config_.max_map_size_mb, config_.map_size_mb);
 
@@ -616,6 +614,14 @@ bool PersistenceCore::is_stored(std::string_view user, std::string_view id) cons
 std::size_t PersistenceCore::stored_count(std::string_view user) const {
     lmdb::Txn txn(env_, lmdb::Txn::read_only);
     return user_keys::count_messages(txn, messages_, user);
+}
+
+void PersistenceCore::set_limits(std::uint64_t ttl_seconds, std::uint32_t fetch_limit_max,
+                                 std::uint32_t rest_default_limit) {
+    config_.ttl_seconds = ttl_seconds;
+    config_.fetch_limit_max = std::clamp<std::uint32_t>(fetch_limit_max, 1, kMaxItemsPerReply);
+    config_.rest_default_limit =
+        std::clamp<std::uint32_t>(rest_default_limit, 1, config_.fetch_limit_max);
 }
 
 std::size_t PersistenceCore::total_count() const {

@@ -162,6 +162,10 @@ public:
 
     const PersistenceCounters& counters() const { return counters_; }
     const PersistenceConfig& config() const { return config_; }
+    // SIGHUP: new TTL (the next expiry run applies it to every stored message) and page
+    // limits (clamped as at construction).
+    void set_limits(std::uint64_t ttl_seconds, std::uint32_t fetch_limit_max,
+                    std::uint32_t rest_default_limit);
 
     // Inspection (tests, status): reads committed state in a fresh read transaction.
     bool is_stored(std::string_view user, std::string_view id) const;

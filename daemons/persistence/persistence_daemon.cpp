@@ -16,6 +16,8 @@
 #include "common/zmq_util.hpp"
 #include "daemons/persistence/persistence_core.hpp"
 #include "daemons/options.hpp"
+#include "daemons/publisher.hpp"
+#include "daemons/reload.hpp"
 #include "daemons/threaded_daemon.hpp"
 
 #include <spdlog/spdlog.h>
@@ -85,10 +87,9 @@ public:
         config_.grow_by_mb =
             uint_option(self, "grow_by_mb", config_.grow_by_mb, /*allow_zero=*/true);
         config_.max_map_size_mb = uint_option(self, "max_map_size_mb", config_.map_size_mb);
-        config_.fetch_limit_max = static_cast<std::uint32_t>(
-            std::min<std::uint64_t>(uint_option(self, "fetch_limit_max", config_.fetch_limit_max), 10000));
-        config_.rest_default_limit = static_cast<std::uint32_t>(
-            std::min<std::uint64_t>(uint_option(self, "rest_default_limit", config_.rest_default_limit), 10000));
+        config_.fetch_limit_max = fetch_limit_option(self, "fetch_limit_max", config_.fetch_limit_max);
+        config_.rest_default_limit =
+            fetch_limit_option(self, "rest_default_limit", config_.rest_default_limit);
         config_.expiry_batch = uint_option(self, "expiry_batch", config_.expiry_batch);
         config_.max_payload_bytes =
             uint_option(self, "max_payload_bytes", config_.max_payload_bytes);
@@ -133,6 +134,8 @@ public:
     }
 
     std::map<std::string, std::string> bound_endpoints() const override { return bound_; }
+
+    void reload(const topology::DaemonSpec& fresh) override { pending_reload_.post(fresh); }
 
 protected:
     void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
@@ -217,10 +220,54 @@ private:
     //   - core.on_timer() every loop turn (at least every kTickMs, 100 ms), which runs
     //       expiry (every 1 s, bounded batch), sync in process mode (every 1 s), and
     //       mdb_reader_check (every 60 s) — see PersistenceCore::on_timer;
-    //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level.
+    //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level;
+    //   - metrics to the ops thread — every metrics::kPublishPeriodMs (1 s);
+    //   - a SIGHUP's new limits — when posted.
     void periodic_duties() {
         core_->on_timer();
         if (counter_log_.due(context_.clock.monotonic_ms())) log_counters("counters", spdlog::level::debug);
+        publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
+        if (auto fresh = pending_reload_.take()) apply_reload(*fresh);
+    }
+
+    static std::uint32_t fetch_limit_option(const topology::DaemonSpec& spec, std::string_view key,
+                                            std::uint32_t fallback) {
+        return static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(uint_option(spec, key, fallback), 10000));
+    }
+
+    void apply_reload(const topology::DaemonSpec& fresh) {
+        const PersistenceConfig defaults;
+        const PersistenceConfig& now = core_->config();
+        std::uint64_t ttl = now.ttl_seconds;
+        std::uint32_t fetch_limit = now.fetch_limit_max;
+        std::uint32_t rest_limit = now.rest_default_limit;
+        LimitChanges changes;
+        changes.apply("ttl_seconds", ttl, uint_option(fresh, "ttl_seconds", defaults.ttl_seconds));
+        changes.apply("fetch_limit_max", fetch_limit,
+                      fetch_limit_option(fresh, "fetch_limit_max", defaults.fetch_limit_max));
+        changes.apply("rest_default_limit", rest_limit,
+                      fetch_limit_option(fresh, "rest_default_limit", defaults.rest_default_limit));
+        core_->set_limits(ttl, fetch_limit, rest_limit);
+        changes.log(context_.self.name);
+    }
+
+    void publish(metrics::Snapshot& s) {
+        const PersistenceCounters& c = core_->counters();
+        add_messages_in_out(s, static_cast<double>(c.stored), static_cast<double>(c.items_served));
+        s.counter("vartalap_acks_total", "stored messages deleted by a client ack", c.acked);
+        add_queue_depth(s, "stored", static_cast<double>(core_->total_count()));
+        add_lmdb_use(s, "persistence", *env_);
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"stored", c.stored}, {"duplicates", c.duplicates},
+            {"map_full_refusals", c.map_full_refusals}, {"bad_requests", c.bad_requests},
+            {"acked", c.acked}, {"expired", c.expired}, {"fetches", c.fetches},
+            {"rest_pages", c.rest_pages}, {"items_served", c.items_served},
+            {"notified", c.notified}, {"notify_dropped", c.notify_dropped},
+            {"commits", c.commits}, {"syncs", c.syncs}, {"map_grows", c.map_grows},
+            {"stale_readers", c.stale_readers}, {"corrupt", c.corrupt},
+            {"replies_dropped", outbox_.replies_dropped()}, {"dropped", dropped_}};
+        add_counters(s, "persistence", rows);
     }
 
     void log_counters(const char* what, spdlog::level::level_enum level) {
@@ -254,6 +301,8 @@ private:
     std::size_t batch_bytes_ = 0;
     std::uint64_t dropped_ = 0;
     Periodic counter_log_{kCounterLogPeriodMs};
+    Publisher publisher_{context_.board, context_.clock};
+    PendingReload pending_reload_;
 };
 
 } // namespace

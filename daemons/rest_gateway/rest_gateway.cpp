@@ -5,10 +5,13 @@
 
 #include "common/client_message.hpp"
 #include "common/http_auth.hpp"
-#include "common/net.hpp"
 #include "common/log.hpp"
+#include "common/net.hpp"
 #include "common/zmq_util.hpp"
 #include "daemons/factories.hpp"
+#include "daemons/options.hpp"
+#include "daemons/publisher.hpp"
+#include "daemons/reload.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -101,17 +104,45 @@ class RestGateway final : public Daemon {
 public:
     explicit RestGateway(const DaemonContext& context)
         : context_(context), acceptor_(io_), sweep_(io_), drain_deadline_(io_) {
-        const auto& self = context_.self;
-        auto option = [&](const char* key, auto fallback) {
-            return static_cast<decltype(fallback)>(self.option_int(key, static_cast<std::int64_t>(fallback)));
-        };
-        limits_.max_body_bytes = option("max_body_bytes", limits_.max_body_bytes);
-        limits_.max_connections = option("max_connections", limits_.max_connections);
-        limits_.max_messages_per_request = option("max_messages_per_request", limits_.max_messages_per_request);
-        limits_.request_timeout_ms = option("request_timeout_ms", limits_.request_timeout_ms);
-        limits_.send_timeout_ms = option("send_timeout_ms", limits_.send_timeout_ms);
-        limits_.idle_timeout_s = option("idle_timeout_seconds", limits_.idle_timeout_s);
-        message_limits_.max_bytes = static_cast<std::size_t>(self.option_int("max_message_bytes", 64 * 1024));
+        read_limits(context_.self, limits_, message_limits_);
+    }
+
+    // The options of `self` (bad values fall back to the defaults with a warning).
+    static void read_limits(const topology::DaemonSpec& self, RestLimits& limits,
+                            ClientMessageLimits& message_limits) {
+        const RestLimits d;
+        limits.max_body_bytes = uint_option(self, "max_body_bytes", d.max_body_bytes);
+        limits.max_connections = uint_option(self, "max_connections", d.max_connections);
+        limits.max_messages_per_request =
+            uint_option(self, "max_messages_per_request", d.max_messages_per_request);
+        limits.request_timeout_ms =
+            static_cast<int>(std::min<std::uint64_t>(uint_option(self, "request_timeout_ms",
+                                                                 d.request_timeout_ms), 600'000));
+        limits.send_timeout_ms =
+            static_cast<int>(std::min<std::uint64_t>(uint_option(self, "send_timeout_ms",
+                                                                 d.send_timeout_ms), 600'000));
+        limits.idle_timeout_s =
+            static_cast<int>(std::min<std::uint64_t>(uint_option(self, "idle_timeout_seconds",
+                                                                 d.idle_timeout_s), 86'400));
+        message_limits.max_bytes = uint_option(self, "max_message_bytes", 64 * 1024);
+    }
+
+    void reload(const topology::DaemonSpec& fresh) override {
+        asio::post(io_, [this, fresh] {
+            RestLimits next;
+            ClientMessageLimits next_messages = message_limits_;
+            read_limits(fresh, next, next_messages);
+            LimitChanges changes;
+            changes.apply("max_body_bytes", limits_.max_body_bytes, next.max_body_bytes);
+            changes.apply("max_connections", limits_.max_connections, next.max_connections);
+            changes.apply("max_messages_per_request", limits_.max_messages_per_request,
+                          next.max_messages_per_request);
+            changes.apply("request_timeout_ms", limits_.request_timeout_ms, next.request_timeout_ms);
+            changes.apply("send_timeout_ms", limits_.send_timeout_ms, next.send_timeout_ms);
+            changes.apply("idle_timeout_seconds", limits_.idle_timeout_s, next.idle_timeout_s);
+            changes.apply("max_message_bytes", message_limits_.max_bytes, next_messages.max_bytes);
+            changes.log(context_.self.name);
+        });
     }
     ~RestGateway() override {
         request_stop();
@@ -250,8 +281,11 @@ public:
         request.method = std::move(method);
         request.from = std::move(user);
         request.payload = std::move(payload);
-        if (send_envelope(dealer, request, scratch_) != SendResult::ok)
+        if (send_envelope(dealer, request, scratch_) != SendResult::ok) {
+            ++counters_.busy;
             return session->respond(http::status::service_unavailable, json_error("server busy, retry"));
+        }
+        ++counters_.forwarded;
         poke_all();
         pending_[request.request_id] =
             Pending{session, std::chrono::steady_clock::now() +
@@ -285,9 +319,11 @@ public:
             pending->results.set_id(i, envelope.id);
             const bool stored = envelope.method != kClassAck && !envelope.has(flag_ephemeral);
             if (send_envelope(push_, envelope, scratch_) != SendResult::ok) {
+                ++counters_.busy;
                 pending->results.resolve(i, false, "server busy, retry");
                 continue;
             }
+            ++counters_.messages_pushed;
             if (!stored) {
                 pending->results.resolve(i, true);
                 continue;
@@ -349,11 +385,12 @@ private:
             const auto result = receive_envelope(dealer, false, incoming, &error);
             if (result == ReceiveResult::empty) return;
             if (result == ReceiveResult::malformed || incoming.envelope.kind != Kind::reply) {
-                spdlog::warn("rest-gateway {}: malformed reply: {}", context_.self.name, error);
+                warn_dropped(counters_.malformed, context_.self.name, "malformed reply", error);
                 continue;
             }
             auto it = pending_.find(incoming.envelope.request_id);
             if (it == pending_.end()) continue; // answered 504 already
+            ++counters_.replied;
             auto session = std::move(it->second.session);
             pending_.erase(it);
             session->respond(http_status(incoming.envelope.status), std::move(incoming.envelope.payload));
@@ -368,7 +405,7 @@ private:
             const auto result = receive_envelope(router_, true, incoming, &error);
             if (result == ReceiveResult::empty) return;
             if (result == ReceiveResult::malformed) {
-                spdlog::warn("rest-gateway {}: malformed envelope: {}", context_.self.name, error);
+                warn_dropped(counters_.malformed, context_.self.name, "malformed envelope", error);
                 continue;
             }
             const Envelope& e = incoming.envelope;
@@ -416,6 +453,7 @@ private:
             const auto now = std::chrono::steady_clock::now();
             for (auto it = pending_.begin(); it != pending_.end();) {
                 if (it->second.deadline <= now) {
+                    ++counters_.upstream_timeouts;
                     it->second.session->respond(http::status::gateway_timeout, json_error("upstream timeout"));
                     it = pending_.erase(it);
                 } else {
@@ -431,12 +469,38 @@ private:
                     ++it;
                 }
             }
+            publisher_.tick([this](metrics::Snapshot& snapshot) { publish(snapshot); });
             schedule_sweep();
         });
     }
 
+    void publish(metrics::Snapshot& s) {
+        add_messages_in_out(s, static_cast<double>(counters_.replied),
+                            static_cast<double>(counters_.messages_pushed));
+        s.gauge("vartalap_connections", "open HTTP connections", static_cast<double>(live_sessions()));
+        add_queue_depth(s, "pending_requests", static_cast<double>(pending_.size()));
+        add_queue_depth(s, "pending_sends", static_cast<double>(sends_.size()));
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"forwarded", counters_.forwarded}, {"replied", counters_.replied},
+            {"upstream_timeouts", counters_.upstream_timeouts},
+            {"messages_pushed", counters_.messages_pushed}, {"busy", counters_.busy},
+            {"malformed", counters_.malformed}};
+        add_counters(s, "rest_gateway", rows);
+    }
+
+    struct Counters {
+        std::uint64_t forwarded = 0;         // requests sent to an owner daemon
+        std::uint64_t replied = 0;           // requests answered by their daemon
+        std::uint64_t upstream_timeouts = 0; // answered 504
+        std::uint64_t messages_pushed = 0;   // /send messages pushed to a router
+        std::uint64_t busy = 0;              // "server busy, retry" (a peer at its HWM)
+        std::uint64_t malformed = 0;
+    };
+
     DaemonContext context_;
     RestLimits limits_;
+    Counters counters_;
+    Publisher publisher_{context_.board, context_.clock};
     ClientMessageLimits message_limits_;
     asio::io_context io_{1};
     tcp::acceptor acceptor_;

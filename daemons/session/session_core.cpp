@@ -537,6 +537,10 @@ void SessionCore::on_result(const Envelope& result, std::uint64_t deleted_seq) {
     switch (result.status) {
     case Status::ok:
         ++counters_.delivered;
+        if (!entry.written && entry.entered)
+            latency_.delivery.observe_ms(now - std::min(now, entry.entered_ms));
+        entry.written = true;
+        entry.written_ms = now;
         if (entry.system) {
             // Deleted in this batch's transaction (deleted_seq == seq), unless the map was
             // so full that even deletions failed; then it is redelivered on a new connect.
@@ -590,6 +594,7 @@ void SessionCore::on_acked(const Envelope& message, const Effect& effect) {
     for (std::uint32_t k = effect.acked_begin; k < effect.acked_end; ++k) {
         auto entry = in_flight_.find(deleted_seqs_[k]);
         if (entry == in_flight_.end()) continue; // parked or offline: just deleted
+        observe_ack(entry->second);
         const std::string user = entry->second.user;
         erase_in_flight(deleted_seqs_[k]);
         mark_dirty(user);
@@ -605,10 +610,29 @@ void SessionCore::on_acked(const Envelope& message, const Effect& effect) {
     for (const std::string& id : ids) {
         auto remote = user->second.remote_ids.find(id);
         if (remote == user->second.remote_ids.end()) continue;
+        observe_ack(in_flight_.at(remote->second));
         erase_in_flight(remote->second);
         erased = true;
     }
     if (erased) mark_dirty(user->first);
+}
+
+void SessionCore::observe_ack(const InFlight& entry) {
+    if (!entry.written) return; // acked before its write was confirmed: no latency to tell
+    const std::uint64_t now = clock_.monotonic_ms();
+    latency_.ack.observe_ms(now - std::min(now, entry.written_ms));
+}
+
+void SessionCore::set_limits(const SessionLimits& limits) {
+    const bool wider = limits.window > config_.window;
+    config_.ack_timeout_ms = limits.ack_timeout_ms;
+    config_.retry_limit = limits.retry_limit;
+    config_.window = limits.window;
+    if (!wider) return;
+    std::vector<std::string> online;
+    online.reserve(users_.size());
+    for (const auto& [user, state] : users_) online.push_back(user);
+    for (const std::string& user : online) mark_dirty(user);
 }
 
 void SessionCore::refuse(const Envelope& message, Status status, std::string_view reason) {
@@ -654,6 +678,10 @@ void SessionCore::send_attempt(std::uint64_t seq, InFlight& entry, const UserSta
     message.retry_count = entry.retry_count;
     message.status = Status::ok;
     const std::uint64_t now = clock_.monotonic_ms();
+    if (!entry.entered) {
+        entry.entered = true;
+        entry.entered_ms = now;
+    }
     if (outbox_.deliver(state.gateway, message)) {
         entry.request_id = request_id;
         requests_.emplace(request_id, seq);

@@ -42,6 +42,7 @@
 #include "common/clock.hpp"
 #include "common/envelope.hpp"
 #include "common/lmdb.hpp"
+#include "common/metrics.hpp"
 
 #include <cstdint>
 #include <deque>
@@ -171,6 +172,22 @@ struct SessionCounters {
     std::uint64_t remote_parked = 0;      // remote messages past the retry limit
 };
 
+// Latencies of chat messages (not ephemeral ones), for the metrics port.
+struct SessionLatency {
+    // Taken into flight (for a recipient online at the commit: right after it) → first
+    // written to the client's socket (deliver_result ok).
+    metrics::Histogram delivery;
+    // Last written → acked by the client.
+    metrics::Histogram ack;
+};
+
+// The limits SIGHUP may change (INTERNAL_PROTOCOL.md, "Reload").
+struct SessionLimits {
+    std::uint64_t ack_timeout_ms = 0;
+    std::uint32_t retry_limit = 0;
+    std::size_t window = 0;
+};
+
 class SessionCore {
 public:
     // Opens (creating) the shard's databases in `env` and reads the persisted seq counter.
@@ -196,6 +213,13 @@ public:
     std::optional<std::uint64_t> next_deadline_ms() const;
 
     const SessionCounters& counters() const { return counters_; }
+    const SessionLatency& latency() const { return latency_; }
+    // New limits: the ack timeout and retry limit apply to attempts from now on, the window
+    // at once (a wider one lets waiting messages go out on the next pump).
+    void set_limits(const SessionLimits& limits);
+    SessionLimits limits() const {
+        return {config_.ack_timeout_ms, config_.retry_limit, config_.window};
+    }
     std::size_t online_users() const { return users_.size(); }
     std::size_t in_flight() const { return in_flight_.size(); }
     std::size_t in_flight_of(std::string_view user) const;
@@ -251,6 +275,10 @@ private:
         std::uint64_t request_id = 0;  // outstanding deliver request, 0 if none
         std::uint64_t deadline_ms = 0;
         std::uint32_t retry_count = 0; // timeouts so far (the wire's retry_count)
+        std::uint64_t entered_ms = 0;  // first attempt (delivery latency)
+        std::uint64_t written_ms = 0;  // last deliver_result ok (ack latency)
+        bool entered = false;
+        bool written = false;
         Phase phase = Phase::sending;
         bool system = false;           // flag_system: the socket write is the ack
     };
@@ -328,6 +356,7 @@ private:
     void on_handoff_failed(const Envelope& reply);
     void on_fetched(Envelope& reply);
     void forward_acks(std::string_view user, std::span<const std::string> ids);
+    void observe_ack(const InFlight& entry);
     void pump_remote(const std::string& user, UserState& state);
     void handoff_timers(std::uint64_t now, std::optional<lmdb::Txn>& read_txn);
     void fetch_timers(std::uint64_t now);
@@ -357,6 +386,7 @@ private:
     const Clock& clock_;
     SessionConfig config_;
     SessionCounters counters_;
+    SessionLatency latency_;
 
     lmdb::Db messages_;
     lmdb::Db message_ids_;

@@ -19,6 +19,8 @@
 #include "daemons/factories.hpp"
 #include "daemons/session/session_core.hpp"
 #include "daemons/options.hpp"
+#include "daemons/publisher.hpp"
+#include "daemons/reload.hpp"
 #include "daemons/threaded_daemon.hpp"
 
 #include <spdlog/spdlog.h>
@@ -257,6 +259,8 @@ public:
 
     std::map<std::string, std::string> bound_endpoints() const override { return bound_; }
 
+    void reload(const topology::DaemonSpec& fresh) override { pending_reload_.post(fresh); }
+
 protected:
     void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
 
@@ -366,10 +370,63 @@ private:
     //   - core.on_timer(): ack/send timeouts, retries, parking, back-off, and with
     //     persistence handoff re-sends, fetch timeouts and the bounded handoff scan — every
     //     loop turn, which is at least every kTickMs (100 ms) and at the core's next deadline;
-    //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level.
+    //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level;
+    //   - metrics to the ops thread — every metrics::kPublishPeriodMs (1 s);
+    //   - a SIGHUP's new limits — when posted.
     void periodic_duties() {
         core_->on_timer();
         if (counter_log_.due(context_.clock.monotonic_ms())) log_counters("counters", spdlog::level::debug);
+        publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
+        if (auto fresh = pending_reload_.take()) apply_reload(*fresh);
+    }
+
+    void apply_reload(const topology::DaemonSpec& fresh) {
+        SessionLimits limits = core_->limits();
+        LimitChanges changes;
+        changes.apply("ack_timeout_ms", limits.ack_timeout_ms,
+                      uint_option(fresh, "ack_timeout_ms", SessionConfig{}.ack_timeout_ms));
+        changes.apply("retry_limit", limits.retry_limit,
+                      static_cast<std::uint32_t>(uint_option(fresh, "retry_limit",
+                                                             SessionConfig{}.retry_limit, true)));
+        changes.apply("window", limits.window, uint_option(fresh, "window", SessionConfig{}.window));
+        core_->set_limits(limits);
+        changes.log(context_.self.name);
+    }
+
+    void publish(metrics::Snapshot& s) {
+        const SessionCounters& c = core_->counters();
+        add_messages_in_out(s, static_cast<double>(c.stored), static_cast<double>(c.delivered));
+        s.counter("vartalap_acks_total", "messages acked by their recipient", c.acked);
+        s.counter("vartalap_retries_total", "deliveries retried after a timeout", c.retried);
+        s.counter("vartalap_offline_handoffs_total", "messages handed to persistence (confirmed)",
+                  c.handed_off);
+        s.gauge("vartalap_connections", "users online on this shard",
+                static_cast<double>(core_->online_users()));
+        add_queue_depth(s, "in_flight", static_cast<double>(core_->in_flight()));
+        add_queue_depth(s, "outstanding_handoffs", static_cast<double>(core_->outstanding_handoffs()));
+        add_lmdb_use(s, "session", *env_);
+        s.histogram("vartalap_delivery_latency_seconds",
+                    "taken into flight (for an online recipient: the commit) -> written to the "
+                    "client's socket",
+                    core_->latency().delivery);
+        s.histogram("vartalap_ack_latency_seconds", "written to the client's socket -> client ack",
+                    core_->latency().ack);
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"stored", c.stored}, {"delivered", c.delivered}, {"acked", c.acked},
+            {"retried", c.retried}, {"parked", c.parked}, {"duplicates", c.duplicates},
+            {"map_full_refusals", c.map_full_refusals}, {"ephemeral_dropped", c.ephemeral_dropped},
+            {"overloaded", c.overloaded}, {"send_timeouts", c.send_timeouts},
+            {"invalid", c.invalid}, {"stale_results", c.stale_results},
+            {"in_flight_limit_hits", c.in_flight_limit_hits},
+            {"user_limit_refusals", c.user_limit_refusals}, {"connects", c.connects},
+            {"disconnects", c.disconnects}, {"refusals_sent", c.refusals_sent},
+            {"handoffs_sent", c.handoffs_sent}, {"handoff_resends", c.handoff_resends},
+            {"handed_off", c.handed_off}, {"handoff_refusals", c.handoff_refusals},
+            {"handoffs_deferred", c.handoffs_deferred}, {"acks_forwarded", c.acks_forwarded},
+            {"acks_forward_dropped", c.acks_forward_dropped}, {"fetches", c.fetches},
+            {"fetched_items", c.fetched_items}, {"remote_parked", c.remote_parked},
+            {"dropped", dropped_}, {"control_dropped", outbox_.control_dropped()}};
+        add_counters(s, "session", rows);
     }
 
     void log_counters(const char* what, spdlog::level::level_enum level) {
@@ -405,6 +462,8 @@ private:
     std::size_t batch_bytes_ = 0;
     std::uint64_t dropped_ = 0;
     Periodic counter_log_{kCounterLogPeriodMs};
+    Publisher publisher_{context_.board, context_.clock};
+    PendingReload pending_reload_;
 };
 
 } // namespace

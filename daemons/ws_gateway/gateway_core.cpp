@@ -44,6 +44,11 @@ GatewayCore::GatewayCore(std::string gateway_name, GatewayOutbox& outbox, const 
     message_limits_.max_bytes = options_.max_frame_bytes;
 }
 
+void GatewayCore::set_options(const GatewayOptions& options) {
+    options_ = options;
+    message_limits_.max_bytes = options_.max_frame_bytes;
+}
+
 ClientConnection* GatewayCore::find(std::uint64_t id) const {
     const auto it = by_id_.find(id);
     return it == by_id_.end() ? nullptr : it->second;
@@ -112,7 +117,9 @@ void GatewayCore::send_own_frame(ClientConnection& connection, std::string text)
     // Own frames take no reply. On a full queue they are dropped: a lost pong is repeated by
     // the client's next ping, a lost error or SERVER_ACK makes the client resend, which the
     // session dedupes and acks again.
-    if (connection.enqueue(OutgoingFrame{std::move(text), {}}) != EnqueueResult::queued)
+    if (connection.enqueue(OutgoingFrame{std::move(text), {}}) == EnqueueResult::queued)
+        ++queued_frames_;
+    else
         ++counters_.own_frames_dropped;
 }
 
@@ -171,6 +178,7 @@ void GatewayCore::reply(std::string_view routing_id, std::uint64_t request_id,
 }
 
 void GatewayCore::frame_done(const DeliverTicket& ticket, bool written) {
+    if (queued_frames_ > 0) --queued_frames_;
     if (!ticket.owed()) return;
     reply(ticket.reply_to, ticket.request_id, 0,
           written ? Status::ok : Status::not_connected);
@@ -221,7 +229,7 @@ void GatewayCore::deliver(std::string_view routing_id, Envelope& request) {
     OutgoingFrame frame{std::move(request.payload),
                         DeliverTicket{std::string(routing_id), request.request_id}};
     switch (connection->enqueue(std::move(frame))) {
-    case EnqueueResult::queued: return; // answered by frame_done
+    case EnqueueResult::queued: ++queued_frames_; return; // answered by frame_done
     case EnqueueResult::full:
         reply(routing_id, request.request_id, request.connection, Status::overloaded);
         return;

@@ -183,7 +183,12 @@ public:
     bool at_capacity() const { return by_id_.size() >= options_.max_connections; }
     std::size_t connection_count() const { return by_id_.size(); }
     const GatewayOptions& options() const { return options_; }
+    // SIGHUP: new options. Connections read them at each use; the frame size limit, idle
+    // ping and handshake timeout are set when a connection opens, so they apply to new ones.
+    void set_options(const GatewayOptions& options);
     const GatewayCounters& counters() const { return counters_; }
+    // Frames queued on all connections (written or dropped ones leave the count).
+    std::size_t queued_frames() const { return queued_frames_; }
     const std::string& name() const { return name_; }
 
 private:
@@ -204,6 +209,7 @@ private:
     GatewayOptions options_;
     ClientMessageLimits message_limits_;
     GatewayCounters counters_;
+    std::size_t queued_frames_ = 0;
     std::uint64_t next_connection_id_;
 
     std::unordered_map<std::uint64_t, ClientConnection*> by_id_;

@@ -4,6 +4,8 @@
 
 #include "common/net.hpp"
 #include "common/zmq_util.hpp"
+#include "daemons/publisher.hpp"
+#include "daemons/reload.hpp"
 #include "daemons/ws_gateway/gateway_core.hpp"
 #include "daemons/ws_gateway/listener.hpp"
 #include "daemons/ws_gateway/server_state.hpp"
@@ -25,6 +27,7 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using ws_gateway::GatewayCore;
 using ws_gateway::GatewayOptions;
+using ws_gateway::GatewayCounters;
 
 // Requests taken from the ROUTER per wakeup before yielding to WebSocket handlers, so a
 // burst of deliveries cannot starve client reads (and vice versa).
@@ -78,6 +81,7 @@ public:
         const topology::DaemonSpec& self = context_.self;
         io_ = std::make_unique<net::io_context>(1); // one thread: no locking inside Asio
         drain_timer_ = std::make_unique<net::steady_timer>(*io_);
+        publish_timer_ = std::make_unique<net::steady_timer>(*io_);
 
         router_ = make_socket(context_.zmq, zmq::socket_type::router);
         const std::string router_endpoint = self.endpoint("router");
@@ -142,13 +146,68 @@ public:
         return {{"listen", bound_listen_}, {"router", bound_router_}};
     }
 
+    void reload(const topology::DaemonSpec& fresh) override {
+        if (io_) net::post(*io_, [this, fresh] { apply_reload(fresh); });
+    }
+
 private:
+    void apply_reload(const topology::DaemonSpec& fresh) {
+        GatewayOptions next;
+        try {
+            next = read_options(fresh);
+        } catch (const std::exception& e) {
+            spdlog::error("{}: SIGHUP: {}; limits unchanged", context_.self.name, e.what());
+            return;
+        }
+        GatewayOptions current = core_->options();
+        LimitChanges changes;
+        changes.apply("max_frame_bytes", current.max_frame_bytes, next.max_frame_bytes);
+        changes.apply("write_queue_limit", current.write_queue_limit, next.write_queue_limit);
+        changes.apply("overflow_close_after", current.overflow_close_after, next.overflow_close_after);
+        changes.apply("idle_ping_seconds", current.idle_ping_seconds, next.idle_ping_seconds);
+        changes.apply("max_connections", current.max_connections, next.max_connections);
+        changes.apply("handshake_timeout_seconds", current.handshake_timeout_seconds,
+                      next.handshake_timeout_seconds);
+        core_->set_options(current);
+        changes.log(context_.self.name);
+    }
+
+    // Every metrics::kPublishPeriodMs on the io thread, until the drain ends the loop.
+    void schedule_publish() {
+        publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
+        publish_timer_->expires_after(std::chrono::milliseconds(metrics::kPublishPeriodMs));
+        publish_timer_->async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) schedule_publish();
+        });
+    }
+
+    void publish(metrics::Snapshot& s) {
+        const GatewayCounters& c = core_->counters();
+        add_messages_in_out(s, static_cast<double>(c.client_messages),
+                            static_cast<double>(c.delivered));
+        s.gauge("vartalap_connections", "open WebSocket connections (registered users)",
+                static_cast<double>(core_->connection_count()));
+        s.gauge("vartalap_ws_gateway_sockets", "WebSocket sessions alive (handshaking, open, closing)",
+                static_cast<double>(state_.websockets));
+        add_queue_depth(s, "write", static_cast<double>(core_->queued_frames()));
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"opened", c.opened}, {"replaced", c.replaced},
+            {"client_messages", c.client_messages}, {"client_errors", c.client_errors},
+            {"busy", c.busy}, {"delivered", c.delivered}, {"not_connected", c.not_connected},
+            {"overloaded", c.overloaded}, {"server_acks", c.server_acks},
+            {"own_frames_dropped", c.own_frames_dropped}, {"bad_requests", c.bad_requests},
+            {"replies_dropped", c.replies_dropped}, {"resyncs", c.resyncs},
+            {"events_dropped", c.events_dropped}, {"malformed", malformed_}};
+        add_counters(s, "ws_gateway", rows);
+    }
+
     void run() {
         try {
             spdlog::info("{}: WebSocket on {} (/wss, /), router {}", context_.self.name,
                          bound_listen_, bound_router_);
             watcher_->start();
             listener_->run();
+            schedule_publish();
             io_->run();
         } catch (const std::exception& e) {
             // Only "impossible" failures get here (a ZeroMQ error other than EAGAIN and
@@ -216,16 +275,19 @@ private:
                      c.server_acks, c.own_frames_dropped, c.replies_dropped, c.events_dropped,
                      malformed_);
         watcher_->stop();
+        publish_timer_->cancel();
         io_->stop();
     }
 
     const DaemonContext& context_;
-    const GatewayOptions options_;
+    const GatewayOptions options_; // as started; SIGHUP changes the core's copy
     // Declared before io_: sessions still pending when the loop stops are destroyed with
     // the io_context, and their destructors update these counters.
     ws_gateway::ServerState state_;
     std::unique_ptr<net::io_context> io_;
     std::unique_ptr<net::steady_timer> drain_timer_;
+    std::unique_ptr<net::steady_timer> publish_timer_;
+    Publisher publisher_{context_.board, context_.clock};
     std::chrono::steady_clock::time_point drain_deadline_;
 
     zmq::socket_t router_;
