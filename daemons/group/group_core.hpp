@@ -104,6 +104,9 @@ public:
     Envelope handle(const Envelope& request, const IsRegistered& is_registered);
 
     FanoutOutbox& events() { return outbox_; }
+    const GroupConfig& config() const { return config_; }
+    // SIGHUP: a new bound on group size (checked at each add from now on).
+    void set_max_group_members(std::size_t max) { config_.max_group_members = max; }
     const GroupCounters& counters() const { return counters_; }
 
     // Inspection (tests, status): committed state.

@@ -15,6 +15,8 @@
 #include "common/zmq_util.hpp"
 #include "daemons/group/group_core.hpp"
 #include "daemons/options.hpp"
+#include "daemons/publisher.hpp"
+#include "daemons/reload.hpp"
 #include "daemons/threaded_daemon.hpp"
 
 #include <nlohmann/json.hpp>
@@ -38,9 +40,7 @@ class GroupDaemon final : public ThreadedDaemon {
 public:
     explicit GroupDaemon(const DaemonContext& context) : context_(context), sessions_(context.topology, "session") {
         const auto& self = context_.self;
-        config_.max_group_members = static_cast<std::size_t>(
-            positive_or(self.option_int("max_group_members", static_cast<std::int64_t>(config_.max_group_members)),
-                     config_.max_group_members));
+        config_.max_group_members = max_group_members_option(self);
         env_options_.map_size = static_cast<std::size_t>(positive_or(self.option_int("map_size_mb", 1024), 1024)) << 20;
     }
 
@@ -90,10 +90,30 @@ public:
 
     std::map<std::string, std::string> bound_endpoints() const override { return {{"router", bound_router_}}; }
 
+    void reload(const topology::DaemonSpec& fresh) override { pending_reload_.post(fresh); }
+
 protected:
     void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
 
 private:
+    static std::size_t max_group_members_option(const topology::DaemonSpec& spec) {
+        return uint_option(spec, "max_group_members", GroupConfig{}.max_group_members);
+    }
+
+    void publish(metrics::Snapshot& s) const {
+        const GroupCounters& c = core_->counters();
+        add_messages_in_out(s, static_cast<double>(requests_), static_cast<double>(replies_));
+        add_queue_depth(s, "event_copies", static_cast<double>(core_->events().pending_copies()));
+        add_queue_depth(s, "profile_checks", static_cast<double>(pending_.size()));
+        add_lmdb_use(s, "group", *env_);
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"created", c.created}, {"added", c.added}, {"removed", c.removed},
+            {"refused", c.refused}, {"replayed", c.replayed}, {"events", c.events},
+            {"requests", requests_}, {"replies", replies_}, {"dropped", dropped_},
+            {"replies_dropped", dropped_replies_}};
+        add_counters(s, "group", rows);
+    }
+
     struct PendingCheck {
         std::string routing_id;
         Envelope request;
@@ -135,6 +155,7 @@ private:
                                  context_.self.name, error, dropped_);
                 continue;
             }
+            ++requests_;
             serve(incoming.routing_id, incoming.envelope);
         }
     }
@@ -203,7 +224,16 @@ private:
     // kTickMs, 20 ms while events wait for a shard):
     //   - send pending event copies and delete the sent ones from the outbox;
     //   - answer profile checks older than kProfileTimeoutMs with an error.
+    //   - metrics to the ops thread (every 1 s) and a SIGHUP's new limits (when posted).
     void periodic_duties() {
+        publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
+        if (auto fresh = pending_reload_.take()) {
+            std::size_t max = core_->config().max_group_members;
+            LimitChanges changes;
+            changes.apply("max_group_members", max, max_group_members_option(*fresh));
+            core_->set_max_group_members(max);
+            changes.log(context_.self.name);
+        }
         send_events();
         const std::uint64_t now = context_.clock.monotonic_ms();
         for (auto it = pending_.begin(); it != pending_.end();) {
@@ -243,6 +273,7 @@ private:
 
     void answer(const std::string& routing_id, const Envelope& reply) {
         const SendResult result = send_envelope(router_, reply, scratch_, routing_id);
+        if (result == SendResult::ok) ++replies_;
         if (result != SendResult::ok && count_sampled(dropped_replies_))
             spdlog::warn("{}: reply to '{}' dropped (peer gone or busy); {} so far", context_.self.name,
                          routing_id, dropped_replies_);
@@ -263,6 +294,10 @@ private:
     std::uint64_t next_request_id_ = 0;
     std::uint64_t dropped_ = 0;
     std::uint64_t dropped_replies_ = 0;
+    std::uint64_t requests_ = 0;
+    std::uint64_t replies_ = 0;
+    Publisher publisher_{context_.board, context_.clock};
+    PendingReload pending_reload_;
 };
 
 } // namespace

@@ -19,6 +19,7 @@
 #include "daemons/group/group_store.hpp"
 #include "daemons/group_router/group_router_core.hpp"
 #include "daemons/options.hpp"
+#include "daemons/publisher.hpp"
 #include "daemons/threaded_daemon.hpp"
 
 #include <spdlog/spdlog.h>
@@ -194,10 +195,28 @@ private:
     // kTickMs, kBusyTickMs while copies wait for a busy shard):
     //   - core.on_timer(): resend pending copies, delete sent ones (deletion_delay_ms after
     //     they were sent when no batch carried the deletion), expire unanswered operations;
-    //   - counters to the log every 60 s (debug level).
+    //   - counters to the log every 60 s (debug level);
+    //   - metrics to the ops thread every metrics::kPublishPeriodMs (1 s).
     void periodic_duties() {
         core_->on_timer();
         if (counter_log_.due(context_.clock.monotonic_ms())) log_counters("counters", spdlog::level::debug);
+        publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
+    }
+
+    void publish(metrics::Snapshot& s) const {
+        const auto& c = core_->counters();
+        add_messages_in_out(s, static_cast<double>(c.messages), static_cast<double>(c.copies_sent));
+        add_queue_depth(s, "pending_copies", static_cast<double>(core_->outbox().pending_copies()));
+        add_queue_depth(s, "pending_operations", static_cast<double>(core_->pending_operations()));
+        add_lmdb_use(s, "outbox", *env_);
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"messages", c.messages}, {"copies", c.copies}, {"copies_sent", c.copies_sent},
+            {"ephemeral_copies", c.ephemeral_copies}, {"not_member", c.not_member},
+            {"receipts", c.receipts}, {"receipts_to_group", c.receipts_to_group},
+            {"operations", c.operations}, {"operations_refused", c.operations_refused},
+            {"operations_lost", c.operations_lost}, {"store_unavailable", c.store_unavailable},
+            {"store_full", c.store_full}, {"invalid", c.invalid}, {"dropped", dropped_}};
+        add_counters(s, "group_router", rows);
     }
 
     void log_counters(const char* what, spdlog::level::level_enum level) {
@@ -227,6 +246,7 @@ private:
     std::string bound_pull_;
     std::uint64_t dropped_ = 0;
     Periodic counter_log_{60'000}; // counters to the log, debug level
+    Publisher publisher_{context_.board, context_.clock};
 };
 
 } // namespace

@@ -4,6 +4,7 @@
 #include "common/log.hpp"
 #include "common/zmq_util.hpp"
 #include "daemons/factories.hpp"
+#include "daemons/publisher.hpp"
 #include "daemons/threaded_daemon.hpp"
 
 #include <nlohmann/json.hpp>
@@ -235,24 +236,45 @@ protected:
                 const auto result = receive_envelope(router_, true, incoming, &error);
                 if (result == ReceiveResult::empty) break;
                 if (result == ReceiveResult::malformed || incoming.envelope.kind != Kind::request) {
-                    spdlog::warn("profile {}: ignored a malformed request: {}", context_.self.name, error);
+                    warn_dropped(malformed_, context_.self.name, "malformed request", error);
                     continue;
                 }
+                ++requests_;
                 const Envelope reply = core_->handle(incoming.envelope);
-                if (send_envelope(router_, reply, scratch, incoming.routing_id) != SendResult::ok)
-                    spdlog::warn("profile {}: reply to a departed gateway dropped", context_.self.name);
+                if (send_envelope(router_, reply, scratch, incoming.routing_id) == SendResult::ok)
+                    ++replies_;
+                else
+                    warn_dropped(replies_dropped_, context_.self.name, "reply",
+                                 "its gateway is gone or at its high-water mark");
             }
+            publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
         }
         router_.close();
     }
 
 private:
+    void publish(metrics::Snapshot& s) const {
+        const ProfileCounters& c = core_->counters();
+        add_messages_in_out(s, static_cast<double>(requests_), static_cast<double>(replies_));
+        add_lmdb_use(s, "profile", *env_);
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"logins", c.logins}, {"refused_logins", c.refused_logins}, {"new_users", c.new_users},
+            {"requests", requests_}, {"replies", replies_}, {"replies_dropped", replies_dropped_},
+            {"malformed", malformed_}};
+        add_counters(s, "profile", rows);
+    }
+
     DaemonContext context_;
     DevelopmentIdentityProvider identity_;
     std::unique_ptr<lmdb::Env> env_;
     std::unique_ptr<ProfileCore> core_;
     zmq::socket_t router_;
     std::string bound_router_;
+    std::uint64_t requests_ = 0;
+    std::uint64_t replies_ = 0;
+    std::uint64_t replies_dropped_ = 0;
+    std::uint64_t malformed_ = 0;
+    Publisher publisher_{context_.board, context_.clock};
 };
 
 } // namespace

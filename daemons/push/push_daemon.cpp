@@ -11,6 +11,7 @@
 // sends in flight, at most kDrainBoundMs → close. Notifications still queued are dropped
 // (counted in the log): pushes are hints, and the messages stay stored in persistence.
 #include "daemons/push/push_daemon.hpp"
+#include "daemons/publisher.hpp"
 
 #include "common/log.hpp"
 #include "common/zmq_util.hpp"
@@ -186,6 +187,7 @@ private:
                 last_counter_log_ms_ = now;
                 log_counters("");
             }
+            publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
             if (stopping_ && (core_->in_flight() == 0 || now >= drain_deadline_ms_)) return finish_drain();
             schedule_duties();
         });
@@ -208,6 +210,22 @@ private:
         profile_->stop();
         http_->close_all_idle();
         io_.stop();
+    }
+
+    void publish(metrics::Snapshot& s) const {
+        const PushCounters& c = core_->counters();
+        add_messages_in_out(s, static_cast<double>(c.received), static_cast<double>(c.delivered));
+        s.counter("vartalap_retries_total", "notifications retried after a failure", c.retries);
+        add_queue_depth(s, "push", static_cast<double>(core_->held()));
+        add_queue_depth(s, "push_in_flight", static_cast<double>(core_->in_flight()));
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"received", c.received}, {"skipped_notification", c.skipped_notification},
+            {"skipped_system", c.skipped_system}, {"malformed", c.malformed},
+            {"duplicates", c.duplicates}, {"dropped_queue_full", c.dropped_queue_full},
+            {"delivered", c.delivered}, {"retries", c.retries}, {"gave_up", c.gave_up},
+            {"unregistered", c.unregistered}, {"failed", c.failed}, {"no_token", c.no_token},
+            {"lookup_failures", c.lookup_failures}, {"ignored", ignored_}};
+        add_counters(s, "push", rows);
     }
 
     void log_counters(const char* prefix) {
@@ -239,6 +257,7 @@ private:
     std::uint64_t ignored_ = 0;
     std::uint64_t last_idle_sweep_ms_ = 0;
     std::uint64_t last_counter_log_ms_ = 0;
+    Publisher publisher_{context_.board, context_.clock};
     std::uint64_t drain_deadline_ms_ = 0;
     bool stopping_ = false;
     std::atomic<bool> started_{false};
