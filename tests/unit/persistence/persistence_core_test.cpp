@@ -479,6 +479,24 @@ TEST_F(PersistenceCoreTest, ExpiryDeletesOldMessagesInBoundedRuns) {
     EXPECT_EQ(core_->counters().expired, 13u);
 }
 
+TEST_F(PersistenceCoreTest, AShorterTtlFromSighupExpiresWhatIsAlreadyStored) {
+    const std::uint64_t now = clock_.wall_ms();
+    handle({store("bob", "hour-old", 1, 0, now - 3'600'000)});
+    advance(config_.expiry_interval_ms);
+    EXPECT_TRUE(core_->is_stored("bob", "hour-old")); // the default TTL is 30 days
+
+    core_->set_limits(1800, 7, 3);
+    advance(config_.expiry_interval_ms);
+    EXPECT_FALSE(core_->is_stored("bob", "hour-old"));
+    EXPECT_EQ(core_->config().ttl_seconds, 1800u);
+    EXPECT_EQ(core_->config().fetch_limit_max, 7u);
+    EXPECT_EQ(core_->config().rest_default_limit, 3u);
+    // Clamped as at construction: at least 1, the default page at most the maximum.
+    core_->set_limits(1800, 0, 50);
+    EXPECT_EQ(core_->config().fetch_limit_max, 1u);
+    EXPECT_EQ(core_->config().rest_default_limit, 1u);
+}
+
 TEST_F(PersistenceCoreTest, InvalidStoresAreAnsweredBadRequest) {
     std::vector<PersistenceInput> batch;
     batch.push_back(store("", "m1", 1));

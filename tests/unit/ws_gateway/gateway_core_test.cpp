@@ -374,5 +374,43 @@ TEST_F(GatewayCoreTest, CapacityCountsRegisteredConnections) {
     EXPECT_TRUE(small.at_capacity());
 }
 
+
+TEST_F(GatewayCoreTest, QueuedFramesCountWhatWaitsOnEveryConnection) {
+    FakeConnection alice(core_, "alice", false);
+    FakeConnection bob(core_, "bob", false);
+    ASSERT_TRUE(core_.opened(alice));
+    ASSERT_TRUE(core_.opened(bob));
+    Envelope to_alice = request(Kind::deliver, alice.id(), 1, "a");
+    Envelope to_bob = request(Kind::deliver, bob.id(), 2, "b");
+    core_.session_request("session-1", to_alice);
+    core_.session_request("session-1", to_bob);
+    core_.client_text(alice, "ping"); // the pong is a frame too
+    EXPECT_EQ(core_.queued_frames(), alice.queue.size() + bob.queue.size());
+    EXPECT_EQ(core_.queued_frames(), 3u);
+    core_.frame_done(alice.pop().ticket, true);
+    core_.frame_done(bob.pop().ticket, false);
+    EXPECT_EQ(core_.queued_frames(), 1u);
+    core_.frame_done(alice.pop().ticket, true);
+    EXPECT_EQ(core_.queued_frames(), 0u);
+}
+
+TEST_F(GatewayCoreTest, NewOptionsApplyToTheNextFrameAndConnection) {
+    GatewayOptions options = core_.options();
+    options.max_frame_bytes = 1024;
+    options.max_connections = 1;
+    core_.set_options(options);
+    EXPECT_EQ(core_.options().max_frame_bytes, 1024u);
+
+    FakeConnection alice(core_, "alice", false);
+    ASSERT_TRUE(core_.opened(alice));
+    EXPECT_TRUE(core_.at_capacity());
+    // A client message over the new limit is refused with an error frame.
+    std::string big = chat("m1", "bob");
+    big.insert(big.size() - 2, std::string(2000, ' '));
+    core_.client_text(alice, big);
+    EXPECT_TRUE(outbox_.router.empty());
+    EXPECT_EQ(core_.counters().client_errors, 1u);
+}
+
 } // namespace
 } // namespace vartalap::ws_gateway

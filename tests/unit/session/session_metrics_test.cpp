@@ -1,0 +1,84 @@
+// SessionCore's latency histograms and the limits SIGHUP changes (set_limits).
+#include "tests/unit/session/session_core_fixture.hpp"
+
+namespace vartalap::session_test {
+namespace {
+
+TEST_F(SessionCoreTest, LatencyHistogramsTimeTheWriteAndTheAck) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    advance(3);        // the gateway answers 3 ms after the commit
+    answer_from(0);
+    advance(40);       // bob acks 40 ms after the write
+    handle(ack("bob", {"m1"}));
+
+    const SessionLatency& latency = core_->latency();
+    EXPECT_EQ(latency.delivery.count(), 1u);
+    EXPECT_DOUBLE_EQ(latency.delivery.sum_seconds(), 0.003);
+    EXPECT_EQ(latency.ack.count(), 1u);
+    EXPECT_DOUBLE_EQ(latency.ack.sum_seconds(), 0.040);
+}
+
+TEST_F(SessionCoreTest, DeliveryLatencyCountsFromTheFirstAttemptAndOnlyOnce) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    answer_from(0, Status::overloaded); // not written: retried after the back-off
+    advance(config_.overload_retry_ms);
+    ASSERT_EQ(outbox_.deliveries.size(), 2u);
+    answer_from(1);
+    EXPECT_EQ(core_->latency().delivery.count(), 1u);
+    EXPECT_DOUBLE_EQ(core_->latency().delivery.sum_seconds(),
+                     static_cast<double>(config_.overload_retry_ms) / 1000.0);
+    // An ack timeout and a second write do not count a second delivery; the ack latency
+    // counts from the last write.
+    advance(config_.ack_timeout_ms);
+    ASSERT_EQ(outbox_.deliveries.size(), 3u);
+    answer_from(2);
+    advance(7);
+    handle(ack("bob", {"m1"}));
+    EXPECT_EQ(core_->latency().delivery.count(), 1u);
+    EXPECT_EQ(core_->latency().ack.count(), 1u);
+    EXPECT_DOUBLE_EQ(core_->latency().ack.sum_seconds(), 0.007);
+}
+
+TEST_F(SessionCoreTest, AnAckBeforeTheWriteIsConfirmedHasNoAckLatency) {
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    handle(ack("bob", {"m1"}));
+    EXPECT_EQ(core_->latency().ack.count(), 0u);
+}
+
+TEST_F(SessionCoreTest, AWiderWindowLetsWaitingMessagesGoAtOnce) {
+    handle(connect("bob", "ws-1", 1));
+    std::vector<Envelope> batch;
+    for (std::size_t i = 0; i < config_.window + 10; ++i)
+        batch.push_back(chat("alice", "bob", "m" + std::to_string(i)));
+    handle(std::move(batch));
+    ASSERT_EQ(outbox_.deliveries.size(), config_.window);
+
+    SessionLimits limits = core_->limits();
+    limits.window = config_.window + 10;
+    core_->set_limits(limits);
+    core_->on_timer();
+    EXPECT_EQ(outbox_.deliveries.size(), config_.window + 10);
+    EXPECT_EQ(core_->limits().window, config_.window + 10);
+}
+
+TEST_F(SessionCoreTest, NewAckTimeoutAndRetryLimitApplyToTheNextAttempts) {
+    SessionLimits limits = core_->limits();
+    limits.ack_timeout_ms = 500;
+    limits.retry_limit = 0; // the first timeout parks
+    core_->set_limits(limits);
+
+    handle(connect("bob", "ws-1", 1));
+    handle(chat("alice", "bob", "m1"));
+    answer_from(0);
+    ASSERT_TRUE(core_->next_deadline_ms());
+    EXPECT_EQ(*core_->next_deadline_ms(), clock_.monotonic_ms() + 500);
+    advance(500);
+    EXPECT_EQ(core_->counters().parked, 1u);
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+}
+
+} // namespace
+} // namespace vartalap::session_test
