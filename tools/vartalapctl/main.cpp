@@ -12,6 +12,9 @@
 //                                 systemd units, target and env files for HOST (render.hpp)
 //   vartalapctl nginx FILE [--port N] [--server-name NAME]
 //                                 an nginx site for the public side, on stdout
+//   vartalapctl status FILE [--json] [--timeout-ms N] [--host HOST]
+//                                 ask every daemon's control socket for its status (status.hpp);
+//                                 exit 0 only if all are ok, 1 otherwise, 2 for a bad FILE
 //
 // `up` prints "listening <instance> <role> <address>" for every bound endpoint and then
 // "ready" on stdout (tests and scripts parse these lines), sends READY=1 to systemd, and
@@ -26,6 +29,7 @@
 #include "daemons/serve.hpp"
 #include "tools/vartalapctl/render.hpp"
 #include "daemons/system.hpp"
+#include "tools/vartalapctl/status.hpp"
 #include "tools/vartalapctl/supervisor.hpp"
 #include "topology/topology.hpp"
 
@@ -199,6 +203,17 @@ int main(int argc, char** argv) {
     nginx->add_option("--port", nginx_port, "public port nginx listens on");
     nginx->add_option("--server-name", server_name, "nginx server_name");
 
+    bool status_json = false;
+    int timeout_ms = 2000;
+    CLI::App* status = app.add_subcommand(
+        "status", "Ask every daemon's control socket for its status and print a table; exit 0 "
+                  "only if every daemon is ok, 1 otherwise, 2 for a bad file");
+    status->add_option("FILE", file, "topology file (TOML)")->required();
+    status->add_flag("--json", status_json, "print the replies as a JSON array instead");
+    status->add_option("--timeout-ms", timeout_ms, "how long to wait for the replies")
+        ->check(CLI::Range(1, 600000));
+    status->add_option("--host", host, "ask only the daemons placed on this host (default: all)");
+
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -211,6 +226,7 @@ int main(int argc, char** argv) {
             std::cout << vartalap::ctl::render_nginx(*loaded, nginx_port, server_name);
             return kExitOk;
         }
+        if (*status) return vartalap::ctl::run_status(file, status_json, timeout_ms, host);
         if (*validate) return run_validate(file);
         if (*show) return run_show(file);
         if (*up && spawn)
