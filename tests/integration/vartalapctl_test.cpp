@@ -1,4 +1,5 @@
 // `vartalapctl up` as a real child process: it serves, and SIGTERM drains and exits 0.
+#include "tests/integration/support/child_process.hpp"
 #include "tests/integration/support/system_fixture.hpp"
 
 #include <gtest/gtest.h>
@@ -17,93 +18,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// local.toml with kernel-chosen ports and a temporary data dir, written to `file`.
-void write_test_topology(const std::filesystem::path& file, const std::filesystem::path& data_dir) {
-    std::ifstream in(std::filesystem::path(VARTALAP_SOURCE_DIR) / "topology/local.toml");
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string toml = std::regex_replace(text.str(), std::regex(R"(127\.0\.0\.1:\d+)"), "127.0.0.1:0");
-    toml = std::regex_replace(toml, std::regex(R"(data_dir\s*=\s*"[^"]*")"),
-                              "data_dir = \"" + data_dir.string() + "\"");
-    std::ofstream(file) << toml;
-}
-
-class Child {
-public:
-    explicit Child(std::vector<std::string> args, bool merge_stderr = false) {
-        int fds[2];
-        if (pipe(fds) != 0) throw std::runtime_error("pipe");
-        pid_ = fork();
-        if (pid_ == 0) {
-            dup2(fds[1], STDOUT_FILENO);
-            if (merge_stderr) dup2(fds[1], STDERR_FILENO);
-            close(fds[0]);
-            close(fds[1]);
-            std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-        close(fds[1]);
-        out_ = fds[0];
-    }
-    ~Child() {
-        if (pid_ > 0 && !exited_) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-        close(out_);
-    }
-    // Next stdout line, or nullopt at the deadline or EOF.
-    std::optional<std::string> line(std::chrono::milliseconds deadline) {
-        const auto until = std::chrono::steady_clock::now() + deadline;
-        while (true) {
-            if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
-                std::string l = buffer_.substr(0, nl);
-                buffer_.erase(0, nl + 1);
-                return l;
-            }
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return std::nullopt;
-            pollfd p{out_, POLLIN, 0};
-            if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-            char chunk[4096];
-            const ssize_t n = read(out_, chunk, sizeof chunk);
-            if (n <= 0) return std::nullopt;
-            buffer_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
-    // Exit status, or nullopt if the child is still running at the deadline.
-    std::optional<int> wait_exit(std::chrono::milliseconds deadline) {
-        const auto until = std::chrono::steady_clock::now() + deadline;
-        while (std::chrono::steady_clock::now() < until) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                exited_ = true;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            // waitpid has no timeout; poll the pipe briefly instead of sleeping blind.
-            pollfd p{out_, POLLIN, 0};
-            poll(&p, 1, 20);
-            char sink[4096];
-            if (p.revents & POLLIN) (void)!read(out_, sink, sizeof sink);
-        }
-        return std::nullopt;
-    }
-    void signal(int sig) { kill(pid_, sig); }
-
-private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-    bool exited_ = false;
-    std::string buffer_;
-};
-
 TEST(VartalapctlTest, UpServesAndSigtermDrainsWithinFiveSeconds) {
     TempDir dir;
     const auto file = dir.path() / "test.toml";
-    write_test_topology(file, dir.path() / "data");
+    write_local_topology(file, dir.path() / "data");
     Child child({VARTALAPCTL_PATH, "up", file.string()});
     int ws_port = 0, rest_port = 0;
     while (auto l = child.line(20s)) {
@@ -139,7 +57,7 @@ TEST(VartalapctlTest, UpServesAndSigtermDrainsWithinFiveSeconds) {
 TEST(VartalapctlTest, SighupReloadsTheLogLevelAndSaysSo) {
     TempDir dir;
     const auto file = dir.path() / "test.toml";
-    write_test_topology(file, dir.path() / "data");
+    write_local_topology(file, dir.path() / "data");
     Child child({VARTALAPCTL_PATH, "up", file.string()}, /*merge_stderr=*/true);
     bool ready = false;
     while (auto l = child.line(20s))

@@ -1,7 +1,11 @@
 #include "tests/integration/support/system_fixture.hpp"
 
 #include <gtest/gtest.h>
+
+#include <fstream>
 #include <random>
+#include <regex>
+#include <sstream>
 
 namespace vartalap::testing {
 
@@ -17,6 +21,17 @@ TempDir::~TempDir() {
     std::filesystem::remove_all(path_, ignored);
 }
 
+namespace {
+
+std::string control_endpoint(const std::filesystem::path& data_dir, const std::string& name) {
+    std::string endpoint = "ipc://" + (data_dir / ("ctl-" + name)).string();
+    if (endpoint.size() - 6 > 107)
+        throw std::runtime_error("test data dir too long for an ipc:// path: " + endpoint);
+    return endpoint;
+}
+
+} // namespace
+
 topology::Topology local_topology(const std::filesystem::path& data_dir,
                                   const std::function<void(topology::Topology&)>& edit) {
     auto loaded = topology::load_file(std::filesystem::path(VARTALAP_SOURCE_DIR) / "topology/local.toml");
@@ -30,9 +45,31 @@ topology::Topology local_topology(const std::filesystem::path& data_dir,
     for (auto& daemon : topology.daemons) {
         auto it = daemon.endpoints.find("listen");
         if (it != daemon.endpoints.end()) it->second = "127.0.0.1:0";
+        daemon.endpoints["metrics"] = "127.0.0.1:0";
+        daemon.endpoints["control"] = control_endpoint(data_dir, daemon.name);
     }
     if (edit) edit(topology);
     return topology;
+}
+
+void write_local_topology(const std::filesystem::path& file, const std::filesystem::path& data_dir) {
+    std::ifstream in(std::filesystem::path(VARTALAP_SOURCE_DIR) / "topology/local.toml");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string toml = std::regex_replace(text.str(), std::regex(R"(127\.0\.0\.1:\d+)"), "127.0.0.1:0");
+    toml = std::regex_replace(toml, std::regex(R"(data_dir\s*=\s*"[^"]*")"),
+                              "data_dir = \"" + data_dir.string() + "\"");
+    // control = "ipc:///tmp/vartalap/local/<name>.control" -> the test's own socket files.
+    std::string out;
+    const std::regex control(R"re(control = "ipc://[^"]*/([^/"]+)\.control")re");
+    auto last = toml.cbegin();
+    for (std::sregex_iterator it(toml.begin(), toml.end(), control), end; it != end; ++it) {
+        out.append(last, (*it)[0].first);
+        out += "control = \"" + control_endpoint(data_dir, (*it)[1].str()) + "\"";
+        last = (*it)[0].second;
+    }
+    out.append(last, toml.cend());
+    std::ofstream(file) << out;
 }
 
 std::function<void(topology::Topology&)> session_retries(int ack_timeout_ms, int retry_limit) {
@@ -59,6 +96,20 @@ RunningSystem::RunningSystem(topology::Topology topology)
 }
 
 RunningSystem::~RunningSystem() { stop(); }
+
+std::string RunningSystem::endpoint(const std::string& instance, const std::string& role) const {
+    return system_->bound_endpoints().at(instance).at(role);
+}
+
+HttpResponse http_at(const std::string& host_port, const std::string& method,
+                     const std::string& target, std::chrono::milliseconds deadline) {
+    const auto colon = host_port.rfind(':');
+    if (colon == std::string::npos) throw std::invalid_argument("not host:port: " + host_port);
+    std::string host = host_port.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    return http_request(host, std::stoi(host_port.substr(colon + 1)), method, target, {}, {},
+                        deadline);
+}
 
 void RunningSystem::stop() {
     if (system_) system_->stop();

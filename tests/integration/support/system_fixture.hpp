@@ -26,9 +26,15 @@ private:
     std::filesystem::path path_;
 };
 
-// local.toml with listen ports 0 and data under `data_dir`; `edit` may change it further.
+// local.toml with listen and metrics ports 0, data under `data_dir` and each daemon's
+// control socket at ipc://<data_dir>/ctl-<name> (so parallel tests never share one);
+// `edit` may change it further.
 topology::Topology local_topology(const std::filesystem::path& data_dir,
                                   const std::function<void(topology::Topology&)>& edit = {});
+
+// The text of local.toml with the same changes as local_topology, written to `file`: for
+// tests that run `vartalapctl` as a child process on it.
+void write_local_topology(const std::filesystem::path& file, const std::filesystem::path& data_dir);
 
 // An edit for local_topology: every session daemon gets these ack timeout and retry limit
 // (short values make retry behaviour show within a test's time).
@@ -48,6 +54,9 @@ public:
     int ws_port() const { return ws_port_; }
     int rest_port() const { return rest_port_; }
     const System& system() const { return *system_; }
+    // The address `instance` bound for `role` ("listen", "control", "metrics", ...), as
+    // System::bound_endpoints() reports it; throws std::out_of_range if there is none.
+    std::string endpoint(const std::string& instance, const std::string& role) const;
 
     // POST /login through the rest-gateway; fails the test if it does not succeed.
     LoggedIn login(const std::string& user);
@@ -63,6 +72,11 @@ private:
     int ws_port_ = 0;
     int rest_port_ = 0;
 };
+
+// One HTTP request to `host_port` ("127.0.0.1:40123", as bound_endpoints() reports it).
+HttpResponse http_at(const std::string& host_port, const std::string& method,
+                     const std::string& target,
+                     std::chrono::milliseconds deadline = std::chrono::seconds(5));
 
 // A v2.1 text message from `from` to `to`.
 nlohmann::json text_message(const std::string& id, const std::string& to, const std::string& text);
