@@ -14,6 +14,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <thread>
 #include <unistd.h>
 
 namespace vartalap::testing {
@@ -157,6 +158,64 @@ TEST(OpsTest, MetricsPortServesPrometheusText) {
         EXPECT_EQ(http_at(address, "GET", "/metricsx").status, 404);
         EXPECT_EQ(http_at(address, "POST", "/metrics").status, 405);
     }
+}
+
+// The value of the sample `name{labels}` in Prometheus text, or nullopt.
+std::optional<double> sample(const std::string& body, const std::string& name_and_labels) {
+    const std::string key = "\n" + name_and_labels + " ";
+    const auto at = body.find(key);
+    if (at == std::string::npos) return std::nullopt;
+    return std::stod(body.substr(at + key.size(), body.find('\n', at + key.size()) - at - key.size()));
+}
+
+// Scrapes `address` until `name_and_labels` reaches at least `want` (daemons publish once a
+// second) or the deadline passes; returns the last value seen.
+std::optional<double> scrape_until(const std::string& address, const std::string& name_and_labels,
+                                   double want, std::chrono::milliseconds deadline = 10s) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    std::optional<double> value;
+    while (std::chrono::steady_clock::now() < until) {
+        const auto response = http_at(address, "GET", "/metrics");
+        if (response.status == 200) value = sample(response.body, name_and_labels);
+        if (value && *value >= want) return value;
+        std::this_thread::sleep_for(100ms); // polling a once-a-second publish, not synchronising
+    }
+    return value;
+}
+
+TEST(OpsTest, MetricsCountAMessageThroughTheSystem) {
+    TempDir dir;
+    RunningSystem system(local_topology(dir.path()));
+    auto alice = system.login("alice");
+    auto bob = system.login("bob");
+    auto alice_ws = system.connect(alice);
+    auto bob_ws = system.connect(bob);
+    alice_ws.send_text(text_message("m-1", bob.user, "counted").dump());
+    ASSERT_TRUE(wait_for_server_ack(alice_ws, "m-1"));
+    ASSERT_TRUE(wait_for_id(bob_ws, "m-1"));
+    bob_ws.send_text(receipt("rc-1", alice.user, {"m-1"}).dump());
+    ASSERT_TRUE(wait_for_id(alice_ws, "rc-1"));
+
+    const std::string session = system.endpoint("session-1", "metrics");
+    const std::string s = R"({instance="session-1",kind="session",host="localhost")";
+    // m-1 and the receipt rc-1 are both stored and delivered; m-1 is acked by rc-1.
+    EXPECT_GE(scrape_until(session, "vartalap_messages_in_total" + s + "}", 2).value_or(0), 2);
+    EXPECT_GE(scrape_until(session, "vartalap_messages_out_total" + s + "}", 2).value_or(0), 2);
+    EXPECT_GE(scrape_until(session, "vartalap_acks_total" + s + "}", 1).value_or(0), 1);
+    EXPECT_GE(scrape_until(session, "vartalap_delivery_latency_seconds_count" + s + "}", 1).value_or(0), 1);
+    EXPECT_GE(scrape_until(session, "vartalap_ack_latency_seconds_count" + s + "}", 1).value_or(0), 1);
+    EXPECT_EQ(scrape_until(session, "vartalap_connections" + s + "}", 2).value_or(0), 2);
+    EXPECT_GT(scrape_until(session, "vartalap_lmdb_map_used_bytes" + s + R"(,env="session"})", 1)
+                  .value_or(0), 0);
+
+    const std::string ws = system.endpoint("ws-1", "metrics");
+    const std::string w = R"({instance="ws-1",kind="ws-gateway",host="localhost")";
+    EXPECT_GE(scrape_until(ws, "vartalap_messages_in_total" + w + "}", 2).value_or(0), 2);
+    EXPECT_EQ(scrape_until(ws, "vartalap_connections" + w + "}", 2).value_or(0), 2);
+
+    const std::string router = system.endpoint("router-1", "metrics");
+    const std::string r = R"({instance="router-1",kind="message-router",host="localhost")";
+    EXPECT_GE(scrape_until(router, "vartalap_messages_in_total" + r + "}", 2).value_or(0), 2);
 }
 
 TEST(OpsTest, VartalapctlStatusReportsOkThenDown) {

@@ -5,11 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstring>
+#include <memory>
 #include <fcntl.h>
 #include <fstream>
 #include <poll.h>
 #include <regex>
 #include <sstream>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,35 +58,107 @@ TEST(VartalapctlTest, UpServesAndSigtermDrainsWithinFiveSeconds) {
     EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
 }
 
-TEST(VartalapctlTest, SighupReloadsTheLogLevelAndSaysSo) {
-    TempDir dir;
-    const auto file = dir.path() / "test.toml";
-    write_local_topology(file, dir.path() / "data");
-    Child child({VARTALAPCTL_PATH, "up", file.string()}, /*merge_stderr=*/true);
-    bool ready = false;
-    while (auto l = child.line(20s))
-        if (*l == "ready") {
-            ready = true;
-            break;
-        }
-    ASSERT_TRUE(ready);
+// Starts `vartalapctl up FILE` and waits for its "ready" line.
+std::unique_ptr<Child> start_up(const std::filesystem::path& file) {
+    auto child = std::make_unique<Child>(std::vector<std::string>{VARTALAPCTL_PATH, "up", file.string()},
+                                         /*merge_stderr=*/true);
+    while (auto l = child->line(20s))
+        if (*l == "ready") return child;
+    ADD_FAILURE() << "vartalapctl up did not become ready";
+    return nullptr;
+}
+
+void rewrite(const std::filesystem::path& file, const std::vector<std::pair<std::string, std::string>>& edits) {
     std::ifstream in(file);
     std::stringstream text;
     text << in.rdbuf();
-    std::ofstream(file) << std::regex_replace(text.str(), std::regex(R"(log_level\s*=\s*"[a-z]+")"),
-                                              "log_level = \"debug\"");
-    child.signal(SIGHUP);
-    bool reloaded = false;
-    while (auto l = child.line(10s))
-        if (l->find("SIGHUP: reloaded") != std::string::npos && l->find("-> debug") != std::string::npos) {
-            reloaded = true;
-            break;
-        }
-    EXPECT_TRUE(reloaded) << "no reload line for the new log level";
-    child.signal(SIGTERM);
-    auto status = child.wait_exit(5s);
+    std::string toml = text.str();
+    for (const auto& [pattern, replacement] : edits) toml = std::regex_replace(toml, std::regex(pattern), replacement);
+    std::ofstream(file) << toml;
+}
+
+TEST(VartalapctlTest, SighupReloadsTheLogLevelAndLimitsAndSaysWhatNeedsARestart) {
+    TempDir dir;
+    const auto file = dir.path() / "test.toml";
+    write_local_topology(file, dir.path() / "data");
+    auto child = start_up(file);
+    ASSERT_TRUE(child);
+    rewrite(file, {{R"(log_level\s*=\s*"[a-z]+")", "log_level = \"debug\""},
+                   {R"(# ack_timeout_ms = 10000)", "ack_timeout_ms = 5000"},
+                   {R"(# window = 64)", "window = 16"},
+                   {R"(# write_queue_limit = 256)", "write_queue_limit = 128"},
+                   {R"(pull = "inproc://router-1")", R"(pull = "inproc://router-1b")"}});
+    child->signal(SIGHUP);
+    // Each expected line, in any order.
+    std::vector<std::string> expected = {
+        "SIGHUP: reloaded",                                      // and the level change
+        "session-1: SIGHUP: ack_timeout_ms 10000 -> 5000, window 64 -> 16",
+        "ws-1: SIGHUP: write_queue_limit 256 -> 128",
+        "persistence-1: SIGHUP: no limit changed",
+        "router-1: SIGHUP: a message-router has no limits to reload",
+        "SIGHUP: router-1: endpoints changed: needs a restart to apply",
+    };
+    std::vector<std::string> seen;
+    while (!expected.empty()) {
+        auto l = child->line(10s);
+        if (!l) break;
+        seen.push_back(*l);
+        std::erase_if(expected, [&](const std::string& want) {
+            if (l->find(want) == std::string::npos) return false;
+            return want != "SIGHUP: reloaded" || l->find("-> debug") != std::string::npos;
+        });
+    }
+    for (const auto& missing : expected) ADD_FAILURE() << "no line with: " << missing;
+    if (!expected.empty())
+        for (const auto& line : seen) std::cerr << "  seen: " << line << '\n';
+    child->signal(SIGTERM);
+    auto status = child->wait_exit(5s);
     ASSERT_TRUE(status);
     EXPECT_EQ(*status, 0);
+}
+
+// Under systemd (NOTIFY_SOCKET and WATCHDOG_USEC set) the process says READY=1 and pings the
+// watchdog at half its period while every daemon loop publishes its heartbeat.
+TEST(VartalapctlTest, NotifiesReadyAndPingsTheWatchdog) {
+    TempDir dir;
+    const auto file = dir.path() / "test.toml";
+    write_local_topology(file, dir.path() / "data");
+    const std::string socket_path = (dir.path() / "notify").string();
+    const int notify = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(notify, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    ASSERT_LT(socket_path.size(), sizeof(address.sun_path));
+    std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    ASSERT_EQ(::bind(notify, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+
+    ::setenv("NOTIFY_SOCKET", socket_path.c_str(), 1);
+    ::setenv("WATCHDOG_USEC", "1000000", 1); // pings every 500 ms
+    auto child = start_up(file);
+    ::unsetenv("NOTIFY_SOCKET");
+    ::unsetenv("WATCHDOG_USEC");
+    ASSERT_TRUE(child);
+
+    bool ready = false;
+    int pings = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while ((!ready || pings < 3) && std::chrono::steady_clock::now() < deadline) {
+        pollfd item{notify, POLLIN, 0};
+        if (::poll(&item, 1, 500) <= 0) continue;
+        char buffer[512];
+        const ssize_t n = ::recv(notify, buffer, sizeof(buffer), 0);
+        if (n <= 0) continue;
+        const std::string message(buffer, static_cast<std::size_t>(n));
+        if (message.find("READY=1") != std::string::npos) ready = true;
+        if (message.find("WATCHDOG=1") != std::string::npos) ++pings;
+    }
+    EXPECT_TRUE(ready);
+    EXPECT_GE(pings, 3);
+    child->signal(SIGTERM);
+    auto status = child->wait_exit(5s);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(*status, 0);
+    ::close(notify);
 }
 
 TEST(VartalapctlTest, ValidateReportsFileAndLine) {
