@@ -618,9 +618,15 @@ void SessionCore::on_acked(const Envelope& message, const Effect& effect) {
 }
 
 void SessionCore::observe_ack(const InFlight& entry) {
-    if (!entry.written) return; // acked before its write was confirmed: no latency to tell
     const std::uint64_t now = clock_.monotonic_ms();
-    latency_.ack.observe_ms(now - std::min(now, entry.written_ms));
+    if (entry.written) {
+        latency_.ack.observe_ms(now - std::min(now, entry.written_ms));
+        return;
+    }
+    // The client's ack overtook the gateway's deliver_result (common on a fast path): the
+    // ack proves the delivery, so it counts as one now (the late result is then stale).
+    ++counters_.delivered;
+    if (entry.entered) latency_.delivery.observe_ms(now - std::min(now, entry.entered_ms));
 }
 
 void SessionCore::set_limits(const SessionLimits& limits) {

@@ -143,7 +143,8 @@ struct SessionConfig {
 
 struct SessionCounters {
     std::uint64_t stored = 0;             // new messages committed
-    std::uint64_t delivered = 0;          // deliver_result ok (chat, receipts, ephemeral)
+    std::uint64_t delivered = 0;          // deliver_result ok (chat, receipts, ephemeral), or a
+                                          // client ack that came before it
     std::uint64_t acked = 0;              // stored copies deleted by a client ack
     std::uint64_t retried = 0;            // re-sends after an ack or send timeout
     std::uint64_t parked = 0;             // messages that hit the retry limit
@@ -175,9 +176,9 @@ struct SessionCounters {
 // Latencies of chat messages (not ephemeral ones), for the metrics port.
 struct SessionLatency {
     // Taken into flight (for a recipient online at the commit: right after it) → first
-    // written to the client's socket (deliver_result ok).
+    // written to the client's socket (deliver_result ok), or acked if the ack came first.
     metrics::Histogram delivery;
-    // Last written → acked by the client.
+    // Last written → acked by the client (only when the write was confirmed first).
     metrics::Histogram ack;
 };
 

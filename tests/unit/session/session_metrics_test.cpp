@@ -41,11 +41,18 @@ TEST_F(SessionCoreTest, DeliveryLatencyCountsFromTheFirstAttemptAndOnlyOnce) {
     EXPECT_DOUBLE_EQ(core_->latency().ack.sum_seconds(), 0.007);
 }
 
-TEST_F(SessionCoreTest, AnAckBeforeTheWriteIsConfirmedHasNoAckLatency) {
+TEST_F(SessionCoreTest, AnAckBeforeTheWriteIsConfirmedCountsTheDeliveryOnce) {
     handle(connect("bob", "ws-1", 1));
     handle(chat("alice", "bob", "m1"));
-    handle(ack("bob", {"m1"}));
+    advance(2);
+    handle(ack("bob", {"m1"})); // overtook the gateway's deliver_result
+    EXPECT_EQ(core_->counters().delivered, 1u);
+    EXPECT_EQ(core_->latency().delivery.count(), 1u);
+    EXPECT_DOUBLE_EQ(core_->latency().delivery.sum_seconds(), 0.002);
     EXPECT_EQ(core_->latency().ack.count(), 0u);
+    answer_from(0); // the late result: stale, not a second delivery
+    EXPECT_EQ(core_->counters().delivered, 1u);
+    EXPECT_EQ(core_->counters().stale_results, 1u);
 }
 
 TEST_F(SessionCoreTest, AWiderWindowLetsWaitingMessagesGoAtOnce) {
