@@ -995,6 +995,14 @@ std::vector<std::string> Topology::hosts() const {
     return out;
 }
 
+std::string Topology::unknown_host_error(std::string_view host) const {
+    const std::vector<std::string> known = hosts();
+    if (std::find(known.begin(), known.end(), host) != known.end()) return {};
+    std::string list;
+    for (const auto& name : known) list += (list.empty() ? "" : ", ") + name;
+    return file + ": no daemon is placed on host '" + std::string(host) + "' (hosts: " + list + ")";
+}
+
 bool is_known_kind(std::string_view kind) {
     return kind_info(kind) != nullptr;
 }

@@ -72,6 +72,9 @@ struct Topology {
     const DaemonSpec* find(std::string_view name) const;
     // Distinct `host` values in file order.
     std::vector<std::string> hosts() const;
+    // "" if some daemon is placed on `host`, else the operator's error:
+    // "<file>: no daemon is placed on host 'x' (hosts: a, b)".
+    std::string unknown_host_error(std::string_view host) const;
 };
 
 // Kinds the file format knows. Includes kinds whose daemons are written later (persistence,

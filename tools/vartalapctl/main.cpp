@@ -120,12 +120,8 @@ int run_up(const std::string& file, const std::string& host, const std::string& 
     auto loaded = load_or_report(file);
     if (!loaded) return kExitFailure;
     if (!host.empty()) {
-        const std::vector<std::string> hosts = loaded->hosts();
-        if (std::find(hosts.begin(), hosts.end(), host) == hosts.end()) {
-            std::string known;
-            for (const auto& name : hosts) known += (known.empty() ? "" : ", ") + name;
-            std::cerr << file << ": no daemon is placed on host '" << host << "' (hosts: "
-                      << known << ")\n";
+        if (const std::string error = loaded->unknown_host_error(host); !error.empty()) {
+            std::cerr << error << '\n';
             return kExitFailure;
         }
     }

@@ -113,7 +113,7 @@ int render_units(const topology::Topology& topology, const std::string& host,
     for (const auto& spec : topology.daemons)
         if (spec.host == host) here.push_back(&spec);
     if (here.empty()) {
-        std::cerr << topology.file << ": no daemon is placed on host '" << host << "'\n";
+        std::cerr << topology.unknown_host_error(host) << '\n';
         return 1;
     }
     for (const auto* spec : here)

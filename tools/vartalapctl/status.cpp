@@ -277,12 +277,8 @@ int run_status(const std::string& file, bool json, int timeout_ms, const std::st
     for (const auto& error : loaded.errors) std::cerr << error.str() << '\n';
     if (!loaded.topology) return kExitBadFile;
     if (!host.empty()) {
-        const std::vector<std::string> hosts = loaded.topology->hosts();
-        if (std::find(hosts.begin(), hosts.end(), host) == hosts.end()) {
-            std::string known;
-            for (const auto& name : hosts) known += (known.empty() ? "" : ", ") + name;
-            std::cerr << file << ": no daemon is placed on host '" << host << "' (hosts: "
-                      << known << ")\n";
+        if (const std::string error = loaded.topology->unknown_host_error(host); !error.empty()) {
+            std::cerr << error << '\n';
             return kExitBadFile;
         }
     }

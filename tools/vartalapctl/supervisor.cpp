@@ -536,10 +536,7 @@ int run_supervisor(const SupervisorOptions& options) {
         selected.insert(daemon.name);
     }
     if (children.empty()) {
-        std::string known;
-        for (const auto& name : topology.hosts()) known += (known.empty() ? "" : ", ") + name;
-        std::cerr << file << ": no daemon is placed on host '" << options.host << "' (hosts: "
-                  << known << ")\n";
+        std::cerr << topology.unknown_host_error(options.host) << '\n';
         return kExitFailure;
     }
     if (auto inproc = inproc_uses(topology, selected); !inproc.empty()) {
