@@ -540,7 +540,6 @@ void SessionCore::on_result(const Envelope& result, std::uint64_t deleted_seq) {
         if (!entry.written && entry.entered)
             latency_.delivery.observe_ms(now - std::min(now, entry.entered_ms));
         entry.written = true;
-        entry.written_ms = now;
         if (entry.system) {
             // Deleted in this batch's transaction (deleted_seq == seq), unless the map was
             // so full that even deletions failed; then it is redelivered on a new connect.
@@ -618,15 +617,15 @@ void SessionCore::on_acked(const Envelope& message, const Effect& effect) {
 }
 
 void SessionCore::observe_ack(const InFlight& entry) {
+    if (!entry.entered) return;
     const std::uint64_t now = clock_.monotonic_ms();
-    if (entry.written) {
-        latency_.ack.observe_ms(now - std::min(now, entry.written_ms));
-        return;
-    }
+    const std::uint64_t since_entered = now - std::min(now, entry.entered_ms);
+    latency_.ack.observe_ms(since_entered);
+    if (entry.written) return;
     // The client's ack overtook the gateway's deliver_result (common on a fast path): the
     // ack proves the delivery, so it counts as one now (the late result is then stale).
     ++counters_.delivered;
-    if (entry.entered) latency_.delivery.observe_ms(now - std::min(now, entry.entered_ms));
+    latency_.delivery.observe_ms(since_entered);
 }
 
 void SessionCore::set_limits(const SessionLimits& limits) {

@@ -178,7 +178,7 @@ struct SessionLatency {
     // Taken into flight (for a recipient online at the commit: right after it) → first
     // written to the client's socket (deliver_result ok), or acked if the ack came first.
     metrics::Histogram delivery;
-    // Last written → acked by the client (only when the write was confirmed first).
+    // Taken into flight → acked by the client: what the sender waits for its receipt.
     metrics::Histogram ack;
 };
 
@@ -276,8 +276,7 @@ private:
         std::uint64_t request_id = 0;  // outstanding deliver request, 0 if none
         std::uint64_t deadline_ms = 0;
         std::uint32_t retry_count = 0; // timeouts so far (the wire's retry_count)
-        std::uint64_t entered_ms = 0;  // first attempt (delivery latency)
-        std::uint64_t written_ms = 0;  // last deliver_result ok (ack latency)
+        std::uint64_t entered_ms = 0;  // first attempt (delivery and ack latency)
         bool entered = false;
         bool written = false;
         Phase phase = Phase::sending;

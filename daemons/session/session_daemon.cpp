@@ -409,7 +409,8 @@ private:
                     "taken into flight (for an online recipient: the commit) -> written to the "
                     "client's socket",
                     core_->latency().delivery);
-        s.histogram("vartalap_ack_latency_seconds", "written to the client's socket -> client ack",
+        s.histogram("vartalap_ack_latency_seconds",
+                    "taken into flight (for an online recipient: the commit) -> client ack",
                     core_->latency().ack);
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"stored", c.stored}, {"delivered", c.delivered}, {"acked", c.acked},
