@@ -26,9 +26,10 @@
 // can keep taking signals (and enforce the budget) while the daemons drain.
 #include "common/lifecycle.hpp"
 #include "common/log.hpp"
+#include "common/version.hpp"
 #include "daemons/serve.hpp"
-#include "tools/vartalapctl/render.hpp"
 #include "daemons/system.hpp"
+#include "tools/vartalapctl/render.hpp"
 #include "tools/vartalapctl/status.hpp"
 #include "tools/vartalapctl/supervisor.hpp"
 #include "topology/topology.hpp"
@@ -147,6 +148,7 @@ int run_up(const std::string& file, const std::string& host, const std::string& 
 
 int main(int argc, char** argv) {
     CLI::App app{"vartalapctl: validate, draw and run Vartalap topology files"};
+    app.set_version_flag("--version", std::string(vartalap::version()));
     app.require_subcommand(1);
 
     std::string file;

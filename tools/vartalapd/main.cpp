@@ -11,6 +11,7 @@
 // Thread: main (see daemons/serve.hpp).
 #include "common/lifecycle.hpp"
 #include "common/log.hpp"
+#include "common/version.hpp"
 #include "daemons/serve.hpp"
 #include "daemons/system.hpp"
 #include "topology/topology.hpp"
@@ -39,6 +40,7 @@ std::vector<std::string> inproc_endpoints(const topology::Topology& t, const std
 
 int main(int argc, char** argv) {
     CLI::App app{"vartalapd: run one daemon instance of a Vartalap topology"};
+    app.set_version_flag("--version", std::string(vartalap::version()));
     std::string kind, file, instance, data_dir, log_level;
     app.add_option("KIND", kind, "daemon kind (ws-gateway, session, ...)")->required();
     app.add_option("--topology,-t", file, "topology file (TOML)")->required();
