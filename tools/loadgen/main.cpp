@@ -4,9 +4,18 @@
 // acknowledges every message with a CLIENT_ACK (to "server"), so the server's full
 // delivery path runs: parse, route, store, deliver, ack, delete.
 //
-//   vartalap-loadgen --pairs 50 --seconds 10 [--window 8] [--rate 0 (unlimited)]
+//   vartalap-loadgen --pairs 50 --seconds 10 [--window 8] [--rate 0] [--server-pid PID]
 //
-// Prints throughput and latency percentiles (p50/p99/max). Thread: one io_context thread.
+// Closed loop (--rate 0, the default): each sender sends its next message as soon as one of
+// its messages is delivered, keeping `--window` in flight. Open loop (--rate N): N messages
+// per second in total, message k due at start + k/N (a deadline schedule, so late timer
+// wake-ups do not drift), dealt round-robin over the senders; `--window` stays a cap on the
+// messages in flight per sender, and a message due while its sender is at the cap waits for
+// a slot (counted as "deferred", and its wait shows in the due->deliver latency).
+//
+// Prints throughput and latency percentiles (p50/p99/max), the client's CPU and, with
+// --server-pid, the server process's CPU over the measured window and per message.
+// Thread: one io_context thread.
 #include <CLI/CLI.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -15,12 +24,15 @@
 #include <boost/beast/websocket.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tools/bench/measure.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <iostream>
 #include <memory>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -30,6 +42,7 @@ namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+namespace bench = vartalap::bench;
 
 namespace {
 
@@ -52,7 +65,11 @@ std::string login(const std::string& host, const std::string& port, const std::s
 struct Stats {
     std::uint64_t delivered = 0;
     std::uint64_t duplicates = 0;
-    std::vector<std::uint32_t> latency_us;
+    std::uint64_t sent = 0;     // sent while measuring
+    std::uint64_t deferred = 0; // open loop: due while the sender was at its window, while measuring
+    std::vector<std::uint32_t> latency_us;          // actual send -> delivery
+    std::vector<std::uint32_t> schedule_latency_us; // open loop: due time -> delivery
+    std::size_t frame_bytes = 0;                    // size of the first message frame sent
     bool measuring = false;
 };
 
@@ -71,39 +88,68 @@ public:
         ws_.handshake(host, "/wss");
     }
 
-    void start(Client* peer, int window) {
+    // Closed loop (paced == false): sends `window` messages now and one more per delivery.
+    // Open loop: sends only what offer() hands it, at most `window` in flight.
+    void start(Client* peer, int window, bool paced) {
         peer_ = peer;
+        window_ = static_cast<std::size_t>(window);
+        paced_ = paced;
         do_read();
-        for (int i = 0; i < window; ++i) send_next();
+        if (!paced_)
+            for (int i = 0; i < window; ++i) send_next(Clock::now());
     }
 
-    // Called by the peer when one of our messages arrived: keep the window full. A message
-    // delivered twice (a retry whose ack crossed it) counts once and sends no extra message,
-    // so the window stays what was asked for.
+    // Open loop: a message due at `due` (the schedule's time, not the timer's).
+    void offer(Clock::time_point due) {
+        if (outstanding_.size() < window_) {
+            send_next(due);
+        } else {
+            backlog_.push_back(due);
+            if (stats_.measuring) ++stats_.deferred;
+        }
+    }
+
+    // Called by the peer when one of our messages arrived: keep the window full (closed
+    // loop) or send one that waited for a slot (open loop). A message delivered twice (a
+    // retry whose ack crossed it) counts once and sends no extra message, so the window stays
+    // what was asked for.
     void on_delivered(const std::string& id, Clock::time_point sent) {
-        if (outstanding_.erase(id) == 0) {
+        const auto it = outstanding_.find(id);
+        if (it == outstanding_.end()) {
             ++stats_.duplicates;
             return;
         }
+        const Clock::time_point due = it->second;
+        outstanding_.erase(it);
         if (stats_.measuring) {
+            const auto now = Clock::now();
             ++stats_.delivered;
-            stats_.latency_us.push_back(static_cast<std::uint32_t>(
-                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent).count()));
+            stats_.latency_us.push_back(bench::micros(now - sent));
+            if (paced_) stats_.schedule_latency_us.push_back(bench::micros(now - due));
         }
-        if (!stopping_) send_next();
+        if (stopping_) return;
+        if (!paced_) {
+            send_next(Clock::now());
+        } else if (!backlog_.empty()) {
+            const auto next = backlog_.front();
+            backlog_.pop_front();
+            send_next(next);
+        }
     }
     void stop() { stopping_ = true; }
 
 private:
-    void send_next() {
+    void send_next(Clock::time_point due) {
         const auto sent = Clock::now();
         const std::string id = user_ + "-" + std::to_string(++sequence_);
-        outstanding_.insert(id);
+        outstanding_.emplace(id, due);
+        if (stats_.measuring) ++stats_.sent;
         write(json{{"_v", 2.1}, {"id", id},
                    {"head", {{"type", "individual"}, {"to", peer_->user_}, {"chatid", user_},
                              {"contentType", "text"}, {"action", "message"}}},
                    {"body", {{"text", "load"}, {"sent", sent.time_since_epoch().count()}}}}
                   .dump());
+        if (stats_.frame_bytes == 0) stats_.frame_bytes = queue_.back().size();
     }
 
     void write(std::string frame) {
@@ -145,8 +191,11 @@ private:
     Stats& stats_;
     Client* peer_ = nullptr;
     std::uint64_t sequence_ = 0;
+    std::size_t window_ = 0;
+    bool paced_ = false;
     std::deque<std::string> queue_;
-    std::unordered_set<std::string> outstanding_; // sent, not yet seen by the peer
+    std::unordered_map<std::string, Clock::time_point> outstanding_; // sent, not yet seen by the peer -> due time
+    std::deque<Clock::time_point> backlog_; // open loop: due while at the window cap
     beast::flat_buffer buffer_;
     bool stopping_ = false;
 };
@@ -156,8 +205,8 @@ private:
 int main(int argc, char** argv) {
     CLI::App app{"vartalap-loadgen: throughput and latency through a running Vartalap server"};
     std::string host = "127.0.0.1";
-    int ws_port = 8080, http_port = 8081, pairs = 20, window = 8;
-    double seconds = 10, warmup = 2;
+    int ws_port = 8080, http_port = 8081, pairs = 20, window = 8, server_pid = 0;
+    double seconds = 10, warmup = 2, rate = 0;
     app.add_option("--host", host);
     app.add_option("--ws-port", ws_port);
     app.add_option("--http-port", http_port);
@@ -165,7 +214,18 @@ int main(int argc, char** argv) {
     app.add_option("--window", window, "messages in flight per sender");
     app.add_option("--seconds", seconds, "measured duration");
     app.add_option("--warmup", warmup, "unmeasured seconds first");
+    app.add_option("--rate", rate,
+                   "open loop: messages per second in total, evenly paced (0: closed loop, as fast as "
+                   "--window allows)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--server-pid", server_pid, "also report this process's CPU (/proc/PID/stat) over the measured window");
     CLI11_PARSE(app, argc, argv);
+    if (window < 1 || pairs < 1) {
+        std::cerr << "vartalap-loadgen: --pairs and --window must be at least 1\n";
+        return 2;
+    }
+    const bool paced = rate > 0;
+    if (paced) bench::precise_timers();
 
     asio::io_context io(1);
     Stats stats;
@@ -186,23 +246,58 @@ int main(int argc, char** argv) {
         return 1;
     }
     for (int i = 0; i < pairs; ++i) {
-        clients[2 * i]->start(clients[2 * i + 1].get(), window);
-        clients[2 * i + 1]->start(clients[2 * i].get(), window);
+        clients[2 * i]->start(clients[2 * i + 1].get(), window, paced);
+        clients[2 * i + 1]->start(clients[2 * i].get(), window, paced);
     }
+    const auto to_duration = [](double s) {
+        return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+    };
+    const auto start = Clock::now();
+    bench::CpuWindow cpu(server_pid);
     asio::steady_timer timer(io);
-    timer.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup)));
-    timer.async_wait([&](beast::error_code) { stats.measuring = true; });
-    io.run_for(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup + seconds)));
+    timer.expires_at(start + to_duration(warmup));
+    timer.async_wait([&](beast::error_code) {
+        stats.measuring = true;
+        cpu.begin();
+    });
+
+    // Open loop: one timer, rearmed for the next message's due time after sending every
+    // message already due.
+    const bench::Schedule schedule(start, rate);
+    std::uint64_t next = 0;
+    asio::steady_timer pacer(io);
+    std::function<void()> pace = [&] {
+        const auto now = Clock::now();
+        for (; schedule.due(next) <= now; ++next) clients[next % clients.size()]->offer(schedule.due(next));
+        pacer.expires_at(schedule.due(next));
+        pacer.async_wait([&](beast::error_code ec) {
+            if (!ec) pace();
+        });
+    };
+    if (paced) pace();
+
+    io.run_until(start + to_duration(warmup + seconds));
     stats.measuring = false;
+    cpu.end();
 
     auto& l = stats.latency_us;
     std::sort(l.begin(), l.end());
-    auto pct = [&](double p) { return l.empty() ? 0u : l[std::min(l.size() - 1, static_cast<std::size_t>(p * l.size()))]; };
-    std::cout << "pairs " << pairs << ", window " << window << ", " << seconds << " s measured\n"
-              << "delivered+acked: " << stats.delivered << " (" << static_cast<double>(stats.delivered) / seconds
+    std::cout << "pairs " << pairs << ", window " << window << ", " << seconds << " s measured";
+    if (paced) std::cout << ", open loop at " << rate << " msg/s offered";
+    std::cout << "\ndelivered+acked: " << stats.delivered << " (" << static_cast<double>(stats.delivered) / seconds
               << " msg/s)\n"
               << "duplicate deliveries (not counted): " << stats.duplicates << '\n'
-              << "send->deliver latency us: p50 " << pct(0.5) << ", p99 " << pct(0.99) << ", max "
-              << (l.empty() ? 0u : l.back()) << '\n';
+              << "send->deliver latency us: p50 " << bench::percentile(l, 0.5) << ", p99 " << bench::percentile(l, 0.99)
+              << ", max " << (l.empty() ? 0u : l.back()) << '\n';
+    if (paced) {
+        auto& s = stats.schedule_latency_us;
+        std::sort(s.begin(), s.end());
+        std::cout << "achieved send rate: " << static_cast<double>(stats.sent) / seconds << " msg/s of " << rate
+                  << " offered (deferred by --window: " << stats.deferred << ")\n"
+                  << "due->deliver latency us: p50 " << bench::percentile(s, 0.5) << ", p99 "
+                  << bench::percentile(s, 0.99) << ", max " << (s.empty() ? 0u : s.back()) << '\n';
+    }
+    std::cout << "message frame: " << stats.frame_bytes << " bytes\n";
+    cpu.print(std::cout, stats.delivered);
     return 0;
 }
