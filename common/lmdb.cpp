@@ -57,6 +57,16 @@ std::size_t Env::used_bytes() const {
     return (info.me_last_pgno + 1) * static_cast<std::size_t>(stat.ms_psize);
 }
 
+std::optional<Durability> parse_durability(std::string_view text) {
+    if (text == "fsync") return Durability::fsync;
+    if (text == "process") return Durability::process;
+    return std::nullopt;
+}
+
+const char* to_string(Durability durability) {
+    return durability == Durability::fsync ? "fsync" : "process";
+}
+
 void Env::set_map_size(std::size_t bytes) { check(mdb_env_set_mapsize(env_, bytes), "mdb_env_set_mapsize"); }
 
 Txn::Txn(Env& env, Mode mode) {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -29,6 +30,14 @@ private:
 
 // Throws Error unless rc == 0.
 void check(int rc, const char* what);
+
+// How a store's commits reach the disk, chosen per daemon (option `durability`).
+enum class Durability : std::uint8_t {
+    fsync,   // survives power loss: every commit syncs (one commit per drained batch)
+    process, // survives a crash of any process: MDB_NOSYNC, synced every sync_interval_ms
+};
+std::optional<Durability> parse_durability(std::string_view text);
+const char* to_string(Durability durability);
 
 struct EnvOptions {
     std::size_t map_size = std::size_t{1} << 30; // 1 GiB: address space, not disk, until used

@@ -40,16 +40,6 @@ bool is_notification_content(std::string_view payload) {
 
 } // namespace
 
-std::optional<Durability> parse_durability(std::string_view text) {
-    if (text == "fsync") return Durability::fsync;
-    if (text == "process") return Durability::process;
-    return std::nullopt;
-}
-
-const char* to_string(Durability durability) {
-    return durability == Durability::fsync ? "fsync" : "process";
-}
-
 lmdb::EnvOptions persistence_env_options(const PersistenceConfig& config) {
     lmdb::EnvOptions options;
     options.map_size = config.map_size_mb << 20;

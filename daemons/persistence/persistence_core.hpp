@@ -59,13 +59,9 @@ public:
     virtual bool notify(const Envelope& notification) = 0;
 };
 
-enum class Durability : std::uint8_t {
-    fsync,   // survives power loss: every commit syncs (one commit per drained batch)
-    process, // survives a crash of any process: MDB_NOSYNC, synced every sync_interval_ms
-};
-// "fsync" / "process"; nullopt for anything else.
-std::optional<Durability> parse_durability(std::string_view text);
-const char* to_string(Durability durability);
+using lmdb::Durability;
+using lmdb::parse_durability;
+using lmdb::to_string;
 
 struct PersistenceConfig {
     Durability durability = Durability::fsync;

@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <unordered_map>
 #include <vector>
@@ -207,6 +208,18 @@ public:
         // LMDB map: address space reserved up front, disk used only as data grows. When it
         // is full, new messages are refused (see SessionCore) until acks free space.
         env_options_.map_size = uint_option(self, "map_size_mb", 1024) << 20;
+        // "fsync" (default): the SERVER_ACK follows a synced commit, so an accepted message
+        // survives power loss. "process": commits without a sync (MDB_NOSYNC) and a sync
+        // every sync_interval_ms: it survives the crash of any process, and a power loss
+        // may lose the last interval's messages.
+        const std::string durability = self.option_string("durability", "fsync");
+        const auto parsed = lmdb::parse_durability(durability);
+        if (!parsed)
+            throw std::invalid_argument(self.name + ": option durability must be \"fsync\" or "
+                                        "\"process\", not \"" + durability + "\"");
+        durability_ = *parsed;
+        env_options_.no_sync = durability_ == lmdb::Durability::process;
+        sync_.emplace(uint_option(self, "sync_interval_ms", 1000));
     }
 
     ~SessionDaemon() override {
@@ -250,9 +263,10 @@ public:
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, env_options_);
         core_ = std::make_unique<SessionCore>(*env_, outbox_, context_.clock, config_);
-        spdlog::info("{}: store {} opened, {} gateway(s), {} persistence shard(s), window {}, "
-                     "ack timeout {} ms, retry limit {}",
-                     context_.self.name, context_.data_dir.string(), outbox_.sockets().size(),
+        spdlog::info("{}: store {} opened ({} durability), {} gateway(s), {} persistence "
+                     "shard(s), window {}, ack timeout {} ms, retry limit {}",
+                     context_.self.name, context_.data_dir.string(), lmdb::to_string(durability_),
+                     outbox_.sockets().size(),
                      outbox_.persistence_shards().size(), config_.window, config_.ack_timeout_ms,
                      config_.retry_limit);
     }
@@ -293,6 +307,7 @@ private:
         std::vector<Envelope> batch;
         batch.reserve(config_.max_batch);
         counter_log_.start(context_.clock.monotonic_ms());
+        sync_->start(context_.clock.monotonic_ms());
         outbox_.request_resync(context_.self.name);
 
         while (!stop_requested()) {
@@ -321,6 +336,7 @@ private:
         // still in persistence. Close with the bounded LINGER set by make_socket.
         pull_.close();
         outbox_.close_all();
+        if (durability_ == lmdb::Durability::process) env_->sync();
         log_counters("stopped", spdlog::level::info);
     }
 
@@ -372,12 +388,16 @@ private:
     //     loop turn, which is at least every kTickMs (100 ms) and at the core's next deadline;
     //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level;
     //   - metrics to the ops thread — every metrics::kPublishPeriodMs (1 s);
-    //   - a SIGHUP's new limits — when posted.
+    //   - a SIGHUP's new limits — when posted;
+    //   - with "process" durability, an LMDB sync — every sync_interval_ms (1 s).
     void periodic_duties() {
         core_->on_timer();
         if (counter_log_.due(context_.clock.monotonic_ms())) log_counters("counters", spdlog::level::debug);
         publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
         if (auto fresh = pending_reload_.take()) apply_reload(*fresh);
+        // "process" durability: the commits since the last sync reach the disk.
+        if (durability_ == lmdb::Durability::process && sync_->due(context_.clock.monotonic_ms()))
+            env_->sync();
     }
 
     void apply_reload(const topology::DaemonSpec& fresh) {
@@ -452,6 +472,8 @@ private:
     DaemonContext context_; // a copy: the caller's context may be a temporary
     SessionConfig config_;
     lmdb::EnvOptions env_options_;
+    lmdb::Durability durability_ = lmdb::Durability::fsync;
+    std::optional<Periodic> sync_; // set in the constructor (its period is an option)
 
     zmq::socket_t pull_;
     DealerOutbox outbox_;

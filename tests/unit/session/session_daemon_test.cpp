@@ -48,10 +48,11 @@ std::optional<Incoming> receive(zmq::socket_t& socket, std::chrono::milliseconds
     return std::nullopt;
 }
 
-TEST(SessionDaemonTest, StoresDeliversAndDeletesOnAckOverRealSockets) {
+// `durability`: the session's option of that name, unset when empty.
+void stores_delivers_and_deletes_on_ack(const std::string& durability) {
     const std::filesystem::path directory =
         std::filesystem::temp_directory_path() /
-        ("vartalap_session_daemon_test_" + std::to_string(::getpid()));
+        ("vartalap_session_daemon_test_" + std::to_string(::getpid()) + durability);
     std::filesystem::remove_all(directory);
 
     topology::Topology topology;
@@ -64,6 +65,7 @@ TEST(SessionDaemonTest, StoresDeliversAndDeletesOnAckOverRealSockets) {
     session.name = "session-1";
     session.endpoints["pull"] = "inproc://session-test-pull";
     session.options.insert("window", 8);
+    if (!durability.empty()) session.options.insert("durability", durability);
     topology.daemons = {gateway, session};
 
     zmq::context_t context;
@@ -157,6 +159,36 @@ TEST(SessionDaemonTest, StoresDeliversAndDeletesOnAckOverRealSockets) {
     }
     router.close();
     std::filesystem::remove_all(directory);
+}
+
+TEST(SessionDaemonTest, StoresDeliversAndDeletesOnAckOverRealSockets) {
+    stores_delivers_and_deletes_on_ack("");
+}
+
+// "process" durability (MDB_NOSYNC, periodic sync, a sync at stop): the same behaviour.
+TEST(SessionDaemonTest, ProcessDurabilityBehavesTheSame) {
+    stores_delivers_and_deletes_on_ack("process");
+}
+
+TEST(SessionDaemonTest, AnUnknownDurabilityRefusesToStart) {
+    topology::Topology topology;
+    topology::DaemonSpec session;
+    session.kind = "session";
+    session.name = "session-1";
+    session.endpoints["pull"] = "inproc://session-test-durability";
+    session.options.insert("durability", "sometimes");
+    topology.daemons = {session};
+    zmq::context_t context;
+    SystemClock clock;
+    AccessKeys keys(std::string(32, 'k'));
+    const DaemonContext daemon_context{context, topology, topology.daemons[0],
+                                       std::filesystem::temp_directory_path(), keys, clock};
+    try {
+        make_session(daemon_context);
+        FAIL() << "a session with durability \"sometimes\" was created";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("durability must be"), std::string::npos) << e.what();
+    }
 }
 
 // The offline path over real sockets: the test also plays a rest-gateway (its ROUTER gets
