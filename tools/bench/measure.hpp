@@ -1,6 +1,7 @@
-// Helpers the benchmark clients share (vartalap-loadgen, vartalap-mqtt-bench): percentiles,
-// a deadline schedule for open-loop pacing, and CPU time of this process and of a server
-// process read from /proc/PID/stat. Header-only; Linux.
+// Helpers the benchmark clients share (vartalap-loadgen, vartalap-mqtt-bench): what they
+// count (Stats), each sender's flow control (Flow), the report, percentiles, a deadline
+// schedule for open-loop pacing, and CPU time of this process and of a server process read
+// from /proc/PID/stat. Header-only; Linux. Thread: each client's one thread.
 #pragma once
 
 #include <sys/prctl.h>
@@ -9,6 +10,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <cstdint>
 #include <fstream>
 #include <iterator>
@@ -16,6 +19,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace vartalap::bench {
@@ -31,6 +35,105 @@ inline std::uint32_t percentile(const std::vector<std::uint32_t>& sorted, double
 inline std::uint32_t micros(Clock::duration d) {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
     return us < 0 ? 0u : static_cast<std::uint32_t>(us);
+}
+
+// What a run counts, over the measured window only (while `measuring`).
+struct Stats {
+    std::uint64_t delivered = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t sent = 0;
+    std::uint64_t deferred = 0; // open loop: due while the sender was at its window
+    std::vector<std::uint32_t> latency_us;          // actual send -> delivery
+    std::vector<std::uint32_t> schedule_latency_us; // open loop: due time -> delivery
+    bool measuring = false;
+};
+
+// One sender's flow control: at most `window` messages outstanding (sent, not yet seen by
+// the peer). Closed loop: `window` at start, then one more per delivery. Open loop: what
+// offer() hands it, holding back (and counting as deferred) what is due while at the cap.
+// `send(due)` sends one message and calls sent() with its key.
+template <class Key>
+class Flow {
+public:
+    Flow(Stats& stats, std::function<void(Clock::time_point due)> send)
+        : stats_(stats), send_(std::move(send)) {}
+
+    void start(int window, bool paced) {
+        window_ = static_cast<std::size_t>(window);
+        paced_ = paced;
+        if (!paced_)
+            for (int i = 0; i < window; ++i) send_(Clock::now());
+    }
+    // Open loop: a message due at `due` (the schedule's time, not the timer's).
+    void offer(Clock::time_point due) {
+        if (outstanding_.size() < window_) {
+            send_(due);
+        } else {
+            backlog_.push_back(due);
+            if (stats_.measuring) ++stats_.deferred;
+        }
+    }
+    void sent(Key key, Clock::time_point due) {
+        outstanding_.emplace(std::move(key), due);
+        if (stats_.measuring) ++stats_.sent;
+    }
+    // The peer received message `key`, sent at `sent_at`. A message seen twice (a retry
+    // whose ack crossed it) counts once and sends nothing extra, so the window stays.
+    void delivered(const Key& key, Clock::time_point sent_at) {
+        const auto it = outstanding_.find(key);
+        if (it == outstanding_.end()) {
+            ++stats_.duplicates;
+            return;
+        }
+        const Clock::time_point due = it->second;
+        outstanding_.erase(it);
+        if (stats_.measuring) {
+            const auto now = Clock::now();
+            ++stats_.delivered;
+            stats_.latency_us.push_back(micros(now - sent_at));
+            if (paced_) stats_.schedule_latency_us.push_back(micros(now - due));
+        }
+        if (stopping_) return;
+        if (!paced_) {
+            send_(Clock::now());
+        } else if (!backlog_.empty()) {
+            const auto next = backlog_.front();
+            backlog_.pop_front();
+            send_(next);
+        }
+    }
+    void stop() { stopping_ = true; }
+
+private:
+    Stats& stats_;
+    std::function<void(Clock::time_point)> send_;
+    std::size_t window_ = 0;
+    bool paced_ = false;
+    bool stopping_ = false;
+    std::unordered_map<Key, Clock::time_point> outstanding_; // -> due time
+    std::deque<Clock::time_point> backlog_;                  // open loop: due while at the cap
+};
+
+// The report's common lines (sorts the latency vectors).
+inline void print_report(std::ostream& out, Stats& stats, int pairs, int window, double seconds,
+                         bool paced, double rate) {
+    auto& l = stats.latency_us;
+    std::sort(l.begin(), l.end());
+    out << "pairs " << pairs << ", window " << window << ", " << seconds << " s measured";
+    if (paced) out << ", open loop at " << rate << " msg/s offered";
+    out << "\ndelivered+acked: " << stats.delivered << " ("
+        << static_cast<double>(stats.delivered) / seconds << " msg/s)\n"
+        << "duplicate deliveries (not counted): " << stats.duplicates << '\n'
+        << "send->deliver latency us: p50 " << percentile(l, 0.5) << ", p99 "
+        << percentile(l, 0.99) << ", max " << (l.empty() ? 0u : l.back()) << '\n';
+    if (paced) {
+        auto& s = stats.schedule_latency_us;
+        std::sort(s.begin(), s.end());
+        out << "achieved send rate: " << static_cast<double>(stats.sent) / seconds << " msg/s of "
+            << rate << " offered (deferred by --window: " << stats.deferred << ")\n"
+            << "due->deliver latency us: p50 " << percentile(s, 0.5) << ", p99 "
+            << percentile(s, 0.99) << ", max " << (s.empty() ? 0u : s.back()) << '\n';
+    }
 }
 
 // Message k of an open-loop run is due at start + k / rate, computed from k each time, so

@@ -62,21 +62,14 @@ std::string login(const std::string& host, const std::string& port, const std::s
     return json::parse(response.body()).at("accesskey").get<std::string>();
 }
 
-struct Stats {
-    std::uint64_t delivered = 0;
-    std::uint64_t duplicates = 0;
-    std::uint64_t sent = 0;     // sent while measuring
-    std::uint64_t deferred = 0; // open loop: due while the sender was at its window, while measuring
-    std::vector<std::uint32_t> latency_us;          // actual send -> delivery
-    std::vector<std::uint32_t> schedule_latency_us; // open loop: due time -> delivery
-    std::size_t frame_bytes = 0;                    // size of the first message frame sent
-    bool measuring = false;
-};
+using bench::Stats;
 
 class Client : public std::enable_shared_from_this<Client> {
 public:
-    Client(asio::io_context& io, std::string user, Stats& stats)
-        : ws_(io), user_(std::move(user)), stats_(stats) {}
+    // `frame_bytes`: set to the size of the first message frame any client sends.
+    Client(asio::io_context& io, std::string user, Stats& stats, std::size_t& frame_bytes)
+        : ws_(io), user_(std::move(user)), frame_bytes_(frame_bytes),
+          flow_(stats, [this](Clock::time_point due) { send_next(due); }) {}
 
     void connect(const std::string& host, const std::string& port, const std::string& key) {
         beast::get_lowest_layer(ws_).connect(tcp::resolver(ws_.get_executor()).resolve(host, port));
@@ -92,64 +85,24 @@ public:
     // Open loop: sends only what offer() hands it, at most `window` in flight.
     void start(Client* peer, int window, bool paced) {
         peer_ = peer;
-        window_ = static_cast<std::size_t>(window);
-        paced_ = paced;
         do_read();
-        if (!paced_)
-            for (int i = 0; i < window; ++i) send_next(Clock::now());
+        flow_.start(window, paced);
     }
-
-    // Open loop: a message due at `due` (the schedule's time, not the timer's).
-    void offer(Clock::time_point due) {
-        if (outstanding_.size() < window_) {
-            send_next(due);
-        } else {
-            backlog_.push_back(due);
-            if (stats_.measuring) ++stats_.deferred;
-        }
-    }
-
-    // Called by the peer when one of our messages arrived: keep the window full (closed
-    // loop) or send one that waited for a slot (open loop). A message delivered twice (a
-    // retry whose ack crossed it) counts once and sends no extra message, so the window stays
-    // what was asked for.
-    void on_delivered(const std::string& id, Clock::time_point sent) {
-        const auto it = outstanding_.find(id);
-        if (it == outstanding_.end()) {
-            ++stats_.duplicates;
-            return;
-        }
-        const Clock::time_point due = it->second;
-        outstanding_.erase(it);
-        if (stats_.measuring) {
-            const auto now = Clock::now();
-            ++stats_.delivered;
-            stats_.latency_us.push_back(bench::micros(now - sent));
-            if (paced_) stats_.schedule_latency_us.push_back(bench::micros(now - due));
-        }
-        if (stopping_) return;
-        if (!paced_) {
-            send_next(Clock::now());
-        } else if (!backlog_.empty()) {
-            const auto next = backlog_.front();
-            backlog_.pop_front();
-            send_next(next);
-        }
-    }
-    void stop() { stopping_ = true; }
+    void offer(Clock::time_point due) { flow_.offer(due); }
+    void on_delivered(const std::string& id, Clock::time_point sent) { flow_.delivered(id, sent); }
+    void stop() { flow_.stop(); }
 
 private:
     void send_next(Clock::time_point due) {
         const auto sent = Clock::now();
         const std::string id = user_ + "-" + std::to_string(++sequence_);
-        outstanding_.emplace(id, due);
-        if (stats_.measuring) ++stats_.sent;
+        flow_.sent(id, due);
         write(json{{"_v", 2.1}, {"id", id},
                    {"head", {{"type", "individual"}, {"to", peer_->user_}, {"chatid", user_},
                              {"contentType", "text"}, {"action", "message"}}},
                    {"body", {{"text", "load"}, {"sent", sent.time_since_epoch().count()}}}}
                   .dump());
-        if (stats_.frame_bytes == 0) stats_.frame_bytes = queue_.back().size();
+        if (frame_bytes_ == 0) frame_bytes_ = queue_.back().size();
     }
 
     void write(std::string frame) {
@@ -188,16 +141,12 @@ private:
 
     websocket::stream<beast::tcp_stream> ws_;
     std::string user_;
-    Stats& stats_;
+    std::size_t& frame_bytes_;
     Client* peer_ = nullptr;
     std::uint64_t sequence_ = 0;
-    std::size_t window_ = 0;
-    bool paced_ = false;
+    bench::Flow<std::string> flow_;
     std::deque<std::string> queue_;
-    std::unordered_map<std::string, Clock::time_point> outstanding_; // sent, not yet seen by the peer -> due time
-    std::deque<Clock::time_point> backlog_; // open loop: due while at the window cap
     beast::flat_buffer buffer_;
-    bool stopping_ = false;
 };
 
 } // namespace
@@ -229,6 +178,7 @@ int main(int argc, char** argv) {
 
     asio::io_context io(1);
     Stats stats;
+    std::size_t frame_bytes = 0;
     // Fresh users each run: messages a previous run left unacked would otherwise arrive.
     const std::string run_prefix =
         "load-" + std::to_string(Clock::now().time_since_epoch().count() % 1000000007) + "-";
@@ -237,7 +187,7 @@ int main(int argc, char** argv) {
         for (int i = 0; i < 2 * pairs; ++i) {
             const std::string user = run_prefix + std::to_string(i);
             const std::string key = login(host, std::to_string(http_port), user);
-            auto client = std::make_shared<Client>(io, user, stats);
+            auto client = std::make_shared<Client>(io, user, stats, frame_bytes);
             client->connect(host, std::to_string(ws_port), key);
             clients.push_back(client);
         }
@@ -280,24 +230,8 @@ int main(int argc, char** argv) {
     stats.measuring = false;
     cpu.end();
 
-    auto& l = stats.latency_us;
-    std::sort(l.begin(), l.end());
-    std::cout << "pairs " << pairs << ", window " << window << ", " << seconds << " s measured";
-    if (paced) std::cout << ", open loop at " << rate << " msg/s offered";
-    std::cout << "\ndelivered+acked: " << stats.delivered << " (" << static_cast<double>(stats.delivered) / seconds
-              << " msg/s)\n"
-              << "duplicate deliveries (not counted): " << stats.duplicates << '\n'
-              << "send->deliver latency us: p50 " << bench::percentile(l, 0.5) << ", p99 " << bench::percentile(l, 0.99)
-              << ", max " << (l.empty() ? 0u : l.back()) << '\n';
-    if (paced) {
-        auto& s = stats.schedule_latency_us;
-        std::sort(s.begin(), s.end());
-        std::cout << "achieved send rate: " << static_cast<double>(stats.sent) / seconds << " msg/s of " << rate
-                  << " offered (deferred by --window: " << stats.deferred << ")\n"
-                  << "due->deliver latency us: p50 " << bench::percentile(s, 0.5) << ", p99 "
-                  << bench::percentile(s, 0.99) << ", max " << (s.empty() ? 0u : s.back()) << '\n';
-    }
-    std::cout << "message frame: " << stats.frame_bytes << " bytes\n";
+    bench::print_report(std::cout, stats, pairs, window, seconds, paced, rate);
+    std::cout << "message frame: " << frame_bytes << " bytes\n";
     cpu.print(std::cout, stats.delivered);
     return 0;
 }

@@ -39,16 +39,7 @@ using Clock = bench::Clock;
 
 namespace {
 
-struct Stats {
-    std::uint64_t delivered = 0;
-    std::uint64_t duplicates = 0;
-    std::uint64_t sent = 0;
-    std::uint64_t deferred = 0;
-    std::uint64_t publish_errors = 0;
-    std::vector<std::uint32_t> latency_us;
-    std::vector<std::uint32_t> schedule_latency_us;
-    bool measuring = false;
-};
+using bench::Stats;
 
 struct Payload { // at the front of every payload; the rest is filler
     std::int64_t sent;  // steady_clock ticks at the sender's publish
@@ -58,7 +49,8 @@ struct Payload { // at the front of every payload; the rest is filler
 class Client {
 public:
     Client(std::string id, std::string topic, Stats& stats, std::size_t payload_bytes)
-        : id_(std::move(id)), topic_(std::move(topic)), stats_(stats), payload_(payload_bytes, 'x') {
+        : id_(std::move(id)), topic_(std::move(topic)), payload_(payload_bytes, 'x'),
+          flow_(stats, [this](Clock::time_point due) { send_next(due); }) {
         mosq_ = mosquitto_new(id_.c_str(), true, this);
         if (!mosq_) throw std::runtime_error("mosquitto_new failed");
         mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
@@ -86,46 +78,12 @@ public:
 
     void start(Client* peer, int window, bool paced) {
         peer_ = peer;
-        window_ = static_cast<std::size_t>(window);
-        paced_ = paced;
-        if (!paced_)
-            for (int i = 0; i < window; ++i) send_next(Clock::now());
+        flow_.start(window, paced);
     }
-
-    void offer(Clock::time_point due) {
-        if (outstanding_.size() < window_) {
-            send_next(due);
-        } else {
-            backlog_.push_back(due);
-            if (stats_.measuring) ++stats_.deferred;
-        }
-    }
-
+    void offer(Clock::time_point due) { flow_.offer(due); }
     // The peer received our message `sequence`, sent at `sent`.
-    void on_delivered(std::uint64_t sequence, Clock::time_point sent) {
-        const auto it = outstanding_.find(sequence);
-        if (it == outstanding_.end()) {
-            ++stats_.duplicates;
-            return;
-        }
-        const Clock::time_point due = it->second;
-        outstanding_.erase(it);
-        if (stats_.measuring) {
-            const auto now = Clock::now();
-            ++stats_.delivered;
-            stats_.latency_us.push_back(bench::micros(now - sent));
-            if (paced_) stats_.schedule_latency_us.push_back(bench::micros(now - due));
-        }
-        if (stopping_) return;
-        if (!paced_) {
-            send_next(Clock::now());
-        } else if (!backlog_.empty()) {
-            const auto next = backlog_.front();
-            backlog_.pop_front();
-            send_next(next);
-        }
-    }
-    void stop() { stopping_ = true; }
+    void on_delivered(std::uint64_t sequence, Clock::time_point sent) { flow_.delivered(sequence, sent); }
+    void stop() { flow_.stop(); }
 
 private:
     void on_connect(mosquitto* m, int rc) {
@@ -139,11 +97,10 @@ private:
     void send_next(Clock::time_point due) {
         const Payload head{Clock::now().time_since_epoch().count(), ++sequence_};
         std::memcpy(payload_.data(), &head, std::min(sizeof head, payload_.size()));
-        outstanding_.emplace(head.sequence, due);
-        if (stats_.measuring) ++stats_.sent;
+        flow_.sent(head.sequence, due);
         const int rc = mosquitto_publish(mosq_, nullptr, peer_->topic_.c_str(), static_cast<int>(payload_.size()),
                                          payload_.data(), 1, false);
-        if (rc != MOSQ_ERR_SUCCESS) ++stats_.publish_errors;
+        if (rc != MOSQ_ERR_SUCCESS) ++publish_errors;
     }
 
     void on_message(const mosquitto_message* m) {
@@ -155,14 +112,14 @@ private:
 
     mosquitto* mosq_ = nullptr;
     std::string id_, topic_;
-    Stats& stats_;
     std::string payload_;
     Client* peer_ = nullptr;
     std::uint64_t sequence_ = 0;
-    std::size_t window_ = 0;
-    bool paced_ = false, subscribed_ = false, stopping_ = false;
-    std::unordered_map<std::uint64_t, Clock::time_point> outstanding_; // sent, not yet at the peer -> due
-    std::deque<Clock::time_point> backlog_;
+    bool subscribed_ = false;
+    bench::Flow<std::uint64_t> flow_;
+
+public:
+    static inline std::uint64_t publish_errors = 0; // mosquitto_publish failures, all clients
 };
 
 // One pass of the external loop: wait for socket activity until `deadline` at the latest,
@@ -288,25 +245,9 @@ int main(int argc, char** argv) {
         mosquitto_disconnect(c->handle());
     }
 
-    auto& l = stats.latency_us;
-    std::sort(l.begin(), l.end());
-    std::cout << "pairs " << pairs << ", window " << window << ", " << seconds << " s measured";
-    if (paced) std::cout << ", open loop at " << rate << " msg/s offered";
-    std::cout << "\ndelivered+acked: " << stats.delivered << " (" << static_cast<double>(stats.delivered) / seconds
-              << " msg/s)\n"
-              << "duplicate deliveries (not counted): " << stats.duplicates << '\n'
-              << "send->deliver latency us: p50 " << bench::percentile(l, 0.5) << ", p99 " << bench::percentile(l, 0.99)
-              << ", max " << (l.empty() ? 0u : l.back()) << '\n';
-    if (paced) {
-        auto& s = stats.schedule_latency_us;
-        std::sort(s.begin(), s.end());
-        std::cout << "achieved send rate: " << static_cast<double>(stats.sent) / seconds << " msg/s of " << rate
-                  << " offered (deferred by --window: " << stats.deferred << ")\n"
-                  << "due->deliver latency us: p50 " << bench::percentile(s, 0.5) << ", p99 "
-                  << bench::percentile(s, 0.99) << ", max " << (s.empty() ? 0u : s.back()) << '\n';
-    }
+    bench::print_report(std::cout, stats, pairs, window, seconds, paced, rate);
     std::cout << "message payload: " << payload_bytes << " bytes, QoS 1\n";
-    if (stats.publish_errors) std::cout << "publish errors: " << stats.publish_errors << '\n';
+    if (Client::publish_errors) std::cout << "publish errors: " << Client::publish_errors << '\n';
     cpu.print(std::cout, stats.delivered);
     clients.clear();
     mosquitto_lib_cleanup();
