@@ -114,6 +114,19 @@ private:
     std::deque<Clock::time_point> backlog_;                  // open loop: due while at the cap
 };
 
+inline Clock::duration to_duration(double seconds) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+// Clients 2i and 2i+1 are peers: each sends to the other.
+template <class Clients>
+void start_pairs(Clients& clients, int window, bool paced) {
+    for (std::size_t i = 0; i + 1 < clients.size(); i += 2) {
+        clients[i]->start(&*clients[i + 1], window, paced);
+        clients[i + 1]->start(&*clients[i], window, paced);
+    }
+}
+
 // The report's common lines (sorts the latency vectors).
 inline void print_report(std::ostream& out, Stats& stats, int pairs, int window, double seconds,
                          bool paced, double rate) {

@@ -205,13 +205,8 @@ int main(int argc, char** argv) {
         }
     }
 
-    for (int i = 0; i < pairs; ++i) {
-        clients[2 * i]->start(clients[2 * i + 1].get(), window, paced);
-        clients[2 * i + 1]->start(clients[2 * i].get(), window, paced);
-    }
-    const auto to_duration = [](double s) {
-        return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-    };
+    bench::start_pairs(clients, window, paced);
+    using bench::to_duration;
     const auto start = Clock::now();
     const auto measure_from = start + to_duration(warmup);
     const auto end = start + to_duration(warmup + seconds);
