@@ -23,10 +23,41 @@ std::uint64_t seconds_of(std::uint64_t now_ms) { return now_ms / 1000; }
 
 } // namespace
 
+bool nested_deeper_than(std::string_view text, std::size_t max_depth) {
+    std::size_t depth = 0;
+    bool in_string = false;
+    bool escaped = false;
+    for (const char c : text) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        switch (c) {
+        case '"': in_string = true; break;
+        case '{':
+        case '[':
+            if (++depth > max_depth) return true;
+            break;
+        case '}':
+        case ']':
+            if (depth > 0) --depth;
+            break;
+        default: break;
+        }
+    }
+    return false;
+}
+
 bool parse_client_message(std::string_view text, const ClientOrigin& origin, Envelope& out,
                           std::string& error, const ClientMessageLimits& limits) {
     if (text.size() > limits.max_bytes) {
         error = "message too large";
+        return false;
+    }
+    if (nested_deeper_than(text, limits.max_depth)) {
+        error = "message nested too deeply (at most " + std::to_string(limits.max_depth) + " levels)";
         return false;
     }
     // nlohmann's parser is iterative (no recursion on nesting) and the size is bounded

@@ -25,7 +25,16 @@ struct ClientMessageLimits {
     std::size_t max_bytes = 64 * 1024; // one message; gateways close larger frames (1009)
     std::size_t max_ids = 1000;        // ids in one receipt
     std::size_t max_field_bytes = 256; // id, to, chatid, usernames
+    // Objects and arrays nested in one another. The parser is iterative, but writing the
+    // message back out (nlohmann's dump) recurses once per level: without a bound, a 64 KiB
+    // frame of '[' would overflow the gateway thread's stack. App messages nest a few levels.
+    std::size_t max_depth = 64;
 };
+
+// Whether `text` nests JSON objects and arrays deeper than `max_depth` (brackets inside
+// strings do not count): one pass over the bytes, to run before parsing input whose parsed
+// form will be written out again (nlohmann's dump recurses once per level).
+bool nested_deeper_than(std::string_view text, std::size_t max_depth);
 
 struct ClientOrigin {
     std::string_view user;     // authenticated user: becomes head.from

@@ -579,6 +579,13 @@ void HttpSession::handle() {
         if (!authenticated) return respond(http::status::unauthorized, "{}");
         user = std::move(*authenticated);
     }
+    // Bodies are parsed and written out again, which recurses once per nesting level: a
+    // deeply nested body is refused before parsing (send bodies add one level, the array).
+    if (const std::size_t max_depth = ClientMessageLimits{}.max_depth + 1;
+        nested_deeper_than(request_.body(), max_depth))
+        return respond(http::status::bad_request,
+                       json_error("body nested too deeply (at most " + std::to_string(max_depth) +
+                                  " levels)"));
     responding_ = true; // a reply, a timeout or the drain will call respond()
     if (route.target == RestRoute::send_objects || route.target == RestRoute::send_strings) {
         std::string error;

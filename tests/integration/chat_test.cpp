@@ -193,6 +193,35 @@ TEST_F(ChatTest, BadJsonGetsErrorFrameAndSocketStaysOpen) {
     EXPECT_EQ(alice_ws.read_text(5s), "pong");
 }
 
+// Deep nesting within the size limits (60 KB of brackets) must not crash a gateway: writing
+// such a message out again would recurse once per level. Both gateways refuse it and serve on.
+TEST_F(ChatTest, DeeplyNestedJsonIsRefusedAndBothGatewaysServeOn) {
+    auto alice = system_->login("alice");
+    auto bob = system_->login("bob");
+    auto alice_ws = system_->connect(alice);
+    auto bob_ws = system_->connect(bob);
+    const std::string deep = R"({"id":"deep","head":{"to":")" + bob.user + R"("},"body":{"d":)" +
+                             std::string(30000, '[') + std::string(30000, ']') + "}}";
+    alice_ws.send_text(deep);
+    auto error = alice_ws.read_json_matching(
+        [](const json& m) { return m.is_object() && m["head"].value("contentType", "") == "error"; }, 5s);
+    ASSERT_TRUE(error);
+    EXPECT_NE((*error)["body"]["error"].get<std::string>().find("nested too deeply"), std::string::npos);
+
+    const std::map<std::string, std::string> headers = {{"user", alice.user}, {"accesskey", alice.access_key}};
+    EXPECT_EQ(system_->http("POST", "/send", "[" + deep + "]", headers).status, 400);
+    EXPECT_EQ(system_->http("POST", "/v1.0/contactbook/sync",
+                            R"({"users":)" + std::string(30000, '[') + std::string(30000, ']') + "}", headers)
+                  .status,
+              400);
+
+    // Both still serve: a message over WebSocket, and /alive over HTTP.
+    alice_ws.send_text(text_message("after", bob.user, "still here").dump());
+    EXPECT_TRUE(wait_for_server_ack(alice_ws, "after"));
+    EXPECT_TRUE(wait_for_id(bob_ws, "after"));
+    EXPECT_EQ(system_->http("GET", "/alive").status, 200);
+}
+
 TEST_F(ChatTest, OversizeFrameClosesWith1009) {
     auto alice = system_->login("alice");
     auto alice_ws = system_->connect(alice);

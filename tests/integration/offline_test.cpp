@@ -152,8 +152,8 @@ TEST_F(OfflineTest, PagingOverTenThousandMessagesReturnsEachOnce) {
             batch.push_back(text_message("p-" + std::to_string(b * kPerBatch + i), bob.user, "x").dump());
         const auto response = system_->http("POST", "/messages", batch.dump(), auth(alice), 30s);
         ASSERT_EQ(response.status, 201) << response.body.substr(0, 500);
-        for (const auto& result : json::parse(response.body)["results"])
-            ASSERT_EQ(result["status"], "accepted") << result.dump();
+        const json reply = json::parse(response.body); // outlives the loop over its results
+        for (const auto& result : reply["results"]) ASSERT_EQ(result["status"], "accepted") << result.dump();
     }
     std::vector<std::string> ids;
     ASSERT_TRUE(wait_for_pending(*system_, bob, [&](const auto& got) {
@@ -181,7 +181,8 @@ TEST(OfflineRestartTest, AcceptedMessagesSurviveARestartInFsyncMode) {
         for (int i = 0; i < kMessages; ++i) batch.push_back(text_message("f-" + std::to_string(i), bob.user, "kept"));
         const auto response = system.http("POST", "/send", batch.dump(), auth(alice));
         ASSERT_EQ(response.status, 200);
-        for (const auto& result : json::parse(response.body)["results"]) ASSERT_EQ(result["status"], "accepted");
+        const json reply = json::parse(response.body); // outlives the loop over its results
+        for (const auto& result : reply["results"]) ASSERT_EQ(result["status"], "accepted");
     }
     RunningSystem system(local_topology(data.path()));
     auto bob_ws = system.connect(bob);

@@ -123,10 +123,21 @@ TEST(ClientMessageTest, RejectsMalformedMessagesWithReasons) {
     small.max_bytes = 10;
     EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{"to":"b"}})", o, e, error, small));
     EXPECT_EQ(error, "message too large");
-    // Deep nesting within the size limit is handled without recursion trouble.
-    std::string deep = R"({"id":"x","head":{"to":"b"},"body":{"d":)" + std::string(20000, '[') +
-                       std::string(20000, ']') + "}}";
-    EXPECT_TRUE(parse_client_message(deep, o, e, error));
+    // Deep nesting within the size limit is refused before parsing: writing the message out
+    // again would recurse once per level.
+    const auto nested = [](std::size_t levels) {
+        return R"({"id":"x","head":{"to":"b"},"body":{"d":)" + std::string(levels, '[') +
+               std::string(levels, ']') + "}}";
+    };
+    EXPECT_FALSE(parse_client_message(nested(30000), o, e, error)); // 60 KB: within the size limit
+    EXPECT_EQ(error, "message nested too deeply (at most 64 levels)");
+    // 62 levels of arrays + the message and body objects: 64, the limit.
+    EXPECT_TRUE(parse_client_message(nested(62), o, e, error)) << error;
+    EXPECT_FALSE(parse_client_message(nested(63), o, e, error));
+    // Brackets inside strings (escaped quotes included) are text, not nesting.
+    const std::string text = R"({"id":"x","head":{"to":"b"},"body":{"text":"\"[[[[)" +
+                             std::string(100, '[') + R"("}})";
+    EXPECT_TRUE(parse_client_message(text, o, e, error)) << error;
 }
 
 TEST(ClientMessageTest, ServerAckShape) {
