@@ -275,7 +275,7 @@ struct OpsServer::Impl {
                 if (e.num() != EHOSTUNREACH) throw;
             }
         }
-        c.watcher->poke(); // more may be queued: look again after other work
+        // More may be queued: the watcher looks again after other work (check() pokes).
     }
 
     void stop() {

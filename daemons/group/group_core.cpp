@@ -677,6 +677,10 @@ std::string GroupCore::unknown_users(const std::vector<std::string>& candidates,
 }
 
 Envelope GroupCore::reply(const Envelope& request, Status status, std::string body, std::string_view error) {
+    return group_reply(request, status, std::move(body), error);
+}
+
+Envelope group_reply(const Envelope& request, Status status, std::string body, std::string_view error) {
     Envelope out;
     out.kind = Kind::reply;
     out.id = request.id;

@@ -82,6 +82,11 @@ struct GroupCounters {
     std::uint64_t events = 0;         // event copies staged
 };
 
+// The reply (kind reply) to `request` with `status`: `body` as its payload, or, when the
+// status is not ok and `body` is empty, {"error": error}.
+Envelope group_reply(const Envelope& request, Status status, std::string body,
+                     std::string_view error = {});
+
 // A random UUID (version 4), the id of a group created over REST.
 std::string random_group_id();
 

@@ -258,17 +258,7 @@ private:
     }
 
     Envelope refusal(const Envelope& request, Status status, std::string_view error) {
-        Envelope reply;
-        reply.kind = Kind::reply;
-        reply.id = request.id;
-        reply.from = request.from;
-        reply.to = request.to;
-        reply.request_id = request.request_id;
-        reply.method = request.method;
-        reply.status = status;
-        reply.error = std::string(error);
-        reply.payload = json{{"error", error}}.dump();
-        return reply;
+        return group_reply(request, status, {}, error);
     }
 
     void answer(const std::string& routing_id, const Envelope& reply) {
