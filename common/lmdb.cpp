@@ -98,6 +98,14 @@ Db Db::open(Txn& txn, const char* name, unsigned flags) {
     return db;
 }
 
+std::optional<Db> Db::open_existing(Txn& txn, const char* name) {
+    Db db;
+    const int rc = mdb_dbi_open(txn.get(), name, 0, &db.dbi_);
+    if (rc == MDB_NOTFOUND) return std::nullopt;
+    check(rc, "mdb_dbi_open");
+    return db;
+}
+
 int Db::get(Txn& txn, std::string_view key, std::string_view& value) const {
     MDB_val k = to_val(key);
     MDB_val v{};

@@ -102,6 +102,9 @@ public:
     Db() = default;
     // Opens (creating unless the txn is read-only) a named database.
     static Db open(Txn& txn, const char* name, unsigned flags = 0);
+    // Opens a named database without creating it (the only way in a read-only environment):
+    // nullopt if it does not exist yet; throws Error on anything else.
+    static std::optional<Db> open_existing(Txn& txn, const char* name);
 
     // 0 and *value set, or MDB_NOTFOUND. The view is valid until the txn ends or writes.
     int get(Txn& txn, std::string_view key, std::string_view& value) const;

@@ -4,7 +4,8 @@
 
 #include "common/net.hpp"
 #include "common/version.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/asio_watcher.hpp"
+#include "common/zmq/socket.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>

@@ -4,7 +4,7 @@
 // work. Thread-safety: request_stop() from any thread; the rest from the controlling one.
 #pragma once
 
-#include "common/zmq_util.hpp"
+#include "common/zmq/poll_loop.hpp"
 #include "daemons/daemon.hpp"
 
 #include <spdlog/spdlog.h>
@@ -53,23 +53,6 @@ void run_or_abort(std::string_view daemon, Body&& body) noexcept {
         spdlog::critical("{}: fatal: {}", daemon, e.what());
         std::abort();
     }
-}
-
-// Sends without blocking forever: on would_block waits for POLLOUT in slices of
-// `slice_ms` until `budget_ms` is spent or `stop` says to give up. Returns the final result.
-template <class StopFn>
-SendResult send_with_backpressure(zmq::socket_ref socket, const Envelope& envelope,
-                                  std::string& scratch, StopFn stop, int budget_ms = 1000,
-                                  std::string_view routing_id = {}) {
-    constexpr int slice_ms = 50;
-    SendResult result = send_envelope(socket, envelope, scratch, routing_id);
-    for (int waited = 0; result == SendResult::would_block && waited < budget_ms && !stop();
-         waited += slice_ms) {
-        zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
-        zmq::poll(&item, 1, std::chrono::milliseconds(slice_ms));
-        result = send_envelope(socket, envelope, scratch, routing_id);
-    }
-    return result;
 }
 
 } // namespace vartalap

@@ -32,10 +32,10 @@
 #pragma once
 
 #include "common/clock.hpp"
-#include "common/envelope.hpp"
+#include "common/wire/envelope.hpp"
 #include "common/lmdb.hpp"
-#include "daemons/group/fanout_outbox.hpp"
-#include "daemons/group/group_store.hpp"
+#include "common/store/fanout_outbox.hpp"
+#include "common/store/group_store.hpp"
 
 #include <functional>
 #include <optional>
@@ -81,11 +81,6 @@ struct GroupCounters {
     std::uint64_t replayed = 0;       // async operations answered from the applied-op record
     std::uint64_t events = 0;         // event copies staged
 };
-
-// The reply (kind reply) to `request` with `status`: `body` as its payload, or, when the
-// status is not ok and `body` is empty, {"error": error}.
-Envelope group_reply(const Envelope& request, Status status, std::string body,
-                     std::string_view error = {});
 
 // A random UUID (version 4), the id of a group created over REST.
 std::string random_group_id();

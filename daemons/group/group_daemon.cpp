@@ -9,10 +9,11 @@
 // Loop (one line per duty): poll the ROUTER and the profile DEALER (at most 100 ms) →
 // serve requests (answer, or ask the profile daemon first) → apply what the profile
 // answered → periodic duties (send pending events, expire unanswered profile checks).
-#include "daemons/group/group_daemon.hpp"
+#include "daemons/factories.hpp"
 
 #include "common/log.hpp"
-#include "common/zmq_util.hpp"
+#include "common/wire/builders.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/group/group_core.hpp"
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
@@ -34,7 +35,7 @@ using nlohmann::json;
 constexpr std::uint64_t kTickMs = 100;            // loop wake-up, bound on stop latency
 constexpr std::uint64_t kProfileTimeoutMs = 5000; // a profile check not answered by then fails
 constexpr std::size_t kMaxPendingChecks = 10000;  // requests waiting for the profile daemon
-constexpr int kDrainBatch = 256;                  // messages per socket per loop turn
+constexpr std::size_t kDrainBatch = 256;                  // messages per socket per loop turn
 
 class GroupDaemon final : public ThreadedDaemon {
 public:
@@ -109,7 +110,7 @@ private:
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"created", c.created}, {"added", c.added}, {"removed", c.removed},
             {"refused", c.refused}, {"replayed", c.replayed}, {"events", c.events},
-            {"requests", requests_}, {"replies", replies_}, {"dropped", dropped_},
+            {"requests", requests_}, {"replies", replies_}, {"dropped", loop_.dropped()},
             {"replies_dropped", dropped_replies_}};
         add_counters(s, "group", rows);
     }
@@ -123,13 +124,22 @@ private:
     };
 
     void loop() {
-        zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}, {profile_.handle(), 0, ZMQ_POLLIN, 0}};
+        loop_.add({.socket = router_, .router = true, .max_batch = kDrainBatch,
+                   .accepted = PollLoop::kinds({Kind::request, Kind::group_op}),
+                   .handle = [this](std::span<Incoming> batch) {
+                       for (Incoming& incoming : batch) {
+                           ++requests_;
+                           serve(incoming.routing_id, incoming.envelope);
+                       }
+                   }});
+        loop_.add({.socket = profile_, .max_batch = kDrainBatch, .accepted = PollLoop::kinds({Kind::reply}),
+                   .handle = [this](std::span<Incoming> batch) {
+                       for (Incoming& incoming : batch) on_profile_reply(incoming.envelope);
+                   }});
         while (!stop_requested()) {
             // Events waiting for a busy shard are retried at a finer period than the tick.
             const long timeout = core_->events().has_pending() ? 20 : static_cast<long>(kTickMs);
-            zmq::poll(items, 2, std::chrono::milliseconds(timeout));
-            drain_requests();
-            drain_profile_replies();
+            loop_.turn(std::chrono::milliseconds(timeout));
             periodic_duties();
         }
         // Pending profile checks are dropped: their callers time out (REST 504) or resend
@@ -140,24 +150,6 @@ private:
         const auto& c = core_->counters();
         spdlog::info("{}: stopped: created {} added {} removed {} refused {} replayed {} events {}",
                      context_.self.name, c.created, c.added, c.removed, c.refused, c.replayed, c.events);
-    }
-
-    void drain_requests() {
-        Incoming incoming;
-        std::string error;
-        for (int i = 0; i < kDrainBatch; ++i) {
-            const auto result = receive_envelope(router_, true, incoming, &error);
-            if (result == ReceiveResult::empty) return;
-            if (result == ReceiveResult::malformed ||
-                (incoming.envelope.kind != Kind::request && incoming.envelope.kind != Kind::group_op)) {
-                if (count_sampled(dropped_))
-                    spdlog::warn("{}: dropped a malformed or unexpected envelope ({}); {} so far",
-                                 context_.self.name, error, dropped_);
-                continue;
-            }
-            ++requests_;
-            serve(incoming.routing_id, incoming.envelope);
-        }
     }
 
     void serve(const std::string& routing_id, Envelope& request) {
@@ -191,33 +183,26 @@ private:
         pending_.emplace(check.request_id, std::move(pending));
     }
 
-    void drain_profile_replies() {
-        Incoming incoming;
-        std::string error;
-        for (int i = 0; i < kDrainBatch; ++i) {
-            const auto result = receive_envelope(profile_, false, incoming, &error);
-            if (result == ReceiveResult::empty) return;
-            if (result == ReceiveResult::malformed || incoming.envelope.kind != Kind::reply) continue;
-            auto it = pending_.find(incoming.envelope.request_id);
-            if (it == pending_.end()) continue; // timed out already
-            PendingCheck pending = std::move(it->second);
-            pending_.erase(it);
-            const json registered = json::parse(incoming.envelope.payload, nullptr, false);
-            if (incoming.envelope.status != Status::ok || !registered.is_object()) {
-                answer(pending.routing_id, refusal(pending.request, Status::internal,
-                                                   "could not check the members with the profile service"));
-                continue;
-            }
-            // Names that were not asked about were members when the request was prepared.
-            auto is_registered = [&](std::string_view username) {
-                const std::string name(username);
-                if (!pending.asked.contains(name)) return true;
-                auto found = registered.find(name);
-                return found != registered.end() && found->is_boolean() && found->get<bool>();
-            };
-            answer(pending.routing_id, core_->apply(pending.request, pending.op, is_registered));
-            send_events();
+    void on_profile_reply(const Envelope& reply) {
+        auto it = pending_.find(reply.request_id);
+        if (it == pending_.end()) return; // timed out already
+        PendingCheck pending = std::move(it->second);
+        pending_.erase(it);
+        const json registered = json::parse(reply.payload, nullptr, false);
+        if (reply.status != Status::ok || !registered.is_object()) {
+            answer(pending.routing_id, refusal(pending.request, Status::internal,
+                                               "could not check the members with the profile service"));
+            return;
         }
+        // Names that were not asked about were members when the request was prepared.
+        auto is_registered = [&](std::string_view username) {
+            const std::string name(username);
+            if (!pending.asked.contains(name)) return true;
+            auto found = registered.find(name);
+            return found != registered.end() && found->is_boolean() && found->get<bool>();
+        };
+        answer(pending.routing_id, core_->apply(pending.request, pending.op, is_registered));
+        send_events();
     }
 
     // Every periodic duty of the group daemon, with its period (each loop turn: at most
@@ -258,7 +243,7 @@ private:
     }
 
     Envelope refusal(const Envelope& request, Status status, std::string_view error) {
-        return group_reply(request, status, {}, error);
+        return make_reply(request, status, {}, error);
     }
 
     void answer(const std::string& routing_id, const Envelope& reply) {
@@ -282,11 +267,11 @@ private:
     std::string scratch_;
     std::unordered_map<std::uint64_t, PendingCheck> pending_;
     std::uint64_t next_request_id_ = 0;
-    std::uint64_t dropped_ = 0;
     std::uint64_t dropped_replies_ = 0;
     std::uint64_t requests_ = 0;
     std::uint64_t replies_ = 0;
     Publisher publisher_{context_.board, context_.clock};
+    PollLoop loop_{context_.self.name};
     PendingReload pending_reload_;
 };
 

@@ -1,8 +1,9 @@
 // Thread: the group-router daemon's thread (see group_router_core.hpp).
 #include "daemons/group_router/group_router_core.hpp"
 
-#include "common/client_message.hpp"
-#include "daemons/group/group_store.hpp"
+#include "common/wire/builders.hpp"
+#include "common/wire/client_message.hpp"
+#include "common/store/group_store.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -17,13 +18,6 @@ namespace {
 constexpr std::string_view kNotMember = "not a member of this group";
 
 bool full(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
-
-// mdb_dbi_open must not run concurrently in one process (lmdb.h); group-routers of one
-// process open the shared store from their own threads.
-std::mutex& dbi_open_mutex() {
-    static std::mutex mutex;
-    return mutex;
-}
 
 // SAX handler for peek_action: watches the top level for the key "action" and stops the
 // parse as soon as its value is read.
@@ -88,87 +82,9 @@ bool is_group_operation(std::string_view action) {
 }
 
 // ---------------------------------------------------------------------------------------
-// LmdbMembership
-
-LmdbMembership::LmdbMembership(std::filesystem::path directory, const Clock& clock, std::uint64_t retry_ms)
-    : directory_(std::move(directory)), clock_(clock), retry_ms_(retry_ms) {}
-
-LmdbMembership::~LmdbMembership() { end(); }
-
-bool LmdbMembership::ready() { return open_ || try_open(); }
-
-bool LmdbMembership::try_open() {
-    const std::uint64_t now = clock_.monotonic_ms();
-    if (now < next_attempt_ms_) return false;
-    next_attempt_ms_ = now + retry_ms_;
-    std::lock_guard lock(dbi_open_mutex());
-    if (!env_) env_ = group_store::find_shared_env(directory_);
-    if (!env_) {
-        if (!std::filesystem::exists(directory_ / "data.mdb")) {
-            if (!logged_unavailable_)
-                spdlog::warn("group-router: group store {} does not exist yet; waiting for the group daemon",
-                             directory_.string());
-            logged_unavailable_ = true;
-            return false;
-        }
-        lmdb::EnvOptions options;
-        options.read_only = true;
-        try {
-            env_ = group_store::shared_env(directory_, options);
-        } catch (const std::exception& e) {
-            if (!logged_unavailable_)
-                spdlog::error("group-router: cannot open the group store {}: {}", directory_.string(), e.what());
-            logged_unavailable_ = true;
-            return false;
-        }
-    }
-    MDB_txn* txn = nullptr;
-    lmdb::check(mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, &txn), "mdb_txn_begin");
-    const int rc = group_store::open_existing(txn, group_store::kGroupsDb, groups_);
-    mdb_txn_commit(txn); // keeps the handle for later transactions
-    if (rc != 0) return false; // the group daemon has not created its databases yet
-    open_ = true;
-    spdlog::info("group-router: reading group membership from {}", directory_.string());
-    return true;
-}
-
-bool LmdbMembership::begin() {
-    end();
-    if (!ready()) return false;
-    int rc = mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, &txn_);
-    if (rc == MDB_MAP_RESIZED) { // the group daemon grew its map
-        lmdb::check(mdb_env_set_mapsize(env_->get(), 0), "mdb_env_set_mapsize");
-        rc = mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, &txn_);
-    }
-    if (rc != 0) txn_ = nullptr;
-    lmdb::check(rc, "group-router: read transaction on the group store");
-    return true;
-}
-
-void LmdbMembership::end() {
-    if (txn_) mdb_txn_abort(txn_);
-    txn_ = nullptr;
-}
-
-bool LmdbMembership::members(std::string_view group_id, std::vector<std::string_view>& out) {
-    out.clear();
-    if (!txn_) return false;
-    MDB_val key = lmdb::to_val(group_id);
-    MDB_val value{};
-    const int rc = mdb_get(txn_, groups_, &key, &value);
-    if (rc == MDB_NOTFOUND) return false;
-    lmdb::check(rc, "mdb_get group");
-    if (!group_store::member_views(lmdb::to_view(value), out)) {
-        spdlog::error("group-router: corrupt record for group {}; treated as absent", group_id);
-        return false;
-    }
-    return true;
-}
-
-// ---------------------------------------------------------------------------------------
 // GroupRouterCore
 
-GroupRouterCore::GroupRouterCore(lmdb::Env& outbox_env, Membership& membership, GroupRouterLinks& links,
+GroupRouterCore::GroupRouterCore(lmdb::Env& outbox_env, group_store::Membership& membership, GroupRouterLinks& links,
                                  std::size_t shard_count, FanoutOutbox::ShardOf shard_of,
                                  const Clock& clock, GroupRouterConfig config)
     : env_(outbox_env), membership_(membership), links_(links), clock_(clock), config_(config),
@@ -195,7 +111,7 @@ void GroupRouterCore::make_copy_template(const Envelope& message) {
     copy_.flags = message.flags & ~static_cast<std::uint32_t>(flag_wants_server_ack);
     copy_.request_id = 0;
     copy_.status = Status::ok;
-    copy_.method = message.method;
+    copy_.route = message.route;
     copy_.error.clear();
     copy_.payload = message.payload;
 }
@@ -225,11 +141,11 @@ void GroupRouterCore::handle_batch(std::span<Envelope> batch) {
             ++counters_.invalid;
             continue;
         }
-        if (message.method == kClassAck) { // acks never need the group-router
+        if (message.route == Route::ack) { // acks never need the group-router
             ++counters_.invalid;
             continue;
         }
-        const bool receipt = message.method == kClassReceipt;
+        const bool receipt = message.route == Route::receipt;
         if (!receipt && is_group_operation(peek_action(message.payload))) {
             after_[i] = After::forward;
             continue;
@@ -396,17 +312,14 @@ void GroupRouterCore::server_ack(const Envelope& message, Status status, std::st
 
 void GroupRouterCore::server_ack(const PendingOperation& operation, Status status, std::string_view error) {
     if (operation.origin_gateway.empty()) return;
-    ack_ = Envelope{};
-    ack_.kind = Kind::server_ack;
-    ack_.id = operation.id;
-    ack_.channel = "group";
-    ack_.from = operation.from;
-    ack_.to = operation.from;
-    ack_.origin_gateway = operation.origin_gateway;
-    ack_.connection = operation.connection;
-    ack_.request_id = operation.request_id;
-    ack_.status = status;
-    ack_.error = std::string(error);
+    build_server_ack(ack_, {.gateway = operation.origin_gateway,
+                            .connection = operation.connection,
+                            .request_id = operation.request_id,
+                            .id = operation.id,
+                            .sender = operation.from,
+                            .channel = "group",
+                            .status = status,
+                            .error = error});
     links_.to_gateway(operation.origin_gateway, ack_);
 }
 

@@ -1,8 +1,8 @@
 // group-router: expands group messages into one copy per member and forwards group
 // operations to the group daemon (docs/INTERNAL_PROTOCOL.md, "Groups").
 //
-// GroupRouterCore is the socket-free logic. It reads membership through a Membership (the
-// group store, LMDB, opened read-only: LmdbMembership), talks to sessions, the group daemon
+// GroupRouterCore is the socket-free logic. It reads membership through a group_store::Membership (the
+// group store, LMDB, opened read-only: group_store::Reader), talks to sessions, the group daemon
 // and gateways through GroupRouterLinks, and keeps its durable point in a FanoutOutbox in
 // its own LMDB environment:
 //
@@ -35,9 +35,10 @@
 #pragma once
 
 #include "common/clock.hpp"
-#include "common/envelope.hpp"
+#include "common/wire/envelope.hpp"
 #include "common/lmdb.hpp"
-#include "daemons/group/fanout_outbox.hpp"
+#include "common/store/fanout_outbox.hpp"
+#include "common/store/group_store_reader.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -61,44 +62,6 @@ public:
     // A server_ack (ok, or a refusal with status and error) to the sender's gateway. Best
     // effort: a lost ack makes the client resend.
     virtual void to_gateway(std::string_view gateway, const Envelope& ack) = 0;
-};
-
-// Read access to group membership.
-class Membership {
-public:
-    virtual ~Membership() = default;
-    // Starts a read snapshot for a batch. False: the store is not available (yet).
-    virtual bool begin() = 0;
-    virtual void end() = 0;
-    // The members of `group_id` in order (views valid until end()); false: no such group.
-    virtual bool members(std::string_view group_id, std::vector<std::string_view>& out) = 0;
-};
-
-// The group store opened read-only (or shared with the group daemon of this process, see
-// group_store::shared_env). Opening is retried at most every `retry_ms` until the group
-// daemon has created the store.
-class LmdbMembership final : public Membership {
-public:
-    LmdbMembership(std::filesystem::path directory, const Clock& clock, std::uint64_t retry_ms = 1000);
-    ~LmdbMembership() override;
-    // Opens the store if needed (rate limited); true once it is open.
-    bool ready();
-    bool begin() override;
-    void end() override;
-    bool members(std::string_view group_id, std::vector<std::string_view>& out) override;
-
-private:
-    bool try_open();
-
-    std::filesystem::path directory_;
-    const Clock& clock_;
-    std::uint64_t retry_ms_;
-    std::uint64_t next_attempt_ms_ = 0;
-    bool logged_unavailable_ = false;
-    std::shared_ptr<lmdb::Env> env_;
-    MDB_dbi groups_ = 0;
-    bool open_ = false;
-    MDB_txn* txn_ = nullptr;
 };
 
 // The top-level "action" of a client JSON object without building a DOM (a SAX pass that
@@ -137,7 +100,7 @@ struct GroupRouterCounters {
 class GroupRouterCore {
 public:
     // Opens (creating) the outbox in `outbox_env` and reloads what was not sent.
-    GroupRouterCore(lmdb::Env& outbox_env, Membership& membership, GroupRouterLinks& links,
+    GroupRouterCore(lmdb::Env& outbox_env, group_store::Membership& membership, GroupRouterLinks& links,
                     std::size_t shard_count, FanoutOutbox::ShardOf shard_of, const Clock& clock,
                     GroupRouterConfig config = {});
 
@@ -174,7 +137,7 @@ private:
     void make_copy_template(const Envelope& message);
 
     lmdb::Env& env_;
-    Membership& membership_;
+    group_store::Membership& membership_;
     GroupRouterLinks& links_;
     const Clock& clock_;
     GroupRouterConfig config_;

@@ -12,11 +12,11 @@
 // is open) and the group DEALER (at most 100 ms, 20 ms while copies wait) → drain the PULL
 // into one batch → core.handle_batch (one commit, then acks and sends) → replies of the
 // group daemon → core.on_timer (resends, deletions, operation expiry).
-#include "daemons/group_router/group_router_daemon.hpp"
+#include "daemons/factories.hpp"
 
 #include "common/log.hpp"
-#include "common/zmq_util.hpp"
-#include "daemons/group/group_store.hpp"
+#include "common/zmq/socket.hpp"
+#include "common/store/group_store.hpp"
 #include "daemons/group_router/group_router_core.hpp"
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
@@ -32,7 +32,7 @@ namespace {
 constexpr std::uint64_t kTickMs = 100;       // loop wake-up, bound on stop latency
 constexpr std::uint64_t kBusyTickMs = 20;    // while copies wait for a busy shard
 constexpr std::size_t kMaxBatch = 1024;      // messages per turn: one commit amortised over them
-constexpr int kDrainReplies = 256;
+constexpr std::size_t kDrainReplies = 256;
 
 class SocketLinks final : public GroupRouterLinks {
 public:
@@ -100,7 +100,7 @@ public:
         const std::string endpoint = context_.self.endpoint("pull");
         if (endpoint.empty()) throw std::runtime_error(context_.self.name + ": no `pull` endpoint configured");
         env_ = group_store::shared_env(context_.data_dir, env_options_);
-        membership_ = std::make_unique<LmdbMembership>(store_directory_, context_.clock);
+        membership_ = std::make_unique<group_store::Reader>(store_directory_, context_.clock);
         core_ = std::make_unique<GroupRouterCore>(
             *env_, *membership_, links_, sessions_.instances().size(),
             [this](std::string_view user) { return sessions_.index_for(user); }, context_.clock, config_);
@@ -150,38 +150,24 @@ private:
     void loop() {
         std::vector<Envelope> batch;
         batch.reserve(kMaxBatch);
-        Incoming incoming;
-        std::string error;
+        const std::size_t messages = loop_.add(
+            {.socket = pull_, .max_batch = kMaxBatch, .accepted = PollLoop::kinds({Kind::group_message}),
+             .handle = [&](std::span<Incoming> incoming) {
+                 batch.clear();
+                 for (Incoming& in : incoming) batch.push_back(std::move(in.envelope));
+                 core_->handle_batch(batch);
+             }});
+        loop_.add({.socket = links_.group, .max_batch = kDrainReplies, .accepted = PollLoop::kinds({Kind::reply}),
+                   .handle = [this](std::span<Incoming> replies) {
+                       for (Incoming& in : replies) core_->on_reply(in.envelope);
+                   }});
         while (!stop_requested()) {
             // Read new messages only while they can be handled: the store is open and the
             // outbox has room. Otherwise they wait in ZeroMQ (before the durable point) and
             // the message-routers feel the backpressure.
-            const bool reading = core_->accepting() && membership_->ready();
-            zmq::pollitem_t items[] = {{links_.group.handle(), 0, ZMQ_POLLIN, 0},
-                                       {pull_.handle(), 0, ZMQ_POLLIN, 0}};
+            loop_.enable(messages, core_->accepting() && membership_->ready());
             const auto timeout = core_->outbox().has_pending() ? kBusyTickMs : kTickMs;
-            zmq::poll(items, reading ? 2 : 1, std::chrono::milliseconds(static_cast<long>(timeout)));
-
-            batch.clear();
-            while (reading && batch.size() < kMaxBatch) {
-                const auto result = receive_envelope(pull_, false, incoming, &error);
-                if (result == ReceiveResult::empty) break;
-                if (result == ReceiveResult::malformed || incoming.envelope.kind != Kind::group_message) {
-                    if (count_sampled(dropped_))
-                        spdlog::warn("{}: dropped a malformed or unexpected envelope ({}); {} so far",
-                                     context_.self.name, error, dropped_);
-                    continue;
-                }
-                batch.push_back(std::move(incoming.envelope));
-            }
-            if (!batch.empty()) core_->handle_batch(batch);
-
-            for (int i = 0; i < kDrainReplies; ++i) {
-                const auto result = receive_envelope(links_.group, false, incoming, &error);
-                if (result == ReceiveResult::empty) break;
-                if (result == ReceiveResult::ok && incoming.envelope.kind == Kind::reply)
-                    core_->on_reply(incoming.envelope);
-            }
+            loop_.turn(std::chrono::milliseconds(static_cast<long>(timeout)));
             periodic_duties();
         }
         // What is committed stays in the outbox for the next start; what is still queued in
@@ -215,7 +201,7 @@ private:
             {"receipts", c.receipts}, {"receipts_to_group", c.receipts_to_group},
             {"operations", c.operations}, {"operations_refused", c.operations_refused},
             {"operations_lost", c.operations_lost}, {"store_unavailable", c.store_unavailable},
-            {"store_full", c.store_full}, {"invalid", c.invalid}, {"dropped", dropped_}};
+            {"store_full", c.store_full}, {"invalid", c.invalid}, {"dropped", loop_.dropped()}};
         add_counters(s, "group_router", rows);
     }
 
@@ -228,7 +214,7 @@ private:
                     "store_full {} invalid {} dropped {} pending_copies {}",
                     context_.self.name, what, c.messages, c.copies, c.copies_sent, c.ephemeral_copies,
                     c.not_member, c.receipts, c.receipts_to_group, c.operations, c.operations_refused,
-                    c.operations_lost, c.store_unavailable, c.store_full, c.invalid, dropped_,
+                    c.operations_lost, c.store_unavailable, c.store_full, c.invalid, loop_.dropped(),
                     core_->outbox().pending_copies());
     }
 
@@ -239,14 +225,14 @@ private:
     std::string group_name_;
     std::filesystem::path store_directory_;
     std::shared_ptr<lmdb::Env> env_;
-    std::unique_ptr<LmdbMembership> membership_;
+    std::unique_ptr<group_store::Reader> membership_;
     SocketLinks links_;
     std::unique_ptr<GroupRouterCore> core_;
     zmq::socket_t pull_;
     std::string bound_pull_;
-    std::uint64_t dropped_ = 0;
     Periodic counter_log_{60'000}; // counters to the log, debug level
     Publisher publisher_{context_.board, context_.clock};
+    PollLoop loop_{context_.self.name};
 };
 
 } // namespace

@@ -13,7 +13,7 @@
 // (the requester times out and asks again), a notification at the push HWM is dropped.
 #include "common/lmdb.hpp"
 #include "common/log.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/persistence/persistence_core.hpp"
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"

@@ -10,7 +10,8 @@
 #pragma once
 
 #include "common/clock.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/asio_watcher.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/push/push_core.hpp"
 
 #include <boost/asio/io_context.hpp>

@@ -1,7 +1,7 @@
 // Thread: the push daemon's io thread.
 #include "daemons/push/push_core.hpp"
 
-#include "common/envelope.hpp"
+#include "common/wire/envelope.hpp"
 #include "common/log.hpp"
 
 #include <nlohmann/json.hpp>

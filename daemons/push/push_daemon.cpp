@@ -10,11 +10,12 @@
 // Drain: request_stop → stop reading the PULL socket → start nothing new → wait for the
 // sends in flight, at most kDrainBoundMs → close. Notifications still queued are dropped
 // (counted in the log): pushes are hints, and the messages stay stored in persistence.
-#include "daemons/push/push_daemon.hpp"
+#include "daemons/factories.hpp"
 #include "daemons/publisher.hpp"
 
 #include "common/log.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/asio_watcher.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/push/fcm.hpp"
 #include "daemons/push/http_client.hpp"
 #include "daemons/push/profile_client.hpp"

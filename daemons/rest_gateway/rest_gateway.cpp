@@ -3,11 +3,12 @@
 // the DEALERs to the owner daemons (profile, persistence, group) and the timeout sweep.
 #include "daemons/rest_gateway/rest_gateway.hpp"
 
-#include "common/client_message.hpp"
+#include "common/wire/client_message.hpp"
 #include "common/http_auth.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/asio_watcher.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/factories.hpp"
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
@@ -317,7 +318,7 @@ public:
                 continue;
             }
             pending->results.set_id(i, envelope.id);
-            const bool stored = envelope.method != kClassAck && !envelope.has(flag_ephemeral);
+            const bool stored = envelope.route != Route::ack && !envelope.has(flag_ephemeral);
             if (send_envelope(push_, envelope, scratch_) != SendResult::ok) {
                 ++counters_.busy;
                 pending->results.resolve(i, false, "server busy, retry");

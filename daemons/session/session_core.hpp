@@ -40,7 +40,7 @@
 #pragma once
 
 #include "common/clock.hpp"
-#include "common/envelope.hpp"
+#include "common/wire/envelope.hpp"
 #include "common/lmdb.hpp"
 #include "common/metrics.hpp"
 

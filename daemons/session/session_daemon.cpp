@@ -14,7 +14,7 @@
 // message stored and retries later; a full PUSH drops the forwarded ack (counted by the core).
 #include "common/lmdb.hpp"
 #include "common/log.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/socket.hpp"
 #include "topology/topology.hpp"
 #include "daemons/factories.hpp"
 #include "daemons/session/session_core.hpp"
@@ -59,11 +59,11 @@ public:
     }
     std::vector<zmq::socket_t>& sockets() { return dealers_; }
 
-    // Asks every gateway to announce its connections again (a `connect` with no user): this
-    // shard starts knowing nobody, e.g. after a crash and restart. Queued until connected.
+    // Asks every gateway to announce its connections again (a `resync`): this shard starts
+    // knowing nobody, e.g. after a crash and restart. Queued until connected.
     void request_resync(std::string_view self) {
         Envelope request;
-        request.kind = Kind::connect;
+        request.kind = Kind::resync;
         request.origin_gateway = std::string(self);
         for (zmq::socket_t& socket : dealers_) send_envelope(socket, request, scratch_);
     }

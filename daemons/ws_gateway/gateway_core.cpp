@@ -189,7 +189,7 @@ void GatewayCore::session_request(std::string_view routing_id, Envelope& envelop
     case Kind::deliver: deliver(routing_id, envelope); return;
     case Kind::server_ack: server_ack(envelope); return;
     case Kind::close_connection: close_connection(envelope); return;
-    case Kind::connect: resync(routing_id); return;
+    case Kind::resync: resync(routing_id); return;
     default:
         ++counters_.bad_requests;
         spdlog::warn("{}: unexpected {} on the router socket: dropped", name_,

@@ -22,10 +22,10 @@
 // Errors: nothing here throws for bad client or peer input; it is answered or counted.
 #pragma once
 
-#include "common/client_message.hpp"
+#include "common/wire/client_message.hpp"
 #include "common/clock.hpp"
-#include "common/envelope.hpp"
-#include "common/zmq_util.hpp"
+#include "common/wire/envelope.hpp"
+#include "common/wire/send_result.hpp"
 
 #include <cstdint>
 #include <string>

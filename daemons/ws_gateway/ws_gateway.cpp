@@ -3,7 +3,8 @@
 #include "daemons/ws_gateway/ws_gateway.hpp"
 
 #include "common/net.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/asio_watcher.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
 #include "daemons/ws_gateway/gateway_core.hpp"

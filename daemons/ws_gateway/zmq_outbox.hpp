@@ -11,7 +11,8 @@
 // consume the edge that announced incoming requests.
 #pragma once
 
-#include "common/zmq_util.hpp"
+#include "common/zmq/asio_watcher.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/ws_gateway/gateway_core.hpp"
 #include "topology/topology.hpp"
 

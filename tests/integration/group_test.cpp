@@ -6,9 +6,8 @@
 // routes exist.
 //
 // Thread: the test's; every daemon runs its own thread.
-#include "common/zmq_util.hpp"
-#include "daemons/group/group_daemon.hpp"
-#include "daemons/group_router/group_router_daemon.hpp"
+#include "common/zmq/socket.hpp"
+#include "daemons/factories.hpp"
 #include "tests/integration/support/system_fixture.hpp"
 
 #include <gtest/gtest.h>

@@ -5,10 +5,10 @@
 //
 // Thread: the test's thread drives the daemons through their sockets; each fake server runs
 // its own io_context on its own thread and shares only its records (under a mutex).
-#include "common/envelope.hpp"
-#include "common/zmq_util.hpp"
+#include "common/wire/envelope.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/factories.hpp"
-#include "daemons/push/push_daemon.hpp"
+#include "daemons/factories.hpp"
 #include "tests/integration/support/system_fixture.hpp"
 #include "tests/unit/push/test_crypto.hpp"
 

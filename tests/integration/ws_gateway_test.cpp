@@ -5,7 +5,7 @@
 // Thread: the test's (the gateway runs its own thread).
 #include "common/access_key.hpp"
 #include "common/clock.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/factories.hpp"
 #include "tests/integration/support/ws_client.hpp"
 #include "topology/topology.hpp"

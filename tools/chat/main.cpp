@@ -12,7 +12,7 @@
 //   /quit                leave
 // Incoming messages are printed and acknowledged with a "delivered" receipt, as the app does.
 // Thread: one thread runs one io_context (stdin, the WebSocket, its reads and writes).
-#include "common/client_message.hpp"
+#include "common/wire/client_message.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/connect.hpp>

@@ -3,7 +3,7 @@
 // the async (message) forms, idempotency, limits, and the group events each change emits.
 #include "daemons/group/group_core.hpp"
 
-#include "tests/unit/group/group_test_support.hpp"
+#include "tests/support/fanout_copies.hpp"
 
 #include <gtest/gtest.h>
 

@@ -4,10 +4,10 @@
 // polls on sockets, never sleeps.
 // Thread: the test's own; the daemon runs its own thread.
 #include "common/access_key.hpp"
-#include "common/zmq_util.hpp"
-#include "daemons/group/group_daemon.hpp"
+#include "common/zmq/socket.hpp"
+#include "daemons/factories.hpp"
 
-#include "tests/unit/group/group_test_support.hpp"
+#include "tests/support/fanout_copies.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,14 +1,13 @@
-// GroupRouterCore with fake links and a fake membership (and once with the real group store
-// written by GroupCore), its outbox in a real LMDB directory, and a hand-driven clock.
+// GroupRouterCore with fake links and a fake membership (the real store reader is tested in
+// tests/unit/common/store), its outbox in a real LMDB directory, and a hand-driven clock.
 // Covers fan-out, refusal of non-members, the durable point (ack after commit, copies after
 // the ack, nothing lost across a crash after the ack), per-shard batching, operations,
 // receipts and typing.
 #include "daemons/group_router/group_router_core.hpp"
 
-#include "common/client_message.hpp"
-#include "daemons/group/group_core.hpp"
-#include "daemons/group/group_store.hpp"
-#include "tests/unit/group/group_test_support.hpp"
+#include "common/wire/client_message.hpp"
+#include "common/store/group_store.hpp"
+#include "tests/support/fanout_copies.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,7 +21,7 @@ using nlohmann::json;
 
 std::size_t shard_of(std::string_view user) { return user.empty() ? 0 : static_cast<unsigned char>(user[0]) % 2; }
 
-class FakeMembership final : public Membership {
+class FakeMembership final : public group_store::Membership {
 public:
     std::map<std::string, std::vector<std::string>, std::less<>> groups;
     bool available = true;
@@ -101,7 +100,7 @@ Envelope group_message(std::string id, std::string from, std::string group, bool
     e.connection = 5;
     e.created_at_ms = 1700000000000;
     e.flags = flag_group | (wants_ack ? flag_wants_server_ack : 0u);
-    e.method = std::string(kClassChat);
+    e.route = Route::chat;
     e.payload = message.dump();
     return e;
 }
@@ -317,7 +316,7 @@ TEST_F(GroupRouterCoreTest, UnansweredOperationsExpire) {
 
 TEST_F(GroupRouterCoreTest, ReceiptsGoOnlyToTheOriginalSender) {
     Envelope receipt = group_message("r1", "bob", "alice");
-    receipt.method = std::string(kClassReceipt);
+    receipt.route = Route::receipt;
     receipt.flags |= flag_system;
     receipt.ids = {"m1"};
     Envelope to_group = receipt;
@@ -366,7 +365,7 @@ TEST_F(GroupRouterCoreTest, InvalidEnvelopesAreCountedAndDropped) {
     wrong_kind.kind = Kind::deliver;
     Envelope no_from = group_message("m2", "", "g");
     Envelope ack = group_message("m3", "alice", "g");
-    ack.method = std::string(kClassAck);
+    ack.route = Route::ack;
     handle({wrong_kind, no_from, ack});
     EXPECT_TRUE(links_.events.empty());
     EXPECT_EQ(core_->counters().invalid, 3u);
@@ -385,43 +384,6 @@ TEST(PeekActionTest, ReadsOnlyTheTopLevelAction) {
     EXPECT_TRUE(is_group_operation("remove"));
     EXPECT_FALSE(is_group_operation("message"));
     EXPECT_FALSE(is_group_operation("state"));
-}
-
-TEST(LmdbMembershipTest, ReadsTheStoreTheGroupDaemonWritesOnceItExists) {
-    test::TempDirectory dir("membership");
-    test::ManualClock clock;
-    const auto store = dir.path() / "group-1";
-    LmdbMembership membership(store, clock, /*retry_ms=*/1000);
-    EXPECT_FALSE(membership.ready());
-    EXPECT_FALSE(membership.begin());
-
-    {
-        auto env = group_store::shared_env(store, {});
-        GroupCore core(*env, 1, [](std::string_view) { return 0; }, clock, [] { return std::string("g1"); });
-        core.handle([] {
-            Envelope e;
-            e.kind = Kind::request;
-            e.method = "group_create";
-            e.from = "alice";
-            e.payload = R"({"name":"team","members":["bob"]})";
-            return e;
-        }(), [](std::string_view) { return true; });
-
-        EXPECT_FALSE(membership.ready()); // rate limited: the next attempt is due later
-        clock.advance(1000);
-        ASSERT_TRUE(membership.ready());
-        ASSERT_TRUE(membership.begin());
-        std::vector<std::string_view> members;
-        ASSERT_TRUE(membership.members("g1", members));
-        EXPECT_EQ(members, (std::vector<std::string_view>{"alice", "bob"}));
-        EXPECT_FALSE(membership.members("g2", members));
-        membership.end();
-    }
-    // The group daemon of this process is gone: the membership keeps its own reference.
-    ASSERT_TRUE(membership.begin());
-    std::vector<std::string_view> members;
-    EXPECT_TRUE(membership.members("g1", members));
-    membership.end();
 }
 
 } // namespace

@@ -4,7 +4,7 @@
 // polls on sockets, never sleeps.
 // Thread: the test's own; the daemon runs its own thread.
 #include "common/access_key.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/daemon.hpp"
 #include "daemons/persistence/persistence_core.hpp"
 

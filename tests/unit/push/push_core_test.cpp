@@ -1,6 +1,6 @@
 #include "daemons/push/push_core.hpp"
 
-#include "common/envelope.hpp"
+#include "common/wire/envelope.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

@@ -3,7 +3,7 @@
 // to). Waits are bounded polls on sockets, never sleeps.
 // Thread: the test's own; the daemon runs its own thread.
 #include "common/access_key.hpp"
-#include "common/zmq_util.hpp"
+#include "common/zmq/socket.hpp"
 #include "daemons/factories.hpp"
 #include "daemons/session/session_core.hpp"
 
@@ -29,8 +29,8 @@ public:
 };
 
 // Receives one envelope from a ROUTER (or, with router = false, a PULL) within `timeout`.
-// A gateway's ROUTER first gets the session's start-up resync request (a `connect` without
-// a user): counted in *resyncs when given, and skipped.
+// A gateway's ROUTER first gets the session's start-up resync request (kind resync):
+// counted in *resyncs when given, and skipped.
 std::optional<Incoming> receive(zmq::socket_t& socket, std::chrono::milliseconds timeout,
                                 bool router = true, int* resyncs = nullptr) {
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
@@ -39,7 +39,7 @@ std::optional<Incoming> receive(zmq::socket_t& socket, std::chrono::milliseconds
         zmq::poll(&item, 1, 50ms);
         Incoming incoming;
         if (receive_envelope(socket, router, incoming) != ReceiveResult::ok) continue;
-        if (router && incoming.envelope.kind == Kind::connect && incoming.envelope.from.empty()) {
+        if (router && incoming.envelope.kind == Kind::resync) {
             if (resyncs) ++*resyncs;
             continue;
         }

@@ -3,6 +3,8 @@
 #include "daemons/ws_gateway/gateway_core.hpp"
 
 #include <gtest/gtest.h>
+
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include <deque>
@@ -43,6 +45,10 @@ public:
     SendResult router_result = SendResult::ok;
     SendResult session_result = SendResult::ok;
     SendResult reply_result = SendResult::ok;
+    std::string session_of_everyone = "session-1"; // the shard owning every user here
+    bool session_owns(std::string_view session, std::string_view /*user*/) const override {
+        return session == session_of_everyone;
+    }
 };
 
 class FakeConnection final : public ClientConnection {
@@ -335,6 +341,30 @@ TEST_F(GatewayCoreTest, CloseConnectionRequestClosesWithoutDisconnect) {
     EXPECT_EQ(core_.connection_count(), 0u);
     core_.closed(alice);
     EXPECT_EQ(outbox_.session.size(), 1u); // only the connect
+}
+
+TEST_F(GatewayCoreTest, ResyncAnnouncesTheConnectionsOfTheAskingShardOnly) {
+    FakeConnection alice(core_, "alice", /*ack=*/true);
+    FakeConnection bob(core_, "bob", /*ack=*/false);
+    ASSERT_TRUE(core_.opened(alice));
+    ASSERT_TRUE(core_.opened(bob));
+    outbox_.session.clear();
+
+    Envelope resync = request(Kind::resync, 0);
+    core_.session_request("session-2", resync); // owns nobody here
+    EXPECT_TRUE(outbox_.session.empty());
+    core_.session_request("session-1", resync);
+    ASSERT_EQ(outbox_.session.size(), 2u);
+    std::set<std::string> users;
+    for (const Envelope& e : outbox_.session) {
+        EXPECT_EQ(e.kind, Kind::connect);
+        EXPECT_EQ(e.origin_gateway, "ws-1");
+        EXPECT_EQ(e.has(flag_wants_server_ack), e.from == "alice");
+        users.insert(e.from);
+    }
+    EXPECT_EQ(users, (std::set<std::string>{"alice", "bob"}));
+    EXPECT_EQ(core_.counters().resyncs, 2u);
+    EXPECT_TRUE(outbox_.replies.empty()); // a resync takes no reply
 }
 
 TEST_F(GatewayCoreTest, UnexpectedKindIsCountedAndDropped) {

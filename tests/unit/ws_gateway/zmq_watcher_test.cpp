@@ -2,7 +2,8 @@
 // Asio loop while replies are sent both inside the read callback and from other handlers.
 // ZMQ_FD is edge-triggered, so a lost wakeup shows up here as a stalled exchange.
 // Thread: the test's thread runs the io_context; a peer thread owns the DEALER.
-#include "common/zmq_util.hpp"
+#include "common/zmq/asio_watcher.hpp"
+#include "common/zmq/socket.hpp"
 
 #include <gtest/gtest.h>
 

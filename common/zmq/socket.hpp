@@ -1,0 +1,52 @@
+// ZeroMQ socket helpers shared by every daemon (the Asio integration is asio_watcher.hpp).
+//
+// Every socket is made by make_socket, which sets the high-water marks and LINGER (so
+// shutdown is bounded) and, for ROUTER, router_mandatory (so an unroutable send fails with
+// EHOSTUNREACH instead of being dropped silently). Sends and receives here never block:
+// a full peer is reported to the caller, who applies its queue's stated policy.
+//
+// Thread-safety: a socket belongs to one thread; these functions touch only the socket and
+// buffers passed in.
+#pragma once
+
+#include "common/wire/envelope.hpp"
+#include "common/wire/send_result.hpp"
+
+#include <string>
+#include <zmq.hpp>
+
+namespace vartalap {
+
+struct SocketOptions {
+    int send_hwm = 10000;    // messages queued per peer before sends report would_block
+    int receive_hwm = 10000;
+    int linger_ms = 1000;    // bound on flushing at close; drain waits at most this long
+    std::string routing_id;  // identity a DEALER presents to a ROUTER ("" = random)
+};
+
+zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
+                          const SocketOptions& options = {});
+
+// The endpoint a socket actually bound (resolves tcp://127.0.0.1:* to the kernel's port).
+std::string last_endpoint(zmq::socket_ref socket);
+
+// Sends [routing_id if non-empty] [header] [envelope] without blocking. `scratch` is a
+// reusable buffer so the hot path does not allocate per message. Never leaves a partly
+// sent multipart message: the first frame decides, later frames cannot would_block.
+SendResult send_envelope(zmq::socket_ref socket, const Envelope& envelope,
+                         std::string& scratch, std::string_view routing_id = {});
+
+struct Incoming {
+    std::string routing_id; // set for ROUTER sockets
+    Envelope envelope;
+};
+
+enum class ReceiveResult { ok, empty, malformed };
+
+// Receives one whole multipart message without blocking. `router` says whether the
+// socket prepends a routing id frame. A malformed message is consumed entirely and
+// reported (with the reason in *error) so the caller can count and log it.
+ReceiveResult receive_envelope(zmq::socket_ref socket, bool router, Incoming& incoming,
+                               std::string* error = nullptr);
+
+} // namespace vartalap

@@ -1,0 +1,65 @@
+// message-router core: the routing decision (MessageRouterCore, message_router_core.hpp).
+// Thread: the message-router daemon's thread.
+#include "daemons/message_router/message_router_core.hpp"
+
+#include "common/wire/client_message.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace vartalap {
+
+MessageRouterCore::MessageRouterCore(const topology::ShardMap& shards, SendToShard send, SendToGroupRouter send_group)
+    : shards_(shards), send_(std::move(send)), send_group_(std::move(send_group)) {}
+
+void MessageRouterCore::send_ack(const Envelope& message) {
+    // The acking user is the sender of the receipt: its copies live on its own shard.
+    scratch_ack_ = Envelope{};
+    scratch_ack_.kind = Kind::ack;
+    scratch_ack_.id = message.id;
+    scratch_ack_.from = message.from;
+    scratch_ack_.ids = message.ids;
+    scratch_ack_.origin_gateway = message.origin_gateway;
+    scratch_ack_.connection = message.connection;
+    scratch_ack_.created_at_ms = message.created_at_ms;
+    ++counters_.acks;
+    send_(shards_.index_for(message.from), scratch_ack_);
+}
+
+void MessageRouterCore::route(Envelope& message) {
+    if (message.kind != Kind::client_message || message.from.empty() || message.to.empty()) {
+        ++counters_.dropped;
+        spdlog::warn("message-router: dropped a {} envelope that is not a routable message",
+                     to_string(message.kind));
+        return;
+    }
+    if (message.has(flag_group)) {
+        // The acker's own copies live on its shard whatever the chat type: acks need no
+        // membership, so they are applied here.
+        if (message.route == Route::ack) {
+            send_ack(message);
+            return;
+        }
+        if (message.route == Route::receipt) send_ack(message);
+        if (!send_group_) {
+            ++counters_.dropped;
+            spdlog::warn("message-router: group message {} from {} dropped: no group-router",
+                         message.id, message.from);
+            return;
+        }
+        // Expansion, membership and group operations belong to the group-router.
+        message.kind = Kind::group_message;
+        ++counters_.group;
+        send_group_(message);
+        return;
+    }
+    if (message.route == Route::ack) {
+        send_ack(message);
+        return;
+    }
+    if (message.route == Route::receipt) send_ack(message);
+    message.kind = Kind::deliver;
+    ++counters_.routed;
+    send_(shards_.index_for(message.to), message);
+}
+
+} // namespace vartalap

@@ -1,0 +1,195 @@
+// profile core: ProfileCore and the development identity provider (profile_core.hpp).
+// Thread: the profile daemon's thread.
+#include "daemons/profile/profile_core.hpp"
+
+#include "common/wire/builders.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace vartalap {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kMaxUsernameBytes = 64;  // E.164 is at most 16; room for test/bot ids
+constexpr std::size_t kMaxTokenBytes = 4096;   // an ID token (JWT) with headroom
+constexpr std::size_t kMaxSyncUsers = 5000;    // one contact book sync request
+
+Envelope reply_to(const Envelope& request, Status status, const json& body) {
+    return make_reply(request, status, body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+Envelope error_reply(const Envelope& request, Status status, std::string_view reason) {
+    return make_reply(request, status, {}, reason);
+}
+
+bool valid_username(std::string_view name) {
+    if (name.empty() || name.size() > kMaxUsernameBytes) return false;
+    for (unsigned char c : name)
+        if (c <= ' ' || c == 0x7f || c == '"' || c == ';' || c == ',') return false;
+    return true;
+}
+
+} // namespace
+
+bool DevelopmentIdentityProvider::verify(std::string_view, std::string_view token,
+                                         std::string& reason) const {
+    if (token.empty()) {
+        reason = "empty identity token";
+        return false;
+    }
+    return true;
+}
+
+ProfileCore::ProfileCore(lmdb::Env& env, const IdentityProvider& identity,
+                         const AccessKeys& keys, const Clock& clock)
+    : env_(env), identity_(identity), keys_(keys), clock_(clock) {
+    lmdb::Txn txn(env_, lmdb::Txn::read_write);
+    users_ = lmdb::Db::open(txn, "users");
+    lmdb::check(txn.commit(), "profile: create users db");
+}
+
+Envelope ProfileCore::handle(const Envelope& request) {
+    if (request.method == "login") return login(request);
+    if (request.method == "profile") return profile(request);
+    if (request.method == "contactbook_sync") return contactbook_sync(request);
+    if (request.method == "notification_token") return notification_token_request(request);
+    if (request.method == "remove_token") return remove_token(request);
+    return error_reply(request, Status::not_found, "unknown method");
+}
+
+Envelope ProfileCore::login(const Envelope& request) {
+    const json body = json::parse(request.payload, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+        return error_reply(request, Status::bad_request, "body must be a JSON object");
+    auto string_field = [&](const char* key) -> std::string {
+        auto it = body.find(key);
+        return it != body.end() && it->is_string() ? it->get<std::string>() : std::string{};
+    };
+    const std::string username = string_field("username");
+    const std::string token = string_field("authToken");
+    if (!valid_username(username) || token.size() > kMaxTokenBytes) {
+        ++counters_.refused_logins;
+        return reply_to(request, Status::unauthorized, json::object());
+    }
+    std::string reason;
+    if (!identity_.verify(username, token, reason)) {
+        ++counters_.refused_logins;
+        spdlog::info("profile: login refused for {}: {}", username, reason);
+        return reply_to(request, Status::unauthorized, json::object());
+    }
+
+    lmdb::Txn txn(env_, lmdb::Txn::read_write);
+    std::string_view existing;
+    const bool is_new = users_.get(txn, username, existing) == MDB_NOTFOUND;
+    json record = is_new ? json::object() : json::parse(existing, nullptr, false);
+    if (record.is_discarded() || !record.is_object()) record = json::object();
+    if (is_new) record["createdAt"] = clock_.wall_ms();
+    const std::string notification_token = string_field("notificationToken");
+    if (!notification_token.empty() && notification_token.size() <= kMaxTokenBytes)
+        record["notificationToken"] = notification_token;
+    const std::string device = string_field("deviceId");
+    record["deviceId"] = device.empty() ? "default" : device;
+    if (auto it = body.find("messageVersion"); it != body.end() && it->is_number())
+        record["messageVersion"] = *it;
+    record["lastLoginAt"] = clock_.wall_ms();
+    if (users_.put(txn, username, record.dump()) == MDB_MAP_FULL || txn.commit() == MDB_MAP_FULL) {
+        spdlog::error("profile: LMDB map full; login of {} refused", username);
+        return error_reply(request, Status::refused, "profile store is full");
+    }
+    ++counters_.logins;
+    if (is_new) ++counters_.new_users;
+    return reply_to(request, Status::ok,
+                    json{{"status", true},
+                         {"username", username},
+                         {"accesskey", keys_.issue(username, clock_.wall_ms() / 1000)},
+                         {"isNew", is_new}});
+}
+
+Envelope ProfileCore::profile(const Envelope& request) {
+    lmdb::Txn txn(env_, lmdb::Txn::read_only);
+    std::string_view existing;
+    if (users_.get(txn, request.from, existing) == MDB_NOTFOUND)
+        return error_reply(request, Status::not_found, "no such user");
+    const json record = json::parse(existing, nullptr, false);
+    std::string name = request.from;
+    if (record.is_object())
+        if (auto it = record.find("name"); it != record.end() && it->is_string()) name = *it;
+    return reply_to(request, Status::ok, json{{"name", name}, {"username", request.from}});
+}
+
+Envelope ProfileCore::contactbook_sync(const Envelope& request) {
+    const json body = json::parse(request.payload, nullptr, false);
+    const json* users = nullptr;
+    if (body.is_object())
+        if (auto it = body.find("users"); it != body.end() && it->is_array()) users = &*it;
+    if (!users) return error_reply(request, Status::bad_request, "body must be {\"users\": [...]}");
+    if (users->size() > kMaxSyncUsers)
+        return error_reply(request, Status::bad_request, "too many users in one sync");
+    json result = json::object();
+    lmdb::Txn txn(env_, lmdb::Txn::read_only);
+    std::string_view ignored;
+    for (const auto& user : *users) {
+        if (!user.is_string()) continue;
+        const auto& name = user.get_ref<const std::string&>();
+        if (valid_username(name) && users_.get(txn, name, ignored) == 0) result[name] = true;
+    }
+    return reply_to(request, Status::ok, result);
+}
+
+std::string ProfileCore::notification_token(std::string_view username) {
+    lmdb::Txn txn(env_, lmdb::Txn::read_only);
+    std::string_view existing;
+    if (users_.get(txn, username, existing) == MDB_NOTFOUND) return {};
+    const json record = json::parse(existing, nullptr, false);
+    if (!record.is_object()) return {};
+    auto it = record.find("notificationToken");
+    return it != record.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+// Push daemon: {"username"} -> ok {"token"}, or not_found when the user has no token.
+Envelope ProfileCore::notification_token_request(const Envelope& request) {
+    const json body = json::parse(request.payload, nullptr, false);
+    const json* username = nullptr;
+    if (body.is_object())
+        if (auto it = body.find("username"); it != body.end() && it->is_string()) username = &*it;
+    if (!username || !valid_username(username->get_ref<const std::string&>()))
+        return error_reply(request, Status::bad_request, "body must be {\"username\"}");
+    std::string token = notification_token(username->get_ref<const std::string&>());
+    if (token.empty()) return error_reply(request, Status::not_found, "no notification token");
+    return reply_to(request, Status::ok, json{{"token", std::move(token)}});
+}
+
+// Push daemon, after the provider called a token unregistered: {"username","token"} -> ok
+// {"removed": bool}. Removes the token only if it is still the stored one: the user may have
+// logged in again with a fresh token while the push that failed was in flight.
+Envelope ProfileCore::remove_token(const Envelope& request) {
+    const json body = json::parse(request.payload, nullptr, false);
+    const json* username = nullptr;
+    const json* token = nullptr;
+    if (body.is_object()) {
+        if (auto it = body.find("username"); it != body.end() && it->is_string()) username = &*it;
+        if (auto it = body.find("token"); it != body.end() && it->is_string()) token = &*it;
+    }
+    if (!username || !token || !valid_username(username->get_ref<const std::string&>()))
+        return error_reply(request, Status::bad_request, "body must be {\"username\", \"token\"}");
+    const std::string& name = username->get_ref<const std::string&>();
+    lmdb::Txn txn(env_, lmdb::Txn::read_write);
+    std::string_view existing;
+    if (users_.get(txn, name, existing) == MDB_NOTFOUND)
+        return reply_to(request, Status::ok, json{{"removed", false}});
+    json record = json::parse(existing, nullptr, false);
+    if (!record.is_object()) return reply_to(request, Status::ok, json{{"removed", false}});
+    auto stored = record.find("notificationToken");
+    if (stored == record.end() || !stored->is_string() || *stored != *token)
+        return reply_to(request, Status::ok, json{{"removed", false}});
+    record.erase(stored);
+    if (users_.put(txn, name, record.dump()) == MDB_MAP_FULL || txn.commit() == MDB_MAP_FULL) {
+        spdlog::error("profile: LMDB map full; token removal for {} refused", name);
+        return error_reply(request, Status::refused, "profile store is full");
+    }
+    return reply_to(request, Status::ok, json{{"removed", true}});
+}
+
+} // namespace vartalap

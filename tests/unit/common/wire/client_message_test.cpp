@@ -1,0 +1,156 @@
+#include "common/wire/client_message.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace vartalap {
+namespace {
+
+using nlohmann::json;
+
+ClientOrigin origin() {
+    ClientOrigin o;
+    o.user = "alice";
+    o.gateway = "ws-1";
+    o.connection = 9;
+    o.wants_server_ack = true;
+    o.now_ms = 1700000000999;
+    return o;
+}
+
+bool parse(const json& message, Envelope& out, std::string& error) {
+    return parse_client_message(message.dump(), origin(), out, error);
+}
+
+TEST(ClientMessageTest, TextMessageBecomesChatEnvelopeWithRewrittenPayload) {
+    json m = {{"_v", 2.1}, {"id", "m1"},
+              {"head", {{"type", "individual"}, {"to", "bob"}, {"from", "mallory"}, {"chatid", "c1"},
+                        {"contentType", "text"}, {"action", "message"}}},
+              {"meta", {{"createdAt", 1}}},
+              {"body", {{"text", "hi"}, {"state", "new"}}}};
+    Envelope e;
+    std::string error;
+    ASSERT_TRUE(parse(m, e, error)) << error;
+    EXPECT_EQ(e.kind, Kind::client_message);
+    EXPECT_EQ(e.route, Route::chat);
+    EXPECT_EQ(e.id, "m1");
+    EXPECT_EQ(e.from, "alice");
+    EXPECT_EQ(e.to, "bob");
+    EXPECT_EQ(e.channel, "individual");
+    EXPECT_EQ(e.origin_gateway, "ws-1");
+    EXPECT_EQ(e.connection, 9u);
+    EXPECT_TRUE(e.has(flag_wants_server_ack));
+    EXPECT_FALSE(e.has(flag_ephemeral));
+    const json out = json::parse(e.payload);
+    EXPECT_EQ(out["head"]["from"], "alice");
+    EXPECT_EQ(out["body"]["ts"], 1700000000);
+    EXPECT_EQ(out["body"]["text"], "hi");
+    EXPECT_EQ(out["meta"]["createdAt"], 1);
+    EXPECT_EQ(out["from"], "alice");
+    EXPECT_EQ(out["to"], "bob");
+    EXPECT_EQ(out["msgId"], "m1");
+    EXPECT_EQ(out["chatId"], "c1");
+    EXPECT_EQ(out["text"], "hi");
+    EXPECT_EQ(out["type"], "text");
+    EXPECT_EQ(out["chatType"], "individual");
+    EXPECT_EQ(out["action"], "message");
+    EXPECT_EQ(out["module"], "message");
+}
+
+TEST(ClientMessageTest, ReceiptCarriesAckedIds) {
+    json m = {{"id", "r1"}, {"head", {{"to", "bob"}, {"action", "state"}}},
+              {"body", {{"ids", {"a", "b"}}, {"state", "read"}}}};
+    Envelope e;
+    std::string error;
+    ASSERT_TRUE(parse(m, e, error)) << error;
+    EXPECT_EQ(e.route, Route::receipt);
+    EXPECT_EQ(e.ids, (std::vector<std::string>{"a", "b"}));
+    EXPECT_TRUE(e.has(flag_system));
+    EXPECT_EQ(json::parse(e.payload)["head"]["category"], nullptr); // untouched head keys stay as sent
+    EXPECT_EQ(json::parse(e.payload)["module"], "system");
+}
+
+TEST(ClientMessageTest, ReceiptToServerAndClientAckAreAcksOnly) {
+    Envelope e;
+    std::string error;
+    ASSERT_TRUE(parse({{"id", "r2"}, {"head", {{"to", "server"}, {"action", "state"}}},
+                       {"body", {{"ids", {"x"}}, {"state", "delivered"}}}},
+                      e, error));
+    EXPECT_EQ(e.route, Route::ack);
+    EXPECT_EQ(e.ids, std::vector<std::string>{"x"});
+    ASSERT_TRUE(parse({{"id", "m9"}, {"head", {{"to", "server"}, {"contentType", "CLIENT_ACK"}}}}, e, error));
+    EXPECT_EQ(e.route, Route::ack);
+    EXPECT_EQ(e.ids, std::vector<std::string>{"m9"});
+}
+
+TEST(ClientMessageTest, TypingIsEphemeral) {
+    Envelope e;
+    std::string error;
+    ASSERT_TRUE(parse({{"id", "t"}, {"head", {{"to", "bob"}, {"action", "typing"}, {"ephemeral", true}}},
+                       {"body", {{"typing", true}}}},
+                      e, error));
+    EXPECT_TRUE(e.has(flag_ephemeral));
+}
+
+TEST(ClientMessageTest, GroupMessageIsFlagged) {
+    Envelope e;
+    std::string error;
+    ASSERT_TRUE(parse({{"id", "g"}, {"head", {{"type", "group"}, {"to", "group-1"}}}, {"body", {{"text", "x"}}}}, e, error));
+    EXPECT_TRUE(e.has(flag_group));
+    EXPECT_EQ(e.channel, "group");
+}
+
+TEST(ClientMessageTest, RejectsMalformedMessagesWithReasons) {
+    Envelope e;
+    std::string error;
+    const ClientOrigin o = origin();
+    EXPECT_FALSE(parse_client_message("{not json", o, e, error));
+    EXPECT_EQ(error, "invalid JSON");
+    EXPECT_FALSE(parse_client_message("[1,2]", o, e, error));
+    EXPECT_FALSE(parse_client_message(R"({"head":{"to":"bob"}})", o, e, error));
+    EXPECT_EQ(error, "missing message id");
+    EXPECT_FALSE(parse_client_message(R"({"id":"x"})", o, e, error));
+    EXPECT_EQ(error, "missing head");
+    EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{}})", o, e, error));
+    EXPECT_EQ(error, "missing head.to");
+    EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{"to":"b","type":"broadcast"}})", o, e, error));
+    EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{"to":5}})", o, e, error));
+    EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{"to":"b"},"body":"str"})", o, e, error));
+    EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{"to":"b","action":"state"},"body":{}})", o, e, error));
+    EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{"to":"b","action":"state"},"body":{"ids":[1]}})", o, e, error));
+    EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{"to":"b","ephemeral":"yes"}})", o, e, error));
+    ClientMessageLimits small;
+    small.max_bytes = 10;
+    EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{"to":"b"}})", o, e, error, small));
+    EXPECT_EQ(error, "message too large");
+    // Deep nesting within the size limit is refused before parsing: writing the message out
+    // again would recurse once per level.
+    const auto nested = [](std::size_t levels) {
+        return R"({"id":"x","head":{"to":"b"},"body":{"d":)" + std::string(levels, '[') +
+               std::string(levels, ']') + "}}";
+    };
+    EXPECT_FALSE(parse_client_message(nested(30000), o, e, error)); // 60 KB: within the size limit
+    EXPECT_EQ(error, "message nested too deeply (at most 64 levels)");
+    // 62 levels of arrays + the message and body objects: 64, the limit.
+    EXPECT_TRUE(parse_client_message(nested(62), o, e, error)) << error;
+    EXPECT_FALSE(parse_client_message(nested(63), o, e, error));
+    // Brackets inside strings (escaped quotes included) are text, not nesting.
+    const std::string text = R"({"id":"x","head":{"to":"b"},"body":{"text":"\"[[[[)" +
+                             std::string(100, '[') + R"("}})";
+    EXPECT_TRUE(parse_client_message(text, o, e, error)) << error;
+}
+
+TEST(ClientMessageTest, ServerAckShape) {
+    const json ack = json::parse(server_ack_json("m1", "alice", 1700000000999));
+    EXPECT_EQ(ack["_v"], 2.1);
+    EXPECT_EQ(ack["id"], "m1");
+    EXPECT_EQ(ack["head"]["type"], "individual");
+    EXPECT_EQ(ack["head"]["from"], "server");
+    EXPECT_EQ(ack["head"]["to"], "alice");
+    EXPECT_EQ(ack["head"]["contentType"], "SERVER_ACK");
+    EXPECT_EQ(ack["head"]["ephemeral"], true);
+    EXPECT_EQ(ack["body"]["ts"], 1700000000);
+}
+
+} // namespace
+} // namespace vartalap
