@@ -86,7 +86,7 @@ Envelope GroupCore::apply(const Envelope& request, const GroupOp& op, const IsRe
         std::string_view stored;
         Status status;
         std::string group_id, error;
-        if (applied_ops_.get(txn, key_, stored) == 0 && decode_applied(stored, status, group_id, error)) {
+        if (applied_ops_.get(txn, key_, stored) == 0 && group_store::decode_applied(stored, status, group_id, error)) {
             ++counters_.replayed;
             return reply(request, Outcome{status, error, group_id,
                                           status == Status::ok ? dump(json{{"groupId", group_id}})
