@@ -84,7 +84,7 @@ bool is_group_operation(std::string_view action) {
 // ---------------------------------------------------------------------------------------
 // GroupRouterCore
 
-GroupRouterCore::GroupRouterCore(lmdb::Env& outbox_env, group_store::Membership& membership, GroupRouterLinks& links,
+GroupRouterCore::GroupRouterCore(lmdb::Env& outbox_env, group_store::Membership& membership, GroupRouterOutbox& links,
                                  std::size_t shard_count, FanoutOutbox::ShardOf shard_of,
                                  const Clock& clock, GroupRouterConfig config)
     : env_(outbox_env), membership_(membership), links_(links), clock_(clock), config_(config),

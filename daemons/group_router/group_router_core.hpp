@@ -3,7 +3,7 @@
 //
 // GroupRouterCore is the socket-free logic. It reads membership through a group_store::Membership (the
 // group store, LMDB, opened read-only: group_store::Reader), talks to sessions, the group daemon
-// and gateways through GroupRouterLinks, and keeps its durable point in a FanoutOutbox in
+// and gateways through GroupRouterOutbox, and keeps its durable point in a FanoutOutbox in
 // its own LMDB environment:
 //
 //   drain a batch → one read transaction on the group store: check that each sender is a
@@ -52,9 +52,9 @@
 namespace vartalap {
 
 // Where the core's messages go. The daemon implements it over its sockets; tests record.
-class GroupRouterLinks {
+class GroupRouterOutbox {
 public:
-    virtual ~GroupRouterLinks() = default;
+    virtual ~GroupRouterOutbox() = default;
     // A copy (kind deliver) to session shard `shard`. False: not accepted now (retried).
     virtual bool to_session(std::size_t shard, const Envelope& copy) = 0;
     // A group_op to the group daemon. False: not queued (the operation is dropped, unacked).
@@ -100,7 +100,7 @@ struct GroupRouterCounters {
 class GroupRouterCore {
 public:
     // Opens (creating) the outbox in `outbox_env` and reloads what was not sent.
-    GroupRouterCore(lmdb::Env& outbox_env, group_store::Membership& membership, GroupRouterLinks& links,
+    GroupRouterCore(lmdb::Env& outbox_env, group_store::Membership& membership, GroupRouterOutbox& links,
                     std::size_t shard_count, FanoutOutbox::ShardOf shard_of, const Clock& clock,
                     GroupRouterConfig config = {});
 
@@ -138,7 +138,7 @@ private:
 
     lmdb::Env& env_;
     group_store::Membership& membership_;
-    GroupRouterLinks& links_;
+    GroupRouterOutbox& links_;
     const Clock& clock_;
     GroupRouterConfig config_;
     FanoutOutbox::ShardOf shard_of_;

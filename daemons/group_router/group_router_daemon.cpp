@@ -34,7 +34,7 @@ constexpr std::uint64_t kBusyTickMs = 20;    // while copies wait for a busy sha
 constexpr std::size_t kMaxBatch = 1024;      // messages per turn: one commit amortised over them
 constexpr std::size_t kDrainReplies = 256;
 
-class SocketLinks final : public GroupRouterLinks {
+class SocketLinks final : public GroupRouterOutbox {
 public:
     std::vector<zmq::socket_t> sessions;
     zmq::socket_t group;

@@ -8,8 +8,8 @@
 
 namespace vartalap {
 
-MessageRouterCore::MessageRouterCore(const topology::ShardMap& shards, SendToShard send, SendToGroupRouter send_group)
-    : shards_(shards), send_(std::move(send)), send_group_(std::move(send_group)) {}
+MessageRouterCore::MessageRouterCore(const topology::ShardMap& shards, MessageRouterOutbox& outbox)
+    : shards_(shards), outbox_(outbox) {}
 
 void MessageRouterCore::send_ack(const Envelope& message) {
     // The acking user is the sender of the receipt: its copies live on its own shard.
@@ -22,7 +22,7 @@ void MessageRouterCore::send_ack(const Envelope& message) {
     scratch_ack_.connection = message.connection;
     scratch_ack_.created_at_ms = message.created_at_ms;
     ++counters_.acks;
-    send_(shards_.index_for(message.from), scratch_ack_);
+    outbox_.to_session(shards_.index_for(message.from), scratch_ack_);
 }
 
 void MessageRouterCore::route(Envelope& message) {
@@ -40,7 +40,7 @@ void MessageRouterCore::route(Envelope& message) {
             return;
         }
         if (message.route == Route::receipt) send_ack(message);
-        if (!send_group_) {
+        if (!outbox_.has_group_router()) {
             ++counters_.dropped;
             spdlog::warn("message-router: group message {} from {} dropped: no group-router",
                          message.id, message.from);
@@ -49,7 +49,7 @@ void MessageRouterCore::route(Envelope& message) {
         // Expansion, membership and group operations belong to the group-router.
         message.kind = Kind::group_message;
         ++counters_.group;
-        send_group_(message);
+        outbox_.to_group_router(message);
         return;
     }
     if (message.route == Route::ack) {
@@ -59,7 +59,7 @@ void MessageRouterCore::route(Envelope& message) {
     if (message.route == Route::receipt) send_ack(message);
     message.kind = Kind::deliver;
     ++counters_.routed;
-    send_(shards_.index_for(message.to), message);
+    outbox_.to_session(shards_.index_for(message.to), message);
 }
 
 } // namespace vartalap

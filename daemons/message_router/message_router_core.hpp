@@ -9,7 +9,6 @@
 #include "topology/topology.hpp"
 
 #include <cstdint>
-#include <functional>
 
 namespace vartalap {
 
@@ -20,16 +19,24 @@ struct MessageRouterCounters {
     std::uint64_t dropped = 0;    // messages this router cannot route (logged)
 };
 
+// Where the core's envelopes go. The daemon implements it over its PUSH sockets; tests
+// record the calls. Implementations may wait briefly for a full peer (backpressure) but
+// never block forever.
+class MessageRouterOutbox {
+public:
+    virtual ~MessageRouterOutbox() = default;
+    // Hands `envelope` to the session shard at index `shard` of the ShardMap's instances().
+    virtual void to_session(std::size_t shard, Envelope& envelope) = 0;
+    // Whether the topology runs group-routers; without, group traffic is dropped and logged
+    // (acks still apply).
+    virtual bool has_group_router() const = 0;
+    // Hands a group_message to a group-router.
+    virtual void to_group_router(Envelope& envelope) = 0;
+};
+
 class MessageRouterCore {
 public:
-    // `send(shard_index, envelope)` hands an envelope to the session shard at that index of
-    // shards.instances(). It is called synchronously from route().
-    using SendToShard = std::function<void(std::size_t, Envelope&)>;
-    // `send_group(envelope)` hands a group_message to a group-router. Empty when the
-    // topology runs none: group traffic is then dropped and logged (acks still apply).
-    using SendToGroupRouter = std::function<void(Envelope&)>;
-
-    MessageRouterCore(const topology::ShardMap& shards, SendToShard send, SendToGroupRouter send_group = {});
+    MessageRouterCore(const topology::ShardMap& shards, MessageRouterOutbox& outbox);
 
     // Routes one client_message (consumed). Anything else is dropped and counted.
     // Group traffic (flag_group): CLIENT_ACKs are applied here like any ack; a receipt's
@@ -42,8 +49,7 @@ private:
     void send_ack(const Envelope& message);
 
     const topology::ShardMap& shards_;
-    SendToShard send_;
-    SendToGroupRouter send_group_;
+    MessageRouterOutbox& outbox_;
     MessageRouterCounters counters_;
     Envelope scratch_ack_;
 };

@@ -15,14 +15,11 @@ namespace vartalap {
 
 namespace {
 
-class MessageRouterDaemon final : public ThreadedDaemon {
+class MessageRouterDaemon final : public ThreadedDaemon, private MessageRouterOutbox {
 public:
     explicit MessageRouterDaemon(const DaemonContext& context)
         : context_(context), shards_(context.topology, "session"),
-          core_(shards_, [this](std::size_t shard, Envelope& e) { forward(shard, e); },
-                context.topology.of_kind("group-router").empty()
-                    ? MessageRouterCore::SendToGroupRouter{}
-                    : MessageRouterCore::SendToGroupRouter([this](Envelope& e) { forward_group(e); })) {}
+          core_(shards_, *this), has_group_router_(!context.topology.of_kind("group-router").empty()) {}
 
     void bind() override {
         pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
@@ -52,7 +49,7 @@ public:
 
 protected:
     void run() override {
-        // Bounded drain so the stop flag is checked often; forward() may wait on a full shard.
+        // Bounded drain so the stop flag is checked often; to_session() may wait on a full shard.
         loop_.add({.socket = pull_, .max_batch = 1024, .handle = [this](std::span<Incoming> batch) {
                        for (Incoming& incoming : batch) {
                            if (stop_requested()) break;
@@ -80,7 +77,8 @@ private:
         add_counters(s, "message_router", rows);
     }
 
-    void forward(std::size_t shard, Envelope& envelope) {
+    // MessageRouterOutbox
+    void to_session(std::size_t shard, Envelope& envelope) override {
         // Before the durable point: if a session shard stays at its high-water mark past
         // the budget, the message is dropped and logged; its sender got no SERVER_ACK and
         // resends. Waiting here (instead of dropping at once) pushes back on the gateways.
@@ -93,7 +91,9 @@ private:
                           to_string(envelope.kind), envelope.id, forward_failures_);
     }
 
-    void forward_group(Envelope& envelope) {
+    bool has_group_router() const override { return has_group_router_; }
+
+    void to_group_router(Envelope& envelope) override {
         // Before the durable point, as for sessions: past the budget the message is dropped
         // and logged, and its sender, who got no SERVER_ACK, resends.
         const auto result = send_with_backpressure(group_push_, envelope, scratch_,
@@ -107,6 +107,7 @@ private:
     DaemonContext context_; // a copy: its references outlive the daemon (System owns them)
     topology::ShardMap shards_;
     MessageRouterCore core_;
+    bool has_group_router_;
     zmq::socket_t pull_;
     std::vector<zmq::socket_t> pushes_;
     zmq::socket_t group_push_; // connected to every group-router; empty if there is none

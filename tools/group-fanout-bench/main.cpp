@@ -46,7 +46,7 @@ double process_cpu_ms() {
     return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
 }
 
-class PushLinks final : public GroupRouterLinks {
+class PushLinks final : public GroupRouterOutbox {
 public:
     std::vector<zmq::socket_t> pushes;
     bool to_session(std::size_t shard, const Envelope& copy) override {

@@ -42,7 +42,7 @@ public:
     }
 };
 
-class FakeLinks final : public GroupRouterLinks {
+class FakeLinks final : public GroupRouterOutbox {
 public:
     struct Event {
         std::string what; // "copy", "op", "ack"

@@ -45,12 +45,27 @@ struct Sent {
     Envelope envelope;
 };
 
+// Records what the core sends; `group_routers` says whether the topology runs any.
+class RecordingOutbox final : public MessageRouterOutbox {
+public:
+    RecordingOutbox(std::vector<Sent>& sent, bool group_routers) : sent_(sent), group_routers_(group_routers) {}
+    void to_session(std::size_t shard, Envelope& e) override { sent_.push_back({shard, e}); }
+    bool has_group_router() const override { return group_routers_; }
+    void to_group_router(Envelope& e) override { grouped.push_back(e); }
+    std::vector<Envelope> grouped; // what went to a group-router
+
+private:
+    std::vector<Sent>& sent_;
+    bool group_routers_;
+};
+
 class RouterCoreTest : public ::testing::Test {
 protected:
     topology::Topology topology_ = two_shards();
     topology::ShardMap shards_{topology_, "session"};
     std::vector<Sent> sent_;
-    MessageRouterCore core_{shards_, [this](std::size_t shard, Envelope& e) { sent_.push_back({shard, e}); }};
+    RecordingOutbox outbox_{sent_, /*group_routers=*/false};
+    MessageRouterCore core_{shards_, outbox_};
 
     Envelope message(Route route, std::string from, std::string to) {
         Envelope e;
@@ -108,9 +123,9 @@ TEST_F(RouterCoreTest, DropsWhatItCannotRoute) {
 
 class GroupRoutingTest : public RouterCoreTest {
 protected:
-    std::vector<Envelope> to_group_router_;
-    MessageRouterCore with_group_router_{shards_, [this](std::size_t shard, Envelope& e) { sent_.push_back({shard, e}); },
-                                  [this](Envelope& e) { to_group_router_.push_back(e); }};
+    RecordingOutbox group_outbox_{sent_, /*group_routers=*/true};
+    std::vector<Envelope>& to_group_router_ = group_outbox_.grouped;
+    MessageRouterCore with_group_router_{shards_, group_outbox_};
 
     Envelope group(Route route, std::string from, std::string to) {
         auto e = message(route, std::move(from), std::move(to));
