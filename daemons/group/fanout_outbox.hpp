@@ -26,7 +26,7 @@
 #pragma once
 
 #include "common/envelope.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
 
 #include <cstdint>
 #include <deque>

@@ -21,7 +21,7 @@
 // throw and never read past the input.
 #pragma once
 
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
 
 #include <cstdint>
 #include <filesystem>

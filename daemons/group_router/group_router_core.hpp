@@ -36,7 +36,7 @@
 
 #include "common/clock.hpp"
 #include "common/envelope.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
 #include "daemons/group/fanout_outbox.hpp"
 
 #include <filesystem>

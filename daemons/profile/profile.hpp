@@ -9,7 +9,7 @@
 #include "common/access_key.hpp"
 #include "common/clock.hpp"
 #include "common/envelope.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
 
 #include <memory>
 #include <string>

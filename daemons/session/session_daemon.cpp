@@ -12,7 +12,9 @@
 // each socket (bounded) into one batch → core.handle_batch (one LMDB commit, then sends) →
 // periodic duties. Sends never block: a full DEALER is reported to the core, which keeps the
 // message stored and retries later; a full PUSH drops the forwarded ack (counted by the core).
-#include "common/lmdb.hpp"
+#include "daemons/session/session_daemon.hpp"
+
+#include "common/store/lmdb.hpp"
 #include "common/log.hpp"
 #include "common/zmq_util.hpp"
 #include "topology/topology.hpp"
