@@ -5,7 +5,7 @@
 #pragma once
 
 #include "common/clock.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
 #include "common/metrics.hpp"
 
 #include <fmt/format.h>

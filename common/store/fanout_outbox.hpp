@@ -26,7 +26,9 @@
 #pragma once
 
 #include "common/wire/envelope.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
+#include "common/wire/envelope.hpp"
+#include "common/store/lmdb.hpp"
 
 #include <cstdint>
 #include <deque>

@@ -21,7 +21,8 @@
 // throw and never read past the input.
 #pragma once
 
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
+#include "common/store/lmdb.hpp"
 #include "common/wire/envelope.hpp"
 
 #include <cstdint>

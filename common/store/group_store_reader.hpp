@@ -9,7 +9,7 @@
 #pragma once
 
 #include "common/clock.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
 
 #include <cstdint>
 #include <filesystem>

@@ -33,7 +33,11 @@
 
 #include "common/clock.hpp"
 #include "common/wire/envelope.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
+#include "common/store/fanout_outbox.hpp"
+#include "common/store/group_store.hpp"
+#include "common/wire/envelope.hpp"
+#include "common/store/lmdb.hpp"
 #include "common/store/fanout_outbox.hpp"
 #include "common/store/group_store.hpp"
 

@@ -36,7 +36,10 @@
 
 #include "common/clock.hpp"
 #include "common/wire/envelope.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
+#include "common/store/fanout_outbox.hpp"
+#include "common/wire/envelope.hpp"
+#include "common/store/lmdb.hpp"
 #include "common/store/fanout_outbox.hpp"
 #include "common/store/group_store_reader.hpp"
 

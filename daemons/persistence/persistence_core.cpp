@@ -2,13 +2,11 @@
 #include "daemons/persistence/persistence_core.hpp"
 
 #include "common/log.hpp"
-#include "common/user_keys.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <limits>
 
 namespace vartalap {
@@ -16,18 +14,13 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::string_view kNextSeqKey = "next_seq";
 constexpr const char* kStoreFull = "offline store full";
 // The envelope decoder's array limit (DecodeLimits::max_array_items): a fetched reply with
 // more items would be dropped by the session as malformed.
 constexpr std::uint32_t kMaxItemsPerReply = 10000;
-// Longest decimal u64: the REST cursor is a seq written in decimal (opaque to clients).
-constexpr std::size_t kMaxCursorDigits = 20;
 
 // Whether a client message JSON says head.contentType == "notification" (group events and
 // other notifications get no push, PROTOCOL.md "Push").
-bool out_of_space(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
-
 bool is_notification_content(std::string_view payload) {
     const json message = json::parse(payload, nullptr, false);
     if (!message.is_object()) return false;
@@ -47,26 +40,24 @@ lmdb::EnvOptions persistence_env_options(const PersistenceConfig& config) {
     return options;
 }
 
+lmdb::Env& PersistenceCore::reader_checked(lmdb::Env& env, PersistenceCounters& counters) {
+    // Stale reader slots of processes that died holding a read transaction pin old pages
+    // (the map fills up although little is stored): clear them before the first write.
+    counters.stale_readers += static_cast<std::uint64_t>(env.reader_check());
+    return env;
+}
+
 PersistenceCore::PersistenceCore(lmdb::Env& env, PersistenceOutbox& outbox, const Clock& clock,
                                  PersistenceConfig config)
     : env_(env), outbox_(outbox), clock_(clock), config_(config),
+      queue_(reader_checked(env, counters_), "ids", /*ids_hold_time=*/true, "persistence"),
       deliver_header_(header_frame(Kind::deliver)) {
     set_limits(config_.ttl_seconds, config_.fetch_limit_max, config_.rest_default_limit);
     config_.expiry_batch = std::max<std::size_t>(config_.expiry_batch, 1);
     config_.max_map_size_mb = std::max(config_.max_map_size_mb, config_.map_size_mb);
 
-    // Stale reader slots of processes that died holding a read transaction pin old pages
-    // (the map fills up although little is stored): clear them before the first write.
-    counters_.stale_readers += static_cast<std::uint64_t>(env_.reader_check());
-
     lmdb::Txn txn(env_, lmdb::Txn::read_write);
-    messages_ = lmdb::Db::open(txn, "messages");
-    ids_ = lmdb::Db::open(txn, "ids");
     expiry_ = lmdb::Db::open(txn, "expiry");
-    meta_ = lmdb::Db::open(txn, "meta");
-    std::string_view value;
-    if (meta_.get(txn, kNextSeqKey, value) == 0 && value.size() == 8)
-        next_seq_ = std::max<std::uint64_t>(lmdb::read_u64_be(value), 1);
     // Database handles opened in a write transaction are valid only once it commits.
     const int rc = txn.commit();
     if (rc != 0) throw lmdb::Error("persistence: opening the store", rc);
@@ -92,24 +83,22 @@ void PersistenceCore::handle_batch(std::span<PersistenceInput> batch) {
     }
 
     if (!needs_write) {
-        classify_without_writes(batch);
+        classify_without_writes(batch, nullptr);
     } else {
         maybe_grow(/*must=*/false);
-        const std::uint64_t seq_before = next_seq_;
-        int rc = write_pass(batch, WriteMode::all);
-        // Growth first: a full map that may grow is not a refusal.
-        while (rc != 0 && full_rc_ == MDB_MAP_FULL && maybe_grow(/*must=*/true)) {
-            next_seq_ = seq_before;
-            rc = write_pass(batch, WriteMode::all);
+        // Growth first: a full map that may grow is not a refusal. Full: new messages are
+        // refused (the session keeps its copy and tries again later), but acks still free
+        // space (the queue's map-full fallback).
+        const BatchWrite write = queue_.write_batch(
+            [&](lmdb::Txn* txn, WriteMode mode) { return apply_writes(*txn, batch, mode); },
+            [&] { return maybe_grow(/*must=*/true); });
+        if (write.rc == 0) {
+            ++counters_.commits;
+            unsynced_ = true;
         }
-        if (rc != 0) {
-            const int first_rc = rc;
-            // Full. New messages are refused (the session keeps its copy and tries again
-            // later), but acks still free space, so the batch is applied again with
-            // deletions only.
-            next_seq_ = seq_before;
-            rc = write_pass(batch, WriteMode::deletions_only);
-            if (rc != 0) classify_without_writes(batch); // not even deletions fit
+        if (write.first_rc != 0) {
+            const int first_rc = write.first_rc;
+            const int rc = write.rc;
             std::uint64_t refused = 0;
             for (const Effect& effect : effects_)
                 if (effect.outcome == Outcome::refused) ++refused;
@@ -129,24 +118,12 @@ void PersistenceCore::handle_batch(std::span<PersistenceInput> batch) {
     send_results(batch);
 }
 
-int PersistenceCore::write_pass(std::span<PersistenceInput> batch, WriteMode mode) {
-    int rc = 0;
-    {
-        lmdb::Txn txn(env_, lmdb::Txn::read_write);
-        rc = apply_writes(txn, batch, mode) ? txn.commit() : full_rc_;
-    } // an uncommitted transaction is aborted here
-    if (rc != 0) full_rc_ = rc; // commit() reports MDB_MAP_FULL itself
-    if (rc == 0) {
-        ++counters_.commits;
-        unsynced_ = true;
-    }
-    return rc;
-}
-
-void PersistenceCore::classify_without_writes(std::span<PersistenceInput> batch) {
+void PersistenceCore::classify_without_writes(std::span<PersistenceInput> batch,
+                                              lmdb::Txn* read_txn) {
     // Outcomes only, from committed state: a duplicate is still ok, a new message refused.
     effects_.assign(batch.size(), Effect{});
-    std::optional<lmdb::Txn> txn;
+    std::optional<lmdb::Txn> own_txn;
+    lmdb::Txn* txn = read_txn;
     for (std::size_t i = 0; i < batch.size(); ++i) {
         const Envelope& message = batch[i].envelope;
         Effect& effect = effects_[i];
@@ -158,11 +135,9 @@ void PersistenceCore::classify_without_writes(std::span<PersistenceInput> batch)
                 effect.error = why;
                 break;
             }
-            if (!txn) txn.emplace(env_, lmdb::Txn::read_only);
-            user_keys::id_key(key_, message.to, message.id);
-            std::string_view existing;
-            effect.outcome =
-                ids_.get(*txn, key_, existing) == 0 ? Outcome::duplicate : Outcome::refused;
+            if (!txn) txn = &own_txn.emplace(env_, lmdb::Txn::read_only);
+            effect.outcome = queue_.contains(*txn, message.to, message.id) ? Outcome::duplicate
+                                                                            : Outcome::refused;
             break;
         }
         case Kind::ack: effect.outcome = Outcome::acked; break; // nothing deleted
@@ -175,8 +150,11 @@ void PersistenceCore::classify_without_writes(std::span<PersistenceInput> batch)
 
 bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> batch,
                                    WriteMode mode) {
+    if (mode == WriteMode::none) { // not even deletions fit
+        classify_without_writes(batch, &txn);
+        return true;
+    }
     effects_.assign(batch.size(), Effect{});
-    bool stored_any = false;
     const std::uint64_t now = clock_.wall_ms();
 
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -190,48 +168,45 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 effect.error = why;
                 break;
             }
-            user_keys::id_key(key_, message.to, message.id);
-            std::string_view existing;
-            if (ids_.get(txn, key_, existing) == 0) {
-                effect.outcome = Outcome::duplicate;
-                break;
-            }
-            if (mode != WriteMode::all) {
-                effect.outcome = Outcome::refused;
-                break;
-            }
-            const std::uint64_t seq = next_seq_++;
             // The TTL counts from the server's receive time; a missing or future one (clock
             // skew between hosts) counts from now, so it can never extend a message's life.
+            // (Its id entry and expiry key hold this time.)
             if (message.created_at_ms == 0 || message.created_at_ms > now)
                 message.created_at_ms = now;
             // The record is what a session is handed back in `fetched`: a deliver envelope
             // with `cursor` = its seq and none of the per-request fields. (These edits are
             // idempotent: a batch retried after MAP_FULL writes the same record.)
-            const std::uint64_t request_id = message.request_id;
-            message.request_id = 0;
-            message.cursor = seq;
-            message.status = Status::ok;
-            message.error.clear();
-            message.origin_gateway.clear();
-            message.connection = 0;
-            message.retry_count = 0;
-            message.limit = 0;
-            message.items.clear();
-            encode_envelope(message, record_);
-            message.request_id = request_id;
-
-            user_keys::message_key(key2_, message.to, seq);
-            if (full(messages_.put(txn, key2_, record_))) return false;
-            value_.clear();
-            lmdb::append_u64_be(value_, seq);
-            lmdb::append_u64_be(value_, message.created_at_ms);
-            if (full(ids_.put(txn, key_, value_))) return false;
-            expiry_key(key2_, message.created_at_ms, message.to, seq);
-            if (full(expiry_.put(txn, key2_, message.id))) return false;
+            const auto encode = [&](std::uint64_t seq) -> std::string_view {
+                const std::uint64_t request_id = message.request_id;
+                message.request_id = 0;
+                message.cursor = seq;
+                message.status = Status::ok;
+                message.error.clear();
+                message.origin_gateway.clear();
+                message.connection = 0;
+                message.retry_count = 0;
+                message.limit = 0;
+                message.items.clear();
+                encode_envelope(message, record_);
+                message.request_id = request_id;
+                return record_;
+            };
+            std::uint64_t seq = 0;
+            const Stored stored =
+                queue_.store(txn, message.to, message.id, mode, encode, seq, message.created_at_ms);
+            if (stored == Stored::out_of_space) return false;
+            if (stored == Stored::duplicate) {
+                effect.outcome = Outcome::duplicate;
+                break;
+            }
+            if (stored == Stored::refused) {
+                effect.outcome = Outcome::refused;
+                break;
+            }
+            expiry_key(key_, message.created_at_ms, message.to, seq);
+            if (queue_.full(expiry_.put(txn, key_, message.id))) return false;
             effect.outcome = Outcome::stored;
             effect.seq = seq;
-            stored_any = true;
             break;
         }
         case Kind::ack: {
@@ -242,17 +217,12 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
             effect.outcome = Outcome::acked;
             for (const std::string& id : message.ids) {
                 if (id.empty() || id.size() > config_.max_id_bytes) continue; // never stored
-                user_keys::id_key(key_, message.from, id);
-                std::string_view value;
-                if (ids_.get(txn, key_, value) != 0) continue; // not here: already gone
-                const std::uint64_t seq = lmdb::read_u64_be(value);
-                // Read before the writes below invalidate the view.
-                const std::uint64_t time = value.size() >= 16 ? lmdb::read_u64_be(value.substr(8)) : 0;
-                if (full(ids_.del(txn, key_))) return false;
-                user_keys::message_key(key2_, message.from, seq);
-                if (full(messages_.del(txn, key2_))) return false;
-                expiry_key(key2_, time, message.from, seq);
-                if (full(expiry_.del(txn, key2_))) return false;
+                IdEntry entry;
+                const int rc = queue_.erase_by_id(txn, message.from, id, mode, entry);
+                if (queue_.full(rc)) return false;
+                if (rc != 0) continue; // not here: already gone
+                expiry_key(key_, entry.time, message.from, entry.seq);
+                if (queue_.full(expiry_.del(txn, key_))) return false;
                 ++effect.seq; // count of deleted messages
             }
             break;
@@ -261,12 +231,6 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
         case Kind::request: effect.outcome = Outcome::request; break;
         default: effect.outcome = Outcome::dropped; break;
         }
-    }
-
-    if (stored_any) {
-        value_.clear();
-        lmdb::append_u64_be(value_, next_seq_);
-        if (full(meta_.put(txn, kNextSeqKey, value_))) return false;
     }
     return true;
 }
@@ -278,13 +242,6 @@ const char* PersistenceCore::invalid_store(const Envelope& message) const {
     if (message.payload.size() > config_.max_payload_bytes) return "message too large";
     if (message.has(flag_ephemeral)) return "ephemeral messages are never stored";
     return nullptr;
-}
-
-bool PersistenceCore::full(int rc) {
-    // Out of space: the write transaction is unusable from here on and must be aborted.
-    if (!out_of_space(rc)) return false;
-    full_rc_ = rc;
-    return true;
 }
 
 bool PersistenceCore::maybe_grow(bool must) {
@@ -362,127 +319,6 @@ void PersistenceCore::send_results(std::span<PersistenceInput> batch) {
     }
 }
 
-void PersistenceCore::collect_page(lmdb::Txn& txn, std::string_view user, std::uint64_t after,
-                                   std::uint32_t limit) {
-    page_values_.clear();
-    page_seqs_.clear();
-    page_more_ = false;
-    if (after == UINT64_MAX) return;
-    user_keys::user_prefix(prefix_, user);
-    user_keys::message_key(key2_, user, after + 1);
-    lmdb::Cursor cursor(txn, messages_);
-    std::size_t bytes = 0;
-    // Reads at most `limit` + 1 records: a queue of any length stays on disk.
-    for (bool positioned = cursor.seek(key2_); positioned; positioned = cursor.next()) {
-        const std::string_view key = cursor.key();
-        if (key.size() != prefix_.size() + 8 || !key.starts_with(prefix_)) break;
-        const std::string_view value = cursor.value();
-        if (page_values_.size() >= limit ||
-            (!page_values_.empty() && bytes + value.size() > config_.max_reply_bytes)) {
-            page_more_ = true;
-            break;
-        }
-        page_values_.push_back(value); // valid until the read transaction ends
-        page_seqs_.push_back(lmdb::read_u64_be(key.substr(prefix_.size())));
-        bytes += value.size();
-    }
-}
-
-Envelope PersistenceCore::serve_fetch(const Envelope& request, lmdb::Txn& txn) {
-    Envelope reply;
-    reply.kind = Kind::fetched;
-    reply.request_id = request.request_id;
-    reply.to = request.to;
-    reply.cursor = request.cursor;
-    if (request.to.empty() || request.to.size() > config_.max_user_bytes) {
-        ++counters_.bad_requests;
-        reply.status = Status::bad_request;
-        reply.error = "invalid user";
-        return reply;
-    }
-    // 0 = "as many as you allow"; more than the maximum is the maximum.
-    const std::uint32_t limit = request.limit == 0
-                                    ? config_.fetch_limit_max
-                                    : std::min(request.limit, config_.fetch_limit_max);
-    collect_page(txn, request.to, request.cursor, limit);
-    reply.items.reserve(page_values_.size());
-    for (const std::string_view value : page_values_) reply.items.emplace_back(value);
-    if (!page_seqs_.empty()) reply.cursor = page_seqs_.back();
-    // `limit` in a fetched reply: non-zero when more messages follow `cursor` (the session
-    // fetches again when its window frees), 0 at the end of the queue.
-    reply.limit = page_more_ ? 1 : 0;
-    ++counters_.fetches;
-    counters_.items_served += reply.items.size();
-    return reply;
-}
-
-Envelope PersistenceCore::serve_request(const Envelope& request, lmdb::Txn& txn) {
-    Envelope reply;
-    reply.kind = Kind::reply;
-    reply.request_id = request.request_id;
-    auto refuse = [&](Status status, const char* error) {
-        ++counters_.bad_requests;
-        reply.status = status;
-        reply.error = error;
-        reply.payload = json{{"error", error}}.dump();
-        return reply;
-    };
-    if (request.method != "messages") return refuse(Status::not_found, "unknown method");
-    const std::string& user = request.from; // the authenticated user: nobody reads another's
-    if (user.empty() || user.size() > config_.max_user_bytes)
-        return refuse(Status::unauthorized, "no authenticated user");
-
-    const json body = request.payload.empty() ? json::object()
-                                              : json::parse(request.payload, nullptr, false);
-    if (!body.is_object()) return refuse(Status::bad_request, "body must be a JSON object");
-    std::uint32_t limit = config_.rest_default_limit;
-    if (const auto it = body.find("limit"); it != body.end()) {
-        if (!it->is_number_integer() || it->get<std::int64_t>() < 1)
-            return refuse(Status::bad_request, "limit must be a positive integer");
-        // Above the maximum is the maximum: a client asking for "everything" gets pages.
-        limit = static_cast<std::uint32_t>(
-            std::min<std::int64_t>(it->get<std::int64_t>(), config_.fetch_limit_max));
-    }
-    std::uint64_t after = 0;
-    if (const auto it = body.find("cursor"); it != body.end() && !it->is_null()) {
-        // Opaque to clients; here the decimal seq of the last message of the previous page.
-        const std::string* text = it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
-        if (text == nullptr || text->empty() || text->size() > kMaxCursorDigits)
-            return refuse(Status::bad_request, "bad cursor");
-        const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), after);
-        if (ec != std::errc{} || end != text->data() + text->size())
-            return refuse(Status::bad_request, "bad cursor");
-    }
-
-    collect_page(txn, user, after, limit);
-    // The payloads are already the JSON objects the recipient reads (the gateway wrote
-    // them): they are spliced into the reply, not re-serialized.
-    std::string& out = reply.payload;
-    out = "{\"messages\":[";
-    bool first = true;
-    for (const std::string_view value : page_values_) {
-        auto decoded = decode_envelope(deliver_header_, value);
-        if (!decoded || !json::accept(decoded->payload)) {
-            // We wrote it; an unreadable record means corruption. Skip it, never break the page.
-            ++counters_.corrupt;
-            spdlog::error("persistence: unreadable stored message of a user skipped");
-            continue;
-        }
-        if (!first) out.push_back(',');
-        first = false;
-        out.append(decoded->payload);
-        ++counters_.items_served;
-    }
-    out.append("],\"next\":");
-    if (page_more_)
-        out.append("\"").append(std::to_string(page_seqs_.back())).append("\"");
-    else
-        out.append("null");
-    out.push_back('}');
-    ++counters_.rest_pages;
-    return reply;
-}
-
 void PersistenceCore::maybe_notify(const Envelope& message) {
     // Receipts (flag_system) are not worth waking a phone for; neither is notification
     // content (PROTOCOL.md "Push").
@@ -554,7 +390,7 @@ bool PersistenceCore::expire() {
             // [8 time][2 len][user][8 seq]; a malformed key (never written by us) is only
             // removed from the index.
             if (key.size() >= 10) {
-                const std::size_t length = user_keys::user_length_at(key, 8);
+                const std::size_t length = UserQueue::user_length_at(key, 8);
                 if (key.size() == 10 + length + 8) {
                     entry.user.assign(key.substr(10, length));
                     entry.seq = lmdb::read_u64_be(key.substr(10 + length));
@@ -567,13 +403,10 @@ bool PersistenceCore::expire() {
     if (expired_.empty()) return false;
     int rc = 0;
     for (const ExpiredEntry& entry : expired_) {
-        if (!entry.user.empty()) {
-            user_keys::message_key(key2_, entry.user, entry.seq);
-            if (out_of_space(rc = messages_.del(txn, key2_))) break;
-            user_keys::id_key(key_, entry.user, entry.id);
-            if (out_of_space(rc = ids_.del(txn, key_))) break;
-        }
-        if (out_of_space(rc = expiry_.del(txn, entry.expiry_key))) break;
+        if (!entry.user.empty() &&
+            UserQueue::out_of_space(rc = queue_.erase(txn, entry.user, entry.id, entry.seq)))
+            break;
+        if (UserQueue::out_of_space(rc = expiry_.del(txn, entry.expiry_key))) break;
         rc = 0;
     }
     if (rc == 0) rc = txn.commit();
@@ -594,16 +427,11 @@ bool PersistenceCore::expire() {
 // Inspection
 
 bool PersistenceCore::is_stored(std::string_view user, std::string_view id) const {
-    lmdb::Txn txn(env_, lmdb::Txn::read_only);
-    std::string key;
-    user_keys::id_key(key, user, id);
-    std::string_view value;
-    return ids_.get(txn, key, value) == 0;
+    return queue_.contains(user, id);
 }
 
 std::size_t PersistenceCore::stored_count(std::string_view user) const {
-    lmdb::Txn txn(env_, lmdb::Txn::read_only);
-    return user_keys::count_messages(txn, messages_, user);
+    return queue_.count(user);
 }
 
 void PersistenceCore::set_limits(std::uint64_t ttl_seconds, std::uint32_t fetch_limit_max,
@@ -629,7 +457,7 @@ void PersistenceCore::expiry_key(std::string& out, std::uint64_t time_ms, std::s
     // [8 time][user prefix][8 seq]: sorted by expiry time, then as the message keys.
     out.clear();
     lmdb::append_u64_be(out, time_ms);
-    user_keys::append_user_prefix(out, user);
+    UserQueue::append_user_prefix(out, user);
     lmdb::append_u64_be(out, seq);
 }
 

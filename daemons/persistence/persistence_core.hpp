@@ -2,9 +2,12 @@
 // ../shared/DESIGN.md, "The delivery contract", point 4).
 //
 // PersistenceCore is the socket-free logic of one persistence shard. It owns the shard's LMDB
-// store; replies to its ROUTER peers (sessions, rest-gateways) and notifications to the push
-// daemons go through an injected PersistenceOutbox; time comes from an injected Clock. The
-// daemon (persistence_daemon.cpp) owns the sockets and feeds decoded envelopes in batches.
+// store (the shared durable per-user queue, plus an expiry index); replies to its ROUTER
+// peers (sessions, rest-gateways) and notifications to the push daemons go through an
+// injected PersistenceOutbox; time comes from an injected Clock. The daemon
+// (persistence_daemon.{hpp,cpp}) owns the sockets and feeds decoded envelopes in batches.
+// Batches, expiry and sync are in persistence_core.cpp, the reads (fetch, GET /messages) in
+// persistence_pages.cpp.
 //
 // Thread: everything here runs on the persistence daemon's thread (one thread per shard).
 // The class is not thread-safe. Other processes on the same host may open the environment
@@ -15,7 +18,8 @@
 // continue safely and a restart is cheap.
 // Ownership: the core keeps references to the Env, Outbox and Clock; they must outlive it.
 //
-// Store layout (one LMDB environment per shard, four named databases):
+// Store layout (one LMDB environment per shard, four named databases; messages, ids and
+// meta are the shared durable per-user queue, common/store/user_queue.hpp):
 //   messages: [u16 len][user][u64 seq]            -> the stored deliver envelope (MessagePack),
 //                                                    its `cursor` field already set to seq
 //   ids:      [u16 len][user][id]                 -> [u64 seq][u64 expiry time]  (dedupe, ack)
@@ -30,7 +34,10 @@
 
 #include "common/clock.hpp"
 #include "common/wire/envelope.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
+#include "common/store/user_queue.hpp"
+#include "common/wire/envelope.hpp"
+#include "common/store/lmdb.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -186,19 +193,17 @@ private:
         std::uint64_t request_id = 0;
         const char* error = nullptr;
     };
-    enum class WriteMode : std::uint8_t {
-        all,            // store new messages, delete acked ones
-        deletions_only, // LMDB is full: refuse new messages, still apply acks
-    };
+    // Clears stale reader slots (counted) before the queue's first write; returns `env`.
+    static lmdb::Env& reader_checked(lmdb::Env& env, PersistenceCounters& counters);
 
-    // Pass 1, inside the write transaction: LMDB writes and each envelope's outcome. Returns
+    // Pass 1 (run by queue_.write_batch), inside the write transaction: LMDB writes and each
+    // envelope's outcome; WriteMode::none (a read transaction) classifies only. Returns
     // false if LMDB ran out of space (MAP_FULL/TXN_FULL); the transaction must be aborted.
     bool apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> batch, WriteMode mode);
-    // Runs apply_writes in a transaction and commits: 0, or the "full" code.
-    int write_pass(std::span<PersistenceInput> batch, WriteMode mode);
-    void classify_without_writes(std::span<PersistenceInput> batch);
+    // Outcomes without writing, from committed state (in `txn`, or a read transaction of
+    // its own when null).
+    void classify_without_writes(std::span<PersistenceInput> batch, lmdb::Txn* txn);
     const char* invalid_store(const Envelope& message) const;
-    bool full(int rc);
     // Grows the map if growth is configured, allowed and needed (`must`: after MAP_FULL).
     bool maybe_grow(bool must);
 
@@ -215,8 +220,8 @@ private:
     // Periodic duties. expire() returns true if it deleted a full batch (more may be due).
     bool expire();
 
-    // Keys (see the store layout at the top): user, message and id keys are in
-    // common/user_keys.hpp (shared with the session daemon); the expiry index is ours.
+    // Keys (see the store layout at the top): user, message and id keys are the queue's
+    // (common/store/user_queue.hpp, shared with the session daemon); the expiry index is ours.
     static void expiry_key(std::string& out, std::uint64_t time_ms, std::string_view user,
                            std::uint64_t seq);
 
@@ -226,12 +231,8 @@ private:
     PersistenceConfig config_;
     PersistenceCounters counters_;
 
-    lmdb::Db messages_;
-    lmdb::Db ids_;
+    UserQueue queue_;                  // messages, ids, meta and the seq counter
     lmdb::Db expiry_;
-    lmdb::Db meta_;
-    std::uint64_t next_seq_ = 1;
-    int full_rc_ = MDB_MAP_FULL;
     bool unsynced_ = false;            // process mode: committed since the last sync
 
     std::uint64_t next_expiry_ms_ = 0; // monotonic
@@ -242,9 +243,6 @@ private:
     // Per-batch scratch, reused so the hot path does not allocate per message.
     std::vector<Effect> effects_;
     std::string key_;
-    std::string key2_;
-    std::string prefix_;
-    std::string value_;
     std::string record_;
     struct ExpiredEntry {
         std::string expiry_key;

@@ -11,7 +11,9 @@
 // one batch → core.handle_batch (one LMDB commit, then replies and notifications) →
 // periodic duties. Sends never block: a reply to a peer at its high-water mark is dropped
 // (the requester times out and asks again), a notification at the push HWM is dropped.
-#include "common/lmdb.hpp"
+#include "daemons/factories.hpp"
+
+#include "common/store/lmdb.hpp"
 #include "common/log.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/persistence/persistence_core.hpp"

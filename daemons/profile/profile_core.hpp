@@ -9,7 +9,9 @@
 #include "common/access_key.hpp"
 #include "common/clock.hpp"
 #include "common/wire/envelope.hpp"
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
+#include "common/wire/envelope.hpp"
+#include "common/store/lmdb.hpp"
 
 #include <memory>
 #include <string>

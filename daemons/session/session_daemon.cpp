@@ -12,11 +12,12 @@
 // each socket (bounded) into one batch → core.handle_batch (one LMDB commit, then sends) →
 // periodic duties. Sends never block: a full DEALER is reported to the core, which keeps the
 // message stored and retries later; a full PUSH drops the forwarded ack (counted by the core).
-#include "common/lmdb.hpp"
+#include "daemons/factories.hpp"
+
+#include "common/store/lmdb.hpp"
 #include "common/log.hpp"
 #include "common/zmq/socket.hpp"
 #include "topology/topology.hpp"
-#include "daemons/factories.hpp"
 #include "daemons/session/session_core.hpp"
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"

@@ -1,5 +1,6 @@
-// Fakes and the fixture shared by the SessionCore tests (session_core_test.cpp: delivery,
-// acks, retries; session_offline_test.cpp: the offline path): real LMDB in a temporary
+// Fakes and the fixture shared by the SessionCore tests (session_core_test.cpp: batches;
+// session_delivery_test.cpp: delivery, acks, retries; session_offline_test.cpp: the offline
+// path; session_ephemeral_test.cpp, session_metrics_test.cpp): real LMDB in a temporary
 // directory, a fake clock and a fake outbox that records every request. No sockets, no
 // sleeps: time moves only by advance().
 // Thread: the test's own.

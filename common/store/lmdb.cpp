@@ -1,5 +1,10 @@
 // Thread: caller's; see lmdb.hpp.
-#include "common/lmdb.hpp"
+#include "common/store/lmdb.hpp"
+
+#include <boost/endian/conversion.hpp>
+
+#include <algorithm>
+#include <cstring>
 
 namespace vartalap::lmdb {
 
@@ -55,16 +60,6 @@ std::size_t Env::used_bytes() const {
     mdb_env_info(env_, &info);
     mdb_env_stat(env_, &stat);
     return (info.me_last_pgno + 1) * static_cast<std::size_t>(stat.ms_psize);
-}
-
-std::optional<Durability> parse_durability(std::string_view text) {
-    if (text == "fsync") return Durability::fsync;
-    if (text == "process") return Durability::process;
-    return std::nullopt;
-}
-
-const char* to_string(Durability durability) {
-    return durability == Durability::fsync ? "fsync" : "process";
 }
 
 void Env::set_map_size(std::size_t bytes) { check(mdb_env_set_mapsize(env_, bytes), "mdb_env_set_mapsize"); }
@@ -158,14 +153,17 @@ bool Cursor::next() { return move(MDB_NEXT); }
 void Cursor::del() { check(mdb_cursor_del(cursor_, 0), "mdb_cursor_del"); }
 
 void append_u64_be(std::string& out, std::uint64_t value) {
-    for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
+    unsigned char bytes[8];
+    boost::endian::store_big_u64(bytes, value);
+    out.append(reinterpret_cast<const char*>(bytes), sizeof bytes);
 }
 
 std::uint64_t read_u64_be(std::string_view bytes) {
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < 8 && i < bytes.size(); ++i)
-        value = (value << 8) | static_cast<unsigned char>(bytes[i]);
-    return value;
+    // Right-aligned in a zeroed buffer: a shorter input reads as the value of its bytes.
+    unsigned char buffer[8] = {};
+    const std::size_t size = std::min<std::size_t>(bytes.size(), sizeof buffer);
+    std::memcpy(buffer + sizeof buffer - size, bytes.data(), size);
+    return boost::endian::load_big_u64(buffer);
 }
 
 } // namespace vartalap::lmdb

@@ -1,4 +1,5 @@
-// A thin RAII wrapper over LMDB (lmdb.h is the contract; read its caveats).
+// A thin RAII wrapper over LMDB (lmdb.h is the contract; read its caveats). The durable
+// per-user queue of the session and persistence daemons builds on it (user_queue.hpp).
 //
 // Ownership: Env owns the MDB_env; Txn owns an MDB_txn and aborts it unless committed.
 // Errors: results the caller must handle (MDB_NOTFOUND, MDB_KEYEXIST, MDB_MAP_FULL) are
@@ -7,6 +8,8 @@
 // Thread-safety: an Env is shared by threads; a write Txn belongs to one thread, and the
 // Env is opened with MDB_NOTLS so read transactions are not tied to threads either.
 #pragma once
+
+#include "common/store/durability.hpp"
 
 #include <lmdb.h>
 
@@ -30,14 +33,6 @@ private:
 
 // Throws Error unless rc == 0.
 void check(int rc, const char* what);
-
-// How a store's commits reach the disk, chosen per daemon (option `durability`).
-enum class Durability : std::uint8_t {
-    fsync,   // survives power loss: every commit syncs (one commit per drained batch)
-    process, // survives a crash of any process: MDB_NOSYNC, synced every sync_interval_ms
-};
-std::optional<Durability> parse_durability(std::string_view text);
-const char* to_string(Durability durability);
 
 struct EnvOptions {
     std::size_t map_size = std::size_t{1} << 30; // 1 GiB: address space, not disk, until used
@@ -142,8 +137,9 @@ private:
     MDB_val value_{};
 };
 
-// Big-endian encoding so byte order of keys equals numeric order.
+// Big-endian encoding (Boost.Endian) so byte order of keys equals numeric order.
 void append_u64_be(std::string& out, std::uint64_t value);
+// The big-endian value of the first min(8, size) bytes (fewer than 8: of those bytes alone).
 std::uint64_t read_u64_be(std::string_view bytes);
 
 } // namespace vartalap::lmdb

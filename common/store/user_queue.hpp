@@ -1,0 +1,255 @@
+// The durable per-user message queue of one shard, shared by the session daemon (its store
+// of 1-to-1 messages in flight) and the persistence daemon (the offline queue): the key
+// layout, store-with-dedupe, delete by id or by seq, the persisted seq counter, cursor walks
+// and the batch write with its map-full fallback live here once.
+//
+// Layout (three named databases of the caller's LMDB environment; the layout is on disk:
+// changing it needs a store migration):
+//   messages:  [u16 len][user][u64 seq]  -> the stored record (the caller's encoding)
+//   <ids>:     [u16 len][user][id]       -> [u64 seq] (+ [u64 time] if the caller keeps one)
+//   meta:      "next_seq"                -> u64 (the counter, written with each storing batch)
+// The ids database is named by the caller ("message_ids" in the session, "ids" in
+// persistence). Integers are big-endian, so byte order equals numeric order: a cursor over
+// one user's prefix yields their messages oldest first, across restarts. The user length
+// prefix keeps any user's keys from being a prefix of another's (users and ids are untrusted
+// bytes); users are at most 65535 bytes (the daemons' max_user_bytes is far below that). seq
+// is unique in the shard (one counter for all users) and never reused.
+//
+// The batch pattern (both daemons): pass 1 runs inside write_batch and decides, per envelope
+// of a batch, what happens (an outcome, kept by the caller) while writing to LMDB; pass 2
+// runs after the commit and turns the outcomes into memory state and messages. So nothing
+// leaves the shard before its write is durable.
+//
+// Thread-safety: one thread per queue (the owning daemon's); the Env may be shared (read
+// transactions use MDB_NOTLS). Errors: results the caller handles are int codes (0,
+// MDB_NOTFOUND, MDB_MAP_FULL, MDB_TXN_FULL); lmdb::Error (a corrupt file, EIO) propagates.
+// Ownership: keeps a reference to the Env, which must outlive it; cursors borrow the
+// transaction they were opened in.
+#pragma once
+
+#include "common/store/lmdb.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace vartalap {
+
+// How much of a batch pass 1 may write (UserQueue::write_batch steps down through them).
+enum class WriteMode : std::uint8_t {
+    all,            // store new messages, delete acked ones
+    deletions_only, // LMDB is full: refuse new messages, still apply deletions (acks)
+    none,           // not even deletions fit: outcomes only, in a read transaction
+};
+
+// What UserQueue::store did.
+enum class Stored : std::uint8_t {
+    stored,       // new message written under the returned seq
+    duplicate,    // (user, id) is stored already: nothing written
+    refused,      // new, but the mode allows no new messages
+    out_of_space, // MDB_MAP_FULL / MDB_TXN_FULL (recorded): the transaction must be aborted
+};
+
+// An entry of the id index: the message's seq and, where the caller keeps one, a time.
+struct IdEntry {
+    std::uint64_t seq = 0;
+    std::uint64_t time = 0; // 0 where the entry holds no time
+};
+
+// The result of UserQueue::write_batch.
+struct BatchWrite {
+    int first_rc = 0; // 0: committed with WriteMode::all; else why not (MAP_FULL, TXN_FULL)
+    int rc = 0;       // 0: a write pass committed (all, or deletions_only after first_rc)
+};
+
+class UserQueue {
+public:
+    // Opens (creating) the three databases in `env` and reads the persisted counter. Throws
+    // lmdb::Error if they cannot be opened. `ids_db` names the id index (see the layout) and
+    // `ids_hold_time` says whether its entries carry a time; `what` names the store in errors.
+    UserQueue(lmdb::Env& env, const char* ids_db, bool ids_hold_time, const char* what);
+    UserQueue(const UserQueue&) = delete;
+    UserQueue& operator=(const UserQueue&) = delete;
+
+    lmdb::Env& env() const { return env_; }
+
+    // ---- Keys (pure functions, replacing `out`; append_user_prefix appends).
+    static void append_user_prefix(std::string& out, std::string_view user); // [2 len][user]
+    static void user_prefix(std::string& out, std::string_view user);
+    static void message_key(std::string& out, std::string_view user, std::uint64_t seq);
+    static void id_key(std::string& out, std::string_view user, std::string_view id);
+    // The user length a prefix holds at key[at]; 0 when the key is too short to hold one (a
+    // key never written by us: callers then check the whole size and skip it).
+    static std::size_t user_length_at(std::string_view key, std::size_t at);
+    static bool out_of_space(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
+
+    // ---- The batch write. Runs `pass(lmdb::Txn*, WriteMode) -> bool` (pass 1; false when
+    // LMDB ran out of space, recorded through full()) and commits, stepping down:
+    //   1. WriteMode::all in a write transaction (the counter is saved with it if it moved);
+    //      while it hits MDB_MAP_FULL and `grow()` (called with no transaction open)
+    //      returns true, again;
+    //   2. out of space: the counter is rewound, and WriteMode::deletions_only;
+    //   3. out of space again: WriteMode::none in a read transaction (nothing is written;
+    //      the outcomes are still worked out).
+    // Each step recomputes the outcomes of the whole batch, so `pass` must be repeatable.
+    template <class Pass, class Grow>
+    BatchWrite write_batch(Pass&& pass, Grow&& grow);
+    template <class Pass>
+    BatchWrite write_batch(Pass&& pass) {
+        return write_batch(pass, [] { return false; });
+    }
+    // Records an out-of-space rc (MAP_FULL, TXN_FULL) for write_batch; true if it was one.
+    bool full(int rc);
+
+    // ---- Inside pass 1 (or any transaction).
+    // Store-with-dedupe of `user`'s message `id`: duplicate if the id is indexed, refused
+    // unless mode is all; otherwise takes the next seq (into `seq`), and writes the record
+    // `encode(seq)` returns (a string_view valid until store returns) and the id entry (with
+    // `time` if the entries hold one).
+    template <class Encode>
+    Stored store(lmdb::Txn& txn, std::string_view user, std::string_view id, WriteMode mode,
+                 Encode&& encode, std::uint64_t& seq, std::uint64_t time = 0);
+    // Finds (user, id) in the index: 0 with *entry set, or MDB_NOTFOUND.
+    int find(lmdb::Txn& txn, std::string_view user, std::string_view id, IdEntry& entry);
+    bool contains(lmdb::Txn& txn, std::string_view user, std::string_view id);
+    // Deletes (user, id) and its message unless mode is none: 0 (found; `entry` set),
+    // MDB_NOTFOUND, or MDB_MAP_FULL / MDB_TXN_FULL (not recorded; see full()).
+    int erase_by_id(lmdb::Txn& txn, std::string_view user, std::string_view id, WriteMode mode,
+                    IdEntry& entry);
+    // Deletes the message `seq` of `user` and the index entry `id`; a missing one is not an
+    // error. 0 or MDB_MAP_FULL / MDB_TXN_FULL (not recorded).
+    int erase(lmdb::Txn& txn, std::string_view user, std::string_view id, std::uint64_t seq);
+    // The record of `user`'s message `seq`: 0 (valid until the transaction ends or writes)
+    // or MDB_NOTFOUND.
+    int get(lmdb::Txn& txn, std::string_view user, std::uint64_t seq, std::string_view& record);
+    // How many messages `user` has (walks them all: for inspection and tests).
+    std::size_t count(lmdb::Txn& txn, std::string_view user) const;
+
+    // ---- Inspection in a fresh read transaction of committed state.
+    bool contains(std::string_view user, std::string_view id) const;
+    std::size_t count(std::string_view user) const;
+
+    // ---- The seq counter (one for all users; persisted by write_batch).
+    std::uint64_t next_seq() const { return next_seq_; }
+
+    const lmdb::Db& messages() const { return messages_; }
+    const lmdb::Db& ids() const { return ids_; }
+
+private:
+    template <class Pass>
+    int write_pass(Pass& pass, WriteMode mode);
+    bool save_seq(lmdb::Txn& txn, std::uint64_t seq_before);
+
+    lmdb::Env& env_;
+    lmdb::Db messages_;
+    lmdb::Db ids_;
+    lmdb::Db meta_;
+    bool ids_hold_time_ = false;
+    std::uint64_t next_seq_ = 1;
+    int full_rc_ = MDB_MAP_FULL; // which "out of space" ended the last failed pass
+    // Scratch, reused so that the hot path does not allocate per message.
+    std::string id_key_;
+    std::string message_key_;
+    std::string value_;
+};
+
+// One user's messages in seq order, from a seq on. Reads only what it is moved over: a queue
+// of any length stays on disk.
+class UserCursor {
+public:
+    UserCursor(lmdb::Txn& txn, const UserQueue& queue, std::string_view user,
+               std::uint64_t from_seq);
+    bool valid() const { return valid_; }
+    std::uint64_t seq() const;           // only while valid()
+    std::string_view record() const { return cursor_.value(); }
+    void next();
+
+private:
+    bool check(bool positioned);
+    lmdb::Cursor cursor_;
+    std::string prefix_;
+    bool valid_ = false;
+};
+
+// Every message of the store in key order (by user key, then seq), for walks over all users
+// (the session's handoff scan). Keys of another shape (never written by us) are visited too:
+// is_message() is false for them.
+class StoreScan {
+public:
+    // From `resume_at` (a key() saved earlier; empty: the start).
+    StoreScan(lmdb::Txn& txn, const UserQueue& queue, std::string_view resume_at);
+    bool valid() const { return valid_; }
+    std::string_view key() const { return cursor_.key(); }
+    bool is_message() const;
+    std::string_view user() const;       // only if is_message()
+    std::uint64_t seq() const;           // only if is_message()
+    std::string_view record() const { return cursor_.value(); }
+    void next() { valid_ = cursor_.next(); }
+    // Moves past every message of user() (only if is_message()).
+    void skip_user();
+
+private:
+    lmdb::Cursor cursor_;
+    std::string scratch_;
+    bool valid_ = false;
+};
+
+// ---------------------------------------------------------------------------------------
+// Templates
+
+template <class Pass, class Grow>
+BatchWrite UserQueue::write_batch(Pass&& pass, Grow&& grow) {
+    BatchWrite result;
+    const std::uint64_t seq_before = next_seq_;
+    result.rc = write_pass(pass, WriteMode::all);
+    while (result.rc == MDB_MAP_FULL && grow()) {
+        next_seq_ = seq_before;
+        result.rc = write_pass(pass, WriteMode::all);
+    }
+    result.first_rc = result.rc;
+    if (result.rc == 0) return result;
+    // Out of space: new messages are refused, but deletions must still free space (and stop
+    // retries), so the batch is applied again with deletions only.
+    next_seq_ = seq_before;
+    result.rc = write_pass(pass, WriteMode::deletions_only);
+    if (result.rc != 0) {
+        // Not even deletions fit: the outcomes without writing.
+        lmdb::Txn txn(env_, lmdb::Txn::read_only);
+        pass(&txn, WriteMode::none);
+    }
+    return result;
+}
+
+template <class Pass>
+int UserQueue::write_pass(Pass& pass, WriteMode mode) {
+    const std::uint64_t seq_before = next_seq_;
+    int rc = 0;
+    {
+        lmdb::Txn txn(env_, lmdb::Txn::read_write);
+        rc = pass(&txn, mode) && save_seq(txn, seq_before) ? txn.commit() : full_rc_;
+    } // an uncommitted transaction is aborted here
+    if (rc != 0) full_rc_ = rc; // commit() reports MDB_MAP_FULL itself
+    return rc;
+}
+
+template <class Encode>
+Stored UserQueue::store(lmdb::Txn& txn, std::string_view user, std::string_view id,
+                        WriteMode mode, Encode&& encode, std::uint64_t& seq,
+                        std::uint64_t time) {
+    id_key(id_key_, user, id);
+    std::string_view existing;
+    if (ids_.get(txn, id_key_, existing) == 0) return Stored::duplicate;
+    if (mode != WriteMode::all) return Stored::refused;
+    seq = next_seq_++;
+    const std::string_view record = encode(seq);
+    message_key(message_key_, user, seq);
+    if (full(messages_.put(txn, message_key_, record))) return Stored::out_of_space;
+    value_.clear();
+    lmdb::append_u64_be(value_, seq);
+    if (ids_hold_time_) lmdb::append_u64_be(value_, time);
+    if (full(ids_.put(txn, id_key_, value_))) return Stored::out_of_space;
+    return Stored::stored;
+}
+
+} // namespace vartalap

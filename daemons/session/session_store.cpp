@@ -1,0 +1,39 @@
+// Thread: the session daemon's thread (see session_store.hpp).
+#include "daemons/session/session_store.hpp"
+
+namespace vartalap::session {
+
+SessionStore::SessionStore(lmdb::Env& env)
+    : queue_(env, "message_ids", /*ids_hold_time=*/false, "session"),
+      deliver_header_(header_frame(Kind::deliver)) {}
+
+lmdb::Txn& SessionStore::reader(std::optional<lmdb::Txn>& txn) const {
+    if (!txn) txn.emplace(queue_.env(), lmdb::Txn::read_only);
+    return *txn;
+}
+
+Stored SessionStore::store(lmdb::Txn& txn, Envelope& message, WriteMode mode,
+                           std::uint64_t& seq) {
+    const auto encode = [&](std::uint64_t) -> std::string_view {
+        // What is stored is what a gateway will be sent, minus the per-attempt fields.
+        message.request_id = 0;
+        message.retry_count = 0;
+        message.status = Status::ok;
+        encode_envelope(message, record_);
+        return record_;
+    };
+    return queue_.store(txn, message.to, message.id, mode, encode, seq);
+}
+
+std::optional<Envelope> SessionStore::decode(std::string_view record, std::string* error) const {
+    return decode_envelope(deliver_header_, record, error);
+}
+
+std::optional<Envelope> SessionStore::read(lmdb::Txn& txn, std::string_view user,
+                                           std::uint64_t seq) {
+    std::string_view record;
+    if (queue_.get(txn, user, seq, record) != 0) return std::nullopt;
+    return decode(record);
+}
+
+} // namespace vartalap::session
