@@ -13,20 +13,13 @@ constexpr const char* kCopiesDb = "outbox_copies";
 
 bool full(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
 
-void append_recipient(std::string& out, std::string_view user) {
-    out.push_back(static_cast<char>(user.size() >> 8));
-    out.push_back(static_cast<char>(user.size() & 0xff));
-    out += user;
-}
+void append_recipient(std::string& out, std::string_view user) { lmdb::append_length_prefixed(out, user); }
 
 bool decode_recipients(std::string_view bytes, std::vector<std::string>& out) {
+    std::string_view user;
     while (!bytes.empty()) {
-        if (bytes.size() < 2) return false;
-        const std::size_t n = (static_cast<unsigned char>(bytes[0]) << 8) |
-                              static_cast<unsigned char>(bytes[1]);
-        if (bytes.size() - 2 < n) return false;
-        out.emplace_back(bytes.substr(2, n));
-        bytes.remove_prefix(2 + n);
+        if (!lmdb::read_length_prefixed(bytes, user)) return false;
+        out.emplace_back(user);
     }
     return true;
 }

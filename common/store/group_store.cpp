@@ -12,14 +12,6 @@ namespace {
 
 constexpr std::uint8_t kFormat = 1;
 
-// Appends `v` big-endian.
-template <class UInt>
-void put_be(std::string& out, UInt v) {
-    v = boost::endian::native_to_big(v);
-    out.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-void put_u16(std::string& out, std::uint16_t v) { put_be(out, v); }
-void put_u32(std::string& out, std::uint32_t v) { put_be(out, v); }
 
 // A bounds-checked reader: every read fails (and stays failed) past the end.
 class Reader {
@@ -114,16 +106,16 @@ long GroupRecord::find(std::string_view username) const {
 void encode(const GroupRecord& record, std::string& out) {
     out.clear();
     out.push_back(static_cast<char>(kFormat));
-    put_u32(out, static_cast<std::uint32_t>(record.name.size()));
+    lmdb::append_u32_be(out, static_cast<std::uint32_t>(record.name.size()));
     out += record.name;
     out.push_back(record.has_profile_pic ? 1 : 0);
-    put_u32(out, static_cast<std::uint32_t>(record.profile_pic.size()));
+    lmdb::append_u32_be(out, static_cast<std::uint32_t>(record.profile_pic.size()));
     out += record.profile_pic;
-    put_be<std::uint64_t>(out, record.created_at_ms);
-    put_u32(out, static_cast<std::uint32_t>(record.members.size()));
+    lmdb::append_u64_be(out, record.created_at_ms);
+    lmdb::append_u32_be(out, static_cast<std::uint32_t>(record.members.size()));
     for (const Member& member : record.members) {
         out.push_back(static_cast<char>(member.role));
-        put_u16(out, static_cast<std::uint16_t>(member.username.size()));
+        lmdb::append_u16_be(out, static_cast<std::uint16_t>(member.username.size()));
         out += member.username;
     }
 }
@@ -170,26 +162,25 @@ bool valid_group_id(std::string_view group_id) {
 std::string encode_applied(Status status, std::string_view group_id, std::string_view error) {
     std::string out;
     out.push_back(static_cast<char>(status));
-    put_u16(out, static_cast<std::uint16_t>(group_id.size()));
-    out += group_id;
+    lmdb::append_length_prefixed(out, group_id);
     out += error;
     return out;
 }
 
 bool decode_applied(std::string_view bytes, Status& status, std::string& group_id, std::string& error) {
-    if (bytes.size() < 3) return false;
+    if (bytes.empty()) return false;
     status = static_cast<Status>(static_cast<unsigned char>(bytes[0]));
-    const std::size_t n = boost::endian::load_big_u16(reinterpret_cast<const unsigned char*>(bytes.data() + 1));
-    if (bytes.size() - 3 < n) return false;
-    group_id.assign(bytes.substr(3, n));
-    error.assign(bytes.substr(3 + n));
+    bytes.remove_prefix(1);
+    std::string_view id;
+    if (!lmdb::read_length_prefixed(bytes, id)) return false;
+    group_id.assign(id);
+    error.assign(bytes);
     return true;
 }
 
 void pair_key(std::string& out, std::string_view first, std::string_view second) {
     out.clear();
-    put_u16(out, static_cast<std::uint16_t>(first.size()));
-    out += first;
+    lmdb::append_length_prefixed(out, first);
     out += second;
 }
 

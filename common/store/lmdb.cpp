@@ -152,6 +152,36 @@ bool Cursor::next() { return move(MDB_NEXT); }
 
 void Cursor::del() { check(mdb_cursor_del(cursor_, 0), "mdb_cursor_del"); }
 
+void append_u16_be(std::string& out, std::uint16_t value) {
+    unsigned char bytes[2];
+    boost::endian::store_big_u16(bytes, value);
+    out.append(reinterpret_cast<const char*>(bytes), sizeof bytes);
+}
+
+void append_u32_be(std::string& out, std::uint32_t value) {
+    unsigned char bytes[4];
+    boost::endian::store_big_u32(bytes, value);
+    out.append(reinterpret_cast<const char*>(bytes), sizeof bytes);
+}
+
+std::uint16_t read_u16_be(std::string_view bytes) {
+    return boost::endian::load_big_u16(reinterpret_cast<const unsigned char*>(bytes.data()));
+}
+
+void append_length_prefixed(std::string& out, std::string_view bytes) {
+    append_u16_be(out, static_cast<std::uint16_t>(bytes.size()));
+    out.append(bytes);
+}
+
+bool read_length_prefixed(std::string_view& in, std::string_view& out) {
+    if (in.size() < 2) return false;
+    const std::size_t n = read_u16_be(in);
+    if (in.size() - 2 < n) return false;
+    out = in.substr(2, n);
+    in.remove_prefix(2 + n);
+    return true;
+}
+
 void append_u64_be(std::string& out, std::uint64_t value) {
     unsigned char bytes[8];
     boost::endian::store_big_u64(bytes, value);

@@ -137,8 +137,19 @@ private:
     MDB_val value_{};
 };
 
-// Big-endian encoding (Boost.Endian) so byte order of keys equals numeric order.
+// The stores' byte encodings, one place for all of them (Boost.Endian underneath).
+// Big-endian so that byte order of keys equals numeric order.
+void append_u16_be(std::string& out, std::uint16_t value);
+void append_u32_be(std::string& out, std::uint32_t value);
 void append_u64_be(std::string& out, std::uint64_t value);
+// The big-endian u16 at bytes[0..2); the caller has checked that there are 2 bytes.
+std::uint16_t read_u16_be(std::string_view bytes);
+// [u16 big-endian length][bytes]: a string that no other one is a prefix of, so keys built
+// from untrusted names cannot collide. `bytes` must be at most 65535 long.
+void append_length_prefixed(std::string& out, std::string_view bytes);
+// Reads what append_length_prefixed wrote at the front of `in` into `out` and removes it
+// from `in`; false (and `in` unchanged) when `in` is too short to hold it.
+bool read_length_prefixed(std::string_view& in, std::string_view& out);
 // The big-endian value of the first min(8, size) bytes (fewer than 8: of those bytes alone).
 std::uint64_t read_u64_be(std::string_view bytes);
 

@@ -1,7 +1,6 @@
 // Thread: the owning daemon's (see user_queue.hpp).
 #include "common/store/user_queue.hpp"
 
-#include <boost/endian/conversion.hpp>
 
 #include <algorithm>
 
@@ -30,10 +29,7 @@ UserQueue::UserQueue(lmdb::Env& env, const char* ids_db, bool ids_hold_time, con
 // Keys
 
 void UserQueue::append_user_prefix(std::string& out, std::string_view user) {
-    unsigned char length[2];
-    boost::endian::store_big_u16(length, static_cast<std::uint16_t>(user.size()));
-    out.append(reinterpret_cast<const char*>(length), sizeof length);
-    out.append(user);
+    lmdb::append_length_prefixed(out, user);
 }
 
 void UserQueue::user_prefix(std::string& out, std::string_view user) {
@@ -53,7 +49,7 @@ void UserQueue::id_key(std::string& out, std::string_view user, std::string_view
 
 std::size_t UserQueue::user_length_at(std::string_view key, std::size_t at) {
     if (key.size() < at + 2) return 0;
-    return boost::endian::load_big_u16(reinterpret_cast<const unsigned char*>(key.data() + at));
+    return lmdb::read_u16_be(key.substr(at));
 }
 
 // ---------------------------------------------------------------------------------------
