@@ -6,7 +6,7 @@
 #pragma once
 
 #include "common/envelope.hpp"
-#include "topology/topology.hpp"
+#include "topology/shard_map.hpp"
 
 #include <cstdint>
 #include <functional>

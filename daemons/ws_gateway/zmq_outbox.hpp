@@ -13,7 +13,7 @@
 
 #include "common/zmq_util.hpp"
 #include "daemons/ws_gateway/gateway_core.hpp"
-#include "topology/topology.hpp"
+#include "topology/shard_map.hpp"
 
 #include <vector>
 

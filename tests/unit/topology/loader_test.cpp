@@ -1,59 +1,18 @@
-// Thread: the test's. Unit tests for topology/topology.hpp: loading, every validation error
-// (with its line), slot hashing, shard maps and derived links.
-#include "topology/topology.hpp"
+// Thread: the test's. Unit tests for the loader (topology/loader.cpp, loader_checks.cpp):
+// loading the example file, and every validation error with its line. The catalog, endpoint
+// syntax and shard maps have their own tests beside this one.
+#include "tests/unit/topology/topology_test_support.hpp"
 
 #include <gtest/gtest.h>
-#include <set>
 
 #include <algorithm>
-#include <stdexcept>
+#include <set>
 #include <string>
 
 namespace vartalap::topology {
 namespace {
 
-// The other required kinds, appended after a snippet under test so that the snippet's own
-// line numbers start at 1. TCP endpoints with fixed ports keep it valid in multi-host tests.
-std::string required_tail(std::string_view without_kind = {}) {
-    std::string tail;
-    if (without_kind != "message-router")
-        tail += "\n[[daemon]]\nkind = \"message-router\"\nname = \"tail-router\"\n"
-                "pull = \"tcp://127.0.0.1:17001\"\n";
-    if (without_kind != "session")
-        tail += "\n[[daemon]]\nkind = \"session\"\nname = \"tail-session\"\n"
-                "pull = \"tcp://127.0.0.1:17002\"\n";
-    if (without_kind != "profile")
-        tail += "\n[[daemon]]\nkind = \"profile\"\nname = \"tail-profile\"\n"
-                "router = \"tcp://127.0.0.1:17003\"\n";
-    if (without_kind != "rest-gateway")
-        tail += "\n[[daemon]]\nkind = \"rest-gateway\"\nname = \"tail-rest\"\n"
-                "listen = \"127.0.0.1:0\"\nrouter = \"tcp://127.0.0.1:17004\"\n";
-    return tail;
-}
-
-LoadResult load(std::string_view snippet, std::string_view without_kind = {}) {
-    return load_string(std::string(snippet) + required_tail(without_kind), "t.toml");
-}
-
-std::string all_errors(const LoadResult& result) {
-    std::string out;
-    for (const auto& error : result.errors) out += error.str() + "\n";
-    return out;
-}
-
-// Passes if some diagnostic is on `line` and contains every one of `parts`.
-::testing::AssertionResult has_error(const LoadResult& result, int line,
-                                     std::initializer_list<std::string_view> parts) {
-    for (const auto& error : result.errors) {
-        if (error.line != line) continue;
-        const bool all = std::all_of(parts.begin(), parts.end(), [&](std::string_view part) {
-            return error.message.find(part) != std::string::npos;
-        });
-        if (all) return ::testing::AssertionSuccess();
-    }
-    return ::testing::AssertionFailure() << "no error on line " << line << " with those words in:\n"
-                                         << all_errors(result);
-}
+using namespace test;
 
 // ---------------------------------------------------------------------------------------
 // The example file.
@@ -100,38 +59,6 @@ TEST(TopologyLocal, LoadsTheOneProcessExample) {
     EXPECT_EQ(topology.find("nope"), nullptr);
 }
 
-TEST(TopologyLocal, LinksFollowFromTheKinds) {
-    const LoadResult result = load_file(VARTALAP_SOURCE_DIR "/topology/local.toml");
-    ASSERT_TRUE(result.topology) << all_errors(result);
-    std::vector<std::string> drawn;
-    for (const Link& link : links(*result.topology))
-        drawn.push_back(link.from + " " + link.socket + " " + link.to + " " + link.role + " " +
-                        link.endpoint);
-    std::vector<std::string> expected = {
-        "ws-1 PUSH router-1 pull inproc://router-1",
-        "ws-1 PUSH session-1 pull inproc://session-1",
-        "rest-1 PUSH router-1 pull inproc://router-1",
-        "rest-1 DEALER profile-1 router inproc://profile-1",
-        "router-1 PUSH session-1 pull inproc://session-1",
-        "session-1 DEALER ws-1 router inproc://ws-1",
-        "session-1 DEALER rest-1 router inproc://rest-1",
-        "session-1 DEALER persistence-1 router inproc://persistence-1-router",
-        "session-1 PUSH persistence-1 pull inproc://persistence-1",
-        "rest-1 DEALER persistence-1 router inproc://persistence-1-router",
-        "rest-1 DEALER group-1 router inproc://group-1",
-        "router-1 PUSH group-router-1 pull inproc://group-router-1",
-        "group-router-1 PUSH session-1 pull inproc://session-1",
-        "group-router-1 DEALER group-1 router inproc://group-1",
-        "group-router-1 DEALER ws-1 router inproc://ws-1",
-        "group-router-1 DEALER rest-1 router inproc://rest-1",
-        "group-1 PUSH session-1 pull inproc://session-1",
-        "group-1 DEALER profile-1 router inproc://profile-1",
-    };
-    std::sort(drawn.begin(), drawn.end());
-    std::sort(expected.begin(), expected.end());
-    EXPECT_EQ(drawn, expected);
-}
-
 TEST(TopologyLoad, MissingFileIsADiagnostic) {
     const LoadResult result = load_file("/nonexistent/topology.toml");
     EXPECT_FALSE(result.topology);
@@ -139,11 +66,6 @@ TEST(TopologyLoad, MissingFileIsADiagnostic) {
     EXPECT_EQ(result.errors[0].line, 0);
     EXPECT_NE(result.errors[0].str().find("/nonexistent/topology.toml: cannot open"),
               std::string::npos);
-}
-
-TEST(TopologyLoad, DiagnosticFormat) {
-    EXPECT_EQ((Diagnostic{"a.toml", 7, "bad"}).str(), "a.toml:7: bad");
-    EXPECT_EQ((Diagnostic{"a.toml", 0, "bad"}).str(), "a.toml: bad");
 }
 
 TEST(TopologyLoad, SystemSettingsAndHosts) {
@@ -512,25 +434,6 @@ router = "ipc:///run/vartalap/ws-1"
 // ---------------------------------------------------------------------------------------
 // Slots.
 
-constexpr std::string_view kSessionHead = R"toml([[daemon]]
-kind = "session"
-name = "s1"
-pull = "inproc://s1"
-slots = "%1"
-[[daemon]]
-kind = "session"
-name = "s2"
-pull = "inproc://s2"
-slots = "%2"
-)toml";
-
-LoadResult load_sessions(std::string_view first_slots, std::string_view second_slots) {
-    std::string text(kSessionHead);
-    text.replace(text.find("%1"), 2, first_slots);
-    text.replace(text.find("%2"), 2, second_slots);
-    return load(text, "session");
-}
-
 TEST(TopologySlots, TwoInstancesSplitTheSlots) {
     const LoadResult result = load_sessions("0-8191", "8192-16383");
     ASSERT_TRUE(result.topology) << all_errors(result);
@@ -642,58 +545,6 @@ pull = "tcp://x"
     EXPECT_EQ(lines, expected) << all_errors(result);
 }
 
-TEST(TopologyKinds, FutureKindsAreKnownAndLinked) {
-    const LoadResult result = load(R"toml([[daemon]]
-kind = "persistence"
-name = "persistence-1"
-pull = "inproc://persistence-1"
-router = "inproc://persistence-1-requests"
-[[daemon]]
-kind = "push"
-name = "push-1"
-pull = "inproc://push-1"
-[[daemon]]
-kind = "group"
-name = "group-1"
-router = "inproc://group-1"
-[[daemon]]
-kind = "group-router"
-name = "group-router-1"
-pull = "inproc://group-router-1"
-)toml");
-    ASSERT_TRUE(result.topology) << all_errors(result);
-    EXPECT_TRUE(is_known_kind("group-router"));
-    EXPECT_FALSE(is_known_kind("gateway"));
-    EXPECT_TRUE(is_sharded_kind("persistence"));
-    EXPECT_FALSE(is_sharded_kind("profile"));
-    EXPECT_EQ(required_roles("persistence"), (std::vector<std::string>{"pull", "router"}));
-    EXPECT_TRUE(required_roles("nope").empty());
-
-    std::vector<std::string> drawn;
-    for (const Link& link : links(*result.topology))
-        drawn.push_back(link.from + " " + link.socket + " " + link.to + " " + link.role);
-    auto has = [&](const std::string& text) {
-        return std::find(drawn.begin(), drawn.end(), text) != drawn.end();
-    };
-    EXPECT_TRUE(has("tail-router PUSH group-router-1 pull"));
-    EXPECT_TRUE(has("group-router-1 PUSH tail-session pull"));
-    EXPECT_TRUE(has("group-router-1 DEALER group-1 router"));
-    EXPECT_TRUE(has("tail-session PUSH persistence-1 pull"));
-    EXPECT_TRUE(has("persistence-1 PUSH push-1 pull"));
-    EXPECT_TRUE(has("tail-session DEALER persistence-1 router"));
-    EXPECT_TRUE(has("tail-session DEALER tail-rest router"));
-    EXPECT_TRUE(has("group-router-1 DEALER tail-rest router"));
-    EXPECT_TRUE(has("group-1 PUSH tail-session pull"));
-    EXPECT_TRUE(has("group-1 DEALER tail-profile router"));
-    EXPECT_TRUE(has("push-1 DEALER tail-profile router"));
-    EXPECT_TRUE(has("tail-rest DEALER persistence-1 router"));
-    EXPECT_TRUE(has("tail-rest DEALER group-1 router"));
-    EXPECT_TRUE(has("tail-rest DEALER tail-profile router"));
-    EXPECT_TRUE(has("tail-rest PUSH tail-router pull"));
-    EXPECT_TRUE(has("tail-router PUSH tail-session pull"));
-    EXPECT_EQ(drawn.size(), 16u);
-}
-
 TEST(TopologyErrors, GroupStoreHasOneOwnerAndItsRoutersShareItsHost) {
     const LoadResult result = load(R"toml([[daemon]]
 kind = "group"
@@ -718,108 +569,6 @@ kind = "group-router"
 name = "gr-1"
 pull = "inproc://gr-1"
 )toml"), 1, {"gr-1", "needs a group daemon"}));
-}
-
-// ---------------------------------------------------------------------------------------
-// Options.
-
-TEST(TopologyOptions, GettersReturnValueFallbackOrThrow) {
-    const LoadResult result = load(R"toml([[daemon]]
-kind = "ws-gateway"
-name = "ws-1"
-listen = "127.0.0.1:0"
-router = "inproc://ws-1"
-[daemon.options]
-max_frame_bytes = 1024
-path = "/wss"
-compress = true
-idle_ping_seconds = "30"
-)toml");
-    ASSERT_TRUE(result.topology) << all_errors(result);
-    const DaemonSpec& ws = *result.topology->find("ws-1");
-    EXPECT_EQ(ws.option_int("max_frame_bytes", 65536), 1024);
-    EXPECT_EQ(ws.option_int("write_queue_limit", 256), 256);
-    EXPECT_EQ(ws.option_string("path", "/"), "/wss");
-    EXPECT_EQ(ws.option_string("other", "x"), "x");
-    EXPECT_TRUE(ws.option_bool("compress", false));
-    EXPECT_TRUE(ws.option_bool("absent", true));
-    try {
-        ws.option_int("idle_ping_seconds", 30);
-        FAIL() << "expected std::invalid_argument";
-    } catch (const std::invalid_argument& error) {
-        EXPECT_STREQ(error.what(), "ws-1: option idle_ping_seconds must be an integer");
-    }
-    EXPECT_THROW(ws.option_string("max_frame_bytes", ""), std::invalid_argument);
-    EXPECT_THROW(ws.option_bool("path", false), std::invalid_argument);
-}
-
-// ---------------------------------------------------------------------------------------
-// Slot hashing and shard maps.
-
-TEST(TopologySlotOf, MatchesRedisCluster) {
-    // crc16("123456789") = 0x31C3, the CRC16/XMODEM check value Redis's crc16.c cites.
-    EXPECT_EQ(slot_of("123456789"), 0x31C3u % kSlotCount);
-    EXPECT_EQ(slot_of("123456789"), 12739u);
-    // CLUSTER KEYSLOT values from the Redis documentation.
-    EXPECT_EQ(slot_of("foo"), 12182u);
-    EXPECT_EQ(slot_of("somekey"), 11058u);
-    EXPECT_EQ(slot_of("hello"), 866u);
-    EXPECT_EQ(slot_of(""), 0u);
-}
-
-TEST(TopologySlotOf, HashTagsLikeRedis) {
-    EXPECT_EQ(slot_of("{user1000}.following"), slot_of("user1000"));
-    EXPECT_EQ(slot_of("{user1000}.followers"), slot_of("user1000"));
-    EXPECT_EQ(slot_of("foo{bar}{zap}"), slot_of("bar"));
-    // Empty tag: the whole key is hashed.
-    EXPECT_EQ(slot_of("foo{}{bar}"), 8363u);
-    // First '{' to the first '}' after it.
-    EXPECT_EQ(slot_of("foo{{bar}}zap"), slot_of("{bar"));
-    // No closing brace: the whole key.
-    EXPECT_NE(slot_of("{user1000"), slot_of("user1000"));
-}
-
-TEST(TopologyShardMap, TwoRanges) {
-    const LoadResult result = load_sessions("0-8191", "8192-16383");
-    ASSERT_TRUE(result.topology) << all_errors(result);
-    const ShardMap map(*result.topology, "session");
-    ASSERT_EQ(map.instances().size(), 2u);
-    EXPECT_EQ(map.instances()[0]->name, "s1");
-    EXPECT_EQ(map.instances()[1]->name, "s2");
-    EXPECT_EQ(slot_of("alice"), 749u);
-    EXPECT_EQ(slot_of("bob"), 8955u);
-    EXPECT_EQ(map.index_for("alice"), 0u);
-    EXPECT_EQ(map.index_for("bob"), 1u);
-    EXPECT_EQ(map.index_for("123456789"), 1u);
-    EXPECT_EQ(map.index_for("{alice}.device2"), 0u);
-}
-
-TEST(TopologyShardMap, InterleavedRangesAndSingleInstance) {
-    const LoadResult result = load_sessions("0-748,750-16383", "749");
-    ASSERT_TRUE(result.topology) << all_errors(result);
-    const ShardMap map(*result.topology, "session");
-    EXPECT_EQ(map.index_for("alice"), 1u);
-    EXPECT_EQ(map.index_for("bob"), 0u);
-
-    const LoadResult local = load_file(VARTALAP_SOURCE_DIR "/topology/local.toml");
-    ASSERT_TRUE(local.topology);
-    const ShardMap single(*local.topology, "session");
-    EXPECT_EQ(single.index_for("alice"), 0u);
-    EXPECT_EQ(single.index_for("bob"), 0u);
-}
-
-TEST(TopologyShardMap, RefusesAnIncompleteHandBuiltTopology) {
-    Topology topology;
-    EXPECT_THROW(ShardMap(topology, "session"), std::invalid_argument);
-    DaemonSpec a;
-    a.kind = "session";
-    a.name = "a";
-    a.slots = {SlotRange{0, 100}};
-    DaemonSpec b = a;
-    b.name = "b";
-    b.slots = {SlotRange{102, kSlotCount - 1}};
-    topology.daemons = {a, b};
-    EXPECT_THROW(ShardMap(topology, "session"), std::invalid_argument);
 }
 
 } // namespace
