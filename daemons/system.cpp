@@ -2,23 +2,12 @@
 #include "daemons/system.hpp"
 
 #include "common/log.hpp"
+#include "topology/catalog.hpp"
 
 #include <algorithm>
 #include <stdexcept>
 
 namespace vartalap {
-namespace {
-
-// Drain order: what accepts client traffic stops first, so nothing new enters while the
-// inner daemons finish their in-flight work.
-int stop_rank(std::string_view kind) {
-    if (kind == "ws-gateway" || kind == "rest-gateway") return 0;
-    if (kind == "message-router" || kind == "group-router") return 1;
-    if (kind == "session") return 2;
-    return 3;
-}
-
-} // namespace
 
 System::System(topology::Topology topology, std::string host, std::string instance)
     : topology_(std::move(topology)), host_(std::move(host)), instance_(std::move(instance)) {}
@@ -101,11 +90,11 @@ void System::stop() {
     if (!started_) return;
     started_ = false;
     if (ops_) ops_->set_draining();
-    for (int rank = 0; rank <= 3; ++rank) {
+    for (int rank = 0; rank <= topology::kLastStopRank; ++rank) {
         for (std::size_t i = 0; i < running_; ++i)
-            if (stop_rank(specs_[i]->kind) == rank) daemons_[i]->request_stop();
+            if (topology::stop_rank(specs_[i]->kind) == rank) daemons_[i]->request_stop();
         for (std::size_t i = 0; i < running_; ++i)
-            if (stop_rank(specs_[i]->kind) == rank) daemons_[i]->join();
+            if (topology::stop_rank(specs_[i]->kind) == rank) daemons_[i]->join();
     }
     if (ops_) ops_->stop();
     ops_.reset();

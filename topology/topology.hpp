@@ -1,10 +1,10 @@
 // The topology file: which daemons run, where, and on which endpoints. The format is
 // documented in topology/README.md; topology/local.toml is the one-process example.
 //
-// Connections are not written in the file: they follow from the daemon kinds (a
-// ws-gateway pushes to every message-router's `pull`, a session connects a DEALER to every
-// ws-gateway's `router`, ...), so a file cannot describe an impossible wiring. links()
-// derives them, and `vartalapctl show` draws them.
+// This header holds the values a loaded file becomes (Topology, DaemonSpec, Diagnostic) and
+// the load functions (loader.cpp). The kinds, their roles and links, and the stop order are
+// in catalog.hpp; endpoint syntax in endpoints.hpp; slot hashing and ShardMap in
+// shard_map.hpp.
 //
 // Errors: load_* never throw for a bad file; they return diagnostics "file:line: what".
 // Thread-safety: a loaded Topology is an immutable value, shared read-only by all threads.
@@ -21,10 +21,9 @@
 
 namespace vartalap::topology {
 
-// Users hash to one of kSlotCount slots (CRC16/XMODEM of the user id, as Redis Cluster
-// does), and sharded daemons (session, later persistence) own slot ranges.
+// Users hash to one of kSlotCount slots (slot_of in shard_map.hpp), and sharded daemons
+// (session, persistence) own slot ranges.
 inline constexpr std::uint32_t kSlotCount = 16384;
-std::uint32_t slot_of(std::string_view user);
 
 struct Diagnostic {
     std::string file;
@@ -39,7 +38,7 @@ struct SlotRange {
 };
 
 struct DaemonSpec {
-    std::string kind;       // "ws-gateway", "rest-gateway", "message-router", "session", "profile"
+    std::string kind;       // one of catalog.hpp's kinds: "ws-gateway", "session", ...
     std::string name;       // unique instance name, e.g. "session-1"
     std::string host = "localhost";
     // Endpoints by role: "listen" = host:port of a public server (port 0 = kernel picks),
@@ -77,15 +76,6 @@ struct Topology {
     std::string unknown_host_error(std::string_view host) const;
 };
 
-// Kinds the file format knows. Includes kinds whose daemons are written later (persistence,
-// push, group, group-router): the file accepts them, make_daemon refuses them until then.
-bool is_known_kind(std::string_view kind);
-// Session and persistence own slot ranges; other kinds are stateless or unsharded.
-bool is_sharded_kind(std::string_view kind);
-// Endpoint roles a kind must bind ({"listen", "router"} for a ws-gateway); empty for an
-// unknown kind. Every kind may also bind the optional "metrics" and "control" roles.
-std::vector<std::string> required_roles(std::string_view kind);
-
 struct LoadResult {
     std::optional<Topology> topology; // set only when there are no errors
     std::vector<Diagnostic> errors;
@@ -93,31 +83,5 @@ struct LoadResult {
 
 LoadResult load_file(const std::filesystem::path& file);
 LoadResult load_string(std::string_view text, std::string file_name);
-
-// One derived socket link: `from` connects a `socket` to `to`'s bound `endpoint`.
-struct Link {
-    std::string from;
-    std::string to;
-    std::string socket;   // "PUSH", "DEALER"
-    std::string role;     // the role of the endpoint in `to` ("pull", "router")
-    std::string endpoint;
-};
-std::vector<Link> links(const Topology& topology);
-
-// Maps a user to the instance of a sharded kind that owns the user's slot.
-// Built once per daemon; lookups are O(1). Throws std::invalid_argument if the topology has
-// no instance of `kind` or leaves a slot unowned (a validated topology never does the latter;
-// check of_kind() first for optional kinds).
-class ShardMap {
-public:
-    ShardMap(const Topology& topology, std::string_view kind);
-    // Index into instances(); the validator guarantees every slot is owned.
-    std::size_t index_for(std::string_view user) const;
-    const std::vector<const DaemonSpec*>& instances() const { return instances_; }
-
-private:
-    std::vector<const DaemonSpec*> instances_;
-    std::vector<std::uint16_t> owner_; // kSlotCount entries
-};
 
 } // namespace vartalap::topology

@@ -19,6 +19,8 @@
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
 #include "daemons/threaded_daemon.hpp"
+#include "topology/catalog.hpp"
+#include "topology/shard_map.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -71,17 +73,18 @@ public:
         SocketOptions options;
         options.routing_id = context_.self.name;
         profile_ = make_socket(context_.zmq, zmq::socket_type::dealer, options);
-        const auto profiles = context_.topology.of_kind("profile");
-        for (const auto* profile : profiles) profile_.connect(profile->endpoint("router"));
+        const auto profiles = topology::peers(context_.topology, context_.self, "profile", "router");
+        for (const auto& profile : profiles) profile_.connect(profile.endpoint);
         if (profiles.empty())
             spdlog::warn("{}: no profile daemon in the topology: every add of a new member is refused",
                          context_.self.name);
-        for (const auto* session : sessions_.instances()) {
+        // In ShardMap order (sessions_): push i reaches shard i.
+        for (const auto& session : topology::peers(context_.topology, context_.self, "session", "pull")) {
             auto push = make_socket(context_.zmq, zmq::socket_type::push);
             // A shard that is not connected refuses the send instead of queueing in memory:
             // the event stays in the outbox (LMDB) and is retried.
             push.set(zmq::sockopt::immediate, 1);
-            push.connect(session->endpoint("pull"));
+            push.connect(session.endpoint);
             pushes_.push_back(std::move(push));
         }
         spdlog::info("{}: group store {} opened, {} session shard(s), {} pending event copies",

@@ -21,6 +21,8 @@
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/threaded_daemon.hpp"
+#include "topology/catalog.hpp"
+#include "topology/shard_map.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -114,28 +116,30 @@ public:
     }
 
     void connect() override {
-        for (const auto* session : sessions_.instances()) {
+        // In ShardMap order (sessions_): push i reaches shard i.
+        for (const auto& session : topology::peers(context_.topology, context_.self, "session", "pull")) {
             auto push = make_socket(context_.zmq, zmq::socket_type::push);
             // A shard that is not connected refuses instead of queueing in memory: the copy
             // stays in the outbox and is retried (see fanout_outbox.hpp).
             push.set(zmq::sockopt::immediate, 1);
-            push.connect(session->endpoint("pull"));
+            push.connect(session.endpoint);
             links_.sessions.push_back(std::move(push));
         }
         SocketOptions options;
         options.routing_id = context_.self.name; // ROUTERs answer and address us by name
         links_.group = make_socket(context_.zmq, zmq::socket_type::dealer, options);
-        for (const auto* group : context_.topology.of_kind("group"))
-            if (group->name == group_name_) links_.group.connect(group->endpoint("router"));
-        for (const char* kind : {"ws-gateway", "rest-gateway"}) {
-            for (const auto* gateway : context_.topology.of_kind(kind)) {
-                const std::string endpoint = gateway->endpoint("router");
-                if (endpoint.empty()) continue;
+        for (const auto& group : topology::peers(context_.topology, context_.self, "group", "router"))
+            if (group.daemon->name == group_name_) links_.group.connect(group.endpoint);
+        auto add_gateways = [&](const std::vector<topology::Peer>& gateways) {
+            for (const auto& gateway : gateways) {
+                if (gateway.endpoint.empty()) continue;
                 auto dealer = make_socket(context_.zmq, zmq::socket_type::dealer, options);
-                dealer.connect(endpoint);
-                links_.gateways.emplace_back(gateway->name, std::move(dealer));
+                dealer.connect(gateway.endpoint);
+                links_.gateways.emplace_back(gateway.daemon->name, std::move(dealer));
             }
-        }
+        };
+        add_gateways(topology::peers(context_.topology, context_.self, "ws-gateway", "router"));
+        add_gateways(topology::peers(context_.topology, context_.self, "rest-gateway", "router"));
         spdlog::info("{}: outbox {} ({} copies to resend), group store {}, {} session shard(s), {} gateway(s)",
                      context_.self.name, context_.data_dir.string(), core_->outbox().pending_copies(),
                      store_directory_.string(), links_.sessions.size(), links_.gateways.size());

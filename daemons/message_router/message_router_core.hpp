@@ -6,7 +6,7 @@
 #pragma once
 
 #include "common/wire/envelope.hpp"
-#include "topology/topology.hpp"
+#include "topology/shard_map.hpp"
 
 #include <cstdint>
 

@@ -8,6 +8,7 @@
 #include "daemons/factories.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/threaded_daemon.hpp"
+#include "topology/catalog.hpp"
 
 #include <vector>
 
@@ -28,18 +29,19 @@ public:
     }
 
     void connect() override {
-        for (const auto* session : shards_.instances()) {
+        // In ShardMap order: push i reaches shard i.
+        for (const auto& session : topology::peers(context_.topology, context_.self, "session", "pull")) {
             auto push = make_socket(context_.zmq, zmq::socket_type::push);
-            push.connect(session->endpoint("pull"));
+            push.connect(session.endpoint);
             pushes_.push_back(std::move(push));
         }
-        const auto group_routers = context_.topology.of_kind("group-router");
+        const auto group_routers = topology::peers(context_.topology, context_.self, "group-router", "pull");
         if (!group_routers.empty()) {
             // One PUSH to all group-routers: ZeroMQ round-robins across the connected ones;
             // ZMQ_IMMEDIATE keeps messages off a group-router that is not connected.
             group_push_ = make_socket(context_.zmq, zmq::socket_type::push);
             group_push_.set(zmq::sockopt::immediate, 1);
-            for (const auto* group_router : group_routers) group_push_.connect(group_router->endpoint("pull"));
+            for (const auto& group_router : group_routers) group_push_.connect(group_router.endpoint);
         }
     }
 

@@ -21,6 +21,7 @@
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
 #include "daemons/threaded_daemon.hpp"
+#include "topology/catalog.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -110,18 +111,17 @@ public:
     }
 
     void connect() override {
-        const auto push_daemons = context_.topology.of_kind("push");
+        const auto push_daemons = topology::peers(context_.topology, context_.self, "push", "pull");
         if (!push_daemons.empty()) {
             // One PUSH to all of them: ZeroMQ spreads notifications round-robin, and any
             // push daemon can send any user's notification.
             outbox_.push = make_socket(context_.zmq, zmq::socket_type::push);
-            for (const topology::DaemonSpec* push : push_daemons) {
-                const std::string endpoint = push->endpoint("pull");
+            for (const topology::Peer& push : push_daemons) {
                 try {
-                    outbox_.push.connect(endpoint);
+                    outbox_.push.connect(push.endpoint);
                 } catch (const zmq::error_t& e) {
                     throw std::runtime_error(context_.self.name + ": cannot connect to " +
-                                             push->name + " pull '" + endpoint + "': " + e.what());
+                                             push.daemon->name + " pull '" + push.endpoint + "': " + e.what());
                 }
             }
             outbox_.push_configured = true;

@@ -21,6 +21,7 @@
 #include "daemons/push/profile_client.hpp"
 #include "daemons/push/push_core.hpp"
 #include "daemons/push/webhook.hpp"
+#include "topology/catalog.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -73,8 +74,8 @@ public:
 
     void connect() override {
         dealer_ = make_socket(context_.zmq, zmq::socket_type::dealer);
-        for (const auto* profile : context_.topology.of_kind("profile"))
-            dealer_.connect(profile->endpoint("router"));
+        for (const auto& profile : topology::peers(context_.topology, context_.self, "profile", "router"))
+            dealer_.connect(profile.endpoint);
         profile_ = std::make_unique<ProfileClient>(io_, dealer_, context_.clock, profile_timeout_ms_);
         core_ = std::make_unique<PushCore>(config_, *profile_, *provider_, context_.clock,
                                            [this](std::uint64_t bound) {

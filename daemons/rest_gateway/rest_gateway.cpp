@@ -13,6 +13,8 @@
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
+#include "topology/catalog.hpp"
+#include "topology/shard_map.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -166,24 +168,28 @@ public:
 
     void connect() override {
         push_ = make_socket(context_.zmq, zmq::socket_type::push);
-        for (const auto* router : context_.topology.of_kind("message-router"))
-            push_.connect(router->endpoint("pull"));
+        for (const auto& router : topology::peers(context_.topology, context_.self, "message-router", "pull"))
+            push_.connect(router.endpoint);
         // One DEALER per owner kind, connected to every instance (round robin), except for
         // persistence, which is sharded: one DEALER per shard, chosen by the user's slot.
-        for (const char* kind : {"profile", "group"}) {
+        auto round_robin = [this](const std::vector<topology::Peer>& instances) {
             Owner owner;
             owner.dealers.push_back(make_socket(context_.zmq, zmq::socket_type::dealer));
-            for (const auto* spec : context_.topology.of_kind(kind))
-                owner.dealers.back().connect(spec->endpoint("router"));
-            owner.present = !context_.topology.of_kind(kind).empty();
-            owners_.emplace(kind, std::move(owner));
-        }
+            for (const auto& instance : instances) owner.dealers.back().connect(instance.endpoint);
+            owner.present = !instances.empty();
+            return owner;
+        };
+        owners_.emplace("profile",
+                        round_robin(topology::peers(context_.topology, context_.self, "profile", "router")));
+        owners_.emplace("group",
+                        round_robin(topology::peers(context_.topology, context_.self, "group", "router")));
         Owner persistence;
-        if (!context_.topology.of_kind("persistence").empty()) {
+        const auto shards = topology::peers(context_.topology, context_.self, "persistence", "router");
+        if (!shards.empty()) {
             persistence.shards = std::make_unique<topology::ShardMap>(context_.topology, "persistence");
-            for (const auto* spec : persistence.shards->instances()) {
+            for (const auto& shard : shards) { // in ShardMap order: dealer i reaches shard i
                 persistence.dealers.push_back(make_socket(context_.zmq, zmq::socket_type::dealer));
-                persistence.dealers.back().connect(spec->endpoint("router"));
+                persistence.dealers.back().connect(shard.endpoint);
             }
             persistence.present = true;
         }

@@ -12,6 +12,11 @@
 // each socket (bounded) into one batch → core.handle_batch (one LMDB commit, then sends) →
 // periodic duties. Sends never block: a full DEALER is reported to the core, which keeps the
 // message stored and retries later; a full PUSH drops the forwarded ack (counted by the core).
+#include "common/store/lmdb.hpp"
+#include "common/log.hpp"
+#include "common/zmq/socket.hpp"
+#include "topology/catalog.hpp"
+#include "topology/shard_map.hpp"
 #include "daemons/factories.hpp"
 
 #include "common/store/lmdb.hpp"
@@ -246,20 +251,23 @@ public:
         // Deliveries go to ws-gateways; server_acks (and refusals) to whichever gateway the
         // sender used, rest-gateways included (a REST send waits for them). A gateway without
         // a `router` endpoint cannot be reached and is skipped.
-        for (const char* kind : {"ws-gateway", "rest-gateway"}) {
-            for (const topology::DaemonSpec* gateway : context_.topology.of_kind(kind)) {
-                const std::string endpoint = gateway->endpoint("router");
-                if (endpoint.empty()) continue;
-                outbox_.add(gateway->name, connected(zmq::socket_type::dealer, *gateway, "router"));
-            }
+        auto gateways = topology::peers(context_.topology, context_.self, "ws-gateway", "router");
+        const auto rest_gateways = topology::peers(context_.topology, context_.self, "rest-gateway", "router");
+        gateways.insert(gateways.end(), rest_gateways.begin(), rest_gateways.end());
+        for (const topology::Peer& gateway : gateways) {
+            if (gateway.endpoint.empty()) continue;
+            outbox_.add(gateway.daemon->name, connected(zmq::socket_type::dealer, gateway, "router"));
         }
         // The offline path: per persistence shard, requests (DEALER) and acks (PUSH).
-        if (!context_.topology.of_kind("persistence").empty()) {
+        const auto requests = topology::peers(context_.topology, context_.self, "persistence", "router");
+        const auto acks = topology::peers(context_.topology, context_.self, "persistence", "pull");
+        if (!requests.empty()) {
             auto map = std::make_unique<topology::ShardMap>(context_.topology, "persistence");
-            std::vector<DealerOutbox::PersistenceShard> shards;
-            for (const topology::DaemonSpec* shard : map->instances())
-                shards.push_back({shard->name, connected(zmq::socket_type::dealer, *shard, "router"),
-                                  connected(zmq::socket_type::push, *shard, "pull")});
+            std::vector<DealerOutbox::PersistenceShard> shards; // in ShardMap order: i is shard i
+            for (std::size_t i = 0; i < requests.size(); ++i)
+                shards.push_back({requests[i].daemon->name,
+                                  connected(zmq::socket_type::dealer, requests[i], "router"),
+                                  connected(zmq::socket_type::push, acks[i], "pull")});
             outbox_.set_persistence(std::move(map), std::move(shards));
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, env_options_);
@@ -282,16 +290,15 @@ protected:
 private:
     // A socket connected to `peer`'s `role` endpoint. The routing id is this instance's name:
     // ROUTER peers answer to it, and their logs name us.
-    zmq::socket_t connected(zmq::socket_type type, const topology::DaemonSpec& peer,
-                            const std::string& role) {
-        const std::string endpoint = peer.endpoint(role);
+    zmq::socket_t connected(zmq::socket_type type, const topology::Peer& peer, const std::string& role) {
+        const std::string& endpoint = peer.endpoint;
         SocketOptions options;
         if (type == zmq::socket_type::dealer) options.routing_id = context_.self.name;
         zmq::socket_t socket = make_socket(context_.zmq, type, options);
         try {
             socket.connect(endpoint);
         } catch (const zmq::error_t& e) {
-            throw std::runtime_error(context_.self.name + ": cannot connect to " + peer.name +
+            throw std::runtime_error(context_.self.name + ": cannot connect to " + peer.daemon->name +
                                      " " + role + " '" + endpoint + "': " + e.what());
         }
         return socket;

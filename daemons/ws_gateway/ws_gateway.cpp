@@ -11,6 +11,8 @@
 #include "daemons/ws_gateway/listener.hpp"
 #include "daemons/ws_gateway/server_state.hpp"
 #include "daemons/ws_gateway/zmq_outbox.hpp"
+#include "topology/catalog.hpp"
+#include "topology/shard_map.hpp"
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -107,14 +109,14 @@ public:
 
     void connect() override {
         router_push_ = make_socket(context_.zmq, zmq::socket_type::push);
-        for (const topology::DaemonSpec* router : context_.topology.of_kind("message-router"))
-            router_push_.connect(router->endpoint("pull"));
+        for (const auto& router : topology::peers(context_.topology, context_.self, "message-router", "pull"))
+            router_push_.connect(router.endpoint);
 
         shards_ = std::make_unique<topology::ShardMap>(context_.topology, "session");
-        std::vector<zmq::socket_ref> pushes;
-        for (const topology::DaemonSpec* session : shards_->instances()) {
+        std::vector<zmq::socket_ref> pushes; // in ShardMap order: push i reaches shard i
+        for (const auto& session : topology::peers(context_.topology, context_.self, "session", "pull")) {
             zmq::socket_t push = make_socket(context_.zmq, zmq::socket_type::push);
-            push.connect(session->endpoint("pull"));
+            push.connect(session.endpoint);
             pushes.emplace_back(push);
             session_pushes_.push_back(std::move(push));
         }

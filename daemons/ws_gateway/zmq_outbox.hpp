@@ -14,7 +14,7 @@
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/ws_gateway/gateway_core.hpp"
-#include "topology/topology.hpp"
+#include "topology/shard_map.hpp"
 
 #include <vector>
 

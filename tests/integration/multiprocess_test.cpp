@@ -2,6 +2,7 @@
 // vartalapd per daemon over ipc://, users on the two ws-gateways chat, one session shard is
 // killed with SIGKILL and restarted by the supervisor, and SIGTERM stops everything cleanly.
 #include "tests/integration/support/system_fixture.hpp"
+#include "topology/shard_map.hpp"
 
 #include <gtest/gtest.h>
 

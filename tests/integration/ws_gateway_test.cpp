@@ -8,6 +8,7 @@
 #include "common/zmq/socket.hpp"
 #include "daemons/factories.hpp"
 #include "tests/integration/support/ws_client.hpp"
+#include "topology/shard_map.hpp"
 #include "topology/topology.hpp"
 
 #include <gtest/gtest.h>

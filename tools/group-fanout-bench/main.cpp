@@ -13,7 +13,7 @@
 #include "common/zmq/socket.hpp"
 #include "common/store/group_store.hpp"
 #include "daemons/group_router/group_router_core.hpp"
-#include "topology/topology.hpp"
+#include "topology/shard_map.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>

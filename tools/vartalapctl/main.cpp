@@ -32,6 +32,7 @@
 #include "tools/vartalapctl/render.hpp"
 #include "tools/vartalapctl/status.hpp"
 #include "tools/vartalapctl/supervisor.hpp"
+#include "topology/catalog.hpp"
 #include "topology/topology.hpp"
 
 #include <CLI/CLI.hpp>

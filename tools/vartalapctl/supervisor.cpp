@@ -4,6 +4,7 @@
 #include "common/access_key.hpp"
 #include "common/lifecycle.hpp"
 #include "common/log.hpp"
+#include "topology/catalog.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -37,13 +38,6 @@ std::string ExitStatus::describe() const {
     const char* abbreviation = sigabbrev_np(value);
     return "killed by signal " + std::to_string(value) +
            (abbreviation ? std::string(" (SIG") + abbreviation + ")" : std::string());
-}
-
-int stop_rank(std::string_view kind) {
-    if (kind == "ws-gateway" || kind == "rest-gateway") return 0;
-    if (kind == "message-router" || kind == "group-router") return 1;
-    if (kind == "session") return 2;
-    return 3;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -532,7 +526,7 @@ int run_supervisor(const SupervisorOptions& options) {
         child.kind = daemon.kind;
         child.name = daemon.name;
         children.push_back(std::move(child));
-        specs.push_back({daemon.name, stop_rank(daemon.kind)});
+        specs.push_back({daemon.name, topology::stop_rank(daemon.kind)});
         selected.insert(daemon.name);
     }
     if (children.empty()) {

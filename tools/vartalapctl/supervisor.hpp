@@ -75,15 +75,11 @@ struct ExitStatus {
     std::string describe() const;
 };
 
-// Drain order of a daemon kind, as System::stop() uses inside one process: 0 gateways,
-// 1 routers, 2 sessions, 3 everything else.
-int stop_rank(std::string_view kind);
-
 class Supervision {
 public:
     struct ChildSpec {
         std::string name;
-        int stop_rank = 0; // lower ranks are terminated first
+        int stop_rank = 0; // lower ranks are terminated first (topology::stop_rank)
     };
 
     struct Action {

@@ -14,6 +14,7 @@
 #include "common/version.hpp"
 #include "daemons/serve.hpp"
 #include "daemons/system.hpp"
+#include "topology/catalog.hpp"
 #include "topology/topology.hpp"
 
 #include <CLI/CLI.hpp>

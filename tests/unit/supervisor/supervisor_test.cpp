@@ -66,18 +66,6 @@ TEST(ExitStatusTest, DescribesExitCodesAndSignals) {
     EXPECT_FALSE(killed.clean());
 }
 
-TEST(StopRankTest, GatewaysFirstThenRoutersThenSessionsThenTheRest) {
-    EXPECT_EQ(stop_rank("ws-gateway"), 0);
-    EXPECT_EQ(stop_rank("rest-gateway"), 0);
-    EXPECT_EQ(stop_rank("message-router"), 1);
-    EXPECT_EQ(stop_rank("group-router"), 1);
-    EXPECT_EQ(stop_rank("session"), 2);
-    EXPECT_EQ(stop_rank("persistence"), 3);
-    EXPECT_EQ(stop_rank("profile"), 3);
-    EXPECT_EQ(stop_rank("group"), 3);
-    EXPECT_EQ(stop_rank("push"), 3);
-}
-
 TEST_F(SupervisionTest, StartsEveryChildAtOnce) {
     const auto actions = step();
     ASSERT_EQ(actions.size(), 5u);
