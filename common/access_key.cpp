@@ -6,8 +6,11 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <boost/algorithm/hex.hpp>
+
 #include <charconv>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,24 +25,19 @@ namespace {
 constexpr std::size_t kMinSecretBytes = 32; // HMAC-SHA256 key as long as its output
 
 std::string to_hex(std::string_view bytes) {
-    static const char* digits = "0123456789abcdef";
     std::string out;
     out.reserve(bytes.size() * 2);
-    for (unsigned char c : bytes) {
-        out.push_back(digits[c >> 4]);
-        out.push_back(digits[c & 15]);
-    }
+    boost::algorithm::hex_lower(bytes.begin(), bytes.end(), std::back_inserter(out));
     return out;
 }
 
+// False for an odd length or a character that is not a hex digit.
 bool from_hex(std::string_view hex, std::string& out) {
-    if (hex.size() % 2) return false;
     out.clear();
-    for (std::size_t i = 0; i < hex.size(); i += 2) {
-        unsigned value = 0;
-        auto [ptr, ec] = std::from_chars(hex.data() + i, hex.data() + i + 2, value, 16);
-        if (ec != std::errc{} || ptr != hex.data() + i + 2) return false;
-        out.push_back(static_cast<char>(value));
+    try {
+        boost::algorithm::unhex(hex.begin(), hex.end(), std::back_inserter(out));
+    } catch (const boost::algorithm::hex_decode_error&) {
+        return false;
     }
     return true;
 }
@@ -47,25 +45,17 @@ bool from_hex(std::string_view hex, std::string& out) {
 } // namespace
 
 std::string base64url_encode(std::string_view bytes) {
-    static const char* alphabet =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    std::size_t i = 0;
-    for (; i + 2 < bytes.size(); i += 3) {
-        const unsigned n = (static_cast<unsigned char>(bytes[i]) << 16) |
-                           (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                           static_cast<unsigned char>(bytes[i + 2]);
-        out += alphabet[(n >> 18) & 63];
-        out += alphabet[(n >> 12) & 63];
-        out += alphabet[(n >> 6) & 63];
-        out += alphabet[n & 63];
-    }
-    if (i < bytes.size()) {
-        unsigned n = static_cast<unsigned char>(bytes[i]) << 16;
-        if (i + 1 < bytes.size()) n |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-        out += alphabet[(n >> 18) & 63];
-        out += alphabet[(n >> 12) & 63];
-        if (i + 1 < bytes.size()) out += alphabet[(n >> 6) & 63];
+    // OpenSSL writes standard base64 with padding (and a NUL); base64url swaps two letters
+    // of the alphabet and drops the padding.
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                        reinterpret_cast<const unsigned char*>(bytes.data()),
+                                        static_cast<int>(bytes.size()));
+    out.resize(static_cast<std::size_t>(written));
+    while (!out.empty() && out.back() == '=') out.pop_back();
+    for (char& c : out) {
+        if (c == '+') c = '-';
+        else if (c == '/') c = '_';
     }
     return out;
 }

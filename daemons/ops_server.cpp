@@ -2,19 +2,21 @@
 // other threads touch is OpsServer::draining_ (atomic) and the Boards (their own locking).
 #include "daemons/ops_server.hpp"
 
-#include "common/net.hpp"
+#include "common/http/listener.hpp"
+#include "common/http/net.hpp"
+#include "common/http/session.hpp"
+#include "common/http/target.hpp"
 #include "common/version.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
-#include <boost/asio/post.hpp>
 
 #include <chrono>
 #include <list>
@@ -34,7 +36,7 @@ using tcp = asio::ip::tcp;
 constexpr auto kHttpTimeout = std::chrono::seconds(5);
 constexpr std::size_t kMaxRequestBytes = 8192;
 // Concurrent metrics connections per process; more are closed at accept.
-constexpr int kMaxHttpConnections = 64;
+constexpr std::size_t kMaxHttpConnections = 64;
 // Control requests read per wake-up before other work gets a turn.
 constexpr int kControlBatch = 64;
 
@@ -111,68 +113,53 @@ struct OpsServer::Impl {
     };
     struct Metrics {
         OpsEntry entry;
-        std::unique_ptr<tcp::acceptor> acceptor;
+        std::shared_ptr<HttpListener> listener;
         std::string bound;
     };
 
     // One scrape: read a request, answer it, close.
-    class HttpSession : public std::enable_shared_from_this<HttpSession> {
+    class MetricsSession final : public HttpSessionBase<http::empty_body> {
     public:
-        HttpSession(Impl& impl, const Metrics& target, tcp::socket socket)
-            : impl_(impl), target_(target), stream_(std::move(socket)) {
-            ++impl_.http_connections;
-        }
-        ~HttpSession() { --impl_.http_connections; }
+        MetricsSession(Impl& impl, const Metrics& target, tcp::socket&& socket)
+            : HttpSessionBase(std::move(socket), impl.http_connections.enter()), impl_(impl),
+              target_(target) {}
 
-        void start() {
-            parser_.body_limit(kMaxRequestBytes);
-            parser_.header_limit(kMaxRequestBytes);
-            stream_.expires_after(kHttpTimeout);
-            http::async_read(stream_, buffer_, parser_,
-                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                                 self->on_read(ec);
-                             });
-        }
+        void start() { read_request({kMaxRequestBytes, kMaxRequestBytes, kHttpTimeout}); }
 
     private:
-        void on_read(beast::error_code ec) {
-            if (ec) return; // timeout, reset or a request over the limits: just close
-            const auto& request = parser_.get();
-            auto response = std::make_shared<http::response<http::string_body>>();
-            response->version(request.version());
-            response->keep_alive(false);
-            response->set(http::field::server, "vartalap");
-            const std::string_view target(request.target().data(), request.target().size());
-            const std::string_view path = target.substr(0, target.find('?'));
+        // A timeout, reset or a request over the limits: just close.
+        void on_read_failed(ReadFailure, beast::error_code) override {}
+
+        void on_request(Request&& request) override {
+            response_.version(request.version());
+            response_.keep_alive(false);
+            response_.set(http::field::server, "vartalap");
+            const std::string_view path = split_target(request.target()).path;
             if (request.method() != http::verb::get && request.method() != http::verb::head) {
-                response->result(http::status::method_not_allowed);
-                response->set(http::field::allow, "GET, HEAD");
-                response->body() = "only GET\n";
+                response_.result(http::status::method_not_allowed);
+                response_.set(http::field::allow, "GET, HEAD");
+                response_.body() = "only GET\n";
             } else if (path != "/metrics") {
-                response->result(http::status::not_found);
-                response->body() = "metrics are at /metrics\n";
+                response_.result(http::status::not_found);
+                response_.body() = "metrics are at /metrics\n";
             } else {
-                response->result(http::status::ok);
-                response->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+                response_.result(http::status::ok);
+                response_.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
                 if (request.method() == http::verb::get)
-                    response->body() = metrics_text(target_.entry, impl_.started_ms,
+                    response_.body() = metrics_text(target_.entry, impl_.started_ms,
                                                     impl_.clock.monotonic_ms(), impl_.draining());
             }
-            if (response->result() != http::status::ok)
-                response->set(http::field::content_type, "text/plain; charset=utf-8");
-            response->prepare_payload();
-            http::async_write(stream_, *response,
-                              [self = shared_from_this(), response](beast::error_code, std::size_t) {
-                                  beast::error_code ignored;
-                                  self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-                              });
+            if (response_.result() != http::status::ok)
+                response_.set(http::field::content_type, "text/plain; charset=utf-8");
+            response_.prepare_payload();
+            write_response(response_, std::nullopt); // within the request's deadline
         }
+
+        void on_written(beast::error_code) override { shutdown(tcp::socket::shutdown_both); }
 
         Impl& impl_;
         const Metrics& target_;
-        beast::tcp_stream stream_;
-        beast::flat_buffer buffer_;
-        http::request_parser<http::empty_body> parser_;
+        http::response<http::string_body> response_;
     };
 
     Impl(zmq::context_t& zmq_context, std::vector<OpsEntry> all, const Clock& clock_ref,
@@ -202,16 +189,17 @@ struct OpsServer::Impl {
                 m.entry = entry;
                 try {
                     const tcp::endpoint endpoint = tcp_endpoint_of(entry.spec->name, "metrics", address);
-                    m.acceptor = std::make_unique<tcp::acceptor>(io);
-                    m.acceptor->open(endpoint.protocol());
-                    m.acceptor->set_option(asio::socket_base::reuse_address(true));
-                    m.acceptor->bind(endpoint);
-                    m.acceptor->listen(asio::socket_base::max_listen_connections);
+                    // The cap is the process's: every metrics port shares one count.
+                    m.listener = std::make_shared<HttpListener>(
+                        io, endpoint, entry.spec->name + " metrics", http_connections,
+                        kMaxHttpConnections, [this, &m](tcp::socket&& socket) {
+                            std::make_shared<MetricsSession>(*this, m, std::move(socket))->start();
+                        });
                 } catch (const std::exception& e) {
                     throw std::runtime_error(entry.spec->name + ": cannot serve metrics on '" +
                                              address + "': " + e.what());
                 }
-                m.bound = to_host_port(m.acceptor->local_endpoint());
+                m.bound = to_host_port(m.listener->local_endpoint());
             }
         }
     }
@@ -222,7 +210,7 @@ struct OpsServer::Impl {
             c.watcher = std::make_unique<ZmqAsioWatcher>(io, c.socket, [this, &c] { on_control(c); });
             c.watcher->start();
         }
-        for (Metrics& m : metrics_ports) accept(m);
+        for (Metrics& m : metrics_ports) m.listener->run();
         thread = std::thread([this] {
             try {
                 io.run();
@@ -230,21 +218,6 @@ struct OpsServer::Impl {
                 // Observability must not take the daemons down: log and stop serving.
                 spdlog::error("ops: control and metrics stopped: {}", e.what());
             }
-        });
-    }
-
-    void accept(Metrics& m) {
-        m.acceptor->async_accept([this, &m](beast::error_code ec, tcp::socket socket) {
-            if (ec == asio::error::operation_aborted) return;
-            if (!ec) {
-                if (http_connections >= kMaxHttpConnections) {
-                    beast::error_code ignored;
-                    socket.close(ignored);
-                } else {
-                    std::make_shared<HttpSession>(*this, m, std::move(socket))->start();
-                }
-            }
-            accept(m);
         });
     }
 
@@ -284,10 +257,7 @@ struct OpsServer::Impl {
             asio::post(io, [this] {
                 for (Control& c : controls)
                     if (c.watcher) c.watcher->stop();
-                for (Metrics& m : metrics_ports) {
-                    beast::error_code ignored;
-                    m.acceptor->close(ignored);
-                }
+                for (Metrics& m : metrics_ports) m.listener->stop();
                 io.stop();
             });
             thread.join();
@@ -300,7 +270,7 @@ struct OpsServer::Impl {
     std::vector<OpsEntry> entries;
     const Clock& clock;
     const std::atomic<bool>& draining_ref;
-    int http_connections = 0; // before io: sessions still queued in io count down at its end
+    ConnectionCount http_connections; // before io: sessions still queued in io count down at its end
     asio::io_context io{1};
     std::list<Control> controls;      // stable addresses: the watchers' handlers hold them
     std::list<Metrics> metrics_ports;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cctype>
 
 namespace vartalap::push {
@@ -73,17 +74,6 @@ bool time_of_day(Reader& reader, int& hour, int& minute, int& second) {
            second <= 60; // 60: a leap second is a valid HTTP-date
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil), so
-// the result does not depend on the process's time zone (timegm is not standard C++).
-std::int64_t days_from_civil(int year, int month, int day) {
-    year -= month <= 2;
-    const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
-    const unsigned year_of_era = static_cast<unsigned>(year - era * 400);
-    const unsigned day_of_year = (153 * static_cast<unsigned>(month + (month > 2 ? -3 : 9)) + 2) / 5 +
-                                 static_cast<unsigned>(day) - 1;
-    const unsigned day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    return era * 146097 + static_cast<std::int64_t>(day_of_era) - 719468;
-}
 
 std::optional<std::int64_t> parse_http_date_seconds(std::string_view value) {
     Reader reader{value};
@@ -118,7 +108,15 @@ std::optional<std::int64_t> parse_http_date_seconds(std::string_view value) {
     }
     reader.spaces();
     if (!reader.done() || !month_number(month_name, month) || day < 1 || day > 31) return std::nullopt;
-    return days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+    // A proleptic Gregorian date in UTC, independent of the process's time zone (timegm is
+    // not standard C++). A day past the month's end counts on into the next month.
+    namespace chrono = std::chrono;
+    const chrono::year_month_day date{chrono::year{year},
+                                      chrono::month{static_cast<unsigned>(month)},
+                                      chrono::day{static_cast<unsigned>(day)}};
+    const chrono::sys_seconds at = chrono::sys_days{date} + chrono::hours{hour} +
+                                   chrono::minutes{minute} + chrono::seconds{second};
+    return at.time_since_epoch().count();
 }
 
 } // namespace

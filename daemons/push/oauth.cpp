@@ -4,7 +4,9 @@
 
 #include "common/access_key.hpp" // base64url_encode (unpadded, as JWS requires)
 
+#include <boost/algorithm/hex.hpp>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -94,7 +96,6 @@ std::string build_assertion(const AssertionClaims& claims, const RsaSigner& sign
 }
 
 std::string form_encode(std::string_view value) {
-    static constexpr char hex[] = "0123456789ABCDEF";
     std::string out;
     out.reserve(value.size());
     for (unsigned char c : value) {
@@ -105,8 +106,7 @@ std::string form_encode(std::string_view value) {
             out += '+';
         } else {
             out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
+            boost::algorithm::hex(&c, &c + 1, std::back_inserter(out)); // upper case, as RFC 3986 wants
         }
     }
     return out;

@@ -1,10 +1,10 @@
 // The socket-free parts of the rest-gateway: routing, send bodies, per-message results.
 // Thread: any (pure functions and a value type).
-#include "daemons/rest_gateway/rest_gateway.hpp"
+#include "daemons/rest_gateway/rest_api.hpp"
 
 #include <nlohmann/json.hpp>
 
-namespace vartalap {
+namespace vartalap::rest_gateway {
 
 namespace {
 
@@ -151,4 +151,4 @@ std::string SendResults::to_json() const {
     return json{{"results", std::move(results)}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-} // namespace vartalap
+} // namespace vartalap::rest_gateway

@@ -6,6 +6,8 @@
 // io_context, and their destructors touch only these counters).
 #pragma once
 
+#include "common/http/listener.hpp"
+
 #include <cstddef>
 
 namespace vartalap {
@@ -24,7 +26,7 @@ inline constexpr std::size_t kMaxPendingHandshakes = 1024;
 struct ServerState {
     GatewayCore* core = nullptr;
     const AccessKeys* access_keys = nullptr;
-    std::size_t http_sessions = 0; // HttpSession objects alive
+    ConnectionCount handshakes;    // HttpSession objects alive (the listener's cap)
     std::size_t websockets = 0;    // WebsocketSession objects alive (handshaking, open, closing)
     bool stopping = false;         // drain started: refuse upgrades, close new WebSockets
 };

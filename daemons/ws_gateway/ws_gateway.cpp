@@ -2,13 +2,16 @@
 // on the gateway's own thread; request_stop from any thread (see ws_gateway.hpp).
 #include "daemons/ws_gateway/ws_gateway.hpp"
 
+#include "common/http/listener.hpp"
+#include "common/http/net.hpp"
+#include "common/zmq/socket.hpp"
 #include "common/net.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
 #include "daemons/ws_gateway/gateway_core.hpp"
-#include "daemons/ws_gateway/listener.hpp"
+#include "daemons/ws_gateway/http_session.hpp"
 #include "daemons/ws_gateway/server_state.hpp"
 #include "daemons/ws_gateway/zmq_outbox.hpp"
 #include "topology/catalog.hpp"
@@ -98,8 +101,15 @@ public:
 
         const std::string listen = self.endpoint("listen");
         try {
-            listener_ = std::make_shared<ws_gateway::Listener>(
-                *io_, tcp_endpoint_of(self.name, "listen", listen), state_);
+            // Beyond kMaxPendingHandshakes unauthenticated connections, new ones are
+            // closed at once.
+            listener_ = std::make_shared<HttpListener>(
+                *io_, tcp_endpoint_of(self.name, "listen", listen), self.name,
+                state_.handshakes, ws_gateway::kMaxPendingHandshakes, [this](tcp::socket&& socket) {
+                    boost::system::error_code ignored;
+                    socket.set_option(tcp::no_delay(true), ignored); // small frames, latency matters
+                    std::make_shared<ws_gateway::HttpSession>(std::move(socket), state_)->run();
+                });
         } catch (const std::exception& e) {
             throw std::runtime_error(self.name + ": cannot listen on '" + listen +
                                      "': " + e.what());
@@ -300,7 +310,7 @@ private:
     std::unique_ptr<ZmqAsioWatcher> watcher_;
     std::unique_ptr<ws_gateway::ZmqOutbox> outbox_;
     std::unique_ptr<GatewayCore> core_;
-    std::shared_ptr<ws_gateway::Listener> listener_;
+    std::shared_ptr<HttpListener> listener_;
 
     Incoming incoming_;
     std::string receive_error_;

@@ -3,7 +3,7 @@
 //
 // Threads: bind() and connect() run on the controlling thread and create every socket;
 // start() starts the gateway's one thread, which runs one io_context holding the Beast
-// server (listener.cpp, http_session.cpp, websocket_session.cpp) and the ZeroMQ sockets
+// server (common/http/listener.*, http_session.cpp, websocket_session.cpp) and the ZeroMQ sockets
 // (zmq_outbox.cpp; the ROUTER is read through ZmqAsioWatcher). From then on only that
 // thread touches them. request_stop() may be called from any thread (it posts the drain);
 // join() from the controlling thread.

@@ -2,7 +2,8 @@
 # The source tree's layout rules (README.md, "Source layout"), checked on every `make test`:
 #   1. no daemon folder includes another daemon folder's headers;
 #   2. a daemon's core (daemons/<kind>/<kind>_core*) is socket-free: it includes no ZeroMQ,
-#      Asio or Beast header, nor common/zmq/ or common/http/;
+#      Asio or Beast header, nor common/zmq/ or common/http/ (but common/http/target.hpp,
+#      plain string parsing);
 #   3. no source file outside tests/ is over 600 lines.
 # Usage: check_layout.sh SOURCE_DIR. Prints every violation; exits 1 if there is any.
 set -u
@@ -21,9 +22,10 @@ done
 
 for file in daemons/*/*_core*.hpp daemons/*/*_core*.cpp; do
     [ -e "$file" ] || continue
-    grep -Hn -E '#include [<"](zmq\.hpp|zmq_addon\.hpp|boost/asio|boost/beast|common/zmq/|common/http/)' "$file" |
-        while IFS= read -r hit; do echo "layout: $hit (a core must be socket-free)"; done
-    if grep -q -E '#include [<"](zmq\.hpp|zmq_addon\.hpp|boost/asio|boost/beast|common/zmq/|common/http/)' "$file"; then
+    hits=$(grep -Hn -E '#include [<"](zmq\.hpp|zmq_addon\.hpp|boost/asio|boost/beast|common/zmq/|common/http/)' "$file" |
+           grep -v 'common/http/target\.hpp')
+    if [ -n "$hits" ]; then
+        while IFS= read -r hit; do echo "layout: $hit (a core must be socket-free)"; done <<<"$hits"
         status=1
     fi
 done

@@ -1,7 +1,5 @@
 #include "common/access_key.hpp"
-#include "common/http_auth.hpp"
 
-#include <boost/beast/http.hpp>
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -65,17 +63,14 @@ TEST(AccessKeyTest, ConfiguredHexSecret) {
     EXPECT_EQ(secret_from_config("plain"), "plain");
 }
 
-TEST(HttpAuthTest, HeadersThenCookies) {
-    AccessKeys keys(kSecret);
-    const auto key = keys.issue("alice", 1);
-    boost::beast::http::request<boost::beast::http::string_body> request;
-    EXPECT_FALSE(authenticate(request, keys));
-    request.set("Cookie", "theme=dark; user=alice; accesskey=" + key);
-    EXPECT_EQ(authenticate(request, keys), "alice");
-    request.set("user", "bob"); // a header wins over the cookie, and bob's key is missing
-    EXPECT_FALSE(authenticate(request, keys));
-    EXPECT_EQ(cookie_value("a=1; b=\"2\"", "b"), "2");
-    EXPECT_FALSE(cookie_value("a=1", "c"));
+TEST(AccessKeyTest, Base64urlIsUnpaddedWithTheUrlAlphabet) {
+    EXPECT_EQ(base64url_encode(""), "");
+    EXPECT_EQ(base64url_encode("f"), "Zg");
+    EXPECT_EQ(base64url_encode("fo"), "Zm8");
+    EXPECT_EQ(base64url_encode("foo"), "Zm9v");
+    EXPECT_EQ(base64url_encode("foobar"), "Zm9vYmFy");
+    EXPECT_EQ(base64url_encode(std::string("\xfb\xff\xbf", 3)), "-_-_");
+    EXPECT_EQ(base64url_encode(std::string("\x00\xfb\xff", 3)), "APv_");
 }
 
 } // namespace

@@ -1,9 +1,9 @@
-#include "daemons/rest_gateway/rest_gateway.hpp"
+#include "daemons/rest_gateway/rest_api.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-namespace vartalap {
+namespace vartalap::rest_gateway {
 namespace {
 
 TEST(RestRouteTest, ProfilePaths) {
@@ -96,4 +96,4 @@ TEST(SendResultsTest, FirstOutcomeWinsAndUnresolvedAreNotConfirmed) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::rest_gateway

@@ -1,4 +1,4 @@
-#include "common/http_auth.hpp"
+#include "common/http/http_auth.hpp"
 
 namespace vartalap {
 

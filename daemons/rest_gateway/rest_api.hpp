@@ -1,5 +1,5 @@
-// rest-gateway: the public HTTP API (Beast), PROTOCOL.md's REST paths, each also under
-// /v1.0/:
+// rest-gateway: the route table of the public HTTP API, PROTOCOL.md's REST paths, each
+// also under /v1.0/:
 //   GET  /alive                                   "OK"
 //   POST /login                                   → profile
 //   GET  /profile, POST /contactbook/sync (/profile/user/sync)            → profile
@@ -8,10 +8,9 @@
 //   GET  /messages?limit=&cursor=                 → persistence (the caller's shard)
 //   /group/... and /groups/...                    → group
 //
-// The pure parts (routing a request, splitting a send body, collecting per-message results)
-// are here so they are unit-tested without sockets; the daemon in rest_gateway.cpp owns the
-// listener, the connections, the PUSH to the routers, the ROUTER that receives server_acks
-// and one DEALER per owner daemon kind, all on one thread.
+// The pure parts RestGatewayCore (rest_gateway_core.hpp) builds on: routing a request,
+// splitting a send body, collecting per-message results. Thread-safety: pure functions and
+// a value type.
 #pragma once
 
 #include <cstddef>
@@ -20,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::rest_gateway {
 
 struct RestRoute {
     enum Target { alive, daemon, send_objects, send_strings, not_found, method_not_allowed };
@@ -68,4 +67,4 @@ private:
     std::size_t unresolved_;
 };
 
-} // namespace vartalap
+} // namespace vartalap::rest_gateway

@@ -1,5 +1,5 @@
 // Thread-safety: see net.hpp.
-#include "common/net.hpp"
+#include "common/http/net.hpp"
 
 #include <boost/asio/io_context.hpp>
 

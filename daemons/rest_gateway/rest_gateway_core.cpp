@@ -1,0 +1,258 @@
+// Thread: the rest-gateway's thread (see rest_gateway_core.hpp).
+#include "daemons/rest_gateway/rest_gateway_core.hpp"
+
+#include "common/http/target.hpp"
+#include "common/log.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+
+namespace vartalap::rest_gateway {
+
+using nlohmann::json;
+
+HttpStatus http_status(Status status) {
+    switch (status) {
+    case Status::ok: return HttpStatus::ok;
+    case Status::bad_request: return HttpStatus::bad_request;
+    case Status::unauthorized: return HttpStatus::unauthorized;
+    case Status::not_found: return HttpStatus::not_found;
+    case Status::refused: return HttpStatus::forbidden;
+    case Status::overloaded: return HttpStatus::service_unavailable;
+    default: return HttpStatus::internal_server_error;
+    }
+}
+
+std::string json_error(std::string_view reason) {
+    return json{{"error", reason}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+RestGatewayCore::RestGatewayCore(std::string name, RestOutbox& outbox, const Clock& clock,
+                                 const AccessKeys& access_keys, const RestLimits& limits,
+                                 const ClientMessageLimits& message_limits)
+    : name_(std::move(name)), outbox_(outbox), clock_(clock), access_keys_(access_keys),
+      limits_(limits), message_limits_(message_limits) {}
+
+void RestGatewayCore::set_limits(const RestLimits& limits,
+                                 const ClientMessageLimits& message_limits) {
+    limits_ = limits;
+    message_limits_ = message_limits;
+}
+
+void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, RestRequest request) {
+    const auto [path, query] = split_target(request.target);
+    const RestRoute route = route_request(request.method, path);
+    switch (route.target) {
+    case RestRoute::not_found:
+        return exchange->respond({HttpStatus::not_found, json_error("not found")});
+    case RestRoute::method_not_allowed:
+        return exchange->respond({HttpStatus::method_not_allowed, json_error("method not allowed"),
+                                  "application/json", route.allow});
+    case RestRoute::alive:
+        return exchange->respond({HttpStatus::ok, "OK", "text/plain"});
+    default:
+        break;
+    }
+    std::string user;
+    if (route.needs_auth) {
+        if (request.user.empty() || !access_keys_.verify(request.user, request.access_key))
+            return exchange->respond({HttpStatus::unauthorized, "{}"});
+        user = std::move(request.user);
+    }
+    // Bodies are parsed and written out again, which recurses once per nesting level: a
+    // deeply nested body is refused before parsing (send bodies add one level, the array).
+    if (const std::size_t max_depth = ClientMessageLimits{}.max_depth + 1;
+        nested_deeper_than(request.body, max_depth))
+        return exchange->respond({HttpStatus::bad_request,
+                                  json_error("body nested too deeply (at most " +
+                                             std::to_string(max_depth) + " levels)")});
+    if (route.target == RestRoute::send_objects || route.target == RestRoute::send_strings) {
+        std::string error;
+        auto texts = split_send_body(route.target, request.body,
+                                     limits_.max_messages_per_request, error);
+        if (!texts) return exchange->respond({HttpStatus::bad_request, json_error(error)});
+        // The app's POST /messages expects 201 Created; /send answers 200.
+        return send(exchange, user, *texts,
+                    route.target == RestRoute::send_strings ? HttpStatus::created
+                                                            : HttpStatus::ok);
+    }
+    // The REST → internal translation: a JSON object for the owner daemon's method.
+    std::string payload = std::move(request.body);
+    json body;
+    if (request.method == "GET" || request.method == "DELETE") {
+        body = json::object();
+        if (request.method == "DELETE" && !payload.empty())
+            body = json::parse(payload, nullptr, false);
+    } else {
+        body = json::parse(payload, nullptr, false);
+    }
+    if (body.is_discarded() || !body.is_object())
+        return exchange->respond({HttpStatus::bad_request, json_error("body must be a JSON object")});
+    if (route.method == "login") {
+        // The identity token may come in the `token` header instead of the body.
+        if (request.token && !body.contains("authToken")) body["authToken"] = *request.token;
+    } else if (route.method == "messages") {
+        const std::string_view limit = query_param(query, "limit").value_or("");
+        if (!limit.empty()) {
+            unsigned value = 0;
+            auto [ptr, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), value);
+            if (ec != std::errc{} || ptr != limit.data() + limit.size())
+                return exchange->respond({HttpStatus::bad_request,
+                                          json_error("limit must be a number")});
+            body["limit"] = value;
+        }
+        if (const auto cursor = query_param(query, "cursor"); cursor && !cursor->empty())
+            body["cursor"] = std::string(*cursor);
+    }
+    if (!route.group_id.empty()) body["groupId"] = route.group_id;
+    forward(exchange, route.daemon_kind, route.method, std::move(user),
+            body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+// Sends a request to the owner daemon of `kind` (sharded by `user` for persistence). The
+// reply, or 504 after the timeout, goes to `exchange`.
+void RestGatewayCore::forward(const std::shared_ptr<RestExchange>& exchange,
+                              const std::string& kind, std::string method, std::string user,
+                              std::string payload) {
+    if (!outbox_.has_owner(kind))
+        return exchange->respond({HttpStatus::not_found,
+                                  json_error("this deployment runs no " + kind + " daemon")});
+    Envelope request;
+    request.kind = Kind::request;
+    request.request_id = ++next_request_id_;
+    request.method = std::move(method);
+    request.from = std::move(user);
+    request.payload = std::move(payload);
+    if (outbox_.to_owner(kind, request) != SendResult::ok) {
+        ++counters_.busy;
+        return exchange->respond({HttpStatus::service_unavailable, json_error("server busy, retry")});
+    }
+    ++counters_.forwarded;
+    outbox_.sent();
+    pending_[request.request_id] =
+        Pending{exchange, clock_.monotonic_ms() + static_cast<std::uint64_t>(limits_.request_timeout_ms)};
+}
+
+// POST /send and /messages: parse each message as the ws-gateway does, push it to a
+// router, and answer when every message is durable (its session's server_ack) or refused.
+// Acks and ephemeral messages are never stored, so handing them on is all.
+void RestGatewayCore::send(const std::shared_ptr<RestExchange>& exchange, const std::string& user,
+                           const std::vector<std::string>& texts, HttpStatus success) {
+    auto pending = std::make_shared<PendingSend>(PendingSend{
+        exchange, SendResults(texts.size()),
+        clock_.monotonic_ms() + static_cast<std::uint64_t>(limits_.send_timeout_ms), success, {}});
+    const std::uint64_t now_ms = clock_.wall_ms();
+    Envelope envelope;
+    std::string error;
+    std::vector<std::uint64_t> tokens;
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        ClientOrigin origin;
+        origin.user = user;
+        origin.gateway = name_;
+        origin.connection = ++next_token_;
+        origin.wants_server_ack = true;
+        origin.now_ms = now_ms;
+        if (!parse_client_message(texts[i], origin, envelope, error, message_limits_)) {
+            pending->results.resolve(i, false, error);
+            continue;
+        }
+        pending->results.set_id(i, envelope.id);
+        const bool stored = envelope.route != Route::ack && !envelope.has(flag_ephemeral);
+        if (outbox_.to_router(envelope) != SendResult::ok) {
+            ++counters_.busy;
+            pending->results.resolve(i, false, "server busy, retry");
+            continue;
+        }
+        ++counters_.messages_pushed;
+        if (!stored) {
+            pending->results.resolve(i, true);
+            continue;
+        }
+        send_tokens_[origin.connection] = {pending, i};
+        tokens.push_back(origin.connection);
+    }
+    outbox_.sent();
+    if (pending->results.done()) return finish_send(*pending);
+    pending->tokens = std::move(tokens);
+    sends_[pending->tokens.front()] = pending;
+}
+
+void RestGatewayCore::finish_send(PendingSend& send) {
+    for (const auto token : send.tokens) send_tokens_.erase(token);
+    send.exchange->respond({send.status, send.results.to_json()});
+}
+
+void RestGatewayCore::on_reply(Envelope&& reply) {
+    if (reply.kind != Kind::reply) return dropped("malformed reply", "not a reply");
+    auto it = pending_.find(reply.request_id);
+    if (it == pending_.end()) return; // answered 504 already
+    ++counters_.replied;
+    auto exchange = std::move(it->second.exchange);
+    pending_.erase(it);
+    exchange->respond({http_status(reply.status), std::move(reply.payload)});
+}
+
+void RestGatewayCore::on_router(std::string_view routing_id, const Envelope& e) {
+    if (e.kind == Kind::deliver) {
+        // Nobody is connected to a REST gateway: say so, so the session does not wait.
+        Envelope answer;
+        answer.kind = Kind::deliver_result;
+        answer.request_id = e.request_id;
+        answer.status = Status::not_connected;
+        outbox_.reply(routing_id, answer);
+        return;
+    }
+    if (e.kind != Kind::server_ack) return;
+    auto it = send_tokens_.find(e.connection);
+    if (it == send_tokens_.end()) return; // answered already (timeout), or a resend
+    auto [send, index] = it->second;
+    send_tokens_.erase(it);
+    send->results.resolve(index, e.status == Status::ok,
+                          e.error.empty() ? std::string(to_string(e.status)) : e.error);
+    if (send->results.done()) {
+        sends_.erase(send->tokens.front());
+        finish_send(*send);
+    }
+}
+
+void RestGatewayCore::dropped(std::string_view what, std::string_view detail) {
+    warn_dropped(counters_.malformed, name_, what, detail);
+}
+
+void RestGatewayCore::expire() {
+    const std::uint64_t now = clock_.monotonic_ms();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second.deadline_ms <= now) {
+            ++counters_.upstream_timeouts;
+            auto exchange = std::move(it->second.exchange);
+            it = pending_.erase(it);
+            exchange->respond({HttpStatus::gateway_timeout, json_error("upstream timeout")});
+        } else {
+            ++it;
+        }
+    }
+    for (auto it = sends_.begin(); it != sends_.end();) {
+        if (it->second->deadline_ms <= now) {
+            auto send = std::move(it->second);
+            it = sends_.erase(it);
+            finish_send(*send);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void RestGatewayCore::drain() {
+    // Outstanding requests are answered now (their daemons' answers would come too late);
+    // sends list what was confirmed so far.
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& [id, entry] : pending)
+        entry.exchange->respond({HttpStatus::service_unavailable, json_error("shutting down")});
+    auto sends = std::move(sends_);
+    sends_.clear();
+    for (auto& [id, send] : sends) finish_send(*send);
+}
+
+} // namespace vartalap::rest_gateway

@@ -1,0 +1,203 @@
+// rest-gateway: the socket-free logic of the public HTTP API (PROTOCOL.md's REST paths,
+// routed by rest_api.hpp): authenticates a request, translates it into an internal
+// request (owner daemons: profile, persistence, group) or into client messages (POST /send,
+// /messages), correlates the answers that come back (a `reply` by request id, a
+// `server_ack` by message token), and answers what did not come back in time.
+//
+// Thread: the rest-gateway's one thread (the thread that runs its io_context). Not
+// thread-safe.
+//
+// It never touches a socket: it talks to the ZeroMQ side through RestOutbox and to the HTTP
+// side through RestExchange, and reads time from the injected Clock, so unit tests drive it
+// with fakes (tests/unit/rest_gateway/).
+//
+// Answers (bodies are JSON unless said otherwise):
+//   404 {"error":"not found"}, 405 {"error":"method not allowed"} (+ Allow), 200 "OK"
+//   (text/plain) for /alive, 401 {} for missing or invalid credentials, 400 for a body
+//   that is nested too deeply, not a JSON object, or not a valid send body, 404 when the
+//   deployment runs no daemon of the owner kind, 503 "server busy, retry" when the owner's
+//   queue is full, the owner's status mapped (http_status) with its payload as the body,
+//   504 {"error":"upstream timeout"} after request_timeout_ms, and for sends
+//   {"results":[...]} (SendResults) once every message is confirmed, refused, or
+//   send_timeout_ms passed ("not confirmed"); 503 {"error":"shutting down"} on drain.
+//
+// Ownership: the core keeps references to the outbox, clock and access keys (they outlive
+// it) and shared ownership of every exchange it still owes an answer: while a request waits
+// for its daemon no I/O operation holds the connection, so the core keeps it alive.
+// Errors: nothing here throws for bad client or peer input; it is answered or counted.
+#pragma once
+
+#include "common/access_key.hpp"
+#include "common/wire/client_message.hpp"
+#include "common/clock.hpp"
+#include "common/wire/envelope.hpp"
+#include "common/wire/send_result.hpp"
+#include "daemons/rest_gateway/rest_api.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace vartalap::rest_gateway {
+
+struct RestLimits {
+    std::size_t max_body_bytes = 1 << 20;   // 1 MiB: a batch of messages, never a file
+    std::size_t max_header_bytes = 16384;
+    std::size_t max_connections = 10000;
+    std::size_t max_messages_per_request = 1000; // one send body
+    int request_timeout_ms = 5000;          // a daemon that does not answer → 504
+    int send_timeout_ms = 10000;            // a message not confirmed durable → "not confirmed"
+    int idle_timeout_s = 60;                // keep-alive connection with no request
+};
+
+// The HTTP status codes the gateway answers with.
+enum class HttpStatus : unsigned {
+    ok = 200,
+    created = 201,
+    bad_request = 400,
+    unauthorized = 401,
+    forbidden = 403,
+    not_found = 404,
+    method_not_allowed = 405,
+    payload_too_large = 413,
+    internal_server_error = 500,
+    service_unavailable = 503,
+    gateway_timeout = 504,
+};
+
+// An owner daemon's reply status as an HTTP status.
+HttpStatus http_status(Status status);
+
+// {"error":"<reason>"}
+std::string json_error(std::string_view reason);
+
+// One HTTP request, read in full, as the core needs it (the daemon fills it in).
+struct RestRequest {
+    std::string method; // "GET", "POST", ...
+    std::string target; // path and query: "/v1.0/messages?limit=10"
+    std::string body;
+    std::string user;   // credentials as sent (headers, else cookies); verified here
+    std::string access_key;
+    std::optional<std::string> token; // the `token` header (an identity token for login)
+};
+
+struct RestResponse {
+    RestResponse(HttpStatus status_, std::string body_,
+                 std::string content_type_ = "application/json", std::string allow_ = {})
+        : status(status_), body(std::move(body_)), content_type(std::move(content_type_)),
+          allow(std::move(allow_)) {}
+
+    HttpStatus status = HttpStatus::ok;
+    std::string body;
+    std::string content_type = "application/json";
+    std::string allow; // Allow header for a 405
+};
+
+// The HTTP side of one request, implemented by the daemon's connection.
+class RestExchange {
+public:
+    // Completes the request; called exactly once per handle().
+    virtual void respond(RestResponse response) = 0;
+
+protected:
+    ~RestExchange() = default;
+};
+
+// The ZeroMQ side, implemented over the gateway's sockets. Never blocks.
+class RestOutbox {
+public:
+    virtual ~RestOutbox() = default;
+    // Whether this deployment runs a daemon of `kind` ("profile", "persistence", "group").
+    virtual bool has_owner(std::string_view kind) const = 0;
+    // A request to the owner daemon of `kind` (persistence: the shard of request.from).
+    virtual SendResult to_owner(std::string_view kind, const Envelope& request) = 0;
+    // A client message to the message-routers (PUSH, round robin).
+    virtual SendResult to_router(const Envelope& message) = 0;
+    // An answer on the ROUTER to the peer `routing_id`.
+    virtual SendResult reply(std::string_view routing_id, const Envelope& reply) = 0;
+    // After a batch of sends: the sockets' watchers look again (ZMQ_FD is edge-triggered
+    // and a send can consume the edge that announced incoming replies).
+    virtual void sent() {}
+};
+
+struct RestCounters {
+    std::uint64_t forwarded = 0;         // requests sent to an owner daemon
+    std::uint64_t replied = 0;           // requests answered by their daemon
+    std::uint64_t upstream_timeouts = 0; // answered 504
+    std::uint64_t messages_pushed = 0;   // /send messages pushed to a router
+    std::uint64_t busy = 0;              // "server busy, retry" (a peer at its HWM)
+    std::uint64_t malformed = 0;
+};
+
+class RestGatewayCore {
+public:
+    RestGatewayCore(std::string name, RestOutbox& outbox, const Clock& clock,
+                    const AccessKeys& access_keys, const RestLimits& limits,
+                    const ClientMessageLimits& message_limits);
+
+    // One request read in full: answered through `exchange` now, or later (a reply, a
+    // timeout in expire(), or drain()).
+    void handle(const std::shared_ptr<RestExchange>& exchange, RestRequest request);
+    // A reply from an owner daemon (any DEALER).
+    void on_reply(Envelope&& reply);
+    // An envelope on the gateway's ROUTER from `routing_id`: a session's (or
+    // group-router's) server_ack, or a `deliver` (answered not_connected).
+    void on_router(std::string_view routing_id, const Envelope& envelope);
+    // Counts (and logs, sampled) a dropped peer message.
+    void dropped(std::string_view what, std::string_view detail);
+    // Periodic duty: answers requests whose daemon did not reply (504) and sends whose
+    // messages were not all confirmed in time.
+    void expire();
+    // Shutdown: answers every request still waiting (503) and every send (what was
+    // confirmed so far).
+    void drain();
+
+    const RestLimits& limits() const { return limits_; }
+    void set_limits(const RestLimits& limits, const ClientMessageLimits& message_limits);
+    const ClientMessageLimits& message_limits() const { return message_limits_; }
+    const RestCounters& counters() const { return counters_; }
+    std::size_t pending_requests() const { return pending_.size(); }
+    std::size_t pending_sends() const { return sends_.size(); }
+
+private:
+    // One request waiting for its owner daemon's reply.
+    struct Pending {
+        std::shared_ptr<RestExchange> exchange;
+        std::uint64_t deadline_ms = 0;
+    };
+    // One POST /send or /messages waiting for its messages' server_acks.
+    struct PendingSend {
+        std::shared_ptr<RestExchange> exchange;
+        SendResults results;
+        std::uint64_t deadline_ms = 0;
+        HttpStatus status = HttpStatus::ok;
+        std::vector<std::uint64_t> tokens; // server_ack correlation of the stored messages
+    };
+
+    void forward(const std::shared_ptr<RestExchange>& exchange, const std::string& kind,
+                 std::string method, std::string user, std::string payload);
+    void send(const std::shared_ptr<RestExchange>& exchange, const std::string& user,
+              const std::vector<std::string>& texts, HttpStatus success);
+    void finish_send(PendingSend& send);
+
+    std::string name_;
+    RestOutbox& outbox_;
+    const Clock& clock_;
+    const AccessKeys& access_keys_;
+    RestLimits limits_;
+    ClientMessageLimits message_limits_;
+    RestCounters counters_;
+    std::unordered_map<std::uint64_t, Pending> pending_; // by request id
+    // Sends in flight, keyed by their first message's token; and each message's token.
+    std::unordered_map<std::uint64_t, std::shared_ptr<PendingSend>> sends_;
+    std::unordered_map<std::uint64_t, std::pair<std::shared_ptr<PendingSend>, std::size_t>>
+        send_tokens_;
+    std::uint64_t next_request_id_ = 0;
+    std::uint64_t next_token_ = 0;
+};
+
+} // namespace vartalap::rest_gateway

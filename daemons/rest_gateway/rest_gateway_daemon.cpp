@@ -1,0 +1,435 @@
+// Thread: the rest-gateway daemon's own thread runs the io_context: the listener, every
+// HTTP connection, the PUSH to the message-routers, the ROUTER that receives server_acks,
+// the DEALERs to the owner daemons (profile, persistence, group) and the timeout sweep
+// (see rest_gateway_daemon.hpp).
+#include "daemons/rest_gateway/rest_gateway_daemon.hpp"
+
+#include "common/http/http_auth.hpp"
+#include "common/http/listener.hpp"
+#include "common/http/net.hpp"
+#include "common/http/session.hpp"
+#include "common/log.hpp"
+#include "common/zmq/socket.hpp"
+#include "daemons/options.hpp"
+#include "daemons/publisher.hpp"
+#include "daemons/reload.hpp"
+#include "daemons/rest_gateway/rest_gateway_core.hpp"
+#include "topology/catalog.hpp"
+#include "topology/shard_map.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <memory>
+#include <thread>
+
+namespace vartalap {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using rest_gateway::RestExchange;
+using rest_gateway::RestGatewayCore;
+using rest_gateway::RestLimits;
+using rest_gateway::RestResponse;
+
+namespace {
+
+class RestGateway;
+
+// One HTTP connection: read a request, answer it (maybe after a round trip to a daemon),
+// then read the next one. Pipelined requests wait in the read buffer, so responses go out
+// in request order and at most one request per connection is outstanding.
+class HttpSession final : public HttpSessionBase<http::string_body>, public RestExchange {
+public:
+    HttpSession(tcp::socket&& socket, ConnectionCount::Token token, RestGateway& gateway)
+        : HttpSessionBase(std::move(socket), std::move(token)), gateway_(gateway) {}
+    void run() { do_read(); }
+    // Completes the outstanding request (from the core: at once, or after a reply, a
+    // timeout, or the drain).
+    void respond(RestResponse response) override;
+    // Over max_connections: 503, then close.
+    void refuse();
+    void close();
+
+private:
+    std::shared_ptr<HttpSession> self() {
+        return std::static_pointer_cast<HttpSession>(shared_from_this());
+    }
+    void do_read();
+    void on_request(Request&& request) override;
+    void on_read_failed(ReadFailure failure, beast::error_code ec) override;
+    void on_written(beast::error_code ec) override;
+    void answer_and_close(http::status status, std::string body);
+
+    RestGateway& gateway_;
+    Request request_;
+    http::response<http::string_body> response_;
+    bool responding_ = false;
+    bool keep_alive_ = false; // of the response being written
+};
+
+class RestGateway final : public Daemon, private rest_gateway::RestOutbox {
+public:
+    explicit RestGateway(const DaemonContext& context)
+        : context_(context), sweep_(io_), drain_deadline_(io_) {
+        RestLimits limits;
+        ClientMessageLimits message_limits;
+        read_limits(context_.self, limits, message_limits);
+        rest_gateway::RestOutbox& outbox = *this;
+        core_ = std::make_unique<RestGatewayCore>(context_.self.name, outbox, context_.clock,
+                                                  context_.access_keys, limits, message_limits);
+    }
+
+    // The options of `self` (bad values fall back to the defaults with a warning).
+    static void read_limits(const topology::DaemonSpec& self, RestLimits& limits,
+                            ClientMessageLimits& message_limits) {
+        const RestLimits d;
+        limits.max_body_bytes = uint_option(self, "max_body_bytes", d.max_body_bytes);
+        limits.max_connections = uint_option(self, "max_connections", d.max_connections);
+        limits.max_messages_per_request =
+            uint_option(self, "max_messages_per_request", d.max_messages_per_request);
+        limits.request_timeout_ms =
+            static_cast<int>(std::min<std::uint64_t>(uint_option(self, "request_timeout_ms",
+                                                                 d.request_timeout_ms), 600'000));
+        limits.send_timeout_ms =
+            static_cast<int>(std::min<std::uint64_t>(uint_option(self, "send_timeout_ms",
+                                                                 d.send_timeout_ms), 600'000));
+        limits.idle_timeout_s =
+            static_cast<int>(std::min<std::uint64_t>(uint_option(self, "idle_timeout_seconds",
+                                                                 d.idle_timeout_s), 86'400));
+        message_limits.max_bytes = uint_option(self, "max_message_bytes", 64 * 1024);
+    }
+
+    void reload(const topology::DaemonSpec& fresh) override {
+        asio::post(io_, [this, fresh] {
+            RestLimits limits = core_->limits();
+            ClientMessageLimits message_limits = core_->message_limits();
+            RestLimits next;
+            ClientMessageLimits next_messages = message_limits;
+            read_limits(fresh, next, next_messages);
+            LimitChanges changes;
+            changes.apply("max_body_bytes", limits.max_body_bytes, next.max_body_bytes);
+            changes.apply("max_connections", limits.max_connections, next.max_connections);
+            changes.apply("max_messages_per_request", limits.max_messages_per_request,
+                          next.max_messages_per_request);
+            changes.apply("request_timeout_ms", limits.request_timeout_ms, next.request_timeout_ms);
+            changes.apply("send_timeout_ms", limits.send_timeout_ms, next.send_timeout_ms);
+            changes.apply("idle_timeout_seconds", limits.idle_timeout_s, next.idle_timeout_s);
+            changes.apply("max_message_bytes", message_limits.max_bytes, next_messages.max_bytes);
+            changes.log(context_.self.name);
+            core_->set_limits(limits, message_limits);
+            if (listener_) listener_->set_max_connections(limits.max_connections);
+        });
+    }
+    ~RestGateway() override {
+        request_stop();
+        join();
+    }
+
+    void bind() override {
+        const std::string listen = context_.self.endpoint("listen");
+        const tcp::endpoint endpoint = tcp_endpoint_of(context_.self.name, "listen", listen);
+        listener_ = std::make_shared<HttpListener>(
+            io_, endpoint, context_.self.name, connections_, core_->limits().max_connections,
+            [this](tcp::socket&& socket) {
+                auto session = std::make_shared<HttpSession>(std::move(socket),
+                                                             connections_.enter(), *this);
+                sessions_.push_back(session);
+                session->run();
+            },
+            [this](tcp::socket&& socket) {
+                std::make_shared<HttpSession>(std::move(socket), ConnectionCount::Token{}, *this)
+                    ->refuse();
+            });
+        const auto bound = listener_->local_endpoint();
+        bound_listen_ = to_host_port(bound);
+        router_ = make_socket(context_.zmq, zmq::socket_type::router);
+        router_.bind(context_.self.endpoint("router"));
+        bound_router_ = last_endpoint(router_);
+    }
+
+    void connect() override {
+        push_ = make_socket(context_.zmq, zmq::socket_type::push);
+        for (const auto& router : topology::peers(context_.topology, context_.self, "message-router", "pull"))
+            push_.connect(router.endpoint);
+        // One DEALER per owner kind, connected to every instance (round robin), except for
+        // persistence, which is sharded: one DEALER per shard, chosen by the user's slot.
+        auto round_robin = [this](const std::vector<topology::Peer>& instances) {
+            Owner owner;
+            owner.dealers.push_back(make_socket(context_.zmq, zmq::socket_type::dealer));
+            for (const auto& instance : instances) owner.dealers.back().connect(instance.endpoint);
+            owner.present = !instances.empty();
+            return owner;
+        };
+        owners_.emplace("profile",
+                        round_robin(topology::peers(context_.topology, context_.self, "profile", "router")));
+        owners_.emplace("group",
+                        round_robin(topology::peers(context_.topology, context_.self, "group", "router")));
+        Owner persistence;
+        const auto shards = topology::peers(context_.topology, context_.self, "persistence", "router");
+        if (!shards.empty()) {
+            persistence.shards = std::make_unique<topology::ShardMap>(context_.topology, "persistence");
+            for (const auto& shard : shards) { // in ShardMap order: dealer i reaches shard i
+                persistence.dealers.push_back(make_socket(context_.zmq, zmq::socket_type::dealer));
+                persistence.dealers.back().connect(shard.endpoint);
+            }
+            persistence.present = true;
+        }
+        owners_.emplace("persistence", std::move(persistence));
+        for (auto& [kind, owner] : owners_)
+            for (auto& dealer : owner.dealers)
+                watchers_.push_back(std::make_unique<ZmqAsioWatcher>(
+                    io_, dealer, [this, socket = zmq::socket_ref(dealer)] { on_replies(socket); }));
+        router_watcher_ = std::make_unique<ZmqAsioWatcher>(io_, router_, [this] { on_server_acks(); });
+    }
+
+    void start() override {
+        listener_->run();
+        for (auto& watcher : watchers_) watcher->start();
+        router_watcher_->start();
+        schedule_sweep();
+        thread_ = std::thread([this] {
+            io_.run();
+            push_.close();
+            router_.close();
+            for (auto& [kind, owner] : owners_)
+                for (auto& dealer : owner.dealers) dealer.close();
+        });
+    }
+
+    void request_stop() override {
+        asio::post(io_, [this] {
+            if (stopping_) return;
+            stopping_ = true;
+            if (listener_) listener_->stop();
+            sweep_.cancel();
+            for (auto& watcher : watchers_) watcher->stop();
+            if (router_watcher_) router_watcher_->stop();
+            // Waiting requests and sends are answered now; then every connection closes
+            // and the io_context ends when the last one is gone.
+            core_->drain();
+            for (auto& weak : sessions_)
+                if (auto session = weak.lock()) session->close();
+            drain_started_ = std::chrono::steady_clock::now();
+            check_drained();
+        });
+    }
+
+    // Ends the io_context once every connection is gone, or after 2 s at most, so a peer
+    // that never reads its last response cannot hold the drain.
+    void check_drained() {
+        if (connections_.live() == 0 ||
+            std::chrono::steady_clock::now() - drain_started_ > std::chrono::seconds(2)) {
+            io_.stop();
+            return;
+        }
+        drain_deadline_.expires_after(std::chrono::milliseconds(10));
+        drain_deadline_.async_wait([this](beast::error_code ec) {
+            if (!ec) check_drained();
+        });
+    }
+
+    void join() override {
+        if (thread_.joinable()) thread_.join();
+    }
+
+    std::map<std::string, std::string> bound_endpoints() const override {
+        return {{"listen", bound_listen_}, {"router", bound_router_}};
+    }
+
+    RestGatewayCore& core() { return *core_; }
+    bool stopping() const { return stopping_; }
+
+private:
+    struct Owner {
+        std::vector<zmq::socket_t> dealers;
+        std::unique_ptr<topology::ShardMap> shards; // persistence only
+        bool present = false;
+    };
+
+    // RestOutbox
+    bool has_owner(std::string_view kind) const override {
+        auto it = owners_.find(std::string(kind));
+        return it != owners_.end() && it->second.present;
+    }
+    SendResult to_owner(std::string_view kind, const Envelope& request) override {
+        Owner& owner = owners_.at(std::string(kind));
+        zmq::socket_t& dealer =
+            owner.shards ? owner.dealers[owner.shards->index_for(request.from)] : owner.dealers.front();
+        return send_envelope(dealer, request, scratch_);
+    }
+    SendResult to_router(const Envelope& message) override {
+        return send_envelope(push_, message, scratch_);
+    }
+    SendResult reply(std::string_view routing_id, const Envelope& reply) override {
+        return send_envelope(router_, reply, scratch_, routing_id);
+    }
+    void sent() override { poke_all(); }
+
+    void poke_all() {
+        for (auto& watcher : watchers_) watcher->poke();
+        router_watcher_->poke();
+    }
+
+    void on_replies(zmq::socket_ref dealer) {
+        Incoming incoming;
+        std::string error;
+        for (int i = 0; i < 256; ++i) {
+            const auto result = receive_envelope(dealer, false, incoming, &error);
+            if (result == ReceiveResult::empty) return;
+            if (result == ReceiveResult::malformed) {
+                core_->dropped("malformed reply", error);
+                continue;
+            }
+            core_->on_reply(std::move(incoming.envelope));
+        }
+    }
+
+    // server_acks from sessions (and group-routers) for messages sent over REST.
+    void on_server_acks() {
+        Incoming incoming;
+        std::string error;
+        for (int i = 0; i < 256; ++i) {
+            const auto result = receive_envelope(router_, true, incoming, &error);
+            if (result == ReceiveResult::empty) return;
+            if (result == ReceiveResult::malformed) {
+                core_->dropped("malformed envelope", error);
+                continue;
+            }
+            core_->on_router(incoming.routing_id, incoming.envelope);
+        }
+    }
+
+    // Periodic duty (every 250 ms): the core's timeouts, then the metrics.
+    void schedule_sweep() {
+        sweep_.expires_after(std::chrono::milliseconds(250));
+        sweep_.async_wait([this](beast::error_code ec) {
+            if (ec) return;
+            std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
+            core_->expire();
+            publisher_.tick([this](metrics::Snapshot& snapshot) { publish(snapshot); });
+            schedule_sweep();
+        });
+    }
+
+    void publish(metrics::Snapshot& s) {
+        const rest_gateway::RestCounters& c = core_->counters();
+        add_messages_in_out(s, static_cast<double>(c.replied),
+                            static_cast<double>(c.messages_pushed));
+        s.gauge("vartalap_connections", "open HTTP connections",
+                static_cast<double>(connections_.live()));
+        add_queue_depth(s, "pending_requests", static_cast<double>(core_->pending_requests()));
+        add_queue_depth(s, "pending_sends", static_cast<double>(core_->pending_sends()));
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"forwarded", c.forwarded}, {"replied", c.replied},
+            {"upstream_timeouts", c.upstream_timeouts},
+            {"messages_pushed", c.messages_pushed}, {"busy", c.busy},
+            {"malformed", c.malformed}};
+        add_counters(s, "rest_gateway", rows);
+    }
+
+    DaemonContext context_;
+    Publisher publisher_{context_.board, context_.clock};
+    // Declared before io_: sessions still pending when the loop stops are destroyed with
+    // the io_context, and their tokens count down here.
+    ConnectionCount connections_;
+    asio::io_context io_{1};
+    asio::steady_timer sweep_;
+    asio::steady_timer drain_deadline_;
+    std::chrono::steady_clock::time_point drain_started_;
+    std::unique_ptr<RestGatewayCore> core_;
+    std::shared_ptr<HttpListener> listener_;
+    zmq::socket_t push_;
+    zmq::socket_t router_;
+    std::map<std::string, Owner> owners_;
+    std::vector<std::unique_ptr<ZmqAsioWatcher>> watchers_;
+    std::unique_ptr<ZmqAsioWatcher> router_watcher_;
+    std::vector<std::weak_ptr<HttpSession>> sessions_; // for the drain's close
+    std::string scratch_;
+    std::string bound_listen_;
+    std::string bound_router_;
+    std::thread thread_;
+    bool stopping_ = false;
+};
+
+void HttpSession::do_read() {
+    if (gateway_.stopping()) return close();
+    const RestLimits& limits = gateway_.core().limits();
+    read_request({limits.max_header_bytes, limits.max_body_bytes,
+                  std::chrono::seconds(limits.idle_timeout_s)});
+}
+
+void HttpSession::on_read_failed(ReadFailure failure, beast::error_code) {
+    switch (failure) {
+    case ReadFailure::too_large:
+        return answer_and_close(http::status::payload_too_large,
+                                rest_gateway::json_error("request body too large"));
+    case ReadFailure::malformed:
+        return answer_and_close(http::status::bad_request,
+                                rest_gateway::json_error("malformed HTTP request"));
+    case ReadFailure::closed:
+        return close(); // end of stream, timeout, reset: nothing to answer
+    }
+}
+
+void HttpSession::refuse() {
+    answer_and_close(http::status::service_unavailable,
+                     rest_gateway::json_error("too many connections"));
+}
+
+void HttpSession::answer_and_close(http::status status, std::string body) {
+    request_ = {};
+    request_.keep_alive(false);
+    respond({static_cast<rest_gateway::HttpStatus>(status), std::move(body)});
+}
+
+void HttpSession::on_request(Request&& request) {
+    request_ = std::move(request);
+    rest_gateway::RestRequest r;
+    r.method = std::string(request_.method_string());
+    r.target = std::string(request_.target());
+    r.body = std::move(request_.body());
+    Credentials credentials = extract_credentials(request_);
+    r.user = std::move(credentials.user);
+    r.access_key = std::move(credentials.access_key);
+    if (auto it = request_.find("token"); it != request_.end()) r.token = std::string(it->value());
+    responding_ = true; // the core answers now, or a reply, a timeout or the drain will
+    gateway_.core().handle(self(), std::move(r));
+}
+
+void HttpSession::respond(RestResponse response) {
+    responding_ = false;
+    response_ = {};
+    response_.version(request_.version() ? request_.version() : 11);
+    response_.result(static_cast<unsigned>(response.status));
+    response_.set(http::field::server, "vartalap");
+    response_.set(http::field::content_type, response.content_type);
+    if (!response.allow.empty()) response_.set(http::field::allow, response.allow);
+    keep_alive_ = request_.keep_alive() && !gateway_.stopping();
+    response_.keep_alive(keep_alive_);
+    response_.body() = std::move(response.body);
+    response_.prepare_payload();
+    write_response(response_, std::chrono::seconds(30));
+}
+
+void HttpSession::on_written(beast::error_code ec) {
+    if (ec || !keep_alive_) return close();
+    do_read();
+}
+
+void HttpSession::close() {
+    if (responding_) return; // the pending reply will close after writing
+    HttpSessionBase::close();
+}
+
+} // namespace
+
+std::unique_ptr<Daemon> make_rest_gateway(const DaemonContext& context) {
+    return std::make_unique<RestGateway>(context);
+}
+
+} // namespace vartalap

@@ -1,0 +1,323 @@
+// RestGatewayCore with a fake clock, a fake outbox and fake exchanges: request correlation,
+// timeout answers, the REST → internal translation, send results.
+#include "daemons/rest_gateway/rest_gateway_core.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+namespace vartalap::rest_gateway {
+namespace {
+
+using nlohmann::json;
+
+class FakeClock final : public Clock {
+public:
+    std::uint64_t monotonic_ms() const override { return now_ms; }
+    std::uint64_t wall_ms() const override { return 1'700'000'000'000 + now_ms; }
+    std::uint64_t now_ms = 1000;
+};
+
+class FakeOutbox final : public RestOutbox {
+public:
+    bool has_owner(std::string_view kind) const override { return owners.count(std::string(kind)) > 0; }
+    SendResult to_owner(std::string_view kind, const Envelope& request) override {
+        if (busy) return SendResult::would_block;
+        owner_requests.emplace_back(std::string(kind), request);
+        return SendResult::ok;
+    }
+    SendResult to_router(const Envelope& message) override {
+        if (busy) return SendResult::would_block;
+        pushed.push_back(message);
+        return SendResult::ok;
+    }
+    SendResult reply(std::string_view routing_id, const Envelope& reply) override {
+        replies.emplace_back(std::string(routing_id), reply);
+        return SendResult::ok;
+    }
+    void sent() override { ++sent_calls; }
+
+    std::set<std::string> owners{"profile", "persistence", "group"};
+    bool busy = false;
+    std::vector<std::pair<std::string, Envelope>> owner_requests;
+    std::vector<Envelope> pushed;
+    std::vector<std::pair<std::string, Envelope>> replies;
+    int sent_calls = 0;
+};
+
+class FakeExchange final : public RestExchange {
+public:
+    void respond(RestResponse r) override {
+        ++responses;
+        response = std::move(r);
+    }
+    int responses = 0;
+    std::optional<RestResponse> response;
+};
+
+const std::string kSecret(32, 's');
+
+class RestGatewayCoreTest : public ::testing::Test {
+protected:
+    RestGatewayCoreTest() : keys_(kSecret) {
+        limits_.request_timeout_ms = 5000;
+        limits_.send_timeout_ms = 10000;
+        core_ = std::make_unique<RestGatewayCore>("rest-1", outbox_, clock_, keys_, limits_,
+                                                  ClientMessageLimits{});
+    }
+
+    // Sends one request as alice (with a valid key unless `user` is empty).
+    std::shared_ptr<FakeExchange> request(std::string method, std::string target,
+                                          std::string body = {}, std::string user = "alice") {
+        RestRequest r;
+        r.method = std::move(method);
+        r.target = std::move(target);
+        r.body = std::move(body);
+        if (!user.empty()) {
+            r.access_key = keys_.issue(user, 1);
+            r.user = std::move(user);
+        }
+        r.token = token_;
+        auto exchange = std::make_shared<FakeExchange>();
+        core_->handle(exchange, std::move(r));
+        return exchange;
+    }
+
+    static json chat(const std::string& id, const std::string& to = "bob") {
+        return {{"_v", 2.1}, {"id", id},
+                {"head", {{"type", "individual"}, {"to", to}, {"chatid", "c1"},
+                          {"contentType", "text"}, {"action", "message"}}},
+                {"meta", {{"createdAt", 1}}},
+                {"body", {{"text", "hi"}}}};
+    }
+
+    Envelope server_ack(std::uint64_t token, Status status = Status::ok, std::string error = {}) {
+        Envelope e;
+        e.kind = Kind::server_ack;
+        e.connection = token;
+        e.status = status;
+        e.error = std::move(error);
+        return e;
+    }
+
+    FakeClock clock_;
+    FakeOutbox outbox_;
+    AccessKeys keys_;
+    RestLimits limits_;
+    std::optional<std::string> token_;
+    std::unique_ptr<RestGatewayCore> core_;
+};
+
+TEST_F(RestGatewayCoreTest, LocalAnswersNeedNoDaemon) {
+    auto alive = request("GET", "/v1.0/alive", {}, "");
+    ASSERT_TRUE(alive->response);
+    EXPECT_EQ(alive->response->status, HttpStatus::ok);
+    EXPECT_EQ(alive->response->body, "OK");
+    EXPECT_EQ(alive->response->content_type, "text/plain");
+    auto missing = request("GET", "/nowhere");
+    EXPECT_EQ(missing->response->status, HttpStatus::not_found);
+    EXPECT_EQ(missing->response->body, R"({"error":"not found"})");
+    auto wrong = request("DELETE", "/messages");
+    EXPECT_EQ(wrong->response->status, HttpStatus::method_not_allowed);
+    EXPECT_EQ(wrong->response->allow, "GET, POST");
+    auto anonymous = request("GET", "/profile", {}, "");
+    EXPECT_EQ(anonymous->response->status, HttpStatus::unauthorized);
+    EXPECT_EQ(anonymous->response->body, "{}");
+    EXPECT_TRUE(outbox_.owner_requests.empty());
+}
+
+TEST_F(RestGatewayCoreTest, WrongKeyIsUnauthorized) {
+    RestRequest r;
+    r.method = "GET";
+    r.target = "/profile";
+    r.user = "bob";
+    r.access_key = keys_.issue("alice", 1);
+    auto exchange = std::make_shared<FakeExchange>();
+    core_->handle(exchange, std::move(r));
+    EXPECT_EQ(exchange->response->status, HttpStatus::unauthorized);
+}
+
+TEST_F(RestGatewayCoreTest, ReplyIsCorrelatedByRequestId) {
+    auto first = request("GET", "/profile");
+    auto second = request("GET", "/v1.0/messages?limit=5&cursor=c9");
+    ASSERT_EQ(outbox_.owner_requests.size(), 2u);
+    EXPECT_FALSE(first->response);
+    EXPECT_EQ(core_->pending_requests(), 2u);
+    const auto& [kind1, r1] = outbox_.owner_requests[0];
+    const auto& [kind2, r2] = outbox_.owner_requests[1];
+    EXPECT_EQ(kind1, "profile");
+    EXPECT_EQ(r1.kind, Kind::request);
+    EXPECT_EQ(r1.method, "profile");
+    EXPECT_EQ(r1.from, "alice");
+    EXPECT_EQ(json::parse(r1.payload), json::object());
+    EXPECT_EQ(kind2, "persistence");
+    EXPECT_EQ(r2.method, "messages");
+    EXPECT_EQ(json::parse(r2.payload), (json{{"limit", 5}, {"cursor", "c9"}}));
+    EXPECT_NE(r1.request_id, r2.request_id);
+    EXPECT_GE(outbox_.sent_calls, 2);
+
+    Envelope reply;
+    reply.kind = Kind::reply;
+    reply.request_id = r2.request_id;
+    reply.status = Status::refused;
+    reply.payload = R"({"error":"no"})";
+    core_->on_reply(Envelope(reply));
+    EXPECT_FALSE(first->response);
+    ASSERT_TRUE(second->response);
+    EXPECT_EQ(second->response->status, HttpStatus::forbidden);
+    EXPECT_EQ(second->response->body, R"({"error":"no"})");
+    core_->on_reply(std::move(reply)); // a duplicate is ignored
+    EXPECT_EQ(second->responses, 1);
+    EXPECT_EQ(core_->counters().replied, 1u);
+    EXPECT_EQ(core_->pending_requests(), 1u);
+
+    Envelope not_a_reply;
+    not_a_reply.kind = Kind::deliver;
+    core_->on_reply(std::move(not_a_reply));
+    EXPECT_EQ(core_->counters().malformed, 1u);
+}
+
+TEST_F(RestGatewayCoreTest, UnansweredRequestTimesOutWith504) {
+    auto exchange = request("GET", "/profile");
+    const std::uint64_t id = outbox_.owner_requests.at(0).second.request_id;
+    clock_.now_ms += 4999;
+    core_->expire();
+    EXPECT_FALSE(exchange->response);
+    clock_.now_ms += 1;
+    core_->expire();
+    ASSERT_TRUE(exchange->response);
+    EXPECT_EQ(exchange->response->status, HttpStatus::gateway_timeout);
+    EXPECT_EQ(exchange->response->body, R"({"error":"upstream timeout"})");
+    EXPECT_EQ(core_->counters().upstream_timeouts, 1u);
+    Envelope late;
+    late.kind = Kind::reply;
+    late.request_id = id;
+    core_->on_reply(std::move(late));
+    EXPECT_EQ(exchange->responses, 1);
+}
+
+TEST_F(RestGatewayCoreTest, TranslationOfBodiesQueriesAndHeaders) {
+    token_ = "id-token";
+    request("POST", "/login", R"({"username":"alice"})", "");
+    request("POST", "/group/g-1/add", R"({"members":["bob"]})");
+    request("DELETE", "/groups/g-1/members");
+    ASSERT_EQ(outbox_.owner_requests.size(), 3u);
+    EXPECT_EQ(outbox_.owner_requests[0].second.method, "login");
+    EXPECT_EQ(outbox_.owner_requests[0].second.from, "");
+    EXPECT_EQ(json::parse(outbox_.owner_requests[0].second.payload),
+              (json{{"username", "alice"}, {"authToken", "id-token"}}));
+    EXPECT_EQ(outbox_.owner_requests[1].first, "group");
+    EXPECT_EQ(outbox_.owner_requests[1].second.method, "group_add");
+    EXPECT_EQ(json::parse(outbox_.owner_requests[1].second.payload),
+              (json{{"members", {"bob"}}, {"groupId", "g-1"}}));
+    EXPECT_EQ(outbox_.owner_requests[2].second.method, "group_remove");
+    EXPECT_EQ(json::parse(outbox_.owner_requests[2].second.payload), (json{{"groupId", "g-1"}}));
+    // The body's authToken wins over the header.
+    request("POST", "/login", R"({"authToken":"in-body"})", "");
+    EXPECT_EQ(json::parse(outbox_.owner_requests.back().second.payload)["authToken"], "in-body");
+
+    auto not_object = request("POST", "/contactbook/sync", "[1]");
+    EXPECT_EQ(not_object->response->status, HttpStatus::bad_request);
+    EXPECT_EQ(not_object->response->body, R"({"error":"body must be a JSON object"})");
+    auto bad_limit = request("GET", "/messages?limit=ten");
+    EXPECT_EQ(bad_limit->response->status, HttpStatus::bad_request);
+    EXPECT_EQ(bad_limit->response->body, R"({"error":"limit must be a number"})");
+    auto deep = request("POST", "/contactbook/sync", std::string(100, '[') + std::string(100, ']'));
+    EXPECT_EQ(deep->response->status, HttpStatus::bad_request);
+}
+
+TEST_F(RestGatewayCoreTest, MissingOwnerIs404) {
+    outbox_.owners.erase("group");
+    auto no_group = request("GET", "/groups/g-7");
+    ASSERT_TRUE(no_group->response);
+    EXPECT_EQ(no_group->response->status, HttpStatus::not_found);
+    EXPECT_EQ(no_group->response->body, R"({"error":"this deployment runs no group daemon"})");
+}
+
+TEST_F(RestGatewayCoreTest, BusyOwnerIs503) {
+    outbox_.busy = true;
+    auto exchange = request("GET", "/profile");
+    EXPECT_EQ(exchange->response->status, HttpStatus::service_unavailable);
+    EXPECT_EQ(exchange->response->body, R"({"error":"server busy, retry"})");
+    EXPECT_EQ(core_->counters().busy, 1u);
+    EXPECT_EQ(core_->pending_requests(), 0u);
+}
+
+TEST_F(RestGatewayCoreTest, SendIsAnsweredWhenEveryMessageIsDurable) {
+    const json body = json::array({chat("m1"), chat("m2"), json{{"id", "bad"}}});
+    auto exchange = request("POST", "/send", body.dump());
+    ASSERT_EQ(outbox_.pushed.size(), 2u);
+    const Envelope& m1 = outbox_.pushed[0];
+    EXPECT_EQ(m1.from, "alice");
+    EXPECT_EQ(m1.origin_gateway, "rest-1");
+    EXPECT_TRUE(m1.has(flag_wants_server_ack));
+    EXPECT_EQ(m1.created_at_ms, clock_.wall_ms());
+    EXPECT_NE(m1.connection, outbox_.pushed[1].connection);
+    EXPECT_FALSE(exchange->response);
+    EXPECT_EQ(core_->pending_sends(), 1u);
+
+    core_->on_router("session-1", server_ack(outbox_.pushed[1].connection, Status::refused, "full"));
+    EXPECT_FALSE(exchange->response);
+    core_->on_router("session-1", server_ack(m1.connection));
+    ASSERT_TRUE(exchange->response);
+    EXPECT_EQ(exchange->response->status, HttpStatus::ok);
+    const json results = json::parse(exchange->response->body)["results"];
+    EXPECT_EQ(results[0], (json{{"id", "m1"}, {"status", "accepted"}}));
+    EXPECT_EQ(results[1]["reason"], "full");
+    EXPECT_EQ(results[2]["status"], "refused");
+    EXPECT_EQ(core_->pending_sends(), 0u);
+    core_->on_router("session-1", server_ack(m1.connection)); // a resend's ack: ignored
+    EXPECT_EQ(exchange->responses, 1);
+}
+
+TEST_F(RestGatewayCoreTest, UnconfirmedMessagesTimeOut) {
+    const json body = json::array({chat("m1").dump(), chat("m2").dump()});
+    auto exchange = request("POST", "/v1.0/messages", body.dump());
+    ASSERT_EQ(outbox_.pushed.size(), 2u);
+    core_->on_router("s", server_ack(outbox_.pushed[0].connection));
+    clock_.now_ms += 9999;
+    core_->expire();
+    EXPECT_FALSE(exchange->response);
+    clock_.now_ms += 1;
+    core_->expire();
+    ASSERT_TRUE(exchange->response);
+    EXPECT_EQ(exchange->response->status, HttpStatus::created);
+    const json results = json::parse(exchange->response->body)["results"];
+    EXPECT_EQ(results[0]["status"], "accepted");
+    EXPECT_EQ(results[1]["reason"], "not confirmed");
+    core_->on_router("s", server_ack(outbox_.pushed[1].connection)); // too late
+    EXPECT_EQ(exchange->responses, 1);
+}
+
+TEST_F(RestGatewayCoreTest, DeliverIsAnsweredNotConnected) {
+    Envelope deliver;
+    deliver.kind = Kind::deliver;
+    deliver.request_id = 77;
+    core_->on_router("session-2", deliver);
+    ASSERT_EQ(outbox_.replies.size(), 1u);
+    EXPECT_EQ(outbox_.replies[0].first, "session-2");
+    EXPECT_EQ(outbox_.replies[0].second.kind, Kind::deliver_result);
+    EXPECT_EQ(outbox_.replies[0].second.request_id, 77u);
+    EXPECT_EQ(outbox_.replies[0].second.status, Status::not_connected);
+}
+
+TEST_F(RestGatewayCoreTest, DrainAnswersEverythingWaiting) {
+    auto waiting = request("GET", "/profile");
+    auto sending = request("POST", "/send", chat("m1").dump());
+    core_->drain();
+    ASSERT_TRUE(waiting->response);
+    EXPECT_EQ(waiting->response->status, HttpStatus::service_unavailable);
+    EXPECT_EQ(waiting->response->body, R"({"error":"shutting down"})");
+    ASSERT_TRUE(sending->response);
+    EXPECT_EQ(json::parse(sending->response->body)["results"][0]["reason"], "not confirmed");
+    EXPECT_EQ(core_->pending_requests(), 0u);
+    EXPECT_EQ(core_->pending_sends(), 0u);
+}
+
+} // namespace
+} // namespace vartalap::rest_gateway
