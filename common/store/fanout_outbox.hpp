@@ -27,8 +27,6 @@
 
 #include "common/wire/envelope.hpp"
 #include "common/store/lmdb.hpp"
-#include "common/wire/envelope.hpp"
-#include "common/store/lmdb.hpp"
 
 #include <cstdint>
 #include <deque>

@@ -22,7 +22,6 @@
 #pragma once
 
 #include "common/store/lmdb.hpp"
-#include "common/store/lmdb.hpp"
 #include "common/wire/envelope.hpp"
 
 #include <cstdint>

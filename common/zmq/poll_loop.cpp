@@ -14,13 +14,18 @@ std::uint32_t PollLoop::kinds(std::initializer_list<Kind> accepted) {
 }
 
 std::size_t PollLoop::add(Source source) {
-    sources_.push_back(std::move(source));
+    sources_.push_back(source);
     enabled_.push_back(true);
-    items_.push_back({sources_.back().socket.handle(), 0, ZMQ_POLLIN, 0});
+    items_.push_back({source.socket.handle(), 0, ZMQ_POLLIN, 0});
     return sources_.size() - 1;
 }
 
-std::size_t PollLoop::turn(std::chrono::milliseconds timeout) {
+void PollLoop::set_limits(std::size_t max_batch, std::size_t max_batch_bytes) {
+    for (Source& source : sources_) source.max_batch = max_batch;
+    max_batch_bytes_ = max_batch_bytes;
+}
+
+std::span<Incoming> PollLoop::turn(std::chrono::milliseconds timeout) {
     // Only enabled sources are polled: a disabled one that is readable must not cut the wait.
     polled_.clear();
     for (std::size_t i = 0; i < items_.size(); ++i)
@@ -29,36 +34,35 @@ std::size_t PollLoop::turn(std::chrono::milliseconds timeout) {
         zmq::poll(static_cast<zmq_pollitem_t*>(nullptr), 0, timeout);
     else
         zmq::poll(polled_.data(), polled_.size(), timeout);
-    std::size_t handled = 0;
+    count_ = 0;
+    bytes_ = 0;
     for (std::size_t i = 0; i < sources_.size(); ++i)
-        if (enabled_[i]) handled += drain(i);
-    return handled;
+        if (enabled_[i]) drain(sources_[i]);
+    return std::span<Incoming>(batch_.data(), count_);
 }
 
-std::size_t PollLoop::drain(std::size_t index) {
-    Source& source = sources_[index];
-    std::size_t count = 0;
-    std::size_t bytes = 0;
-    while (count < source.max_batch && bytes < source.max_bytes) {
-        if (batch_.size() <= count) batch_.resize(count + 1);
-        Incoming& incoming = batch_[count];
+void PollLoop::drain(const Source& source) {
+    // Every message received counts toward max_batch, dropped ones too: a flood of garbage
+    // cannot hold the loop in one source.
+    for (std::size_t received = 0; received < source.max_batch && bytes_ < max_batch_bytes_; ++received) {
+        if (batch_.size() <= count_) batch_.resize(count_ + 1);
+        Incoming& incoming = batch_[count_];
         const ReceiveResult result = receive_envelope(source.socket, source.router, incoming, &error_);
-        if (result == ReceiveResult::empty) break;
+        if (result == ReceiveResult::empty) return;
         if (result == ReceiveResult::malformed) {
             warn_dropped(dropped_, owner_, "malformed envelope", error_);
             continue;
         }
-        const auto kind_bit = 1u << static_cast<std::uint8_t>(incoming.envelope.kind);
+        const std::uint32_t kind_bit = 1u << static_cast<std::uint8_t>(incoming.envelope.kind);
         if (source.accepted != 0 && (source.accepted & kind_bit) == 0) {
             warn_dropped(dropped_, owner_, "envelope",
                          fmt::format("unexpected kind {}", to_string(incoming.envelope.kind)));
             continue;
         }
-        bytes += incoming.envelope.payload.size();
-        ++count;
+        bytes_ += incoming.envelope.payload.size();
+        for (const std::string& item : incoming.envelope.items) bytes_ += item.size();
+        ++count_;
     }
-    if (count > 0) source.handle(std::span<Incoming>(batch_.data(), count));
-    return count;
 }
 
 } // namespace vartalap

@@ -1,15 +1,17 @@
 // The one shape of a ZeroMQ daemon's loop (docs/INTERNAL_PROTOCOL.md, "Daemon loops"):
-//   poll the sources (bounded wait) → drain each readable source in a bounded batch → hand
-//   the batch to its handler → the caller's periodic duties.
-// A daemon's run() is then: while (!stop) { loop.turn(timeout); periodic_duties(); }.
-// Bounded batches keep one busy socket from starving the others and the stop flag from
-// going unread; a disabled source is neither polled nor read, so its messages wait in
-// ZeroMQ (backpressure to the senders) while the daemon cannot take them.
+//   poll the sources (bounded wait) → drain each enabled source in a bounded batch → hand
+//   the turn's batch to the core → the caller's periodic duties.
+// A daemon's loop is then:
+//   while (!stop) { auto batch = loop.turn(timeout); handle(batch); periodic_duties(); }
+// Bounded batches keep one busy socket from starving the others, the stop flag read at least
+// every tick, and one turn's LMDB transaction small; a disabled source is neither polled nor
+// read, so its messages wait in ZeroMQ (backpressure to the senders) while the daemon cannot
+// take them.
 //
-// A message that is not a valid envelope, or whose kind the source does not expect, is
-// consumed, counted (dropped()) and logged (sampled); it never reaches a handler.
+// A message that is not a valid envelope, or whose kind its source does not take, is
+// consumed, counted (dropped()) and logged (sampled); it never reaches the batch.
 // Thread-safety: a PollLoop and its sockets belong to the daemon's thread.
-// Ownership: the loop refers to the sockets; they must outlive it (or the loop's last turn).
+// Ownership: the loop refers to the sockets; they must outlive its last turn.
 #pragma once
 
 #include "common/zmq/socket.hpp"
@@ -17,7 +19,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <initializer_list>
 #include <limits>
 #include <span>
@@ -29,48 +30,51 @@ namespace vartalap {
 
 class PollLoop {
 public:
-    // Receives one drained batch (at least one message). The Incoming values are reused by
-    // the next turn: a handler moves out what it keeps.
-    using BatchHandler = std::function<void(std::span<Incoming> batch)>;
-
-    // Which kinds a source accepts (all when empty).
+    // Which kinds a source takes, as a Source::accepted mask.
     static std::uint32_t kinds(std::initializer_list<Kind> accepted);
 
     struct Source {
         zmq::socket_ref socket;
-        bool router = false;          // ROUTER: each message starts with the peer's routing id
-        std::size_t max_batch = 256;  // messages per turn
-        // Payload bytes per turn: the batch ends after the message that reaches it.
-        std::size_t max_bytes = std::numeric_limits<std::size_t>::max();
-        std::uint32_t accepted = 0;   // kinds(...) bitmask; 0 = every kind
-        BatchHandler handle;
+        bool router = false;         // ROUTER: each message starts with the peer's routing id
+        std::size_t max_batch = 256; // messages received from this source per turn
+        std::uint32_t accepted = 0;  // kinds(...); every kind when 0
     };
 
-    explicit PollLoop(std::string owner) : owner_(std::move(owner)) {}
+    // `max_batch_bytes`: payload bytes (payload and items) of one turn, all sources
+    // together; draining stops after the message that reaches it.
+    explicit PollLoop(std::string owner,
+                      std::size_t max_batch_bytes = std::numeric_limits<std::size_t>::max())
+        : owner_(std::move(owner)), max_batch_bytes_(max_batch_bytes) {}
     PollLoop(const PollLoop&) = delete;
     PollLoop& operator=(const PollLoop&) = delete;
 
-    // Adds a source (enabled); returns its index for enable().
+    // Adds a source (enabled), drained after those added before it; returns its index.
     std::size_t add(Source source);
     void enable(std::size_t index, bool enabled) { enabled_[index] = enabled; }
+    void set_limits(std::size_t max_batch, std::size_t max_batch_bytes);
 
     // One turn: waits at most `timeout` for an enabled source to be readable, then drains
-    // every enabled source once (whether or not poll saw it: ZeroMQ's readiness is
-    // edge-triggered and a handler's sends can consume an edge). Returns messages handled.
-    std::size_t turn(std::chrono::milliseconds timeout);
+    // every enabled source once, in the order they were added (whether or not poll saw it:
+    // ZeroMQ's readiness is edge-triggered and the core's sends can consume an edge). The
+    // batch, each message with its routing id, stays valid until the next turn; the caller
+    // moves out what it keeps.
+    std::span<Incoming> turn(std::chrono::milliseconds timeout);
 
     // Messages dropped as malformed or of an unexpected kind, all sources together.
     std::uint64_t dropped() const { return dropped_; }
 
 private:
-    std::size_t drain(std::size_t index);
+    void drain(const Source& source);
 
     std::string owner_;
+    std::size_t max_batch_bytes_;
     std::vector<Source> sources_;
     std::vector<bool> enabled_;
     std::vector<zmq::pollitem_t> items_;
     std::vector<zmq::pollitem_t> polled_; // this turn's enabled items (reused)
-    std::vector<Incoming> batch_; // reused across turns: strings keep their capacity
+    std::vector<Incoming> batch_;         // reused across turns: strings keep their capacity
+    std::size_t count_ = 0;               // messages of this turn in batch_
+    std::size_t bytes_ = 0;               // their payload bytes
     std::string error_;
     std::uint64_t dropped_ = 0;
 };

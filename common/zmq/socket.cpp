@@ -72,7 +72,10 @@ ReceiveResult receive_envelope(zmq::socket_ref socket, bool router, Incoming& in
         return ReceiveResult::malformed;
     }
     std::size_t index = 0;
-    if (router) incoming.routing_id.assign(frames[index++].to_string_view());
+    if (router)
+        incoming.routing_id.assign(frames[index++].to_string_view());
+    else
+        incoming.routing_id.clear(); // a reused Incoming keeps no stale peer
     auto decoded =
         decode_envelope(frames[index].to_string_view(), frames[index + 1].to_string_view(), error);
     if (!decoded) return ReceiveResult::malformed;

@@ -36,10 +36,6 @@
 #include "common/store/lmdb.hpp"
 #include "common/store/fanout_outbox.hpp"
 #include "common/store/group_store.hpp"
-#include "common/wire/envelope.hpp"
-#include "common/store/lmdb.hpp"
-#include "common/store/fanout_outbox.hpp"
-#include "common/store/group_store.hpp"
 
 #include <functional>
 #include <optional>

@@ -128,21 +128,19 @@ private:
 
     void loop() {
         loop_.add({.socket = router_, .router = true, .max_batch = kDrainBatch,
-                   .accepted = PollLoop::kinds({Kind::request, Kind::group_op}),
-                   .handle = [this](std::span<Incoming> batch) {
-                       for (Incoming& incoming : batch) {
-                           ++requests_;
-                           serve(incoming.routing_id, incoming.envelope);
-                       }
-                   }});
-        loop_.add({.socket = profile_, .max_batch = kDrainBatch, .accepted = PollLoop::kinds({Kind::reply}),
-                   .handle = [this](std::span<Incoming> batch) {
-                       for (Incoming& incoming : batch) on_profile_reply(incoming.envelope);
-                   }});
+                   .accepted = PollLoop::kinds({Kind::request, Kind::group_op})});
+        loop_.add({.socket = profile_, .max_batch = kDrainBatch, .accepted = PollLoop::kinds({Kind::reply})});
         while (!stop_requested()) {
             // Events waiting for a busy shard are retried at a finer period than the tick.
             const long timeout = core_->events().has_pending() ? 20 : static_cast<long>(kTickMs);
-            loop_.turn(std::chrono::milliseconds(timeout));
+            for (Incoming& incoming : loop_.turn(std::chrono::milliseconds(timeout))) {
+                if (incoming.envelope.kind == Kind::reply) {
+                    on_profile_reply(incoming.envelope); // from the profile DEALER
+                } else {
+                    ++requests_;
+                    serve(incoming.routing_id, incoming.envelope);
+                }
+            }
             periodic_duties();
         }
         // Pending profile checks are dropped: their callers time out (REST 504) or resend

@@ -38,9 +38,6 @@
 #include "common/wire/envelope.hpp"
 #include "common/store/lmdb.hpp"
 #include "common/store/fanout_outbox.hpp"
-#include "common/wire/envelope.hpp"
-#include "common/store/lmdb.hpp"
-#include "common/store/fanout_outbox.hpp"
 #include "common/store/group_store_reader.hpp"
 
 #include <filesystem>

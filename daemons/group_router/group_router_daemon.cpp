@@ -154,24 +154,23 @@ private:
     void loop() {
         std::vector<Envelope> batch;
         batch.reserve(kMaxBatch);
-        const std::size_t messages = loop_.add(
-            {.socket = pull_, .max_batch = kMaxBatch, .accepted = PollLoop::kinds({Kind::group_message}),
-             .handle = [&](std::span<Incoming> incoming) {
-                 batch.clear();
-                 for (Incoming& in : incoming) batch.push_back(std::move(in.envelope));
-                 core_->handle_batch(batch);
-             }});
-        loop_.add({.socket = links_.group, .max_batch = kDrainReplies, .accepted = PollLoop::kinds({Kind::reply}),
-                   .handle = [this](std::span<Incoming> replies) {
-                       for (Incoming& in : replies) core_->on_reply(in.envelope);
-                   }});
+        const std::size_t messages =
+            loop_.add({.socket = pull_, .max_batch = kMaxBatch, .accepted = PollLoop::kinds({Kind::group_message})});
+        loop_.add({.socket = links_.group, .max_batch = kDrainReplies, .accepted = PollLoop::kinds({Kind::reply})});
         while (!stop_requested()) {
             // Read new messages only while they can be handled: the store is open and the
             // outbox has room. Otherwise they wait in ZeroMQ (before the durable point) and
             // the message-routers feel the backpressure.
             loop_.enable(messages, core_->accepting() && membership_->ready());
             const auto timeout = core_->outbox().has_pending() ? kBusyTickMs : kTickMs;
-            loop_.turn(std::chrono::milliseconds(static_cast<long>(timeout)));
+            const std::span<Incoming> turn = loop_.turn(std::chrono::milliseconds(static_cast<long>(timeout)));
+            // Group messages first (one commit for the batch), then the group daemon's replies.
+            batch.clear();
+            for (Incoming& incoming : turn)
+                if (incoming.envelope.kind == Kind::group_message) batch.push_back(std::move(incoming.envelope));
+            if (!batch.empty()) core_->handle_batch(batch);
+            for (Incoming& incoming : turn)
+                if (incoming.envelope.kind == Kind::reply) core_->on_reply(incoming.envelope);
             periodic_duties();
         }
         // What is committed stays in the outbox for the next start; what is still queued in

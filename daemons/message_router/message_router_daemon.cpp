@@ -51,16 +51,13 @@ public:
 
 protected:
     void run() override {
-        // Bounded drain so the stop flag is checked often; to_session() may wait on a full shard.
-        loop_.add({.socket = pull_, .max_batch = 1024, .handle = [this](std::span<Incoming> batch) {
-                       for (Incoming& incoming : batch) {
-                           if (stop_requested()) break;
-                           ++received_;
-                           core_.route(incoming.envelope);
-                       }
-                   }});
+        loop_.add({.socket = pull_, .max_batch = 1024}); // bounded: the stop flag is read often
         while (!stop_requested()) {
-            loop_.turn(std::chrono::milliseconds(100));
+            for (Incoming& incoming : loop_.turn(std::chrono::milliseconds(100))) {
+                if (stop_requested()) break; // to_session() may wait on a full shard
+                ++received_;
+                core_.route(incoming.envelope);
+            }
             publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
         }
         pull_.close();

@@ -36,8 +36,6 @@
 #include "common/wire/envelope.hpp"
 #include "common/store/lmdb.hpp"
 #include "common/store/user_queue.hpp"
-#include "common/wire/envelope.hpp"
-#include "common/store/lmdb.hpp"
 
 #include <cstdint>
 #include <optional>

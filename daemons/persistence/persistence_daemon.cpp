@@ -159,18 +159,20 @@ private:
     }
 
     void loop() {
-        zmq::pollitem_t items[] = {{outbox_.router.handle(), 0, ZMQ_POLLIN, 0},
-                                   {pull_.handle(), 0, ZMQ_POLLIN, 0}};
+        // Requests (answered) arrive on the ROUTER; acks (never answered) on the PULL. One
+        // batch per turn from both.
+        loop_.set_limits(max_batch_, max_batch_bytes_);
+        loop_.add({.socket = outbox_.router, .router = true, .max_batch = max_batch_,
+                   .accepted = PollLoop::kinds({Kind::offline_store, Kind::fetch, Kind::request})});
+        loop_.add({.socket = pull_, .max_batch = max_batch_, .accepted = PollLoop::kinds({Kind::ack})});
         std::vector<PersistenceInput> batch;
         batch.reserve(max_batch_ * 2);
         counter_log_.start(context_.clock.monotonic_ms());
 
         while (!stop_requested()) {
-            zmq::poll(items, 2, std::chrono::milliseconds(kTickMs));
             batch.clear();
-            batch_bytes_ = 0;
-            drain(outbox_.router, /*router=*/true, batch);
-            drain(pull_, /*router=*/false, batch);
+            for (Incoming& incoming : loop_.turn(std::chrono::milliseconds(kTickMs)))
+                batch.push_back(PersistenceInput{std::move(incoming.routing_id), std::move(incoming.envelope)});
             if (!batch.empty()) core_->handle_batch(batch);
             periodic_duties();
         }
@@ -184,38 +186,6 @@ private:
         if (outbox_.push_configured) outbox_.push.close();
         core_->flush();
         log_counters("stopped", spdlog::level::info);
-    }
-
-    // Receives up to max_batch_ messages (and max_batch_bytes_ of payload) from one socket
-    // without blocking. The bound keeps one busy socket from starving the other and keeps a
-    // batch's transaction far below LMDB's dirty-page limit (MDB_TXN_FULL).
-    void drain(zmq::socket_t& socket, bool router, std::vector<PersistenceInput>& batch) {
-        for (std::size_t received = 0; received < max_batch_ && batch_bytes_ < max_batch_bytes_;
-             ++received) {
-            std::string error;
-            const ReceiveResult result = receive_envelope(socket, router, incoming_, &error);
-            if (result == ReceiveResult::empty) return;
-            if (result == ReceiveResult::malformed) {
-                count_dropped("malformed envelope", error);
-                continue;
-            }
-            // Requests (answered) arrive on the ROUTER; acks (never answered) on the PULL.
-            const Kind kind = incoming_.envelope.kind;
-            const bool expected = router ? (kind == Kind::offline_store || kind == Kind::fetch ||
-                                            kind == Kind::request)
-                                         : kind == Kind::ack;
-            if (!expected) {
-                count_dropped("unexpected kind", to_string(kind));
-                continue;
-            }
-            batch_bytes_ += incoming_.envelope.payload.size();
-            batch.push_back(PersistenceInput{router ? std::move(incoming_.routing_id) : std::string{},
-                                             std::move(incoming_.envelope)});
-        }
-    }
-
-    void count_dropped(const char* what, const std::string& detail) {
-        warn_dropped(dropped_, context_.self.name, what, detail);
     }
 
     // Every periodic duty of the persistence daemon, with its period:
@@ -268,7 +238,7 @@ private:
             {"notified", c.notified}, {"notify_dropped", c.notify_dropped},
             {"commits", c.commits}, {"syncs", c.syncs}, {"map_grows", c.map_grows},
             {"stale_readers", c.stale_readers}, {"corrupt", c.corrupt},
-            {"replies_dropped", outbox_.replies_dropped()}, {"dropped", dropped_}};
+            {"replies_dropped", outbox_.replies_dropped()}, {"dropped", loop_.dropped()}};
         add_counters(s, "persistence", rows);
     }
 
@@ -283,7 +253,7 @@ private:
                     context_.self.name, what, c.stored, c.duplicates, c.map_full_refusals,
                     c.bad_requests, c.acked, c.expired, c.fetches, c.rest_pages, c.items_served,
                     c.notified, c.notify_dropped, c.commits, c.syncs, c.map_grows,
-                    c.stale_readers, outbox_.replies_dropped(), dropped_);
+                    c.stale_readers, outbox_.replies_dropped(), loop_.dropped());
     }
 
     DaemonContext context_; // a copy: the caller's context may be a temporary
@@ -299,9 +269,7 @@ private:
     std::unique_ptr<PersistenceCore> core_;
     std::map<std::string, std::string> bound_;
 
-    Incoming incoming_;
-    std::size_t batch_bytes_ = 0;
-    std::uint64_t dropped_ = 0;
+    PollLoop loop_{context_.self.name};
     Periodic counter_log_{kCounterLogPeriodMs};
     Publisher publisher_{context_.board, context_.clock};
     PendingReload pending_reload_;

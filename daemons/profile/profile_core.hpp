@@ -10,8 +10,6 @@
 #include "common/clock.hpp"
 #include "common/wire/envelope.hpp"
 #include "common/store/lmdb.hpp"
-#include "common/wire/envelope.hpp"
-#include "common/store/lmdb.hpp"
 
 #include <memory>
 #include <string>

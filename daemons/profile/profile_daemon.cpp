@@ -35,10 +35,9 @@ public:
 
 protected:
     void run() override {
-        loop_.add({.socket = router_, .router = true, .accepted = PollLoop::kinds({Kind::request}),
-                   .handle = [this](std::span<Incoming> batch) { serve(batch); }});
+        loop_.add({.socket = router_, .router = true, .accepted = PollLoop::kinds({Kind::request})});
         while (!stop_requested()) {
-            loop_.turn(std::chrono::milliseconds(100));
+            serve(loop_.turn(std::chrono::milliseconds(100)));
             publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
         }
         router_.close();

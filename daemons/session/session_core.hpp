@@ -31,8 +31,6 @@
 #include "daemons/session/session_offline.hpp"
 #include "daemons/session/session_outbox.hpp"
 #include "daemons/session/session_store.hpp"
-#include "common/wire/envelope.hpp"
-#include "common/store/lmdb.hpp"
 #include "common/metrics.hpp"
 
 #include <cstdint>

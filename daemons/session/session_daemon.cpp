@@ -19,9 +19,6 @@
 #include "topology/shard_map.hpp"
 #include "daemons/factories.hpp"
 
-#include "common/store/lmdb.hpp"
-#include "common/log.hpp"
-#include "common/zmq/socket.hpp"
 #include "topology/topology.hpp"
 #include "daemons/session/session_core.hpp"
 #include "daemons/options.hpp"
@@ -186,9 +183,6 @@ private:
     std::uint64_t control_dropped_ = 0;
 };
 
-// Which peer a socket belongs to decides which kinds it may deliver.
-enum class Source { pull, gateway, persistence };
-
 class SessionDaemon final : public ThreadedDaemon {
 public:
     explicit SessionDaemon(const DaemonContext& context) : context_(context) {
@@ -305,12 +299,17 @@ private:
     }
 
     void loop() {
-        std::vector<zmq::pollitem_t> items;
-        items.push_back({pull_.handle(), 0, ZMQ_POLLIN, 0});
+        // Gateways' ROUTERs answer only deliver requests, persistence's only offline_store
+        // and fetch; everything else arrives on PULL. One batch per turn from all of them.
+        loop_.set_limits(config_.max_batch, config_.max_batch_bytes);
+        loop_.add({.socket = pull_, .max_batch = config_.max_batch,
+                   .accepted = PollLoop::kinds({Kind::deliver, Kind::ack, Kind::connect, Kind::disconnect})});
         for (zmq::socket_t& dealer : outbox_.sockets())
-            items.push_back({dealer.handle(), 0, ZMQ_POLLIN, 0});
+            loop_.add({.socket = dealer, .max_batch = config_.max_batch,
+                       .accepted = PollLoop::kinds({Kind::deliver_result})});
         for (DealerOutbox::PersistenceShard& shard : outbox_.persistence_shards())
-            items.push_back({shard.dealer.handle(), 0, ZMQ_POLLIN, 0});
+            loop_.add({.socket = shard.dealer, .max_batch = config_.max_batch,
+                       .accepted = PollLoop::kinds({Kind::offline_stored, Kind::fetched})});
 
         std::vector<Envelope> batch;
         batch.reserve(config_.max_batch);
@@ -324,15 +323,9 @@ private:
                 const std::uint64_t now = context_.clock.monotonic_ms();
                 timeout = *deadline <= now ? 0 : std::min(kTickMs, *deadline - now);
             }
-            zmq::poll(items.data(), items.size(),
-                      std::chrono::milliseconds(static_cast<long>(timeout)));
-
             batch.clear();
-            batch_bytes_ = 0;
-            drain(pull_, Source::pull, batch);
-            for (zmq::socket_t& dealer : outbox_.sockets()) drain(dealer, Source::gateway, batch);
-            for (DealerOutbox::PersistenceShard& shard : outbox_.persistence_shards())
-                drain(shard.dealer, Source::persistence, batch);
+            for (Incoming& incoming : loop_.turn(std::chrono::milliseconds(static_cast<long>(timeout))))
+                batch.push_back(std::move(incoming.envelope));
             if (!batch.empty()) core_->handle_batch(batch);
             periodic_duties();
         }
@@ -346,48 +339,6 @@ private:
         outbox_.close_all();
         if (durability_ == lmdb::Durability::process) env_->sync();
         log_counters("stopped", spdlog::level::info);
-    }
-
-    // Receives up to config_.max_batch messages (and max_batch_bytes of payload) from one
-    // socket without blocking. The bound keeps one busy socket from starving the others and
-    // keeps a batch's transaction small.
-    void drain(zmq::socket_t& socket, Source source, std::vector<Envelope>& batch) {
-        for (std::size_t received = 0;
-             received < config_.max_batch && batch_bytes_ < config_.max_batch_bytes;
-             ++received) {
-            std::string error;
-            const ReceiveResult result = receive_envelope(socket, false, incoming_, &error);
-            if (result == ReceiveResult::empty) return;
-            if (result == ReceiveResult::malformed) {
-                count_dropped("malformed envelope", error);
-                continue;
-            }
-            // Gateways' ROUTERs answer only deliver requests, persistence's only offline_store
-            // and fetch; everything else arrives on PULL.
-            const Kind kind = incoming_.envelope.kind;
-            bool expected = false;
-            switch (source) {
-            case Source::pull:
-                expected = kind == Kind::deliver || kind == Kind::ack || kind == Kind::connect ||
-                           kind == Kind::disconnect;
-                break;
-            case Source::gateway: expected = kind == Kind::deliver_result; break;
-            case Source::persistence:
-                expected = kind == Kind::offline_stored || kind == Kind::fetched;
-                break;
-            }
-            if (!expected) {
-                count_dropped("unexpected kind", to_string(kind));
-                continue;
-            }
-            batch_bytes_ += incoming_.envelope.payload.size();
-            for (const std::string& item : incoming_.envelope.items) batch_bytes_ += item.size();
-            batch.push_back(std::move(incoming_.envelope));
-        }
-    }
-
-    void count_dropped(const char* what, const std::string& detail) {
-        warn_dropped(dropped_, context_.self.name, what, detail);
     }
 
     // Every periodic duty of the session, with its period:
@@ -454,7 +405,7 @@ private:
             {"handoffs_deferred", c.handoffs_deferred}, {"acks_forwarded", c.acks_forwarded},
             {"acks_forward_dropped", c.acks_forward_dropped}, {"fetches", c.fetches},
             {"fetched_items", c.fetched_items}, {"remote_parked", c.remote_parked},
-            {"dropped", dropped_}, {"control_dropped", outbox_.control_dropped()}};
+            {"dropped", loop_.dropped()}, {"control_dropped", outbox_.control_dropped()}};
         add_counters(s, "session", rows);
     }
 
@@ -470,7 +421,7 @@ private:
                     "fetched_items {} remote_parked {} outstanding_handoffs {} remote_bytes {}",
                     context_.self.name, what, c.stored, c.delivered, c.acked, c.retried,
                     c.parked, c.duplicates, c.map_full_refusals, c.refusals_sent, c.overloaded,
-                    c.send_timeouts, c.invalid, dropped_, outbox_.control_dropped(),
+                    c.send_timeouts, c.invalid, loop_.dropped(), outbox_.control_dropped(),
                     core_->online_users(), core_->in_flight(), c.handoffs_sent,
                     c.handoff_resends, c.handed_off, c.handoff_refusals, c.handoffs_deferred,
                     c.acks_forwarded, c.acks_forward_dropped, c.fetches, c.fetched_items,
@@ -489,9 +440,7 @@ private:
     std::unique_ptr<SessionCore> core_;
     std::map<std::string, std::string> bound_;
 
-    Incoming incoming_;
-    std::size_t batch_bytes_ = 0;
-    std::uint64_t dropped_ = 0;
+    PollLoop loop_{context_.self.name};
     Periodic counter_log_{kCounterLogPeriodMs};
     Publisher publisher_{context_.board, context_.clock};
     PendingReload pending_reload_;

@@ -8,7 +8,6 @@
 #include "common/wire/envelope.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/factories.hpp"
-#include "daemons/factories.hpp"
 #include "tests/integration/support/system_fixture.hpp"
 #include "tests/unit/push/test_crypto.hpp"
 
