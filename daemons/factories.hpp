@@ -1,18 +1,13 @@
-// One factory per daemon kind; registry.cpp maps the topology's kind names to them.
+// One factory per daemon kind, each declared (and documented) in its folder's
+// <kind>_daemon.hpp; registry.cpp maps the topology's kind names to them.
 #pragma once
 
-#include "daemons/daemon.hpp"
-
-namespace vartalap {
-
-std::unique_ptr<Daemon> make_ws_gateway(const DaemonContext& context);
-std::unique_ptr<Daemon> make_rest_gateway(const DaemonContext& context);
-std::unique_ptr<Daemon> make_message_router(const DaemonContext& context);
-std::unique_ptr<Daemon> make_session(const DaemonContext& context);
-std::unique_ptr<Daemon> make_profile(const DaemonContext& context);
-std::unique_ptr<Daemon> make_persistence(const DaemonContext& context);
-std::unique_ptr<Daemon> make_group(const DaemonContext& context);
-std::unique_ptr<Daemon> make_group_router(const DaemonContext& context);
-std::unique_ptr<Daemon> make_push(const DaemonContext& context);
-
-} // namespace vartalap
+#include "daemons/group/group_daemon.hpp"
+#include "daemons/group_router/group_router_daemon.hpp"
+#include "daemons/message_router/message_router_daemon.hpp"
+#include "daemons/persistence/persistence_daemon.hpp"
+#include "daemons/profile/profile_daemon.hpp"
+#include "daemons/push/push_daemon.hpp"
+#include "daemons/rest_gateway/rest_gateway_daemon.hpp"
+#include "daemons/session/session_daemon.hpp"
+#include "daemons/ws_gateway/ws_gateway_daemon.hpp"

@@ -9,7 +9,7 @@
 // Loop (one line per duty): poll the ROUTER and the profile DEALER (at most 100 ms) →
 // serve requests (answer, or ask the profile daemon first) → apply what the profile
 // answered → periodic duties (send pending events, expire unanswered profile checks).
-#include "daemons/factories.hpp"
+#include "daemons/group/group_daemon.hpp"
 
 #include "common/log.hpp"
 #include "common/wire/builders.hpp"

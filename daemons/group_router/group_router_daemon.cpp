@@ -12,7 +12,7 @@
 // is open) and the group DEALER (at most 100 ms, 20 ms while copies wait) → drain the PULL
 // into one batch → core.handle_batch (one commit, then acks and sends) → replies of the
 // group daemon → core.on_timer (resends, deletions, operation expiry).
-#include "daemons/factories.hpp"
+#include "daemons/group_router/group_router_daemon.hpp"
 
 #include "common/log.hpp"
 #include "common/zmq/socket.hpp"

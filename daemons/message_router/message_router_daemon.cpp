@@ -5,7 +5,7 @@
 
 #include "common/log.hpp"
 #include "common/zmq/socket.hpp"
-#include "daemons/factories.hpp"
+#include "daemons/message_router/message_router_daemon.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/threaded_daemon.hpp"
 #include "topology/catalog.hpp"

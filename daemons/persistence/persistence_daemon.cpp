@@ -11,7 +11,7 @@
 // one batch → core.handle_batch (one LMDB commit, then replies and notifications) →
 // periodic duties. Sends never block: a reply to a peer at its high-water mark is dropped
 // (the requester times out and asks again), a notification at the push HWM is dropped.
-#include "daemons/factories.hpp"
+#include "daemons/persistence/persistence_daemon.hpp"
 
 #include "common/store/lmdb.hpp"
 #include "common/log.hpp"

@@ -10,7 +10,7 @@
 // Drain: request_stop → stop reading the PULL socket → start nothing new → wait for the
 // sends in flight, at most kDrainBoundMs → close. Notifications still queued are dropped
 // (counted in the log): pushes are hints, and the messages stay stored in persistence.
-#include "daemons/factories.hpp"
+#include "daemons/push/push_daemon.hpp"
 #include "daemons/publisher.hpp"
 
 #include "common/log.hpp"

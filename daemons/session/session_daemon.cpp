@@ -17,7 +17,7 @@
 #include "common/zmq/socket.hpp"
 #include "topology/catalog.hpp"
 #include "topology/shard_map.hpp"
-#include "daemons/factories.hpp"
+#include "daemons/session/session_daemon.hpp"
 
 #include "topology/topology.hpp"
 #include "daemons/session/session_core.hpp"

@@ -3,7 +3,7 @@
 
 #include "common/http/http_auth.hpp"
 #include "common/http/target.hpp"
-#include "daemons/ws_gateway/gateway_core.hpp"
+#include "daemons/ws_gateway/ws_gateway_core.hpp"
 #include "daemons/ws_gateway/websocket_session.hpp"
 
 #include <boost/beast/websocket/rfc6455.hpp>

@@ -40,7 +40,7 @@ WebsocketSession::WebsocketSession(net::ip::tcp::socket&& socket, ServerState& s
 WebsocketSession::~WebsocketSession() { --state_.websockets; }
 
 void WebsocketSession::run(beast::http::request<beast::http::string_body> request) {
-    const GatewayOptions& options = core_.options();
+    const WsGatewayOptions& options = core_.options();
     websocket::stream_base::timeout timeout{};
     timeout.handshake_timeout = std::chrono::seconds(options.handshake_timeout_seconds);
     // With keep_alive_pings Beast pings every idle_timeout / 2 and closes the connection
@@ -111,7 +111,7 @@ void WebsocketSession::on_read(beast::error_code ec, std::size_t) {
 
 EnqueueResult WebsocketSession::enqueue(OutgoingFrame&& frame) {
     if (closing_ || finished_) return EnqueueResult::closed;
-    const GatewayOptions& options = core_.options();
+    const WsGatewayOptions& options = core_.options();
     if (waiting() + (writing_ ? 1 : 0) >= options.write_queue_limit) {
         if (++overflow_strikes_ >= options.overflow_close_after) {
             spdlog::info("{}: connection {} reads nothing ({} frames refused): closing with 1008",

@@ -4,12 +4,12 @@
 // Thread: the ws-gateway's io thread only (the io_context has one thread, so no strand).
 //
 // Life: created by HttpSession after authentication; run() accepts the upgrade; on success
-// the connection registers with GatewayCore (which sends `connect`) and reads frames until
-// the socket ends; then finish() unregisters it (GatewayCore sends `disconnect`) and every
+// the connection registers with WsGatewayCore (which sends `connect`) and reads frames until
+// the socket ends; then finish() unregisters it (WsGatewayCore sends `disconnect`) and every
 // frame still queued is answered not_connected. The object lives as long as a pending
 // handler holds it (shared_from_this).
 //
-// Write queue: at most GatewayOptions::write_queue_limit frames (the one being written
+// Write queue: at most WsGatewayOptions::write_queue_limit frames (the one being written
 // included). A full queue refuses the frame (`overloaded` for a deliver, dropped for the
 // gateway's own frames); after overflow_close_after refusals with no write completing the
 // client is closed with 1008 "slow consumer".
@@ -18,7 +18,7 @@
 #pragma once
 
 #include "daemons/ws_gateway/client_socket.hpp"
-#include "daemons/ws_gateway/gateway_core.hpp"
+#include "daemons/ws_gateway/ws_gateway_core.hpp"
 #include "daemons/ws_gateway/server_state.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -63,7 +63,7 @@ private:
     boost::beast::websocket::stream<ClientSocket> ws_; // ClientSocket: see client_socket.hpp
     boost::beast::flat_buffer read_buffer_;
     ServerState& state_;
-    GatewayCore& core_;
+    WsGatewayCore& core_;
     // Frames waiting for their turn, oldest at waiting_head_ (a vector with a moving head:
     // no allocation while empty, unlike std::deque). The frame being written is moved out
     // to in_flight_ so its bytes stay put while the vector grows.

@@ -1,4 +1,4 @@
-// ws-gateway: GatewayOutbox over the gateway's ZeroMQ sockets.
+// ws-gateway: WsGatewayOutbox over the gateway's ZeroMQ sockets.
 //
 // Thread: the ws-gateway's io thread only (it owns the sockets after start).
 //
@@ -6,21 +6,21 @@
 //   router_push   PUSH connected to every message-router's `pull` (round robin);
 //   session_push  one PUSH per session instance, in ShardMap(topology, "session") order;
 //   router        the gateway's bound ROUTER; replies go back to the asking DEALER.
-// Every send is non-blocking; results go back to GatewayCore, which applies the policy.
+// Every send is non-blocking; results go back to WsGatewayCore, which applies the policy.
 // After a send on the ROUTER the watcher is poked: ZMQ_FD is edge-triggered and a send can
 // consume the edge that announced incoming requests.
 #pragma once
 
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
-#include "daemons/ws_gateway/gateway_core.hpp"
+#include "daemons/ws_gateway/ws_gateway_core.hpp"
 #include "topology/shard_map.hpp"
 
 #include <vector>
 
 namespace vartalap::ws_gateway {
 
-class ZmqOutbox final : public GatewayOutbox {
+class ZmqOutbox final : public WsGatewayOutbox {
 public:
     ZmqOutbox(zmq::socket_ref router_push, std::vector<zmq::socket_ref> session_pushes,
               const topology::ShardMap& session_shards, zmq::socket_ref router,

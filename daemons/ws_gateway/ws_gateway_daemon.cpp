@@ -1,6 +1,6 @@
 // Thread: bind/connect/start/join on the controlling thread; run() and everything it posts
-// on the gateway's own thread; request_stop from any thread (see ws_gateway.hpp).
-#include "daemons/ws_gateway/ws_gateway.hpp"
+// on the gateway's own thread; request_stop from any thread (see ws_gateway_daemon.hpp).
+#include "daemons/ws_gateway/ws_gateway_daemon.hpp"
 
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
@@ -8,7 +8,7 @@
 #include "common/zmq/asio_watcher.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
-#include "daemons/ws_gateway/gateway_core.hpp"
+#include "daemons/ws_gateway/ws_gateway_core.hpp"
 #include "daemons/ws_gateway/http_session.hpp"
 #include "daemons/ws_gateway/server_state.hpp"
 #include "daemons/ws_gateway/zmq_outbox.hpp"
@@ -29,9 +29,9 @@ namespace {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-using ws_gateway::GatewayCore;
-using ws_gateway::GatewayOptions;
-using ws_gateway::GatewayCounters;
+using ws_gateway::WsGatewayCore;
+using ws_gateway::WsGatewayOptions;
+using ws_gateway::WsGatewayCounters;
 
 // Requests taken from the ROUTER per wakeup before yielding to WebSocket handlers, so a
 // burst of deliveries cannot starve client reads (and vice versa).
@@ -51,8 +51,8 @@ std::int64_t option_in_range(const topology::DaemonSpec& spec, std::string_view 
     return value;
 }
 
-GatewayOptions read_options(const topology::DaemonSpec& spec) {
-    GatewayOptions o;
+WsGatewayOptions read_options(const topology::DaemonSpec& spec) {
+    WsGatewayOptions o;
     // 16 MiB: far above any chat message; the envelope decode limit (4 MiB) bounds what a
     // message can carry downstream anyway.
     o.max_frame_bytes = static_cast<std::size_t>(
@@ -132,7 +132,7 @@ public:
         watcher_ = std::make_unique<ZmqAsioWatcher>(*io_, router_, [this] { on_router(); });
         outbox_ = std::make_unique<ws_gateway::ZmqOutbox>(router_push_, std::move(pushes),
                                                           *shards_, router_, *watcher_);
-        core_ = std::make_unique<GatewayCore>(context_.self.name, *outbox_, context_.clock,
+        core_ = std::make_unique<WsGatewayCore>(context_.self.name, *outbox_, context_.clock,
                                               options_);
         state_.core = core_.get();
         state_.access_keys = &context_.access_keys;
@@ -163,14 +163,14 @@ public:
 
 private:
     void apply_reload(const topology::DaemonSpec& fresh) {
-        GatewayOptions next;
+        WsGatewayOptions next;
         try {
             next = read_options(fresh);
         } catch (const std::exception& e) {
             spdlog::error("{}: SIGHUP: {}; limits unchanged", context_.self.name, e.what());
             return;
         }
-        GatewayOptions current = core_->options();
+        WsGatewayOptions current = core_->options();
         LimitChanges changes;
         changes.apply("max_frame_bytes", current.max_frame_bytes, next.max_frame_bytes);
         changes.apply("write_queue_limit", current.write_queue_limit, next.write_queue_limit);
@@ -193,7 +193,7 @@ private:
     }
 
     void publish(metrics::Snapshot& s) {
-        const GatewayCounters& c = core_->counters();
+        const WsGatewayCounters& c = core_->counters();
         add_messages_in_out(s, static_cast<double>(c.client_messages),
                             static_cast<double>(c.delivered));
         s.gauge("vartalap_connections", "open WebSocket connections (registered users)",
@@ -291,7 +291,7 @@ private:
     }
 
     const DaemonContext& context_;
-    const GatewayOptions options_; // as started; SIGHUP changes the core's copy
+    const WsGatewayOptions options_; // as started; SIGHUP changes the core's copy
     // Declared before io_: sessions still pending when the loop stops are destroyed with
     // the io_context, and their destructors update these counters.
     ws_gateway::ServerState state_;
@@ -307,7 +307,7 @@ private:
     std::unique_ptr<topology::ShardMap> shards_;
     std::unique_ptr<ZmqAsioWatcher> watcher_;
     std::unique_ptr<ws_gateway::ZmqOutbox> outbox_;
-    std::unique_ptr<GatewayCore> core_;
+    std::unique_ptr<WsGatewayCore> core_;
     std::shared_ptr<HttpListener> listener_;
 
     Incoming incoming_;

@@ -1,5 +1,5 @@
 // Thread: the ws-gateway's io thread (see gateway_core.hpp).
-#include "daemons/ws_gateway/gateway_core.hpp"
+#include "daemons/ws_gateway/ws_gateway_core.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -34,8 +34,8 @@ void reset(Envelope& e, Kind kind) {
 
 } // namespace
 
-GatewayCore::GatewayCore(std::string gateway_name, GatewayOutbox& outbox, const Clock& clock,
-                         GatewayOptions options)
+WsGatewayCore::WsGatewayCore(std::string gateway_name, WsGatewayOutbox& outbox, const Clock& clock,
+                         WsGatewayOptions options)
     : name_(std::move(gateway_name)),
       outbox_(outbox),
       clock_(clock),
@@ -44,23 +44,23 @@ GatewayCore::GatewayCore(std::string gateway_name, GatewayOutbox& outbox, const 
     message_limits_.max_bytes = options_.max_frame_bytes;
 }
 
-void GatewayCore::set_options(const GatewayOptions& options) {
+void WsGatewayCore::set_options(const WsGatewayOptions& options) {
     options_ = options;
     message_limits_.max_bytes = options_.max_frame_bytes;
 }
 
-ClientConnection* GatewayCore::find(std::uint64_t id) const {
+ClientConnection* WsGatewayCore::find(std::uint64_t id) const {
     const auto it = by_id_.find(id);
     return it == by_id_.end() ? nullptr : it->second;
 }
 
-void GatewayCore::unregister(ClientConnection& connection) {
+void WsGatewayCore::unregister(ClientConnection& connection) {
     by_id_.erase(connection.id());
     const auto it = by_user_.find(connection.user());
     if (it != by_user_.end() && it->second == connection.id()) by_user_.erase(it);
 }
 
-bool GatewayCore::opened(ClientConnection& connection) {
+bool WsGatewayCore::opened(ClientConnection& connection) {
     if (const auto it = by_user_.find(connection.user()); it != by_user_.end()) {
         if (ClientConnection* previous = find(it->second)) {
             // The new connection wins. The previous one leaves the registry first, so its
@@ -92,13 +92,13 @@ bool GatewayCore::opened(ClientConnection& connection) {
     return true;
 }
 
-void GatewayCore::closed(ClientConnection& connection) {
+void WsGatewayCore::closed(ClientConnection& connection) {
     if (find(connection.id()) != &connection) return; // replaced or closed on request
     unregister(connection);
     send_event(Kind::disconnect, connection);
 }
 
-void GatewayCore::send_event(Kind kind, const ClientConnection& connection) {
+void WsGatewayCore::send_event(Kind kind, const ClientConnection& connection) {
     reset(scratch_, kind);
     scratch_.from = connection.user();
     scratch_.origin_gateway = name_;
@@ -113,7 +113,7 @@ void GatewayCore::send_event(Kind kind, const ClientConnection& connection) {
     }
 }
 
-void GatewayCore::send_own_frame(ClientConnection& connection, std::string text) {
+void WsGatewayCore::send_own_frame(ClientConnection& connection, std::string text) {
     // Own frames take no reply. On a full queue they are dropped: a lost pong is repeated by
     // the client's next ping, a lost error or SERVER_ACK makes the client resend, which the
     // session dedupes and acks again.
@@ -123,7 +123,7 @@ void GatewayCore::send_own_frame(ClientConnection& connection, std::string text)
         ++counters_.own_frames_dropped;
 }
 
-void GatewayCore::client_text(ClientConnection& connection, std::string_view text) {
+void WsGatewayCore::client_text(ClientConnection& connection, std::string_view text) {
     if (text == "ping") {
         send_own_frame(connection, "pong");
         return;
@@ -149,13 +149,13 @@ void GatewayCore::client_text(ClientConnection& connection, std::string_view tex
     ++counters_.client_messages;
 }
 
-void GatewayCore::client_binary(ClientConnection& connection) {
+void WsGatewayCore::client_binary(ClientConnection& connection) {
     ++counters_.client_errors;
     send_own_frame(connection, error_json("binary frames are not supported: send JSON text",
                                           {}, connection.user(), clock_.wall_ms()));
 }
 
-void GatewayCore::reply(std::string_view routing_id, std::uint64_t request_id,
+void WsGatewayCore::reply(std::string_view routing_id, std::uint64_t request_id,
                         std::uint64_t connection_id, Status status) {
     switch (status) {
     case Status::ok: ++counters_.delivered; break;
@@ -177,14 +177,14 @@ void GatewayCore::reply(std::string_view routing_id, std::uint64_t request_id,
     }
 }
 
-void GatewayCore::frame_done(const DeliverTicket& ticket, bool written) {
+void WsGatewayCore::frame_done(const DeliverTicket& ticket, bool written) {
     if (queued_frames_ > 0) --queued_frames_;
     if (!ticket.owed()) return;
     reply(ticket.reply_to, ticket.request_id, 0,
           written ? Status::ok : Status::not_connected);
 }
 
-void GatewayCore::session_request(std::string_view routing_id, Envelope& envelope) {
+void WsGatewayCore::session_request(std::string_view routing_id, Envelope& envelope) {
     switch (envelope.kind) {
     case Kind::deliver: deliver(routing_id, envelope); return;
     case Kind::server_ack: server_ack(envelope); return;
@@ -200,7 +200,7 @@ void GatewayCore::session_request(std::string_view routing_id, Envelope& envelop
 
 // A session shard (re)started and knows nobody: announce again every connection whose user
 // it owns, so messages for them are delivered without waiting for the app to reconnect.
-void GatewayCore::resync(std::string_view session) {
+void WsGatewayCore::resync(std::string_view session) {
     ++counters_.resyncs;
     std::size_t announced = 0;
     for (const auto& [id, connection] : by_id_) {
@@ -220,7 +220,7 @@ void GatewayCore::resync(std::string_view session) {
                  announced);
 }
 
-void GatewayCore::deliver(std::string_view routing_id, Envelope& request) {
+void WsGatewayCore::deliver(std::string_view routing_id, Envelope& request) {
     ClientConnection* connection = find(request.connection);
     if (connection == nullptr) {
         reply(routing_id, request.request_id, request.connection, Status::not_connected);
@@ -239,7 +239,7 @@ void GatewayCore::deliver(std::string_view routing_id, Envelope& request) {
     }
 }
 
-void GatewayCore::server_ack(const Envelope& request) {
+void WsGatewayCore::server_ack(const Envelope& request) {
     ClientConnection* connection = find(request.connection);
     if (connection == nullptr) return;
     if (request.status != Status::ok) {
@@ -257,7 +257,7 @@ void GatewayCore::server_ack(const Envelope& request) {
                    server_ack_json(request.id, connection->user(), clock_.wall_ms()));
 }
 
-void GatewayCore::close_connection(const Envelope& request) {
+void WsGatewayCore::close_connection(const Envelope& request) {
     ClientConnection* connection = find(request.connection);
     if (connection == nullptr) return;
     // Unregistered first: the user is current elsewhere, a disconnect could only be stale.
@@ -266,14 +266,14 @@ void GatewayCore::close_connection(const Envelope& request) {
     connection->close(kCloseReplaced, "replaced");
 }
 
-void GatewayCore::close_all() {
+void WsGatewayCore::close_all() {
     std::vector<ClientConnection*> open;
     open.reserve(by_id_.size());
     for (const auto& [id, connection] : by_id_) open.push_back(connection);
     for (ClientConnection* connection : open) connection->close(kCloseGoingAway, "going away");
 }
 
-void GatewayCore::abandon_all() {
+void WsGatewayCore::abandon_all() {
     std::vector<ClientConnection*> open;
     open.reserve(by_id_.size());
     for (const auto& [id, connection] : by_id_) open.push_back(connection);

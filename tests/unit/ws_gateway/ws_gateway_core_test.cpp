@@ -1,6 +1,6 @@
-// GatewayCore with a fake outbox, fake connections and a hand-driven clock: no sockets.
+// WsGatewayCore with a fake outbox, fake connections and a hand-driven clock: no sockets.
 // Thread: the test's.
-#include "daemons/ws_gateway/gateway_core.hpp"
+#include "daemons/ws_gateway/ws_gateway_core.hpp"
 
 #include <gtest/gtest.h>
 
@@ -26,7 +26,7 @@ struct Sent {
     Envelope envelope;
 };
 
-class FakeOutbox final : public GatewayOutbox {
+class FakeOutbox final : public WsGatewayOutbox {
 public:
     SendResult to_router(const Envelope& e) override {
         if (router_result == SendResult::ok) router.push_back(e);
@@ -53,7 +53,7 @@ public:
 
 class FakeConnection final : public ClientConnection {
 public:
-    FakeConnection(GatewayCore& core, std::string user, bool ack, std::size_t limit = 4)
+    FakeConnection(WsGatewayCore& core, std::string user, bool ack, std::size_t limit = 4)
         : ClientConnection(core.next_connection_id(), std::move(user), ack), limit_(limit) {}
 
     EnqueueResult enqueue(OutgoingFrame&& frame) override {
@@ -102,21 +102,21 @@ Envelope request(Kind kind, std::uint64_t connection, std::uint64_t request_id =
     return e;
 }
 
-class GatewayCoreTest : public ::testing::Test {
+class WsGatewayCoreTest : public ::testing::Test {
 protected:
     FakeClock clock_;
     FakeOutbox outbox_;
-    GatewayCore core_{"ws-1", outbox_, clock_, GatewayOptions{}};
+    WsGatewayCore core_{"ws-1", outbox_, clock_, WsGatewayOptions{}};
 };
 
-TEST_F(GatewayCoreTest, ConnectionIdsAreUniqueAndStartFromTheWallClock) {
+TEST_F(WsGatewayCoreTest, ConnectionIdsAreUniqueAndStartFromTheWallClock) {
     const std::uint64_t a = core_.next_connection_id();
     const std::uint64_t b = core_.next_connection_id();
     EXPECT_NE(a, b);
     EXPECT_GE(a, clock_.now_ms << 20); // a restarted gateway does not reuse old ids
 }
 
-TEST_F(GatewayCoreTest, OpenSendsConnectToTheSession) {
+TEST_F(WsGatewayCoreTest, OpenSendsConnectToTheSession) {
     FakeConnection alice(core_, "alice", /*ack=*/true);
     ASSERT_TRUE(core_.opened(alice));
     ASSERT_EQ(outbox_.session.size(), 1u);
@@ -137,7 +137,7 @@ TEST_F(GatewayCoreTest, OpenSendsConnectToTheSession) {
     EXPECT_EQ(outbox_.session.size(), 2u);
 }
 
-TEST_F(GatewayCoreTest, ConnectNotQueuedRefusesTheConnection) {
+TEST_F(WsGatewayCoreTest, ConnectNotQueuedRefusesTheConnection) {
     outbox_.session_result = SendResult::would_block;
     FakeConnection alice(core_, "alice", false);
     EXPECT_FALSE(core_.opened(alice));
@@ -145,7 +145,7 @@ TEST_F(GatewayCoreTest, ConnectNotQueuedRefusesTheConnection) {
     EXPECT_EQ(core_.counters().events_dropped, 1u);
 }
 
-TEST_F(GatewayCoreTest, NewConnectionReplacesTheOldOneWithoutADisconnect) {
+TEST_F(WsGatewayCoreTest, NewConnectionReplacesTheOldOneWithoutADisconnect) {
     FakeConnection first(core_, "alice", false);
     FakeConnection second(core_, "alice", false);
     ASSERT_TRUE(core_.opened(first));
@@ -177,7 +177,7 @@ TEST_F(GatewayCoreTest, NewConnectionReplacesTheOldOneWithoutADisconnect) {
     EXPECT_EQ(second.queue.size(), 1u);
 }
 
-TEST_F(GatewayCoreTest, PingGetsPong) {
+TEST_F(WsGatewayCoreTest, PingGetsPong) {
     FakeConnection alice(core_, "alice", false);
     ASSERT_TRUE(core_.opened(alice));
     core_.client_text(alice, "ping");
@@ -187,7 +187,7 @@ TEST_F(GatewayCoreTest, PingGetsPong) {
     EXPECT_TRUE(outbox_.router.empty());
 }
 
-TEST_F(GatewayCoreTest, ValidMessageGoesToTheRouterAsTheAuthenticatedUser) {
+TEST_F(WsGatewayCoreTest, ValidMessageGoesToTheRouterAsTheAuthenticatedUser) {
     FakeConnection alice(core_, "alice", /*ack=*/true);
     ASSERT_TRUE(core_.opened(alice));
     core_.client_text(alice, chat("m-1", "bob"));
@@ -206,7 +206,7 @@ TEST_F(GatewayCoreTest, ValidMessageGoesToTheRouterAsTheAuthenticatedUser) {
     EXPECT_EQ(core_.counters().client_messages, 1u);
 }
 
-TEST_F(GatewayCoreTest, InvalidMessageGetsAnErrorFrame) {
+TEST_F(WsGatewayCoreTest, InvalidMessageGetsAnErrorFrame) {
     FakeConnection alice(core_, "alice", false);
     ASSERT_TRUE(core_.opened(alice));
     core_.client_text(alice, "{not json");
@@ -227,7 +227,7 @@ TEST_F(GatewayCoreTest, InvalidMessageGetsAnErrorFrame) {
     EXPECT_EQ(core_.counters().client_errors, 3u);
 }
 
-TEST_F(GatewayCoreTest, BusyRouterTellsTheClientToRetry) {
+TEST_F(WsGatewayCoreTest, BusyRouterTellsTheClientToRetry) {
     FakeConnection alice(core_, "alice", true);
     ASSERT_TRUE(core_.opened(alice));
     outbox_.router_result = SendResult::would_block;
@@ -241,7 +241,7 @@ TEST_F(GatewayCoreTest, BusyRouterTellsTheClientToRetry) {
     EXPECT_EQ(core_.counters().client_messages, 0u);
 }
 
-TEST_F(GatewayCoreTest, DeliverIsAnsweredWhenItsFrameIsWritten) {
+TEST_F(WsGatewayCoreTest, DeliverIsAnsweredWhenItsFrameIsWritten) {
     FakeConnection bob(core_, "bob", false);
     ASSERT_TRUE(core_.opened(bob));
     Envelope deliver = request(Kind::deliver, bob.id(), 42, "the payload");
@@ -260,7 +260,7 @@ TEST_F(GatewayCoreTest, DeliverIsAnsweredWhenItsFrameIsWritten) {
     EXPECT_EQ(reply.origin_gateway, "ws-1");
 }
 
-TEST_F(GatewayCoreTest, DeliverOutcomesWithoutAWrite) {
+TEST_F(WsGatewayCoreTest, DeliverOutcomesWithoutAWrite) {
     // Unknown connection.
     Envelope unknown = request(Kind::deliver, 999, 1, "x");
     core_.session_request("s", unknown);
@@ -288,14 +288,14 @@ TEST_F(GatewayCoreTest, DeliverOutcomesWithoutAWrite) {
     EXPECT_EQ(outbox_.replies.back().envelope.request_id, 4u);
 }
 
-TEST_F(GatewayCoreTest, UnroutableReplyIsCountedNotFatal) {
+TEST_F(WsGatewayCoreTest, UnroutableReplyIsCountedNotFatal) {
     outbox_.reply_result = SendResult::unroutable;
     Envelope unknown = request(Kind::deliver, 999, 1, "x");
     core_.session_request("gone", unknown);
     EXPECT_EQ(core_.counters().replies_dropped, 1u);
 }
 
-TEST_F(GatewayCoreTest, ServerAckOnlyWhenTheConnectionAskedForIt) {
+TEST_F(WsGatewayCoreTest, ServerAckOnlyWhenTheConnectionAskedForIt) {
     FakeConnection alice(core_, "alice", /*ack=*/true);
     FakeConnection carol(core_, "carol", /*ack=*/false);
     ASSERT_TRUE(core_.opened(alice));
@@ -317,7 +317,7 @@ TEST_F(GatewayCoreTest, ServerAckOnlyWhenTheConnectionAskedForIt) {
     EXPECT_TRUE(outbox_.replies.empty()); // server_ack takes no reply
 }
 
-TEST_F(GatewayCoreTest, RefusedServerAckBecomesAnErrorFrame) {
+TEST_F(WsGatewayCoreTest, RefusedServerAckBecomesAnErrorFrame) {
     FakeConnection carol(core_, "carol", /*ack=*/false);
     ASSERT_TRUE(core_.opened(carol));
     Envelope refusal = request(Kind::server_ack, carol.id());
@@ -332,7 +332,7 @@ TEST_F(GatewayCoreTest, RefusedServerAckBecomesAnErrorFrame) {
     EXPECT_EQ(frame["body"]["error"], "server storage full");
 }
 
-TEST_F(GatewayCoreTest, CloseConnectionRequestClosesWithoutDisconnect) {
+TEST_F(WsGatewayCoreTest, CloseConnectionRequestClosesWithoutDisconnect) {
     FakeConnection alice(core_, "alice", false);
     ASSERT_TRUE(core_.opened(alice));
     Envelope close = request(Kind::close_connection, alice.id());
@@ -343,7 +343,7 @@ TEST_F(GatewayCoreTest, CloseConnectionRequestClosesWithoutDisconnect) {
     EXPECT_EQ(outbox_.session.size(), 1u); // only the connect
 }
 
-TEST_F(GatewayCoreTest, ResyncAnnouncesTheConnectionsOfTheAskingShardOnly) {
+TEST_F(WsGatewayCoreTest, ResyncAnnouncesTheConnectionsOfTheAskingShardOnly) {
     FakeConnection alice(core_, "alice", /*ack=*/true);
     FakeConnection bob(core_, "bob", /*ack=*/false);
     ASSERT_TRUE(core_.opened(alice));
@@ -367,14 +367,14 @@ TEST_F(GatewayCoreTest, ResyncAnnouncesTheConnectionsOfTheAskingShardOnly) {
     EXPECT_TRUE(outbox_.replies.empty()); // a resync takes no reply
 }
 
-TEST_F(GatewayCoreTest, UnexpectedKindIsCountedAndDropped) {
+TEST_F(WsGatewayCoreTest, UnexpectedKindIsCountedAndDropped) {
     Envelope odd = request(Kind::ack, 1);
     core_.session_request("s", odd);
     EXPECT_EQ(core_.counters().bad_requests, 1u);
     EXPECT_TRUE(outbox_.replies.empty());
 }
 
-TEST_F(GatewayCoreTest, DrainClosesEveryoneAndSendsDisconnects) {
+TEST_F(WsGatewayCoreTest, DrainClosesEveryoneAndSendsDisconnects) {
     FakeConnection alice(core_, "alice", false);
     FakeConnection bob(core_, "bob", false);
     ASSERT_TRUE(core_.opened(alice));
@@ -394,10 +394,10 @@ TEST_F(GatewayCoreTest, DrainClosesEveryoneAndSendsDisconnects) {
     EXPECT_EQ(core_.connection_count(), 0u);
 }
 
-TEST_F(GatewayCoreTest, CapacityCountsRegisteredConnections) {
-    GatewayOptions options;
+TEST_F(WsGatewayCoreTest, CapacityCountsRegisteredConnections) {
+    WsGatewayOptions options;
     options.max_connections = 1;
-    GatewayCore small("ws-1", outbox_, clock_, options);
+    WsGatewayCore small("ws-1", outbox_, clock_, options);
     FakeConnection alice(small, "alice", false);
     EXPECT_FALSE(small.at_capacity());
     ASSERT_TRUE(small.opened(alice));
@@ -405,7 +405,7 @@ TEST_F(GatewayCoreTest, CapacityCountsRegisteredConnections) {
 }
 
 
-TEST_F(GatewayCoreTest, QueuedFramesCountWhatWaitsOnEveryConnection) {
+TEST_F(WsGatewayCoreTest, QueuedFramesCountWhatWaitsOnEveryConnection) {
     FakeConnection alice(core_, "alice", false);
     FakeConnection bob(core_, "bob", false);
     ASSERT_TRUE(core_.opened(alice));
@@ -424,8 +424,8 @@ TEST_F(GatewayCoreTest, QueuedFramesCountWhatWaitsOnEveryConnection) {
     EXPECT_EQ(core_.queued_frames(), 0u);
 }
 
-TEST_F(GatewayCoreTest, NewOptionsApplyToTheNextFrameAndConnection) {
-    GatewayOptions options = core_.options();
+TEST_F(WsGatewayCoreTest, NewOptionsApplyToTheNextFrameAndConnection) {
+    WsGatewayOptions options = core_.options();
     options.max_frame_bytes = 1024;
     options.max_connections = 1;
     core_.set_options(options);

@@ -3,7 +3,7 @@
 // Thread: everything here runs on the gateway's one thread (the thread that runs its
 // io_context). Not thread-safe.
 //
-// GatewayCore owns the registry of open client connections (connection id -> connection,
+// WsGatewayCore owns the registry of open client connections (connection id -> connection,
 // user -> connection id: one live socket per user in this gateway) and turns events into
 // envelopes and frames:
 //   - a connection opened / closed      -> `connect` / `disconnect` to the user's session;
@@ -12,7 +12,7 @@
 //   - a request from a session (ROUTER) -> `deliver` (queue the payload on the connection,
 //                                          reply `deliver_result` when written), `server_ack`
 //                                          (queue a SERVER_ACK frame), `close_connection`.
-// It never touches a socket: it talks to the ZeroMQ side through GatewayOutbox and to the
+// It never touches a socket: it talks to the ZeroMQ side through WsGatewayOutbox and to the
 // WebSocket side through ClientConnection, so unit tests drive it with fakes
 // (tests/unit/ws_gateway/).
 //
@@ -45,7 +45,7 @@ inline constexpr std::uint16_t kCloseTryAgainLater = 1013;  // connect event cou
 // reconnect in a loop" from "you broke a rule".
 inline constexpr std::uint16_t kCloseReplaced = 4000;
 
-struct GatewayOptions {
+struct WsGatewayOptions {
     std::size_t max_frame_bytes = 65536;    // larger client frames close with 1009
     std::size_t write_queue_limit = 256;    // frames queued per connection
     std::uint32_t idle_ping_seconds = 30;   // ping this often; silent for 2x: closed (0: off)
@@ -73,7 +73,7 @@ struct OutgoingFrame {
 };
 
 enum class EnqueueResult : std::uint8_t {
-    queued, // the connection will call GatewayCore::frame_done(ticket, ...) exactly once
+    queued, // the connection will call WsGatewayCore::frame_done(ticket, ...) exactly once
     full,   // the write queue is at its limit; nothing was taken
     closed, // the connection is closing or gone; nothing was taken
 };
@@ -90,7 +90,7 @@ public:
 
     // Queues a text frame. When the result is `queued`, the connection later reports the
     // frame's fate (written, or dropped because the connection went away) through
-    // GatewayCore::frame_done.
+    // WsGatewayCore::frame_done.
     virtual EnqueueResult enqueue(OutgoingFrame&& frame) = 0;
     // Starts the closing handshake with `code`; frames still queued are dropped (reported
     // through frame_done). Idempotent.
@@ -106,9 +106,9 @@ private:
 };
 
 // The ZeroMQ side, implemented over the gateway's sockets (ZmqOutbox). Never blocks.
-class GatewayOutbox {
+class WsGatewayOutbox {
 public:
-    virtual ~GatewayOutbox() = default;
+    virtual ~WsGatewayOutbox() = default;
     // A client_message to the message-routers (PUSH, round robin).
     virtual SendResult to_router(const Envelope& envelope) = 0;
     // connect/disconnect to the session shard that owns envelope.from.
@@ -123,7 +123,7 @@ public:
     }
 };
 
-struct GatewayCounters {
+struct WsGatewayCounters {
     std::uint64_t opened = 0;
     std::uint64_t replaced = 0;          // closed because the same user connected again
     std::uint64_t client_messages = 0;   // pushed to a message-router
@@ -140,12 +140,12 @@ struct GatewayCounters {
     std::uint64_t events_dropped = 0;    // connect/disconnect not queued (session at HWM)
 };
 
-class GatewayCore {
+class WsGatewayCore {
 public:
-    GatewayCore(std::string gateway_name, GatewayOutbox& outbox, const Clock& clock,
-                GatewayOptions options = {});
-    GatewayCore(const GatewayCore&) = delete;
-    GatewayCore& operator=(const GatewayCore&) = delete;
+    WsGatewayCore(std::string gateway_name, WsGatewayOutbox& outbox, const Clock& clock,
+                WsGatewayOptions options = {});
+    WsGatewayCore(const WsGatewayCore&) = delete;
+    WsGatewayCore& operator=(const WsGatewayCore&) = delete;
 
     // A gateway-unique connection id. Ids start at (wall ms << 20) so that ids of this run
     // do not repeat those of a previous run of the same gateway that sessions may still
@@ -182,11 +182,11 @@ public:
 
     bool at_capacity() const { return by_id_.size() >= options_.max_connections; }
     std::size_t connection_count() const { return by_id_.size(); }
-    const GatewayOptions& options() const { return options_; }
+    const WsGatewayOptions& options() const { return options_; }
     // SIGHUP: new options. Connections read them at each use; the frame size limit, idle
     // ping and handshake timeout are set when a connection opens, so they apply to new ones.
-    void set_options(const GatewayOptions& options);
-    const GatewayCounters& counters() const { return counters_; }
+    void set_options(const WsGatewayOptions& options);
+    const WsGatewayCounters& counters() const { return counters_; }
     // Frames queued on all connections (written or dropped ones leave the count).
     std::size_t queued_frames() const { return queued_frames_; }
     const std::string& name() const { return name_; }
@@ -204,11 +204,11 @@ private:
     void unregister(ClientConnection& connection);
 
     std::string name_;
-    GatewayOutbox& outbox_;
+    WsGatewayOutbox& outbox_;
     const Clock& clock_;
-    GatewayOptions options_;
+    WsGatewayOptions options_;
     ClientMessageLimits message_limits_;
-    GatewayCounters counters_;
+    WsGatewayCounters counters_;
     std::size_t queued_frames_ = 0;
     std::uint64_t next_connection_id_;
 

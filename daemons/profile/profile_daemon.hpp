@@ -1,0 +1,16 @@
+// The profile daemon (kind "profile", binds "router"): the ROUTER socket rest-gateways,
+// group daemons and push daemons send requests to, and the profile LMDB environment, around
+// ProfileCore (profile_daemon.cpp holds the class and its loop). The option
+// `identity_provider` must be "development" (the only one built).
+// Thread: its own thread; see daemons/daemon.hpp for the start-up phases.
+#pragma once
+
+#include "daemons/daemon.hpp"
+
+#include <memory>
+
+namespace vartalap {
+
+std::unique_ptr<Daemon> make_profile(const DaemonContext& context);
+
+} // namespace vartalap
