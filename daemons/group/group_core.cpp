@@ -15,14 +15,14 @@
 #include <stdexcept>
 #include <unordered_set>
 
-namespace vartalap {
+namespace vartalap::group {
 namespace {
 
 using nlohmann::json;
-using group_views::dump;
-using group_views::group_json;
-using group_views::members_json;
-using group_views::kNotMember;
+using views::dump;
+using views::group_json;
+using views::members_json;
+using views::kNotMember;
 using group_store::GroupRecord;
 using group_store::Member;
 using group_store::Role;
@@ -390,4 +390,4 @@ std::vector<std::string> GroupCore::groups_of(std::string_view user) {
     return out;
 }
 
-} // namespace vartalap
+} // namespace vartalap::group

@@ -43,7 +43,7 @@
 #include <string_view>
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::group {
 
 struct GroupConfig {
     std::size_t max_members_at_create = 100; // PROTOCOL.md: members of POST /group/create
@@ -160,4 +160,4 @@ private:
     std::string value_;
 };
 
-} // namespace vartalap
+} // namespace vartalap::group

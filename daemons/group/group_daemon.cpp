@@ -29,7 +29,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-namespace vartalap {
+namespace vartalap::group {
 namespace {
 
 using nlohmann::json;
@@ -278,8 +278,12 @@ private:
 
 } // namespace
 
+} // namespace vartalap::group
+
+namespace vartalap {
+
 std::unique_ptr<Daemon> make_group(const DaemonContext& context) {
-    return std::make_unique<GroupDaemon>(context);
+    return std::make_unique<group::GroupDaemon>(context);
 }
 
 } // namespace vartalap

@@ -12,13 +12,13 @@
 #include <unordered_set>
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::group {
 namespace {
 
 using nlohmann::json;
-using group_views::dump;
-using group_views::group_json;
-using group_views::kNotMember;
+using views::dump;
+using views::group_json;
+using views::kNotMember;
 using group_store::GroupRecord;
 
 // Reads a list of usernames: strings, or objects {"username": ...} (the shape of a group
@@ -301,4 +301,4 @@ Envelope GroupCore::serve_read(const Envelope& request, const GroupOp& op) {
     return reply(request, Status::ok, dump(groups));
 }
 
-} // namespace vartalap
+} // namespace vartalap::group

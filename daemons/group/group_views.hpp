@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace vartalap::group_views {
+namespace vartalap::group::views {
 
 using nlohmann::json;
 
@@ -39,4 +39,4 @@ inline json members_json(const std::vector<group_store::Member>& members) {
     return out;
 }
 
-} // namespace vartalap::group_views
+} // namespace vartalap::group::views

@@ -12,7 +12,7 @@
 #include <mutex>
 #include <random>
 
-namespace vartalap {
+namespace vartalap::group_router {
 namespace {
 
 constexpr std::string_view kNotMember = "not a member of this group";
@@ -323,4 +323,4 @@ void GroupRouterCore::server_ack(const PendingOperation& operation, Status statu
     links_.to_gateway(operation.origin_gateway, ack_);
 }
 
-} // namespace vartalap
+} // namespace vartalap::group_router

@@ -49,7 +49,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::group_router {
 
 // Where the core's messages go. The daemon implements it over its sockets; tests record.
 class GroupRouterOutbox {
@@ -156,4 +156,4 @@ private:
     Envelope ack_;
 };
 
-} // namespace vartalap
+} // namespace vartalap::group_router

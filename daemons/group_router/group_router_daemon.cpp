@@ -28,7 +28,7 @@
 
 #include <cstdlib>
 
-namespace vartalap {
+namespace vartalap::group_router {
 namespace {
 
 constexpr std::uint64_t kTickMs = 100;       // loop wake-up, bound on stop latency
@@ -240,8 +240,12 @@ private:
 
 } // namespace
 
+} // namespace vartalap::group_router
+
+namespace vartalap {
+
 std::unique_ptr<Daemon> make_group_router(const DaemonContext& context) {
-    return std::make_unique<GroupRouterDaemon>(context);
+    return std::make_unique<group_router::GroupRouterDaemon>(context);
 }
 
 } // namespace vartalap

@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace vartalap {
+namespace vartalap::message_router {
 
 MessageRouterCore::MessageRouterCore(const topology::ShardMap& shards, MessageRouterOutbox& outbox)
     : shards_(shards), outbox_(outbox) {}
@@ -62,4 +62,4 @@ void MessageRouterCore::route(Envelope& message) {
     outbox_.to_session(shards_.index_for(message.to), message);
 }
 
-} // namespace vartalap
+} // namespace vartalap::message_router

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-namespace vartalap {
+namespace vartalap::message_router {
 
 struct MessageRouterCounters {
     std::uint64_t routed = 0;     // deliver envelopes emitted
@@ -54,4 +54,4 @@ private:
     Envelope scratch_ack_;
 };
 
-} // namespace vartalap
+} // namespace vartalap::message_router

@@ -12,7 +12,7 @@
 
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::message_router {
 
 namespace {
 
@@ -120,8 +120,12 @@ private:
 
 } // namespace
 
+} // namespace vartalap::message_router
+
+namespace vartalap {
+
 std::unique_ptr<Daemon> make_message_router(const DaemonContext& context) {
-    return std::make_unique<MessageRouterDaemon>(context);
+    return std::make_unique<message_router::MessageRouterDaemon>(context);
 }
 
 } // namespace vartalap

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <limits>
 
-namespace vartalap {
+namespace vartalap::persistence {
 namespace {
 
 using json = nlohmann::json;
@@ -461,4 +461,4 @@ void PersistenceCore::expiry_key(std::string& out, std::uint64_t time_ms, std::s
     lmdb::append_u64_be(out, seq);
 }
 
-} // namespace vartalap
+} // namespace vartalap::persistence

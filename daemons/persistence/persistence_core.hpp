@@ -44,7 +44,7 @@
 #include <string_view>
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::persistence {
 
 // Where the core's replies and notifications go. The daemon implements it over its ROUTER
 // and a PUSH to the push daemons; tests record the calls. Implementations never block.
@@ -255,4 +255,4 @@ private:
     const std::string deliver_header_; // frame 0 of a deliver: decodes stored records
 };
 
-} // namespace vartalap
+} // namespace vartalap::persistence

@@ -30,7 +30,7 @@
 #include <stdexcept>
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::persistence {
 
 std::unique_ptr<Daemon> make_persistence(const DaemonContext& context);
 
@@ -277,8 +277,12 @@ private:
 
 } // namespace
 
+} // namespace vartalap::persistence
+
+namespace vartalap {
+
 std::unique_ptr<Daemon> make_persistence(const DaemonContext& context) {
-    return std::make_unique<PersistenceDaemon>(context);
+    return std::make_unique<persistence::PersistenceDaemon>(context);
 }
 
 } // namespace vartalap

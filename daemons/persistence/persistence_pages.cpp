@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <charconv>
 
-namespace vartalap {
+namespace vartalap::persistence {
 namespace {
 
 using json = nlohmann::json;
@@ -135,4 +135,4 @@ Envelope PersistenceCore::serve_request(const Envelope& request, lmdb::Txn& txn)
     return reply;
 }
 
-} // namespace vartalap
+} // namespace vartalap::persistence

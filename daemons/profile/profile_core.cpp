@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-namespace vartalap {
+namespace vartalap::profile {
 namespace {
 
 using nlohmann::json;
@@ -192,4 +192,4 @@ Envelope ProfileCore::remove_token(const Envelope& request) {
     return reply_to(request, Status::ok, json{{"removed", true}});
 }
 
-} // namespace vartalap
+} // namespace vartalap::profile

@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-namespace vartalap {
+namespace vartalap::profile {
 
 // Checks that the holder of an identity token is `username`. The production provider
 // (RS256 ID tokens verified offline against configured certificates) implements this too.
@@ -69,4 +69,4 @@ private:
     ProfileCounters counters_;
 };
 
-} // namespace vartalap
+} // namespace vartalap::profile

@@ -9,7 +9,7 @@
 #include "daemons/publisher.hpp"
 #include "daemons/threaded_daemon.hpp"
 
-namespace vartalap {
+namespace vartalap::profile {
 
 namespace {
 
@@ -83,8 +83,12 @@ private:
 
 } // namespace
 
+} // namespace vartalap::profile
+
+namespace vartalap {
+
 std::unique_ptr<Daemon> make_profile(const DaemonContext& context) {
-    return std::make_unique<ProfileDaemon>(context);
+    return std::make_unique<profile::ProfileDaemon>(context);
 }
 
 } // namespace vartalap

@@ -34,7 +34,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace vartalap {
+namespace vartalap::push {
 namespace {
 
 namespace asio = boost::asio;
@@ -268,8 +268,12 @@ private:
 
 } // namespace
 
+} // namespace vartalap::push
+
+namespace vartalap {
+
 std::unique_ptr<Daemon> make_push(const DaemonContext& context) {
-    return std::make_unique<PushDaemon>(context);
+    return std::make_unique<push::PushDaemon>(context);
 }
 
 } // namespace vartalap

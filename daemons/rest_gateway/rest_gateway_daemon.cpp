@@ -9,6 +9,7 @@
 #include "common/http/net.hpp"
 #include "common/http/session.hpp"
 #include "common/log.hpp"
+#include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
@@ -25,16 +26,12 @@
 #include <memory>
 #include <thread>
 
-namespace vartalap {
+namespace vartalap::rest_gateway {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using rest_gateway::RestExchange;
-using rest_gateway::RestGatewayCore;
-using rest_gateway::RestLimits;
-using rest_gateway::RestResponse;
 
 namespace {
 
@@ -428,8 +425,12 @@ void HttpSession::close() {
 
 } // namespace
 
+} // namespace vartalap::rest_gateway
+
+namespace vartalap {
+
 std::unique_ptr<Daemon> make_rest_gateway(const DaemonContext& context) {
-    return std::make_unique<RestGateway>(context);
+    return std::make_unique<rest_gateway::RestGateway>(context);
 }
 
 } // namespace vartalap

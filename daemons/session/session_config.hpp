@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace vartalap {
+namespace vartalap::session {
 
 struct SessionConfig {
     std::uint64_t ack_timeout_ms = 10000;   // written to the socket, no client ack: retry
@@ -98,7 +98,6 @@ struct SessionLimits {
     std::size_t window = 0;
 };
 
-namespace session {
 
 // Request ids of one shard's deliver, offline_store and fetch requests (one counter, so a
 // deliver_result can never match two of them). The start is random: a gateway may answer a
@@ -116,5 +115,4 @@ inline std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-} // namespace session
-} // namespace vartalap
+} // namespace vartalap::session

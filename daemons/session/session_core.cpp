@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <random>
 
-namespace vartalap {
+namespace vartalap::session {
 namespace {
 
 // A random start for request ids: a gateway may answer a request sent before this process
@@ -381,4 +381,4 @@ std::size_t SessionCore::stored_count(std::string_view recipient) const {
     return store_.queue().count(recipient);
 }
 
-} // namespace vartalap
+} // namespace vartalap::session

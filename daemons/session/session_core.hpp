@@ -42,7 +42,7 @@
 #include <utility>
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::session {
 
 class SessionCore {
 public:
@@ -151,4 +151,4 @@ private:
     std::unordered_set<std::uint64_t> deleted_in_batch_;
 };
 
-} // namespace vartalap
+} // namespace vartalap::session

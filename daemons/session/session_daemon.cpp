@@ -36,7 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::session {
 namespace {
 
 // The loop wakes at least this often: on_timer's period, and the bound on how long a stop
@@ -448,8 +448,12 @@ private:
 
 } // namespace
 
+} // namespace vartalap::session
+
+namespace vartalap {
+
 std::unique_ptr<Daemon> make_session(const DaemonContext& context) {
-    return std::make_unique<SessionDaemon>(context);
+    return std::make_unique<session::SessionDaemon>(context);
 }
 
 } // namespace vartalap

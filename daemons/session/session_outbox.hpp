@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace vartalap {
+namespace vartalap::session {
 
 // Where the core's requests to gateways go. The daemon implements it over one DEALER per
 // gateway; tests record the calls. Implementations never block.
@@ -59,4 +59,4 @@ public:
     }
 };
 
-} // namespace vartalap
+} // namespace vartalap::session

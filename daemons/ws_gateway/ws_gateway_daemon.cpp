@@ -24,14 +24,11 @@
 #include <stdexcept>
 #include <thread>
 
-namespace vartalap {
+namespace vartalap::ws_gateway {
 namespace {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-using ws_gateway::WsGatewayCore;
-using ws_gateway::WsGatewayOptions;
-using ws_gateway::WsGatewayCounters;
 
 // Requests taken from the ROUTER per wakeup before yielding to WebSocket handlers, so a
 // burst of deliveries cannot starve client reads (and vice versa).
@@ -322,8 +319,12 @@ private:
 
 } // namespace
 
+} // namespace vartalap::ws_gateway
+
+namespace vartalap {
+
 std::unique_ptr<Daemon> make_ws_gateway(const DaemonContext& context) {
-    return std::make_unique<WsGateway>(context);
+    return std::make_unique<ws_gateway::WsGateway>(context);
 }
 
 } // namespace vartalap

@@ -262,7 +262,8 @@ TEST_F(WsGatewayTest, MessageReachesRouterWithAuthenticatedSender) {
     EXPECT_EQ(e.origin_gateway, "ws-test");
     EXPECT_EQ(e.connection, id);
     EXPECT_TRUE(e.has(flag_wants_server_ack));
-    EXPECT_EQ(e.method, "chat");
+    EXPECT_EQ(e.route, Route::chat);
+    EXPECT_TRUE(e.method.empty()); // method names request operations only
     const json payload = json::parse(e.payload);
     EXPECT_EQ(payload["head"]["from"], "alice"); // "mallory" was overwritten
     EXPECT_EQ(payload["body"]["text"], "hello");

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 using namespace vartalap;
+using namespace vartalap::group_router;
 
 namespace {
 

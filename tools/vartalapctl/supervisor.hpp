@@ -5,7 +5,7 @@
 //     the exit code), a plain class with no processes, pipes or signals. It takes events
 //     (a child exited, a child is ready, a stop was asked for) with the time they happened
 //     and hands back actions; tests drive it with a fake clock
-//     (tests/unit/supervisor/).
+//     (tests/unit/vartalapctl/).
 //   - run_supervisor(): the adapter. It forks/execs the children, relays their stdout,
 //     takes signals synchronously from a signalfd in its one poll() loop, and performs what
 //     Supervision decides.

@@ -9,7 +9,7 @@
 
 #include <set>
 
-namespace vartalap {
+namespace vartalap::group {
 namespace {
 
 using nlohmann::json;
@@ -502,4 +502,4 @@ TEST_F(GroupCoreTest, RandomGroupIdsAreUuids) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::group

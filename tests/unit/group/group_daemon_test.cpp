@@ -15,7 +15,7 @@
 #include <optional>
 #include <set>
 
-namespace vartalap {
+namespace vartalap::group {
 namespace {
 
 using namespace std::chrono_literals;
@@ -183,4 +183,4 @@ TEST_F(GroupDaemonTest, AsyncOperationsAreAnsweredWithTheirRequestId) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::group

@@ -14,7 +14,7 @@
 #include <map>
 #include <set>
 
-namespace vartalap {
+namespace vartalap::group_router {
 namespace {
 
 using nlohmann::json;
@@ -387,4 +387,4 @@ TEST(PeekActionTest, ReadsOnlyTheTopLevelAction) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::group_router

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 #include <set>
 
-namespace vartalap {
+namespace vartalap::message_router {
 namespace {
 
 topology::Topology two_shards() {
@@ -184,4 +184,4 @@ TEST_F(RouterCoreTest, BothShardsAreUsed) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::message_router

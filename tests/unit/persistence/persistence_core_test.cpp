@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace vartalap {
+namespace vartalap::persistence {
 namespace {
 
 using json = nlohmann::json;
@@ -692,4 +692,4 @@ TEST_F(PersistenceCoreTest, ReaderCheckRunsPeriodically) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::persistence

@@ -7,6 +7,7 @@
 #include "common/zmq/socket.hpp"
 #include "daemons/daemon.hpp"
 #include "daemons/persistence/persistence_core.hpp"
+#include "daemons/persistence/persistence_daemon.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -16,11 +17,7 @@
 #include <optional>
 #include <unistd.h>
 
-namespace vartalap {
-
-// Defined in persistence_daemon.cpp; registry.cpp reaches it through daemons/factories.hpp.
-std::unique_ptr<Daemon> make_persistence(const DaemonContext& context);
-
+namespace vartalap::persistence {
 namespace {
 
 using namespace std::chrono_literals;
@@ -197,4 +194,4 @@ TEST(PersistenceDaemonTest, RefusesAnUnknownDurabilityMode) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::persistence

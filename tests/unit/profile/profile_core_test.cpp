@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-namespace vartalap {
+namespace vartalap::profile {
 namespace {
 
 using nlohmann::json;
@@ -88,4 +88,4 @@ TEST_F(ProfileCoreTest, ProfileOfTheCaller) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::profile

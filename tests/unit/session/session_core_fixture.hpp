@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace vartalap::session_test {
+namespace vartalap::session {
 
 class FakeClock final : public Clock {
 public:
@@ -220,4 +220,4 @@ protected:
     std::unique_ptr<SessionCore> core_;
 };
 
-} // namespace vartalap::session_test
+} // namespace vartalap::session

@@ -4,10 +4,9 @@
 // Thread: the test's own.
 #include "tests/unit/session/session_core_fixture.hpp"
 
-namespace vartalap {
+namespace vartalap::session {
 namespace {
 
-using namespace session_test;
 
 TEST_F(SessionCoreTest, StoresThenServerAcksOnlyAfterCommit) {
     bool durable_at_ack = false;
@@ -177,4 +176,4 @@ TEST_F(SessionCoreTest, MapFullRefusesNewMessagesButStillAppliesAcks) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::session

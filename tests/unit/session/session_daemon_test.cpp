@@ -14,7 +14,7 @@
 #include <optional>
 #include <unistd.h>
 
-namespace vartalap {
+namespace vartalap::session {
 namespace {
 
 using namespace std::chrono_literals;
@@ -349,4 +349,4 @@ TEST(SessionDaemonTest, HandsOffToPersistenceAndAnswersRestSendersOverRealSocket
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::session

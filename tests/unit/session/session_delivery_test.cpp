@@ -4,10 +4,9 @@
 // Thread: the test's own.
 #include "tests/unit/session/session_core_fixture.hpp"
 
-namespace vartalap {
+namespace vartalap::session {
 namespace {
 
-using namespace session_test;
 
 TEST_F(SessionCoreTest, DeliversToOnlineUserOnItsConnection) {
     handle(connect("bob", "ws-2", 42));
@@ -360,4 +359,4 @@ TEST_F(SessionCoreTest, OnlineUserLimitRefusesConnect) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::session

@@ -4,10 +4,9 @@
 // Thread: the test's own.
 #include "tests/unit/session/session_core_fixture.hpp"
 
-namespace vartalap {
+namespace vartalap::session {
 namespace {
 
-using namespace session_test;
 
 TEST_F(SessionCoreTest, EphemeralIsNeverStoredNorServerAcked) {
     // Offline: dropped.
@@ -39,4 +38,4 @@ TEST_F(SessionCoreTest, EphemeralIsNeverStoredNorServerAcked) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::session

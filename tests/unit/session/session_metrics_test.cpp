@@ -1,7 +1,7 @@
 // SessionCore's latency histograms and the limits SIGHUP changes (set_limits).
 #include "tests/unit/session/session_core_fixture.hpp"
 
-namespace vartalap::session_test {
+namespace vartalap::session {
 namespace {
 
 TEST_F(SessionCoreTest, LatencyHistogramsTimeTheWriteAndTheAck) {
@@ -91,4 +91,4 @@ TEST_F(SessionCoreTest, NewAckTimeoutAndRetryLimitApplyToTheNextAttempts) {
 }
 
 } // namespace
-} // namespace vartalap::session_test
+} // namespace vartalap::session

@@ -7,10 +7,9 @@
 
 #include <set>
 
-namespace vartalap {
+namespace vartalap::session {
 namespace {
 
-using namespace session_test;
 
 class OfflinePathTest : public SessionCoreTest {
 protected:
@@ -475,4 +474,4 @@ TEST_F(OfflinePathTest, MapFullRefusalWithPersistenceToo) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::session

@@ -11,7 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <thread>
 
-namespace vartalap {
+namespace vartalap::ws_gateway {
 namespace {
 
 using namespace std::chrono_literals;
@@ -120,4 +120,4 @@ TEST(ZmqAsioWatcherTest, RestartAfterStopStillWakesUp) {
 }
 
 } // namespace
-} // namespace vartalap
+} // namespace vartalap::ws_gateway
