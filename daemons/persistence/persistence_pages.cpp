@@ -3,6 +3,8 @@
 // session's fetch or as the JSON of a rest-gateway's GET /messages.
 #include "daemons/persistence/persistence_core.hpp"
 
+#include "common/wire/builders.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -69,15 +71,9 @@ Envelope PersistenceCore::serve_fetch(const Envelope& request, lmdb::Txn& txn) {
 }
 
 Envelope PersistenceCore::serve_request(const Envelope& request, lmdb::Txn& txn) {
-    Envelope reply;
-    reply.kind = Kind::reply;
-    reply.request_id = request.request_id;
     auto refuse = [&](Status status, const char* error) {
         ++counters_.bad_requests;
-        reply.status = status;
-        reply.error = error;
-        reply.payload = json{{"error", error}}.dump();
-        return reply;
+        return make_reply(request, status, {}, error);
     };
     if (request.method != "messages") return refuse(Status::not_found, "unknown method");
     const std::string& user = request.from; // the authenticated user: nobody reads another's
@@ -107,6 +103,7 @@ Envelope PersistenceCore::serve_request(const Envelope& request, lmdb::Txn& txn)
     }
 
     collect_page(txn, user, after, limit);
+    Envelope reply = make_reply(request, Status::ok);
     // The payloads are already the JSON objects the recipient reads (the gateway wrote
     // them): they are spliced into the reply, not re-serialized.
     std::string& out = reply.payload;

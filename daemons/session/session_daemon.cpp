@@ -14,6 +14,7 @@
 // message stored and retries later; a full PUSH drops the forwarded ack (counted by the core).
 #include "common/store/lmdb.hpp"
 #include "common/log.hpp"
+#include "common/wire/builders.hpp"
 #include "common/zmq/socket.hpp"
 #include "topology/catalog.hpp"
 #include "topology/shard_map.hpp"
@@ -148,14 +149,12 @@ private:
     // server_ack and refuse differ only in status and reason (an ok ack has no reason).
     void send_server_ack(std::string_view gateway, std::uint64_t connection, std::string_view id,
                          std::string_view sender, Status status, std::string_view reason) {
-        control_.kind = Kind::server_ack;
-        control_.id.assign(id);
-        control_.from.assign(sender);
-        control_.to.assign(sender);
-        control_.origin_gateway.assign(gateway);
-        control_.connection = connection;
-        control_.status = status;
-        control_.error.assign(reason);
+        build_server_ack(control_, {.gateway = gateway,
+                                    .connection = connection,
+                                    .id = id,
+                                    .sender = sender,
+                                    .status = status,
+                                    .error = reason});
         send_control(gateway);
     }
 

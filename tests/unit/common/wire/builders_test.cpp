@@ -48,6 +48,9 @@ TEST(BuildersTest, AServerAckNamesTheSendersConnectionAndClearsTheReusedEnvelope
     Envelope out;
     out.payload = "left over";
     out.ids = {"x"};
+    out.method = "login";
+    out.flags = flag_ephemeral;
+    out.route = Route::chat;
     build_server_ack(out, {.gateway = "ws-1", .connection = 7, .request_id = 9, .id = "m1",
                            .sender = "bob", .channel = "group", .status = Status::refused,
                            .error = "full"});
@@ -63,6 +66,9 @@ TEST(BuildersTest, AServerAckNamesTheSendersConnectionAndClearsTheReusedEnvelope
     EXPECT_EQ(out.error, "full");
     EXPECT_TRUE(out.payload.empty());
     EXPECT_TRUE(out.ids.empty());
+    EXPECT_TRUE(out.method.empty());
+    EXPECT_EQ(out.flags, 0u);
+    EXPECT_EQ(out.route, Route::none);
 }
 
 } // namespace
