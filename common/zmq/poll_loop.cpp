@@ -3,8 +3,6 @@
 
 #include "common/log.hpp"
 
-#include <fmt/format.h>
-
 namespace vartalap {
 
 std::uint32_t PollLoop::kinds(std::initializer_list<Kind> accepted) {
@@ -18,11 +16,6 @@ std::size_t PollLoop::add(Source source) {
     enabled_.push_back(true);
     items_.push_back({source.socket.handle(), 0, ZMQ_POLLIN, 0});
     return sources_.size() - 1;
-}
-
-void PollLoop::set_limits(std::size_t max_batch, std::size_t max_batch_bytes) {
-    for (Source& source : sources_) source.max_batch = max_batch;
-    max_batch_bytes_ = max_batch_bytes;
 }
 
 std::span<Incoming> PollLoop::turn(std::chrono::milliseconds timeout) {
@@ -55,8 +48,7 @@ void PollLoop::drain(const Source& source) {
         }
         const std::uint32_t kind_bit = 1u << static_cast<std::uint8_t>(incoming.envelope.kind);
         if (source.accepted != 0 && (source.accepted & kind_bit) == 0) {
-            warn_dropped(dropped_, owner_, "envelope",
-                         fmt::format("unexpected kind {}", to_string(incoming.envelope.kind)));
+            warn_dropped(dropped_, owner_, "envelope of unexpected kind", to_string(incoming.envelope.kind));
             continue;
         }
         bytes_ += incoming.envelope.payload.size();

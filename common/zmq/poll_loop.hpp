@@ -51,7 +51,8 @@ public:
     // Adds a source (enabled), drained after those added before it; returns its index.
     std::size_t add(Source source);
     void enable(std::size_t index, bool enabled) { enabled_[index] = enabled; }
-    void set_limits(std::size_t max_batch, std::size_t max_batch_bytes);
+    // For daemons that read the byte bound from their options after the loop exists.
+    void set_max_batch_bytes(std::size_t max_batch_bytes) { max_batch_bytes_ = max_batch_bytes; }
 
     // One turn: waits at most `timeout` for an enabled source to be readable, then drains
     // every enabled source once, in the order they were added (whether or not poll saw it:

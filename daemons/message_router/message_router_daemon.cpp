@@ -20,7 +20,7 @@ class MessageRouterDaemon final : public ThreadedDaemon, private MessageRouterOu
 public:
     explicit MessageRouterDaemon(const DaemonContext& context)
         : context_(context), shards_(context.topology, "session"),
-          core_(shards_, *this), has_group_router_(!context.topology.of_kind("group-router").empty()) {}
+          core_(shards_, *this) {}
 
     void bind() override {
         pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
@@ -53,8 +53,9 @@ protected:
     void run() override {
         loop_.add({.socket = pull_, .max_batch = 1024}); // bounded: the stop flag is read often
         while (!stop_requested()) {
+            // Once stop is requested, to_session() stops waiting on a full shard, so the rest
+            // of a received batch is still routed (or dropped and counted) without delay.
             for (Incoming& incoming : loop_.turn(std::chrono::milliseconds(100))) {
-                if (stop_requested()) break; // to_session() may wait on a full shard
                 ++received_;
                 core_.route(incoming.envelope);
             }
@@ -90,7 +91,8 @@ private:
                           to_string(envelope.kind), envelope.id, forward_failures_);
     }
 
-    bool has_group_router() const override { return has_group_router_; }
+    // connect() made the PUSH only if the topology has group-routers.
+    bool has_group_router() const override { return static_cast<bool>(group_push_); }
 
     void to_group_router(Envelope& envelope) override {
         // Before the durable point, as for sessions: past the budget the message is dropped
@@ -106,7 +108,6 @@ private:
     DaemonContext context_; // a copy: its references outlive the daemon (System owns them)
     topology::ShardMap shards_;
     MessageRouterCore core_;
-    bool has_group_router_;
     zmq::socket_t pull_;
     std::vector<zmq::socket_t> pushes_;
     zmq::socket_t group_push_; // connected to every group-router; empty if there is none

@@ -161,7 +161,7 @@ private:
     void loop() {
         // Requests (answered) arrive on the ROUTER; acks (never answered) on the PULL. One
         // batch per turn from both.
-        loop_.set_limits(max_batch_, max_batch_bytes_);
+        loop_.set_max_batch_bytes(max_batch_bytes_);
         loop_.add({.socket = outbox_.router, .router = true, .max_batch = max_batch_,
                    .accepted = PollLoop::kinds({Kind::offline_store, Kind::fetch, Kind::request})});
         loop_.add({.socket = pull_, .max_batch = max_batch_, .accepted = PollLoop::kinds({Kind::ack})});

@@ -300,7 +300,7 @@ private:
     void loop() {
         // Gateways' ROUTERs answer only deliver requests, persistence's only offline_store
         // and fetch; everything else arrives on PULL. One batch per turn from all of them.
-        loop_.set_limits(config_.max_batch, config_.max_batch_bytes);
+        loop_.set_max_batch_bytes(config_.max_batch_bytes);
         loop_.add({.socket = pull_, .max_batch = config_.max_batch,
                    .accepted = PollLoop::kinds({Kind::deliver, Kind::ack, Kind::connect, Kind::disconnect})});
         for (zmq::socket_t& dealer : outbox_.sockets())

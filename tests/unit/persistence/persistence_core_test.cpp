@@ -4,6 +4,8 @@
 // Thread: the test's own.
 #include "daemons/persistence/persistence_core.hpp"
 
+#include "tests/support/fixtures.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -114,25 +116,12 @@ PersistenceInput messages_request(const std::string& user, const std::string& bo
     return {"rest-1", std::move(e)};
 }
 
-std::filesystem::path unique_temp_dir() {
-    static std::atomic<int> counter{0};
-    return std::filesystem::temp_directory_path() /
-           ("vartalap_persistence_test_" + std::to_string(::getpid()) + "_" +
-            std::to_string(counter++) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-}
-
 class PersistenceCoreTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        directory_ = unique_temp_dir();
-        std::filesystem::remove_all(directory_);
-        open();
-    }
+    void SetUp() override { open(); }
     void TearDown() override {
         core_.reset();
         env_.reset();
-        std::filesystem::remove_all(directory_);
     }
 
     void open() {
@@ -194,7 +183,8 @@ protected:
     PersistenceConfig config_;
     FakeClock clock_;
     FakeOutbox outbox_;
-    std::filesystem::path directory_;
+    test::TempDirectory dir_{"persistence"}; // removed after the environment is closed
+    std::filesystem::path directory_ = dir_.path();
     std::unique_ptr<lmdb::Env> env_;
     std::unique_ptr<PersistenceCore> core_;
 };

@@ -8,6 +8,8 @@
 
 #include "daemons/session/session_core.hpp"
 
+#include "tests/support/fixtures.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -158,25 +160,12 @@ inline Envelope result(std::uint64_t request_id, Status status = Status::ok) {
     return e;
 }
 
-inline std::filesystem::path unique_temp_dir() {
-    static std::atomic<int> counter{0};
-    return std::filesystem::temp_directory_path() /
-           ("vartalap_session_test_" + std::to_string(::getpid()) + "_" +
-            std::to_string(counter++) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-}
-
 class SessionCoreTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        directory_ = unique_temp_dir();
-        std::filesystem::remove_all(directory_);
-        open();
-    }
+    void SetUp() override { open(); }
     void TearDown() override {
         core_.reset();
         env_.reset();
-        std::filesystem::remove_all(directory_);
     }
 
     void open(lmdb::EnvOptions options = {}) {
@@ -215,7 +204,8 @@ protected:
     SessionConfig config_;
     FakeClock clock_;
     FakeOutbox outbox_;
-    std::filesystem::path directory_;
+    test::TempDirectory dir_{"session"}; // removed after the environment is closed
+    std::filesystem::path directory_ = dir_.path();
     std::unique_ptr<lmdb::Env> env_;
     std::unique_ptr<SessionCore> core_;
 };

@@ -4,13 +4,13 @@
 // Also the big-endian helpers of lmdb.hpp the layout is built from.
 #include "common/store/user_queue.hpp"
 
+#include "tests/support/fixtures.hpp"
+
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -25,23 +25,15 @@ std::string be64(std::uint64_t value) {
 
 class UserQueueTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        static std::atomic<int> counter{0};
-        directory_ = std::filesystem::temp_directory_path() /
-                     ("vartalap_user_queue_test_" + std::to_string(::getpid()) + "_" +
-                      std::to_string(counter++));
-        std::filesystem::remove_all(directory_);
-        open();
-    }
+    void SetUp() override { open(); }
     void TearDown() override {
         queue_.reset();
         env_.reset();
-        std::filesystem::remove_all(directory_);
     }
     void open(lmdb::EnvOptions options = {}, bool with_time = false) {
         queue_.reset();
         env_.reset();
-        env_ = std::make_unique<lmdb::Env>(directory_, options);
+        env_ = std::make_unique<lmdb::Env>(dir_.path(), options);
         queue_ = std::make_unique<UserQueue>(*env_, "ids", with_time, "test");
     }
 
@@ -69,7 +61,7 @@ protected:
         return seqs;
     }
 
-    std::filesystem::path directory_;
+    test::TempDirectory dir_{"user-queue"}; // removed after the environment is closed
     std::unique_ptr<lmdb::Env> env_;
     std::unique_ptr<UserQueue> queue_;
 };
