@@ -23,6 +23,8 @@
 
 namespace vartalap {
 
+class EventLoop;
+
 struct DaemonContext {
     zmq::context_t& zmq;                  // the process's one context (inproc needs one)
     const topology::Topology& topology;
@@ -33,6 +35,9 @@ struct DaemonContext {
     // Where the daemon's loop publishes its metrics and heartbeat (null: nowhere, in tests
     // that run a daemon alone).
     metrics::Board* board = nullptr;
+    // The event-loop thread a ZeroMQ-loop daemon runs on (`[system] threads`); null: a
+    // thread of its own. Daemons with an Asio loop of their own (gateways, push) ignore it.
+    EventLoop* loop = nullptr;
 };
 
 class Daemon {

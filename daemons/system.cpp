@@ -1,6 +1,8 @@
 // Thread: the controlling thread (main of `vartalapctl up`, or a test).
 #include "daemons/system.hpp"
 
+#include "daemons/event_loop.hpp"
+
 #include "common/log.hpp"
 #include "topology/catalog.hpp"
 
@@ -8,6 +10,16 @@
 #include <stdexcept>
 
 namespace vartalap {
+
+namespace {
+
+// The kinds whose daemon is a LoopDaemon and so may share an event-loop thread.
+bool shares_event_loop(std::string_view kind) {
+    return kind == "message-router" || kind == "session" || kind == "persistence" ||
+           kind == "profile" || kind == "group" || kind == "group-router";
+}
+
+} // namespace
 
 System::System(topology::Topology topology, std::string host, std::string instance)
     : topology_(std::move(topology)), host_(std::move(host)), instance_(std::move(instance)) {}
@@ -36,13 +48,27 @@ void System::start() {
                 const std::filesystem::path parent = std::filesystem::path(endpoint.substr(6)).parent_path();
                 if (!parent.empty()) std::filesystem::create_directories(parent);
             }
+    // `[system] threads`: the ZeroMQ-loop daemons share that many event loops, round-robin
+    // in file order (a loop of one daemon is named after it); 0 leaves each its own thread.
+    std::vector<const topology::DaemonSpec*> sharing;
+    for (const auto* spec : specs_)
+        if (shares_event_loop(spec->kind)) sharing.push_back(spec);
+    const std::size_t loop_count =
+        std::min<std::size_t>(static_cast<std::size_t>(std::max(topology_.threads, 0)), sharing.size());
+    for (std::size_t i = 0; i < loop_count; ++i) {
+        const bool alone = sharing.size() <= i + loop_count; // no second daemon lands on loop i
+        loops_.push_back(std::make_unique<EventLoop>(alone ? sharing[i]->name : "loop-" + std::to_string(i)));
+    }
     contexts_.reserve(specs_.size());
     std::vector<OpsEntry> ops_entries;
+    std::size_t placed = 0;
     for (const auto* spec : specs_) {
         boards_.push_back(std::make_unique<metrics::Board>());
+        EventLoop* loop = nullptr;
+        if (loop_count > 0 && shares_event_loop(spec->kind)) loop = loops_[placed++ % loop_count].get();
         contexts_.push_back(std::make_unique<DaemonContext>(DaemonContext{
             *zmq_, topology_, *spec, data_dir / spec->name, *access_keys_, clock_,
-            boards_.back().get()}));
+            boards_.back().get(), loop}));
         ops_entries.push_back({spec, boards_.back().get()});
     }
     ops_ = std::make_unique<OpsServer>(*zmq_, std::move(ops_entries), clock_);
@@ -70,6 +96,7 @@ void System::start() {
             daemons_[i]->connect();
         }
         phase = "start";
+        for (auto& loop : loops_) loop->start();
         for (std::size_t i = 0; i < daemons_.size(); ++i) {
             current = specs_[i];
             daemons_[i]->start();
@@ -83,7 +110,9 @@ void System::start() {
         stop();
         throw std::runtime_error(message);
     }
-    spdlog::info("system '{}': {} daemons running", topology_.name, daemons_.size());
+    spdlog::info("system '{}': {} daemons running ({})", topology_.name, daemons_.size(),
+                 loops_.empty() ? std::string("a thread each")
+                                : std::to_string(loops_.size()) + " shared event loop(s)");
 }
 
 void System::stop() {
@@ -98,7 +127,9 @@ void System::stop() {
     }
     if (ops_) ops_->stop();
     ops_.reset();
+    for (auto& loop : loops_) loop->stop(); // every daemon on them has finished
     daemons_.clear(); // closes any socket a daemon that never started still holds
+    loops_.clear();
     boards_.clear();
     running_ = 0;
     contexts_.clear();

@@ -1,5 +1,6 @@
 // Runs the daemons of a topology in this process: `vartalapctl up` and the integration
-// tests use it. One ZeroMQ context, one thread per daemon.
+// tests use it. One ZeroMQ context; the ZeroMQ-loop daemons on `[system] threads` shared
+// event loops (EventLoop), the gateways and push on a thread each.
 //
 // Thread-safety: start/stop from one controlling thread.
 #pragma once
@@ -14,6 +15,8 @@
 #include <vector>
 
 namespace vartalap {
+
+class EventLoop;
 
 class System {
 public:
@@ -55,6 +58,7 @@ private:
     std::vector<const topology::DaemonSpec*> specs_;
     std::vector<std::unique_ptr<DaemonContext>> contexts_;
     std::vector<std::unique_ptr<metrics::Board>> boards_; // one per daemon, same order
+    std::vector<std::unique_ptr<EventLoop>> loops_;       // [system] threads; outlive daemons_' joins
     std::vector<std::unique_ptr<Daemon>> daemons_;
     std::unique_ptr<OpsServer> ops_;                      // control sockets, metrics ports
     std::uint64_t started_ms_ = 0;

@@ -18,8 +18,9 @@ namespace {
 
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug", "info", "warn",
                                                         "error", "critical", "off"};
-constexpr std::array<std::string_view, 4> kSystemKeys = {"name", "data_dir", "log_level",
-                                                         "secret"};
+constexpr std::array<std::string_view, 5> kSystemKeys = {"name", "data_dir", "log_level",
+                                                         "secret", "threads"};
+constexpr std::int64_t kMaxThreads = 64;
 constexpr std::array<std::string_view, 5> kDaemonPlainKeys = {"kind", "name", "host", "slots",
                                                               "options"};
 
@@ -194,6 +195,10 @@ void Loader::read_system(const toml::table& table) {
                           "; known: " + join(kSystemKeys));
             continue;
         }
+        if (name == "threads") {
+            read_threads(node, line);
+            continue;
+        }
         if (const auto value = string_value(node, "system." + name))
             read_system_key(name, *value, line);
     }
@@ -218,6 +223,16 @@ void Loader::read_system_key(const std::string& name, const std::string& value, 
     } else if (name == "secret") {
         read_secret(value, line);
     }
+}
+
+void Loader::read_threads(const toml::node& node, int line) {
+    const auto value = node.value_exact<std::int64_t>();
+    if (!value || *value < 0 || *value > kMaxThreads) {
+        add(line, "system.threads must be an integer from 0 (one thread per daemon) to " +
+                      std::to_string(kMaxThreads));
+        return;
+    }
+    topology_.threads = static_cast<int>(*value);
 }
 
 void Loader::read_secret(const std::string& value, int line) {

@@ -82,6 +82,7 @@ private:
     void read_system(const toml::table& table);
     void read_system_key(const std::string& name, const std::string& value, int line);
     void read_secret(const std::string& value, int line);
+    void read_threads(const toml::node& node, int line);
     void read_daemon(const toml::table& table);
     void read_name(DaemonDraft& draft, const toml::table& table);
     void read_kind(DaemonDraft& draft, const toml::table& table);

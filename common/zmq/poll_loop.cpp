@@ -27,14 +27,18 @@ std::span<Incoming> PollLoop::turn(std::chrono::milliseconds timeout) {
         zmq::poll(static_cast<zmq_pollitem_t*>(nullptr), 0, timeout);
     else
         zmq::poll(polled_.data(), polled_.size(), timeout);
+    return drain();
+}
+
+std::span<Incoming> PollLoop::drain() {
     count_ = 0;
     bytes_ = 0;
     for (std::size_t i = 0; i < sources_.size(); ++i)
-        if (enabled_[i]) drain(sources_[i]);
+        if (enabled_[i]) drain_source(sources_[i]);
     return std::span<Incoming>(batch_.data(), count_);
 }
 
-void PollLoop::drain(const Source& source) {
+void PollLoop::drain_source(const Source& source) {
     // Every message received counts toward max_batch, dropped ones too: a flood of garbage
     // cannot hold the loop in one source.
     for (std::size_t received = 0; received < source.max_batch && bytes_ < max_batch_bytes_; ++received) {

@@ -54,18 +54,24 @@ public:
     // For daemons that read the byte bound from their options after the loop exists.
     void set_max_batch_bytes(std::size_t max_batch_bytes) { max_batch_bytes_ = max_batch_bytes; }
 
-    // One turn: waits at most `timeout` for an enabled source to be readable, then drains
-    // every enabled source once, in the order they were added (whether or not poll saw it:
-    // ZeroMQ's readiness is edge-triggered and the core's sends can consume an edge). The
-    // batch, each message with its routing id, stays valid until the next turn; the caller
-    // moves out what it keeps.
+    // One turn: waits at most `timeout` for an enabled source to be readable, then drain().
     std::span<Incoming> turn(std::chrono::milliseconds timeout);
+    // The turn without the wait (for a loop that waits elsewhere, e.g. an Asio event loop
+    // watching the sources' ZMQ_FDs): drains every enabled source once, in the order they
+    // were added (whether or not a poll saw it: ZeroMQ's readiness is edge-triggered and the
+    // core's sends can consume an edge). The batch, each message with its routing id, stays
+    // valid until the next turn; the caller moves out what it keeps.
+    std::span<Incoming> drain();
+
+    std::size_t size() const { return sources_.size(); }
+    zmq::socket_ref socket(std::size_t index) const { return sources_[index].socket; }
+    bool enabled(std::size_t index) const { return enabled_[index]; }
 
     // Messages dropped as malformed or of an unexpected kind, all sources together.
     std::uint64_t dropped() const { return dropped_; }
 
 private:
-    void drain(const Source& source);
+    void drain_source(const Source& source);
 
     std::string owner_;
     std::size_t max_batch_bytes_;

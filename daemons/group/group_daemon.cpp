@@ -2,9 +2,9 @@
 // and group-routers (group_op) talk to, one DEALER to the profile daemons (are the members
 // to add registered?), one PUSH per session shard (group events), and the group store.
 //
-// Thread: bind() and connect() run on the controlling thread; from start() on, run() and
-// everything it calls (the core, every socket) run on the daemon's own thread only;
-// request_stop() from any thread.
+// Thread: bind() and connect() run on the controlling thread; from start() on, the loop's
+// hooks (LoopDaemon) and everything they call (the core, every socket) run on the daemon's
+// loop thread only; request_stop() from any thread.
 //
 // Loop (one line per duty): poll the ROUTER and the profile DEALER (at most 100 ms) →
 // serve requests (answer, or ask the profile daemon first) → apply what the profile
@@ -18,7 +18,7 @@
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
-#include "daemons/threaded_daemon.hpp"
+#include "daemons/loop_daemon.hpp"
 #include "topology/catalog.hpp"
 #include "topology/shard_map.hpp"
 
@@ -39,9 +39,10 @@ constexpr std::uint64_t kProfileTimeoutMs = 5000; // a profile check not answere
 constexpr std::size_t kMaxPendingChecks = 10000;  // requests waiting for the profile daemon
 constexpr std::size_t kDrainBatch = 256;                  // messages per socket per loop turn
 
-class GroupDaemon final : public ThreadedDaemon {
+class GroupDaemon final : public LoopDaemon {
 public:
-    explicit GroupDaemon(const DaemonContext& context) : context_(context), sessions_(context.topology, "session") {
+    explicit GroupDaemon(const DaemonContext& context)
+        : LoopDaemon(context.self.name, context.loop), context_(context), sessions_(context.topology, "session") {
         const auto& self = context_.self;
         config_.max_group_members = max_group_members_option(self);
         env_options_.map_size = static_cast<std::size_t>(positive_or(self.option_int("map_size_mb", 1024), 1024)) << 20;
@@ -97,8 +98,6 @@ public:
     void reload(const topology::DaemonSpec& fresh) override { pending_reload_.post(fresh); }
 
 protected:
-    void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
-
 private:
     static std::size_t max_group_members_option(const topology::DaemonSpec& spec) {
         return uint_option(spec, "max_group_members", GroupConfig{}.max_group_members);
@@ -126,23 +125,30 @@ private:
         std::uint64_t deadline_ms = 0;
     };
 
-    void loop() {
+    void on_start() override {
         loop_.add({.socket = router_, .router = true, .max_batch = kDrainBatch,
                    .accepted = PollLoop::kinds({Kind::request, Kind::group_op})});
         loop_.add({.socket = profile_, .max_batch = kDrainBatch, .accepted = PollLoop::kinds({Kind::reply})});
-        while (!stop_requested()) {
-            // Events waiting for a busy shard are retried at a finer period than the tick.
-            const long timeout = core_->events().has_pending() ? 20 : static_cast<long>(kTickMs);
-            for (Incoming& incoming : loop_.turn(std::chrono::milliseconds(timeout))) {
-                if (incoming.envelope.kind == Kind::reply) {
-                    on_profile_reply(incoming.envelope); // from the profile DEALER
-                } else {
-                    ++requests_;
-                    serve(incoming.routing_id, incoming.envelope);
-                }
+    }
+
+    std::chrono::milliseconds before_turn() override {
+        // Events waiting for a busy shard are retried at a finer period than the tick.
+        return std::chrono::milliseconds(core_->events().has_pending() ? 20 : static_cast<long>(kTickMs));
+    }
+
+    void on_turn(std::span<Incoming> batch) override {
+        for (Incoming& incoming : batch) {
+            if (incoming.envelope.kind == Kind::reply) {
+                on_profile_reply(incoming.envelope); // from the profile DEALER
+            } else {
+                ++requests_;
+                serve(incoming.routing_id, incoming.envelope);
             }
-            periodic_duties();
         }
+        periodic_duties();
+    }
+
+    void on_stop() override {
         // Pending profile checks are dropped: their callers time out (REST 504) or resend
         // (async operations were not acknowledged). Unsent events stay in the outbox.
         router_.close();
@@ -272,7 +278,6 @@ private:
     std::uint64_t requests_ = 0;
     std::uint64_t replies_ = 0;
     Publisher publisher_{context_.board, context_.clock};
-    PollLoop loop_{context_.self.name};
     PendingReload pending_reload_;
 };
 

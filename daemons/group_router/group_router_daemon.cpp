@@ -4,9 +4,9 @@
 // refusals), its outbox (LMDB at its data_dir) and the read-only view of the group store
 // (<topology data_dir>/<group instance on this host>).
 //
-// Thread: bind() and connect() run on the controlling thread; from start() on, run() and
-// everything it calls (the core, every socket, the store) run on the daemon's own thread
-// only; request_stop() from any thread.
+// Thread: bind() and connect() run on the controlling thread; from start() on, the loop's
+// hooks and everything they call (the core, every socket, the store) run on the daemon's
+// loop only (LoopDaemon); request_stop() from any thread.
 //
 // Loop (one line per duty): poll the PULL (only while the core accepts and the group store
 // is open) and the group DEALER (at most 100 ms, 20 ms while copies wait) → drain the PULL
@@ -20,7 +20,7 @@
 #include "daemons/group_router/group_router_core.hpp"
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
-#include "daemons/threaded_daemon.hpp"
+#include "daemons/loop_daemon.hpp"
 #include "topology/catalog.hpp"
 #include "topology/shard_map.hpp"
 
@@ -73,10 +73,11 @@ private:
     std::uint64_t dropped_ = 0;
 };
 
-class GroupRouterDaemon final : public ThreadedDaemon {
+class GroupRouterDaemon final : public LoopDaemon {
 public:
     explicit GroupRouterDaemon(const DaemonContext& context)
-        : context_(context), sessions_(context.topology, "session") {
+        : LoopDaemon(context.self.name, context.loop), context_(context),
+          sessions_(context.topology, "session") {
         const auto& self = context_.self;
         config_.max_pending_copies = static_cast<std::size_t>(
             positive_or(self.option_int("max_pending_copies", static_cast<std::int64_t>(config_.max_pending_copies)),
@@ -148,31 +149,34 @@ public:
     std::map<std::string, std::string> bound_endpoints() const override { return {{"pull", bound_pull_}}; }
 
 protected:
-    void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
-
-private:
-    void loop() {
-        std::vector<Envelope> batch;
-        batch.reserve(kMaxBatch);
-        const std::size_t messages =
+    void on_start() override {
+        batch_.reserve(kMaxBatch);
+        messages_ =
             loop_.add({.socket = pull_, .max_batch = kMaxBatch, .accepted = PollLoop::kinds({Kind::group_message})});
         loop_.add({.socket = links_.group, .max_batch = kDrainReplies, .accepted = PollLoop::kinds({Kind::reply})});
-        while (!stop_requested()) {
-            // Read new messages only while they can be handled: the store is open and the
-            // outbox has room. Otherwise they wait in ZeroMQ (before the durable point) and
-            // the message-routers feel the backpressure.
-            loop_.enable(messages, core_->accepting() && membership_->ready());
-            const auto timeout = core_->outbox().has_pending() ? kBusyTickMs : kTickMs;
-            const std::span<Incoming> turn = loop_.turn(std::chrono::milliseconds(static_cast<long>(timeout)));
-            // Group messages first (one commit for the batch), then the group daemon's replies.
-            batch.clear();
-            for (Incoming& incoming : turn)
-                if (incoming.envelope.kind == Kind::group_message) batch.push_back(std::move(incoming.envelope));
-            if (!batch.empty()) core_->handle_batch(batch);
-            for (Incoming& incoming : turn)
-                if (incoming.envelope.kind == Kind::reply) core_->on_reply(incoming.envelope);
-            periodic_duties();
-        }
+    }
+
+    std::chrono::milliseconds before_turn() override {
+        // Read new messages only while they can be handled: the store is open and the
+        // outbox has room. Otherwise they wait in ZeroMQ (before the durable point) and
+        // the message-routers feel the backpressure.
+        loop_.enable(messages_, core_->accepting() && membership_->ready());
+        const auto timeout = core_->outbox().has_pending() ? kBusyTickMs : kTickMs;
+        return std::chrono::milliseconds(static_cast<long>(timeout));
+    }
+
+    void on_turn(std::span<Incoming> turn) override {
+        // Group messages first (one commit for the batch), then the group daemon's replies.
+        batch_.clear();
+        for (Incoming& incoming : turn)
+            if (incoming.envelope.kind == Kind::group_message) batch_.push_back(std::move(incoming.envelope));
+        if (!batch_.empty()) core_->handle_batch(batch_);
+        for (Incoming& incoming : turn)
+            if (incoming.envelope.kind == Kind::reply) core_->on_reply(incoming.envelope);
+        periodic_duties();
+    }
+
+    void on_stop() override {
         // What is committed stays in the outbox for the next start; what is still queued in
         // the PULL socket was never acknowledged (before the durable point).
         pull_.close();
@@ -235,7 +239,8 @@ private:
     std::string bound_pull_;
     Periodic counter_log_{60'000}; // counters to the log, debug level
     Publisher publisher_{context_.board, context_.clock};
-    PollLoop loop_{context_.self.name};
+    std::vector<Envelope> batch_;
+    std::size_t messages_ = 0;
 };
 
 } // namespace

@@ -3,9 +3,10 @@
 // push daemons if the topology has any) and the LMDB environment.
 //
 // Thread: bind() and connect() run on the controlling thread (they create the sockets and
-// open the store); from start() on, run() and everything it calls (the core, the outbox,
-// every socket) run on the daemon's own thread only; request_stop() may be called from any
-// thread (it only sets an atomic flag); join() from the controlling thread.
+// open the store); from start() on, the loop's hooks (LoopDaemon) and everything they call
+// (the core, the outbox, every socket) run on the daemon's loop thread only (its own, or one
+// it shares: `[system] threads`); request_stop() may be called from any thread; join() from
+// the controlling thread.
 //
 // Loop (one line per duty): poll both sockets for at most 100 ms → drain each (bounded) into
 // one batch → core.handle_batch (one LMDB commit, then replies and notifications) →
@@ -20,7 +21,7 @@
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
-#include "daemons/threaded_daemon.hpp"
+#include "daemons/loop_daemon.hpp"
 #include "topology/catalog.hpp"
 
 #include <spdlog/spdlog.h>
@@ -74,9 +75,10 @@ private:
     std::uint64_t replies_dropped_ = 0;
 };
 
-class PersistenceDaemon final : public ThreadedDaemon {
+class PersistenceDaemon final : public LoopDaemon {
 public:
-    explicit PersistenceDaemon(const DaemonContext& context) : context_(context) {
+    explicit PersistenceDaemon(const DaemonContext& context)
+        : LoopDaemon(context.self.name, context.loop), context_(context) {
         const topology::DaemonSpec& self = context_.self;
         const std::string durability = self.option_string("durability", "fsync");
         const auto parsed = parse_durability(durability);
@@ -140,8 +142,6 @@ public:
     void reload(const topology::DaemonSpec& fresh) override { pending_reload_.post(fresh); }
 
 protected:
-    void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
-
 private:
     zmq::socket_t bind_socket(zmq::socket_type type, const std::string& role) {
         const std::string endpoint = context_.self.endpoint(role);
@@ -158,25 +158,28 @@ private:
         return socket;
     }
 
-    void loop() {
+    void on_start() override {
         // Requests (answered) arrive on the ROUTER; acks (never answered) on the PULL. One
         // batch per turn from both.
         loop_.set_max_batch_bytes(max_batch_bytes_);
         loop_.add({.socket = outbox_.router, .router = true, .max_batch = max_batch_,
                    .accepted = PollLoop::kinds({Kind::offline_store, Kind::fetch, Kind::request})});
         loop_.add({.socket = pull_, .max_batch = max_batch_, .accepted = PollLoop::kinds({Kind::ack})});
-        std::vector<PersistenceInput> batch;
-        batch.reserve(max_batch_ * 2);
+        batch_.reserve(max_batch_ * 2);
         counter_log_.start(context_.clock.monotonic_ms());
+    }
 
-        while (!stop_requested()) {
-            batch.clear();
-            for (Incoming& incoming : loop_.turn(std::chrono::milliseconds(kTickMs)))
-                batch.push_back(PersistenceInput{std::move(incoming.routing_id), std::move(incoming.envelope)});
-            if (!batch.empty()) core_->handle_batch(batch);
-            periodic_duties();
-        }
+    std::chrono::milliseconds before_turn() override { return std::chrono::milliseconds(kTickMs); }
 
+    void on_turn(std::span<Incoming> turn) override {
+        batch_.clear();
+        for (Incoming& incoming : turn)
+            batch_.push_back(PersistenceInput{std::move(incoming.routing_id), std::move(incoming.envelope)});
+        if (!batch_.empty()) core_->handle_batch(batch_);
+        periodic_duties();
+    }
+
+    void on_stop() override {
         // Shutdown: every request received has been committed and answered; what is still
         // queued in the sockets was never confirmed to anyone (sessions still hold those
         // messages and re-send them), so dropping it is within the contract. Close with the
@@ -269,10 +272,10 @@ private:
     std::unique_ptr<PersistenceCore> core_;
     std::map<std::string, std::string> bound_;
 
-    PollLoop loop_{context_.self.name};
     Periodic counter_log_{kCounterLogPeriodMs};
     Publisher publisher_{context_.board, context_.clock};
     PendingReload pending_reload_;
+    std::vector<PersistenceInput> batch_;
 };
 
 } // namespace

@@ -1,21 +1,22 @@
 // profile daemon: the ROUTER socket rest-gateways (and push) send requests to, and the
 // profile LMDB environment, around ProfileCore.
-// Thread: the profile daemon's own thread (run()); ProfileCore runs on it too.
+// Thread: the profile daemon's loop (LoopDaemon hooks); ProfileCore runs on it too.
 #include "daemons/profile/profile_core.hpp"
 
 #include "common/log.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/profile/profile_daemon.hpp"
 #include "daemons/publisher.hpp"
-#include "daemons/threaded_daemon.hpp"
+#include "daemons/loop_daemon.hpp"
 
 namespace vartalap::profile {
 
 namespace {
 
-class ProfileDaemon final : public ThreadedDaemon {
+class ProfileDaemon final : public LoopDaemon {
 public:
-    explicit ProfileDaemon(const DaemonContext& context) : context_(context) {}
+    explicit ProfileDaemon(const DaemonContext& context)
+        : LoopDaemon(context.self.name, context.loop), context_(context) {}
 
     void bind() override {
         const std::string provider = context_.self.option_string("identity_provider", "development");
@@ -34,14 +35,15 @@ public:
     }
 
 protected:
-    void run() override {
+    void on_start() override {
         loop_.add({.socket = router_, .router = true, .accepted = PollLoop::kinds({Kind::request})});
-        while (!stop_requested()) {
-            serve(loop_.turn(std::chrono::milliseconds(100)));
-            publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
-        }
-        router_.close();
     }
+    std::chrono::milliseconds before_turn() override { return std::chrono::milliseconds(100); }
+    void on_turn(std::span<Incoming> batch) override {
+        serve(batch);
+        publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
+    }
+    void on_stop() override { router_.close(); }
 
 private:
     void serve(std::span<Incoming> batch) {
@@ -78,7 +80,6 @@ private:
     std::uint64_t replies_dropped_ = 0;
     std::string scratch_;
     Publisher publisher_{context_.board, context_.clock};
-    PollLoop loop_{context_.self.name};
 };
 
 } // namespace

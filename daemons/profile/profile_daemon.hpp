@@ -2,7 +2,8 @@
 // group daemons and push daemons send requests to, and the profile LMDB environment, around
 // ProfileCore (profile_daemon.cpp holds the class and its loop). The option
 // `identity_provider` must be "development" (the only one built).
-// Thread: its own thread; see daemons/daemon.hpp for the start-up phases.
+// Thread: its loop (LoopDaemon: its own thread, or one shared with other daemons); see
+// daemons/daemon.hpp for the start-up phases.
 #pragma once
 
 #include "daemons/daemon.hpp"

@@ -4,9 +4,10 @@
 // `pull`) and the LMDB environment.
 //
 // Thread: bind() and connect() run on the controlling thread (they create the sockets and
-// open the store); from start() on, run() and everything it calls (the core, the outbox,
-// every socket) run on the daemon's own thread only; request_stop() may be called from any
-// thread (it only sets an atomic flag); join() from the controlling thread.
+// open the store); from start() on, the loop's hooks (LoopDaemon) and everything they call
+// (the core, the outbox, every socket) run on the daemon's loop thread only (its own, or one
+// it shares: `[system] threads`); request_stop() may be called from any thread; join() from
+// the controlling thread.
 //
 // Loop (one line per duty): poll all sockets for at most min(next deadline, 100 ms) → drain
 // each socket (bounded) into one batch → core.handle_batch (one LMDB commit, then sends) →
@@ -25,7 +26,7 @@
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
-#include "daemons/threaded_daemon.hpp"
+#include "daemons/loop_daemon.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -182,9 +183,10 @@ private:
     std::uint64_t control_dropped_ = 0;
 };
 
-class SessionDaemon final : public ThreadedDaemon {
+class SessionDaemon final : public LoopDaemon {
 public:
-    explicit SessionDaemon(const DaemonContext& context) : context_(context) {
+    explicit SessionDaemon(const DaemonContext& context)
+        : LoopDaemon(context.self.name, context.loop), context_(context) {
         const topology::DaemonSpec& self = context_.self;
         config_.ack_timeout_ms = uint_option(self, "ack_timeout_ms", config_.ack_timeout_ms);
         config_.send_timeout_ms = uint_option(self, "send_timeout_ms", config_.send_timeout_ms);
@@ -278,8 +280,6 @@ public:
     void reload(const topology::DaemonSpec& fresh) override { pending_reload_.post(fresh); }
 
 protected:
-    void run() override { run_or_abort(context_.self.name, [this] { loop(); }); }
-
 private:
     // A socket connected to `peer`'s `role` endpoint. The routing id is this instance's name:
     // ROUTER peers answer to it, and their logs name us.
@@ -297,7 +297,7 @@ private:
         return socket;
     }
 
-    void loop() {
+    void on_start() override {
         // Gateways' ROUTERs answer only deliver requests, persistence's only offline_store
         // and fetch; everything else arrives on PULL. One batch per turn from all of them.
         loop_.set_max_batch_bytes(config_.max_batch_bytes);
@@ -310,25 +310,29 @@ private:
             loop_.add({.socket = shard.dealer, .max_batch = config_.max_batch,
                        .accepted = PollLoop::kinds({Kind::offline_stored, Kind::fetched})});
 
-        std::vector<Envelope> batch;
-        batch.reserve(config_.max_batch);
+        batch_.reserve(config_.max_batch);
         counter_log_.start(context_.clock.monotonic_ms());
         sync_->start(context_.clock.monotonic_ms());
         outbox_.request_resync(context_.self.name);
+    }
 
-        while (!stop_requested()) {
-            std::uint64_t timeout = kTickMs;
-            if (auto deadline = core_->next_deadline_ms()) {
-                const std::uint64_t now = context_.clock.monotonic_ms();
-                timeout = *deadline <= now ? 0 : std::min(kTickMs, *deadline - now);
-            }
-            batch.clear();
-            for (Incoming& incoming : loop_.turn(std::chrono::milliseconds(static_cast<long>(timeout))))
-                batch.push_back(std::move(incoming.envelope));
-            if (!batch.empty()) core_->handle_batch(batch);
-            periodic_duties();
+    std::chrono::milliseconds before_turn() override {
+        std::uint64_t timeout = kTickMs;
+        if (auto deadline = core_->next_deadline_ms()) {
+            const std::uint64_t now = context_.clock.monotonic_ms();
+            timeout = *deadline <= now ? 0 : std::min(kTickMs, *deadline - now);
         }
+        return std::chrono::milliseconds(static_cast<long>(timeout));
+    }
 
+    void on_turn(std::span<Incoming> turn) override {
+        batch_.clear();
+        for (Incoming& incoming : turn) batch_.push_back(std::move(incoming.envelope));
+        if (!batch_.empty()) core_->handle_batch(batch_);
+        periodic_duties();
+    }
+
+    void on_stop() override {
         // Shutdown: what was received has been committed; what is still queued in the PULL
         // socket was never acknowledged to anyone (before the durable point), so dropping it
         // is within the contract. Messages whose handoff is unconfirmed are still stored here
@@ -439,10 +443,10 @@ private:
     std::unique_ptr<SessionCore> core_;
     std::map<std::string, std::string> bound_;
 
-    PollLoop loop_{context_.self.name};
     Periodic counter_log_{kCounterLogPeriodMs};
     Publisher publisher_{context_.board, context_.clock};
     PendingReload pending_reload_;
+    std::vector<Envelope> batch_;
 };
 
 } // namespace
