@@ -36,7 +36,9 @@ public:
 
 private:
     std::string name_;
-    boost::asio::io_context io_;
+    // One thread runs it: a post from a handler goes to the thread's private queue (no
+    // wake-up system call); posts from other threads (stop, reload) still lock.
+    boost::asio::io_context io_{1};
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
     std::thread thread_;
 };

@@ -45,6 +45,7 @@ struct LoopDaemon::Driver : std::enable_shared_from_this<Driver> {
             descriptor->assign(loop.socket(i).get(zmq::sockopt::fd));
             descriptors.push_back(std::move(descriptor));
             armed.push_back(false);
+            if (loop.receive_only(i)) arm(i);
         }
         schedule();
     }
@@ -59,27 +60,43 @@ struct LoopDaemon::Driver : std::enable_shared_from_this<Driver> {
         std::chrono::milliseconds wait{};
         run_or_abort(owner->name_, [&] { wait = owner->before_turn(); });
         PollLoop& loop = owner->loop_;
-        // ZMQ_FD only signals changes; what arrived before the wait is seen here (reading
-        // ZMQ_EVENTS also processes the socket's pending commands).
+        // ZMQ_FD only signals changes, and a send or a ZMQ_EVENTS read can consume the signal.
+        // A receive-only source (PULL) is always watched and nothing but its drain reads it,
+        // so its signals are never lost: PollLoop knows whether it may hold messages. A source
+        // the daemon also sends on is asked (ZMQ_EVENTS, which also processes its pending
+        // commands) before the wait.
         bool ready = wait.count() <= 0;
-        for (std::size_t i = 0; i < loop.size() && !ready; ++i)
-            if (loop.enabled(i) && (loop.socket(i).get(zmq::sockopt::events) & ZMQ_POLLIN)) ready = true;
+        for (std::size_t i = 0; i < loop.size() && !ready; ++i) {
+            if (!loop.enabled(i)) continue;
+            if (loop.receive_only(i))
+                ready = loop.may_hold(i);
+            else
+                ready = (loop.socket(i).get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+        }
         if (ready) {
             post_turn();
             return;
         }
         for (std::size_t i = 0; i < loop.size(); ++i)
-            if (loop.enabled(i)) arm(i);
+            if (loop.enabled(i) && !loop.receive_only(i)) arm(i);
         arm_timer(asio::steady_timer::clock_type::now() + wait);
     }
 
+    // One wait on source i's ZMQ_FD. A receive-only source's wait is renewed in its own
+    // handler, before the reactor can look at the descriptor again, so no signal goes unseen.
     void arm(std::size_t i) {
         if (armed[i]) return;
         armed[i] = true;
         descriptors[i]->async_wait(asio::posix::stream_descriptor::wait_read,
                                    [self = shared_from_this(), i](const boost::system::error_code& ec) {
                                        self->armed[i] = false;
-                                       if (!ec && !self->finished) self->post_turn();
+                                       if (ec || self->finished) return;
+                                       PollLoop& loop = self->owner->loop_;
+                                       if (loop.receive_only(i)) {
+                                           loop.mark_ready(i);
+                                           self->arm(i);
+                                       }
+                                       self->post_turn();
                                    });
     }
 

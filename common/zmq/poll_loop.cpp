@@ -14,6 +14,8 @@ std::uint32_t PollLoop::kinds(std::initializer_list<Kind> accepted) {
 std::size_t PollLoop::add(Source source) {
     sources_.push_back(source);
     enabled_.push_back(true);
+    receive_only_.push_back(source.socket.get(zmq::sockopt::type) == ZMQ_PULL);
+    ready_.push_back(true); // messages may have arrived before the loop existed
     items_.push_back({source.socket.handle(), 0, ZMQ_POLLIN, 0});
     return sources_.size() - 1;
 }
@@ -27,6 +29,8 @@ std::span<Incoming> PollLoop::turn(std::chrono::milliseconds timeout) {
         zmq::poll(static_cast<zmq_pollitem_t*>(nullptr), 0, timeout);
     else
         zmq::poll(polled_.data(), polled_.size(), timeout);
+    for (std::size_t i = 0, polled = 0; i < items_.size(); ++i)
+        if (enabled_[i] && (polled_[polled++].revents & ZMQ_POLLIN)) ready_[i] = true;
     return drain();
 }
 
@@ -34,18 +38,18 @@ std::span<Incoming> PollLoop::drain() {
     count_ = 0;
     bytes_ = 0;
     for (std::size_t i = 0; i < sources_.size(); ++i)
-        if (enabled_[i]) drain_source(sources_[i]);
+        if (enabled_[i] && may_hold(i)) ready_[i] = !drain_source(sources_[i]);
     return std::span<Incoming>(batch_.data(), count_);
 }
 
-void PollLoop::drain_source(const Source& source) {
+bool PollLoop::drain_source(const Source& source) {
     // Every message received counts toward max_batch, dropped ones too: a flood of garbage
     // cannot hold the loop in one source.
     for (std::size_t received = 0; received < source.max_batch && bytes_ < max_batch_bytes_; ++received) {
         if (batch_.size() <= count_) batch_.resize(count_ + 1);
         Incoming& incoming = batch_[count_];
         const ReceiveResult result = receive_envelope(source.socket, source.router, incoming, &error_);
-        if (result == ReceiveResult::empty) return;
+        if (result == ReceiveResult::empty) return true;
         if (result == ReceiveResult::malformed) {
             warn_dropped(dropped_, owner_, "malformed envelope", error_);
             continue;
@@ -59,6 +63,7 @@ void PollLoop::drain_source(const Source& source) {
         for (const std::string& item : incoming.envelope.items) bytes_ += item.size();
         ++count_;
     }
+    return false;
 }
 
 } // namespace vartalap

@@ -57,26 +57,38 @@ public:
     // One turn: waits at most `timeout` for an enabled source to be readable, then drain().
     std::span<Incoming> turn(std::chrono::milliseconds timeout);
     // The turn without the wait (for a loop that waits elsewhere, e.g. an Asio event loop
-    // watching the sources' ZMQ_FDs): drains every enabled source once, in the order they
-    // were added (whether or not a poll saw it: ZeroMQ's readiness is edge-triggered and the
-    // core's sends can consume an edge). The batch, each message with its routing id, stays
-    // valid until the next turn; the caller moves out what it keeps.
+    // watching the sources' ZMQ_FDs): drains each enabled source that may hold messages
+    // once, in the order they were added. A source the daemon also sends on (DEALER, ROUTER)
+    // may always hold some: its sends can consume the readiness edge, so it is drained every
+    // turn. A receive-only one (PULL) is drained only after a sign of messages (mark_ready(),
+    // or its last drain stopped at a bound): once drained empty, ZeroMQ signals its ZMQ_FD
+    // for the next message, and draining it again would cost two system calls for nothing.
+    // The batch, each message with its routing id, stays valid until the next turn; the
+    // caller moves out what it keeps.
     std::span<Incoming> drain();
 
     std::size_t size() const { return sources_.size(); }
     zmq::socket_ref socket(std::size_t index) const { return sources_[index].socket; }
     bool enabled(std::size_t index) const { return enabled_[index]; }
+    // Whether the source may hold messages without a new signal on its ZMQ_FD (see drain()).
+    bool may_hold(std::size_t index) const { return !receive_only_[index] || ready_[index]; }
+    bool receive_only(std::size_t index) const { return receive_only_[index]; }
+    // Its ZMQ_FD fired or ZMQ_EVENTS showed POLLIN: drain it next turn.
+    void mark_ready(std::size_t index) { ready_[index] = true; }
 
     // Messages dropped as malformed or of an unexpected kind, all sources together.
     std::uint64_t dropped() const { return dropped_; }
 
 private:
-    void drain_source(const Source& source);
+    // Returns true if it stopped because the source was empty.
+    bool drain_source(const Source& source);
 
     std::string owner_;
     std::size_t max_batch_bytes_;
     std::vector<Source> sources_;
     std::vector<bool> enabled_;
+    std::vector<bool> receive_only_; // PULL: the loop never sends on it
+    std::vector<bool> ready_;        // receive-only sources: may hold messages
     std::vector<zmq::pollitem_t> items_;
     std::vector<zmq::pollitem_t> polled_; // this turn's enabled items (reused)
     std::vector<Incoming> batch_;         // reused across turns: strings keep their capacity
