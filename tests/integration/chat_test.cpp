@@ -44,6 +44,29 @@ TEST_F(ChatTest, TwoUsersChatBothWaysWithServerAcks) {
     EXPECT_EQ((*got)["head"]["from"], bob.user);
 }
 
+// `[system] threads`: the default (1) shares one event loop among the ZeroMQ-loop daemons
+// (every other test here); with 0 each has its own thread, and with 2 the message-router and
+// the session it routes to sit on different loops. Messages and receipts flow either way.
+TEST(ChatThreadsTest, EveryThreadPlacementDelivers) {
+    for (int threads : {0, 2}) {
+        SCOPED_TRACE("threads = " + std::to_string(threads));
+        TempDir data;
+        RunningSystem system(local_topology(data.path(), [threads](topology::Topology& t) { t.threads = threads; }));
+        auto alice = system.login("+911111111111");
+        auto bob = system.login("+912222222222");
+        auto alice_ws = system.connect(alice);
+        auto bob_ws = system.connect(bob);
+        for (int i = 0; i < 20; ++i) {
+            const std::string id = "a-" + std::to_string(i);
+            alice_ws.send_text(text_message(id, bob.user, "hello " + std::to_string(i)).dump());
+            ASSERT_TRUE(wait_for_server_ack(alice_ws, id));
+            auto got = wait_for_id(bob_ws, id);
+            ASSERT_TRUE(got);
+            EXPECT_EQ((*got)["head"]["from"], alice.user);
+        }
+    }
+}
+
 TEST_F(ChatTest, SpoofedFromIsOverwritten) {
     auto alice = system_->login("alice");
     auto bob = system_->login("bob");

@@ -571,5 +571,24 @@ pull = "inproc://gr-1"
 )toml"), 1, {"gr-1", "needs a group daemon"}));
 }
 
+TEST(TopologyLoad, ThreadsDefaultsToOneAndTakesZeroToSixtyFour) {
+    const LoadResult defaulted = load("[system]\nname = \"x\"\n");
+    ASSERT_TRUE(defaulted.topology) << all_errors(defaulted);
+    EXPECT_EQ(defaulted.topology->threads, 1);
+    const LoadResult each = load("[system]\nthreads = 0\n");
+    ASSERT_TRUE(each.topology) << all_errors(each);
+    EXPECT_EQ(each.topology->threads, 0);
+    const LoadResult four = load("[system]\nthreads = 4\n");
+    ASSERT_TRUE(four.topology) << all_errors(four);
+    EXPECT_EQ(four.topology->threads, 4);
+}
+
+TEST(TopologyErrors, ThreadsOutOfRangeOrNotAnInteger) {
+    for (const char* value : {"-1", "65", "\"2\"", "1.5"}) {
+        const LoadResult result = load(std::string("[system]\nthreads = ") + value + "\n");
+        EXPECT_TRUE(has_error(result, 2, {"system.threads must be an integer from 0"})) << value;
+    }
+}
+
 } // namespace
 } // namespace vartalap::topology
