@@ -13,10 +13,10 @@ namespace vartalap {
 
 namespace {
 
-// The kinds whose daemon is a LoopDaemon and so may share an event-loop thread.
+// The kinds whose daemon can run on a shared event loop: the LoopDaemons and the ws-gateway.
 bool shares_event_loop(std::string_view kind) {
-    return kind == "message-router" || kind == "session" || kind == "persistence" ||
-           kind == "profile" || kind == "group" || kind == "group-router";
+    return kind == "ws-gateway" || kind == "message-router" || kind == "session" ||
+           kind == "persistence" || kind == "profile" || kind == "group" || kind == "group-router";
 }
 
 } // namespace

@@ -1,6 +1,6 @@
 // Runs the daemons of a topology in this process: `vartalapctl up` and the integration
 // tests use it. One ZeroMQ context; the ZeroMQ-loop daemons on `[system] threads` shared
-// event loops (EventLoop), the gateways and push on a thread each.
+// event loops (EventLoop) with the ws-gateway, the rest-gateway and push on a thread each.
 //
 // Thread-safety: start/stop from one controlling thread.
 #pragma once

@@ -65,9 +65,9 @@ struct Topology {
     std::string data_dir = "./data";// LMDB environments live in <data_dir>/<instance name>/
     std::string log_level = "info";
     std::string secret;             // configured access-key secret ("" = <data_dir>/secret.key)
-    // Event-loop threads shared by the ZeroMQ-loop daemons one process runs (message-router,
+    // Event-loop threads shared by the daemons one process runs (ws-gateway, message-router,
     // session, persistence, profile, group, group-router), placed round-robin in file order;
-    // 0: a thread per daemon. Gateways and push keep a thread each.
+    // 0: a thread per daemon. rest-gateway and push keep a thread each.
     int threads = 1;
     std::vector<DaemonSpec> daemons;
 

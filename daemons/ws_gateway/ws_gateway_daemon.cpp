@@ -1,5 +1,6 @@
-// Thread: bind/connect/start/join on the controlling thread; run() and everything it posts
-// on the gateway's own thread; request_stop from any thread (see ws_gateway_daemon.hpp).
+// Thread: bind/connect/start/join on the controlling thread; begin_run() and everything it
+// posts on the gateway's loop (its own thread, or a shared EventLoop); request_stop from any
+// thread (see ws_gateway_daemon.hpp).
 #include "daemons/ws_gateway/ws_gateway_daemon.hpp"
 
 #include "common/http/listener.hpp"
@@ -7,6 +8,7 @@
 #include "common/zmq/socket.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "daemons/publisher.hpp"
+#include "daemons/event_loop.hpp"
 #include "daemons/reload.hpp"
 #include "daemons/ws_gateway/ws_gateway_core.hpp"
 #include "daemons/ws_gateway/http_session.hpp"
@@ -16,6 +18,8 @@
 #include "topology/shard_map.hpp"
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -80,7 +84,12 @@ public:
 
     void bind() override {
         const topology::DaemonSpec& self = context_.self;
-        io_ = std::make_unique<net::io_context>(1); // one thread: no locking inside Asio
+        if (context_.loop != nullptr) {
+            io_ = &context_.loop->io(); // a shared event loop (System, `[system] threads`)
+        } else {
+            own_io_ = std::make_unique<net::io_context>(1); // one thread: no locking inside Asio
+            io_ = own_io_.get();
+        }
         drain_timer_ = std::make_unique<net::steady_timer>(*io_);
         publish_timer_ = std::make_unique<net::steady_timer>(*io_);
 
@@ -136,18 +145,31 @@ public:
     }
 
     void start() override {
-        thread_ = std::thread([this] { run(); });
+        started_ = true;
+        if (own_io_) {
+            thread_ = std::thread([this] { run(); });
+        } else {
+            // The post hands the sockets made on this thread over to the loop's thread.
+            net::post(*io_, [this] { guarded([this] { begin_run(); }); });
+        }
     }
 
     void request_stop() override {
         if (stop_requested_.exchange(true)) return;
-        // Posted even before start(): the drain then runs first thing on the thread. If the
-        // thread never starts, the handler is destroyed with the io_context unrun.
-        if (io_) net::post(*io_, [this] { begin_drain(); });
+        // Own io_context: posted even before start(), the drain then runs first thing on the
+        // thread, and if the thread never starts the handler is destroyed unrun. A shared loop
+        // runs already: nothing to drain there before start().
+        if (own_io_ || (io_ && started_)) net::post(*io_, [this] { guarded([this] { begin_drain(); }); });
     }
 
     void join() override {
-        if (thread_.joinable()) thread_.join();
+        if (own_io_) {
+            if (thread_.joinable()) thread_.join();
+            return;
+        }
+        if (!started_) return;
+        std::unique_lock lock(finished_mutex_);
+        finished_changed_.wait(lock, [this] { return finished_; });
     }
 
     std::map<std::string, std::string> bound_endpoints() const override {
@@ -209,21 +231,34 @@ private:
         add_counters(s, "ws_gateway", rows);
     }
 
-    void run() {
+    // Only "impossible" failures escape a handler (a ZeroMQ error other than EAGAIN and
+    // EHOSTUNREACH, e.g. the context terminated under us): end the process, a restart is
+    // cheap and safe.
+    template <class Body>
+    void guarded(Body&& body) {
         try {
-            spdlog::info("{}: WebSocket on {} (/wss, /), router {}", context_.self.name,
-                         bound_listen_, bound_router_);
-            watcher_->start();
-            listener_->run();
-            schedule_publish();
-            io_->run();
+            body();
         } catch (const std::exception& e) {
-            // Only "impossible" failures get here (a ZeroMQ error other than EAGAIN and
-            // EHOSTUNREACH, e.g. the context terminated under us): end the process, a
-            // restart is cheap and safe.
             spdlog::critical("{}: {}", context_.self.name, e.what());
             std::terminate();
         }
+    }
+
+    void begin_run() {
+        spdlog::info("{}: WebSocket on {} (/wss, /), router {}", context_.self.name,
+                     bound_listen_, bound_router_);
+        watcher_->start();
+        listener_->run();
+        schedule_publish();
+    }
+
+    // The gateway's own thread (no shared loop).
+    void run() {
+        name_this_thread(context_.self.name);
+        guarded([this] {
+            begin_run();
+            io_->run();
+        });
         watcher_->stop();
         router_.close();
         router_push_.close();
@@ -284,7 +319,21 @@ private:
                      malformed_);
         watcher_->stop();
         publish_timer_->cancel();
-        io_->stop();
+        if (own_io_) {
+            io_->stop();
+            return;
+        }
+        // On a shared loop the other daemons go on. The sockets stay open until the gateway
+        // is destroyed (after the loop's thread has ended): a WebSocket that outlived the
+        // drain budget still finishes its close handshake (bounded by its own timeout) and
+        // may still send its disconnect.
+        drain_timer_->cancel();
+        spdlog::info("{}: stopped", context_.self.name);
+        {
+            std::lock_guard lock(finished_mutex_);
+            finished_ = true;
+        }
+        finished_changed_.notify_all();
     }
 
     const DaemonContext& context_;
@@ -292,7 +341,8 @@ private:
     // Declared before io_: sessions still pending when the loop stops are destroyed with
     // the io_context, and their destructors update these counters.
     ws_gateway::ServerState state_;
-    std::unique_ptr<net::io_context> io_;
+    std::unique_ptr<net::io_context> own_io_; // without a shared loop: the gateway's own
+    net::io_context* io_ = nullptr;           // own_io_ or the shared loop's
     std::unique_ptr<net::steady_timer> drain_timer_;
     std::unique_ptr<net::steady_timer> publish_timer_;
     Publisher publisher_{context_.board, context_.clock};
@@ -315,6 +365,10 @@ private:
     std::string bound_router_;
     std::atomic<bool> stop_requested_{false};
     std::thread thread_;
+    std::atomic<bool> started_{false};
+    std::mutex finished_mutex_; // shared loop: join() waits for finish_drain()
+    std::condition_variable finished_changed_;
+    bool finished_ = false;
 };
 
 } // namespace

@@ -2,11 +2,12 @@
 // (../shared/DESIGN.md "Daemons", docs/INTERNAL_PROTOCOL.md).
 //
 // Threads: bind() and connect() run on the controlling thread and create every socket;
-// start() starts the gateway's one thread, which runs one io_context holding the Beast
-// server (common/http/listener.*, http_session.cpp, websocket_session.cpp) and the ZeroMQ sockets
-// (zmq_outbox.cpp; the ROUTER is read through ZmqAsioWatcher). From then on only that
-// thread touches them. request_stop() may be called from any thread (it posts the drain);
-// join() from the controlling thread.
+// start() hands them to one io_context holding the Beast server (common/http/listener.*,
+// http_session.cpp, websocket_session.cpp) and the ZeroMQ sockets (zmq_outbox.cpp; the ROUTER
+// is read through ZmqAsioWatcher): the gateway's own thread, or, in one process, the
+// EventLoop it shares with the ZeroMQ-loop daemons (`[system] threads`). From then on only
+// that thread touches them. request_stop() may be called from any thread (it posts the
+// drain); join() from the controlling thread (it returns when the drain has finished).
 //
 // Endpoints (topology): "listen" host:port of the WebSocket server (port 0 = kernel picks),
 // "router" the ROUTER the sessions' DEALERs connect to. bound_endpoints() reports
