@@ -1,0 +1,182 @@
+// vartalap-mqtt-bench's idle and drain modes, the MQTT counterparts of vartalap-loadgen's
+// (tools/loadgen/idle.cpp, drain.cpp).
+//
+// Idle: `idle` clients connect and subscribe QoS 1 to their own topic (an MQTT client's
+// equivalent of an authenticated WebSocket); once every SUBACK is in and the broker is
+// quiet, the broker's RSS growth since before the first connection, per connection.
+//
+// Drain: `drain_users` persistent sessions (clean_session false, subscribed QoS 1) connect
+// and leave; `drain_senders` clients publish `drain_messages` QoS 1 messages to each of
+// their topics (`window` unacknowledged per sender), which the broker queues; once it is
+// quiet every session reconnects at once and the clock runs until every message has
+// arrived (each PUBACKed by libmosquitto).
+#include "tools/bench/measure.hpp"
+#include "tools/mqtt-bench/mqtt_client.hpp"
+
+#include <cstring>
+#include <unordered_set>
+
+namespace vartalap::mqtt_bench {
+namespace {
+
+namespace bench = vartalap::bench;
+
+std::string run_prefix(const std::string& what) {
+    return what + "-" + std::to_string(Clock::now().time_since_epoch().count() % 1000000007) + "-";
+}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// Creates `n` clients named prefix + i with topic "vartalap/" + name, connects them and runs
+// until every one has subscribed. False (with a message) on failure.
+bool connect_all(std::vector<std::unique_ptr<Client>>& clients, std::size_t n, const std::string& prefix,
+                 bool clean_session, const Options& o, std::vector<pollfd>& fds, double timeout_s) {
+    try {
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::string id = prefix + std::to_string(i);
+            clients.push_back(std::make_unique<Client>(id, "vartalap/" + id, clean_session));
+            clients.back()->connect(o.host, o.port);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "vartalap-mqtt-bench: " << e.what() << '\n';
+        return false;
+    }
+    if (!run_until(clients, fds, Clock::now() + bench::to_duration(timeout_s), [&] {
+            return std::all_of(clients.begin(), clients.end(), [](const auto& c) { return c->ready(); });
+        })) {
+        std::cerr << "vartalap-mqtt-bench: clients did not connect and subscribe\n";
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+int run_idle(const Options& o) {
+    if (o.server_pids.empty()) {
+        std::cerr << "vartalap-mqtt-bench: --idle needs --server-pid\n";
+        return 2;
+    }
+    const auto n = static_cast<std::size_t>(o.idle);
+    const auto rss_before = bench::total_rss_kib(o.server_pids);
+    std::vector<std::unique_ptr<Client>> clients;
+    std::vector<pollfd> fds;
+    const auto start = Clock::now();
+    if (!connect_all(clients, n, run_prefix("idle"), true, o, fds, 120)) return 1;
+    const double connect_s = seconds_since(start);
+    const bool quiet = bench::wait_until_quiet(o.server_pids, Clock::now() + std::chrono::seconds(30));
+    const auto rss_after = bench::total_rss_kib(o.server_pids);
+    if (!rss_before || !rss_after) {
+        std::cerr << "vartalap-mqtt-bench: broker RSS unreadable\n";
+        return 1;
+    }
+    const double per_connection = static_cast<double>(*rss_after - *rss_before) * 1024.0 / static_cast<double>(n);
+    std::cout << "idle connections: " << n << " clients connected and subscribed (QoS 1) in " << connect_s << " s\n"
+              << "broker RSS: " << *rss_before << " KiB before, " << *rss_after << " KiB with every connection open"
+              << (quiet ? "" : " (the broker was not quiet within 30 s)") << '\n'
+              << "broker RSS per idle connection: " << per_connection << " bytes (" << per_connection / 1024.0 << " KiB)\n";
+    bench::ResultLine result;
+    result.add("connections", n).add("rss_per_conn_bytes", per_connection).add("connect_s", connect_s);
+    result.print(std::cout);
+    return 0;
+}
+
+int run_drain(const Options& o) {
+    const auto users = static_cast<std::size_t>(o.drain_users);
+    const auto per_user = static_cast<std::size_t>(o.drain_messages);
+    const auto total = users * per_user;
+    const std::string prefix = run_prefix("drain");
+    std::vector<pollfd> fds;
+
+    // The persistent sessions: subscribe, then leave.
+    {
+        std::vector<std::unique_ptr<Client>> sessions;
+        if (!connect_all(sessions, users, prefix + "u", false, o, fds, 60)) return 1;
+        for (auto& c : sessions) mosquitto_disconnect(c->handle());
+    } // destroyed: sockets closed
+    if (!o.server_pids.empty()) bench::wait_until_quiet(o.server_pids, Clock::now() + std::chrono::seconds(30));
+
+    // Fill.
+    std::vector<std::unique_ptr<Client>> senders;
+    if (!connect_all(senders, static_cast<std::size_t>(std::max(1, o.drain_senders)), prefix + "s", true, o, fds, 30)) return 1;
+    std::vector<std::size_t> sent(senders.size(), 0), quota(senders.size(), 0);
+    for (std::size_t i = 0; i < users; ++i) quota[i % senders.size()] += per_user;
+    std::string payload(o.payload_bytes, 'x');
+    auto top_up = [&] {
+        for (std::size_t j = 0; j < senders.size(); ++j) {
+            while (sent[j] < quota[j] && sent[j] - senders[j]->published() < static_cast<std::size_t>(o.window)) {
+                const std::size_t k = sent[j]++;
+                const std::size_t user = j + senders.size() * (k % (quota[j] / per_user)); // recipients j, j+S, ...
+                const Payload head{(static_cast<std::uint64_t>(j) << 32) | k, 0};
+                std::memcpy(payload.data(), &head, sizeof head);
+                senders[j]->publish("vartalap/" + prefix + "u" + std::to_string(user), payload);
+            }
+        }
+    };
+    auto confirmed = [&] {
+        std::uint64_t n = 0;
+        for (auto& s : senders) n += s->published();
+        return n;
+    };
+    const auto fill_start = Clock::now();
+    const bool filled = run_until(senders, fds, fill_start + bench::to_duration(o.drain_timeout), [&] {
+        top_up();
+        return confirmed() >= total;
+    });
+    const double fill_s = seconds_since(fill_start);
+    const auto fill_confirmed = confirmed();
+    std::cout << "fill: " << fill_confirmed << " of " << total << " QoS 1 messages (" << users << " offline sessions x "
+              << per_user << ") PUBACKed in " << fill_s << " s (" << static_cast<double>(fill_confirmed) / fill_s << " msg/s)\n";
+    if (!filled) return 1;
+    for (auto& s : senders) mosquitto_disconnect(s->handle());
+    senders.clear();
+    if (!o.server_pids.empty()) bench::wait_until_quiet(o.server_pids, Clock::now() + std::chrono::seconds(60));
+
+    // Drain: every session reconnects at once.
+    std::vector<std::unordered_set<std::uint64_t>> received(users);
+    std::size_t arrived = 0, duplicates = 0;
+    Clock::time_point last_arrival{};
+    std::vector<std::unique_ptr<Client>> sessions;
+    bench::CpuWindow cpu(o.server_pids);
+    cpu.begin();
+    const auto drain_start = Clock::now();
+    try {
+        for (std::size_t i = 0; i < users; ++i) {
+            const std::string id = prefix + "u" + std::to_string(i);
+            sessions.push_back(std::make_unique<Client>(id, "vartalap/" + id, false));
+            sessions.back()->on_message([&, i](const mosquitto_message& m) {
+                if (m.payloadlen < static_cast<int>(sizeof(Payload))) return;
+                Payload head;
+                std::memcpy(&head, m.payload, sizeof head);
+                if (received[i].insert(head.sequence).second) {
+                    ++arrived;
+                    last_arrival = Clock::now();
+                } else {
+                    ++duplicates;
+                }
+            });
+            sessions.back()->connect(o.host, o.port);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "vartalap-mqtt-bench: " << e.what() << '\n';
+        return 1;
+    }
+    const double connect_s = seconds_since(drain_start);
+    run_until(sessions, fds, drain_start + bench::to_duration(o.drain_timeout), [&] { return arrived >= total; });
+    cpu.end();
+    const double drain_s = std::chrono::duration<double>((arrived ? last_arrival : Clock::now()) - drain_start).count();
+    std::cout << "drain: " << users << " sessions reconnected at once (all connected after " << connect_s << " s); "
+              << arrived << " of " << total << " messages arrived in " << drain_s << " s ("
+              << static_cast<double>(arrived) / drain_s << " msg/s), each PUBACKed; duplicates " << duplicates << '\n';
+    cpu.print(std::cout, arrived);
+    bench::ResultLine result;
+    result.add("fill_msgs_per_s", static_cast<double>(fill_confirmed) / fill_s)
+        .add("drain_msgs", arrived)
+        .add("drain_s", drain_s)
+        .add("drain_msgs_per_s", static_cast<double>(arrived) / drain_s);
+    cpu.add_to(result, arrived);
+    result.print(std::cout);
+    for (auto& s : sessions) mosquitto_disconnect(s->handle());
+    return arrived == total ? 0 : 1;
+}
+
+} // namespace vartalap::mqtt_bench
