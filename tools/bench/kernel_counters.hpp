@@ -106,9 +106,16 @@ private:
         const std::string line = what + "\n";
         if (write(ctl_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return false;
         std::string got;
-        while (got.find('\n') == std::string::npos) {
+        for (int waited_ms = 0; got.find('\n') == std::string::npos;) {
+            // In slices, so a perf that exited (not installed, not permitted) is noticed at once.
+            if (waitpid(perf_pid_, nullptr, WNOHANG) == perf_pid_) {
+                perf_pid_ = -1;
+                return false;
+            }
             pollfd fd{ack_, POLLIN, 0};
-            if (poll(&fd, 1, 5000) <= 0) return false;
+            const int ready = poll(&fd, 1, 20);
+            if (ready < 0 || (ready == 0 && (waited_ms += 20) >= 5000)) return false;
+            if (ready == 0) continue;
             char buffer[64];
             const ssize_t n = read(ack_, buffer, sizeof buffer);
             if (n <= 0) return false;

@@ -32,7 +32,8 @@ report() {
     fi
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; build $BUILD_DIR"
-    echo "- machine: $machine"
+    echo "- machine: $machine; 1-minute load average $LOAD_START at the start, $LOAD_END at the end (per run below:"
+    echo "  a load above about 1 means other work shared the cores and the figures are low)"
     echo "- mosquitto: $("$MOSQUITTO" -h 2>&1 | sed -n 's/^mosquitto version //p' | head -1) (persistence true, QoS 1); system calls: $PERF_NOTE"
     echo "- workload: $PAIRS pairs × window $WINDOW, ${TEXT}-byte text, a \`delivered\` receipt per message (MQTT: a QoS 1 publish back);"
     echo "  rows 1, 2, 4, 5, 6 unpinned; row 3 server on core 0 (\`taskset -c 0\`), client on core 1; ${WALL} s of runs"
@@ -73,19 +74,23 @@ report() {
     echo
     echo "Every run (client logs in build/bench/logs/):"
     echo
-    echo "| run | msg/s | p50 / p99 µs | receipt p50 / p99 µs | server µs/msg | server cores | client cores | syscalls/msg | ctx sw/msg |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| run | load | msg/s | p50 / p99 µs | receipt p50 / p99 µs | server µs/msg | server cores | client cores | syscalls/msg | ctx sw/msg |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     local name row r
     for row in 1 2 3 4 5 6; do
         for r in $(seq 1 "$REPS"); do
             for name in ours$row.$r mosq$row.$r; do
                 [ -n "${R[$name.ran]:-}" ] || continue
-                echo "| $name | $(fmt "${R[$name.msgs_per_s]:-}" 0) | ${R[$name.p50_us]:--} / ${R[$name.p99_us]:--} | ${R[$name.rtt_p50_us]:--} / ${R[$name.rtt_p99_us]:--} | $(fmt "${R[$name.server_us_per_msg]:-}" 1) | $(fmt "${R[$name.server_cores]:-}" 2) | $(fmt "${R[$name.client_cores]:-}" 2) | $(fmt "${R[$name.syscalls_per_msg]:-}" 1) | $(fmt "${R[$name.cs_per_msg]:-}" 2) |"
+                echo "| $name | ${R[$name.load]:--} | $(fmt "${R[$name.msgs_per_s]:-}" 0) | ${R[$name.p50_us]:--} / ${R[$name.p99_us]:--} | ${R[$name.rtt_p50_us]:--} / ${R[$name.rtt_p99_us]:--} | $(fmt "${R[$name.server_us_per_msg]:-}" 1) | $(fmt "${R[$name.server_cores]:-}" 2) | $(fmt "${R[$name.client_cores]:-}" 2) | $(fmt "${R[$name.syscalls_per_msg]:-}" 1) | $(fmt "${R[$name.cs_per_msg]:-}" 2) |"
             done
         done
     done
+    for name in ours7 mosq7; do
+        [ -n "${R[$name.ran]:-}" ] || continue
+        echo "| $name (idle: $(scaled "${R[$name.rss_per_conn_bytes]:-}" 1 0) bytes per connection) | ${R[$name.load]:--} | - | - | - | - | - | - | - | - |"
+    done
     for name in ours8 mosq8; do
         [ -n "${R[$name.ran]:-}" ] || continue
-        echo "| $name (drain) | $(fmt "${R[$name.drain_msgs_per_s]:-}" 0) | - | - | $(fmt "${R[$name.server_us_per_msg]:-}" 1) | $(fmt "${R[$name.server_cores]:-}" 2) | $(fmt "${R[$name.client_cores]:-}" 2) | - | - |"
+        echo "| $name (drain) | ${R[$name.load]:--} | $(fmt "${R[$name.drain_msgs_per_s]:-}" 0) | - | - | $(fmt "${R[$name.server_us_per_msg]:-}" 1) | $(fmt "${R[$name.server_cores]:-}" 2) | $(fmt "${R[$name.client_cores]:-}" 2) | - | - |"
     done
 }

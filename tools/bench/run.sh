@@ -29,7 +29,7 @@ LOGS=$OUT/logs
 MQTT_PORT=$((1883 + OFFSET))
 
 if [ "$QUICK" = 1 ]; then
-    REPS=1 SECS=3 WARMUP=1 IDLE=2000 DRAIN_USERS=200 DRAIN_MSGS=50
+    REPS=1 SECS=3 WARMUP=1 IDLE=1000 DRAIN_USERS=200 DRAIN_MSGS=50
 else
     REPS=2 SECS=10 WARMUP=2 IDLE=10000 DRAIN_USERS=1000 DRAIN_MSGS=100
 fi
@@ -56,6 +56,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { printf '%s\n' "$*" >&2; }
+# The 1-minute load average: other work on the machine skews every figure.
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
 # awk arithmetic: calc '2 * x' x=3
 calc() { local expr=$1; shift; awk -v "${@:-_=0}" "BEGIN { printf \"%.6g\", $expr }"; }
 
@@ -117,8 +119,8 @@ start_ours() {
         port_free "$port" || { say "run.sh: port $port is in use (set BENCH_PORT_OFFSET)"; return 1; }
     done
     local cmd=("$BIN/vartalapctl" up "$dir/topology.toml" --log-level warn)
-    [ "$spawn" = 1 ] && cmd+=(--spawn --vartalapd "$BIN/vartalapd")
-    [ "$pin" = 1 ] && cmd=(taskset -c 0 "${cmd[@]}")
+    if [ "$spawn" = 1 ]; then cmd+=(--spawn --vartalapd "$BIN/vartalapd"); fi
+    if [ "$pin" = 1 ]; then cmd=(taskset -c 0 "${cmd[@]}"); fi
     (cd "$dir" && exec "${cmd[@]}" >"$dir/out.log" 2>"$dir/err.log") &
     SERVER=$!
     wait_for "the server's ready line" 60 grep -qx ready "$dir/out.log" || { cat "$dir/err.log" >&2; return 1; }
@@ -150,7 +152,7 @@ EOF
     # As root, mosquitto drops to its own user, which must own the persistence directory.
     if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then chown mosquitto "$dir"; fi
     local cmd=("$MOSQUITTO" -c "$dir/mosquitto.conf")
-    [ "$pin" = 1 ] && cmd=(taskset -c 0 "${cmd[@]}")
+    if [ "$pin" = 1 ]; then cmd=(taskset -c 0 "${cmd[@]}"); fi
     "${cmd[@]}" >"$dir/out.log" 2>&1 &
     SERVER=$!
     SERVER_PIDS=$SERVER
@@ -173,7 +175,8 @@ declare -A R
 client() {
     local name=$1 pin=$2; shift 2
     local cmd=("$@")
-    [ "$pin" = 1 ] && cmd=(taskset -c 1 "${cmd[@]}")
+    if [ "$pin" = 1 ]; then cmd=(taskset -c 1 "${cmd[@]}"); fi
+    R[$name.load]=$(loadavg)
     if ! "${cmd[@]}" >"$LOGS/$name.log" 2>&1; then
         say "run.sh: $name failed:"; tail -5 "$LOGS/$name.log" >&2
     fi
@@ -208,6 +211,7 @@ names() { local prefix=$1 r; for r in $(seq 1 "$REPS"); do printf '%s ' "$prefix
 # The runs.
 
 START=$SECONDS
+LOAD_START=$(loadavg)
 say "vartalap bench$([ "$QUICK" = 1 ] && echo " (QUICK)"): $PAIRS pairs x window $WINDOW, ${TEXT}-byte text, receipts; $REPS run(s) per server per row, ${SECS} s measured after ${WARMUP} s warm-up"
 
 # pair_row ROW DURABILITY PIN TOPOLOGY SPAWN EXTRA...: ours and mosquitto alternately, REPS times.
@@ -270,6 +274,7 @@ client mosq8 0 "$BIN/vartalap-mqtt-bench" --port "$MQTT_PORT" --server-pid "$SER
     --drain-users "$DRAIN_USERS" --drain-messages "$DRAIN_MSGS" --window 64
 stop_server
 WALL=$((SECONDS - START))
+LOAD_END=$(loadavg)
 
 # ---------------------------------------------------------------------------------------
 # The table.

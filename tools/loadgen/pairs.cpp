@@ -120,8 +120,8 @@ int run_pairs(const Options& o) {
     asio::steady_timer timer(io);
     timer.expires_at(start + to_duration(o.warmup));
     timer.async_wait([&](boost::system::error_code) {
+        kernel.begin(); // first: it waits for perf's ack
         stats.measuring = true;
-        kernel.begin();
         cpu.begin();
     });
 

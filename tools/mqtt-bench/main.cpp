@@ -129,8 +129,8 @@ int run_pairs(const mb::Options& o) {
     for (;;) {
         auto now = Clock::now();
         if (!stats.measuring && now >= measure_from) {
+            kernel.begin(); // first: it waits for perf's ack
             stats.measuring = true;
-            kernel.begin();
             cpu.begin();
         }
         if (now >= end) break;

@@ -79,8 +79,10 @@ public:
     Client& operator=(const Client&) = delete;
 
     void on_message(MessageHandler handler) { on_message_ = std::move(handler); }
+    // Starts a non-blocking connect; the CONNECT goes out when the loop finds the socket
+    // writable (so many clients connect at once, as many WebSockets do in the loadgen).
     void connect(const std::string& host, int port) {
-        const int rc = mosquitto_connect(mosq_, host.c_str(), port, 60);
+        const int rc = mosquitto_connect_async(mosq_, host.c_str(), port, 60);
         if (rc != MOSQ_ERR_SUCCESS) throw std::runtime_error(id_ + ": connect: " + mosquitto_strerror(rc));
     }
     bool ready() const { return subscribed_; }
