@@ -22,6 +22,7 @@
 #include <thread>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace vartalap::bench {
@@ -122,6 +123,7 @@ public:
         completed(key);
     }
     void stop() { stopping_ = true; }
+    bool receipts() const { return stats_.receipts; }
 
 private:
     struct Outstanding {
@@ -149,6 +151,36 @@ void start_pairs(Clients& clients, int window, bool paced) {
         clients[i + 1]->start(&*clients[i], window, paced);
     }
 }
+
+// One user of a pair (loadgen and mqtt-bench): its Flow and its peer. Derived supplies
+// send_next(due), which sends one message to peer_ and calls flow_.sent().
+template <class Derived, class Key>
+class PairMember {
+public:
+    explicit PairMember(Stats& stats)
+        : flow_(stats, [this](Clock::time_point due) { static_cast<Derived*>(this)->send_next(due); }) {}
+    PairMember(const PairMember&) = delete;
+    PairMember& operator=(const PairMember&) = delete;
+
+    void start(Derived* peer, int window, bool paced) {
+        peer_ = peer;
+        flow_.start(window, paced);
+    }
+    void offer(Clock::time_point due) { flow_.offer(due); }
+    void stop() { flow_.stop(); }
+
+protected:
+    // The peer's message `key` arrived here (after the derived class answered it with a
+    // receipt or an ack): with receipts it is delivered, else also complete.
+    void peer_message_arrived(const Key& key) {
+        if (receipts()) peer_->flow_.seen(key);
+        else peer_->flow_.delivered(key);
+    }
+    bool receipts() const { return flow_.receipts(); }
+
+    Derived* peer_ = nullptr;
+    Flow<Key> flow_;
+};
 
 // The report's common lines (sorts the latency vectors).
 inline void print_report(std::ostream& out, Stats& stats, int pairs, int window, double seconds,
@@ -340,6 +372,44 @@ private:
     double self_begin_ = 0, self_end_ = 0;
     Clock::time_point wall_begin_{}, wall_end_{};
     std::optional<double> server_begin_, server_end_;
+};
+
+// What a drain run counts (loadgen and mqtt-bench): distinct messages per recipient (a
+// redelivery counts once) and when the last one arrived; its report and RESULT line.
+template <class Key>
+class DrainCount {
+public:
+    DrainCount(std::size_t recipients, std::size_t expected) : received_(recipients), expected_(expected) {}
+    void arrived(std::size_t recipient, const Key& key) {
+        if (received_[recipient].insert(key).second) {
+            ++arrived_;
+            last_ = Clock::now();
+        } else {
+            ++duplicates_;
+        }
+    }
+    bool done() const { return arrived_ >= expected_; }
+
+    // "drain: <how>; N of M messages arrived in S s (R msg/s)", the CPU lines and the RESULT
+    // line; 0 if every message arrived.
+    int report(std::ostream& out, const std::string& how, CpuWindow& cpu, Clock::time_point start,
+               double fill_msgs_per_s) const {
+        const double s = std::chrono::duration<double>((arrived_ ? last_ : Clock::now()) - start).count();
+        const double n = static_cast<double>(arrived_);
+        out << "drain: " << how << "; " << arrived_ << " of " << expected_ << " messages arrived in " << s << " s ("
+            << n / s << " msg/s); duplicates " << duplicates_ << '\n';
+        cpu.print(out, arrived_);
+        ResultLine result;
+        result.add("fill_msgs_per_s", fill_msgs_per_s).add("drain_msgs", arrived_).add("drain_s", s).add("drain_msgs_per_s", n / s);
+        cpu.add_to(result, arrived_);
+        result.print(out);
+        return done() ? 0 : 1;
+    }
+
+private:
+    std::vector<std::unordered_set<Key>> received_;
+    std::size_t expected_, arrived_ = 0, duplicates_ = 0;
+    Clock::time_point last_{};
 };
 
 } // namespace vartalap::bench

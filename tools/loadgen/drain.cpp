@@ -11,7 +11,6 @@
 #include "tools/loadgen/modes.hpp"
 
 #include <iostream>
-#include <unordered_set>
 
 namespace vartalap::loadgen {
 namespace {
@@ -107,21 +106,14 @@ int run_drain(const Options& o) {
     }
 
     // Drain: every recipient at once.
-    std::vector<std::unordered_set<std::string>> received(users);
-    std::size_t arrived = 0, duplicates = 0;
-    Clock::time_point last_arrival{};
+    bench::DrainCount<std::string> count(users, total);
     for (std::size_t i = 0; i < users; ++i) {
         receivers[i]->on_text([&, i](std::string_view frame) {
             ws::for_each_message(frame, [&](const ws::json& m) {
                 const auto id = m.find("id");
                 if (id == m.end() || !id->is_string() || ws::head_field(m, "action") != "message") return;
                 receivers[i]->send(ws::client_ack_frame(id->get<std::string>()));
-                if (received[i].insert(id->get<std::string>()).second) {
-                    ++arrived;
-                    last_arrival = Clock::now();
-                } else {
-                    ++duplicates;
-                }
+                count.arrived(i, id->get<std::string>());
             });
         });
     }
@@ -132,22 +124,12 @@ int run_drain(const Options& o) {
         ws::open_all(io, receivers, receiver_keys, o.ws_endpoints(), "/wss", users, drain_start + std::chrono::seconds(60));
     const double connect_s = seconds_since(drain_start);
     const auto drain_deadline = drain_start + bench::to_duration(o.drain_timeout);
-    while (arrived < total && Clock::now() < drain_deadline) io.run_one_until(drain_deadline);
+    while (!count.done() && Clock::now() < drain_deadline) io.run_one_until(drain_deadline);
     cpu.end();
-    const double drain_s = std::chrono::duration<double>((arrived ? last_arrival : Clock::now()) - drain_start).count();
-    std::cout << "drain: " << opened << " of " << users << " users reconnected at once (all open after " << connect_s
-              << " s); " << arrived << " of " << total << " messages arrived in " << drain_s << " s ("
-              << static_cast<double>(arrived) / drain_s << " msg/s), each acked by CLIENT_ACK; duplicates " << duplicates
-              << '\n';
-    cpu.print(std::cout, arrived);
-    bench::ResultLine result;
-    result.add("fill_msgs_per_s", static_cast<double>(confirmed) / fill_s)
-        .add("drain_msgs", arrived)
-        .add("drain_s", drain_s)
-        .add("drain_msgs_per_s", static_cast<double>(arrived) / drain_s);
-    cpu.add_to(result, arrived);
-    result.print(std::cout);
-    return arrived == total ? 0 : 1;
+    return count.report(std::cout,
+                        std::to_string(opened) + " of " + std::to_string(users) + " users reconnected at once (all open after " +
+                            std::to_string(connect_s) + " s), each message acked by CLIENT_ACK",
+                        cpu, drain_start, static_cast<double>(confirmed) / fill_s);
 }
 
 } // namespace vartalap::loadgen

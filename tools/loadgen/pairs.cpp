@@ -20,25 +20,16 @@ namespace ws = vartalap::bench::ws;
 namespace asio = boost::asio;
 using bench::Clock;
 
-class PairClient {
+class PairClient : public bench::PairMember<PairClient, std::string> {
 public:
     PairClient(asio::io_context& io, std::string user, bench::Stats& stats, const std::string& text,
                std::size_t& frame_bytes)
-        : connection_(std::make_shared<ws::Connection>(io, std::move(user))), text_(text),
-          frame_bytes_(frame_bytes), receipts_(stats.receipts),
-          flow_(stats, [this](Clock::time_point due) { send_next(due); }) {
+        : PairMember(stats), connection_(std::make_shared<ws::Connection>(io, std::move(user))), text_(text),
+          frame_bytes_(frame_bytes) {
         connection_->on_text([this](std::string_view frame) { on_frame(frame); });
     }
     const std::shared_ptr<ws::Connection>& connection() const { return connection_; }
 
-    void start(PairClient* peer, int window, bool paced) {
-        peer_ = peer;
-        flow_.start(window, paced);
-    }
-    void offer(Clock::time_point due) { flow_.offer(due); }
-    void stop() { flow_.stop(); }
-
-private:
     void send_next(Clock::time_point due) {
         const std::string& me = connection_->user();
         std::string id = me + "-" + std::to_string(++sequence_);
@@ -48,6 +39,7 @@ private:
         connection_->send(std::move(frame));
     }
 
+private:
     void on_frame(std::string_view text) {
         ws::for_each_message(text, [&](const ws::json& m) {
             const auto id_it = m.find("id");
@@ -59,14 +51,11 @@ private:
                 for (const auto& acked : body.value("ids", ws::json::array()))
                     if (acked.is_string()) flow_.completed(acked.get<std::string>());
             } else if (action == "message" && peer_) { // the peer's message to us
-                if (receipts_) {
-                    connection_->send(ws::receipt_frame(connection_->user() + "-r" + std::to_string(++receipt_sequence_),
-                                                        connection_->user(), peer_->connection_->user(), id));
-                    peer_->flow_.seen(id);
-                } else {
-                    connection_->send(ws::client_ack_frame(id));
-                    peer_->flow_.delivered(id);
-                }
+                const std::string& me = connection_->user();
+                connection_->send(receipts() ? ws::receipt_frame(me + "-r" + std::to_string(++receipt_sequence_), me,
+                                                                 peer_->connection_->user(), id)
+                                             : ws::client_ack_frame(id));
+                peer_message_arrived(id);
             }
         });
     }
@@ -74,10 +63,7 @@ private:
     std::shared_ptr<ws::Connection> connection_;
     const std::string& text_;
     std::size_t& frame_bytes_;
-    bool receipts_;
-    PairClient* peer_ = nullptr;
     std::uint64_t sequence_ = 0, receipt_sequence_ = 0;
-    bench::Flow<std::string> flow_;
 };
 
 } // namespace

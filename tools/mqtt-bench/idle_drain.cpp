@@ -14,7 +14,6 @@
 #include "tools/mqtt-bench/mqtt_client.hpp"
 
 #include <cstring>
-#include <unordered_set>
 
 namespace vartalap::mqtt_bench {
 namespace {
@@ -132,9 +131,7 @@ int run_drain(const Options& o) {
     if (!o.server_pids.empty()) bench::wait_until_quiet(o.server_pids, Clock::now() + std::chrono::seconds(60));
 
     // Drain: every session reconnects at once.
-    std::vector<std::unordered_set<std::uint64_t>> received(users);
-    std::size_t arrived = 0, duplicates = 0;
-    Clock::time_point last_arrival{};
+    bench::DrainCount<std::uint64_t> count(users, total);
     std::vector<std::unique_ptr<Client>> sessions;
     bench::CpuWindow cpu(o.server_pids);
     cpu.begin();
@@ -147,12 +144,7 @@ int run_drain(const Options& o) {
                 if (m.payloadlen < static_cast<int>(sizeof(Payload))) return;
                 Payload head;
                 std::memcpy(&head, m.payload, sizeof head);
-                if (received[i].insert(head.sequence).second) {
-                    ++arrived;
-                    last_arrival = Clock::now();
-                } else {
-                    ++duplicates;
-                }
+                count.arrived(i, head.sequence);
             });
             sessions.back()->connect(o.host, o.port);
         }
@@ -160,23 +152,13 @@ int run_drain(const Options& o) {
         std::cerr << "vartalap-mqtt-bench: " << e.what() << '\n';
         return 1;
     }
-    const double connect_s = seconds_since(drain_start);
-    run_until(sessions, fds, drain_start + bench::to_duration(o.drain_timeout), [&] { return arrived >= total; });
+    run_until(sessions, fds, drain_start + bench::to_duration(o.drain_timeout), [&] { return count.done(); });
     cpu.end();
-    const double drain_s = std::chrono::duration<double>((arrived ? last_arrival : Clock::now()) - drain_start).count();
-    std::cout << "drain: " << users << " sessions reconnected at once (all connected after " << connect_s << " s); "
-              << arrived << " of " << total << " messages arrived in " << drain_s << " s ("
-              << static_cast<double>(arrived) / drain_s << " msg/s), each PUBACKed; duplicates " << duplicates << '\n';
-    cpu.print(std::cout, arrived);
-    bench::ResultLine result;
-    result.add("fill_msgs_per_s", static_cast<double>(fill_confirmed) / fill_s)
-        .add("drain_msgs", arrived)
-        .add("drain_s", drain_s)
-        .add("drain_msgs_per_s", static_cast<double>(arrived) / drain_s);
-    cpu.add_to(result, arrived);
-    result.print(std::cout);
+    const int rc = count.report(std::cout,
+                                std::to_string(users) + " sessions reconnected at once, each message PUBACKed", cpu,
+                                drain_start, static_cast<double>(fill_confirmed) / fill_s);
     for (auto& s : sessions) mosquitto_disconnect(s->handle());
-    return arrived == total ? 0 : 1;
+    return rc;
 }
 
 } // namespace vartalap::mqtt_bench

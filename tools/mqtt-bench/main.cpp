@@ -38,29 +38,22 @@ using Clock = bench::Clock;
 
 namespace {
 
-class PairClient {
+class PairClient : public bench::PairMember<PairClient, std::uint64_t> {
 public:
     PairClient(std::string id, bench::Stats& stats, std::size_t payload_bytes)
-        : client_(id, "vartalap/" + id), payload_(payload_bytes, 'x'), receipts_(stats.receipts),
-          flow_(stats, [this](Clock::time_point due) { send_next(due); }) {
+        : PairMember(stats), client_(id, "vartalap/" + id), payload_(payload_bytes, 'x') {
         client_.on_message([this](const mosquitto_message& m) { on_message(m); });
     }
     mb::Client& client() { return client_; }
     mosquitto* handle() { return client_.handle(); }
     bool ready() const { return client_.ready(); }
 
-    void start(PairClient* peer, int window, bool paced) {
-        peer_ = peer;
-        flow_.start(window, paced);
-    }
-    void offer(Clock::time_point due) { flow_.offer(due); }
-    void stop() { flow_.stop(); }
-
-private:
     void send_next(Clock::time_point due) {
         flow_.sent(++sequence_, due);
         publish(peer_->client_.topic(), sequence_, 0);
     }
+
+private:
     void publish(const std::string& topic, std::uint64_t sequence, std::uint64_t kind) {
         const mb::Payload head{sequence, kind};
         std::memcpy(payload_.data(), &head, sizeof head);
@@ -73,20 +66,15 @@ private:
         std::memcpy(&head, m.payload, sizeof head);
         if (head.kind == 1) { // the peer's receipt for our message
             flow_.completed(head.sequence);
-        } else if (receipts_) {
-            publish(peer_->client_.topic(), head.sequence, 1);
-            peer_->flow_.seen(head.sequence);
-        } else {
-            peer_->flow_.delivered(head.sequence);
+            return;
         }
+        if (receipts()) publish(peer_->client_.topic(), head.sequence, 1); // (libmosquitto PUBACKs it)
+        peer_message_arrived(head.sequence);
     }
 
     mb::Client client_;
     std::string payload_;
-    bool receipts_;
-    PairClient* peer_ = nullptr;
     std::uint64_t sequence_ = 0;
-    bench::Flow<std::uint64_t> flow_;
 };
 
 int run_pairs(const mb::Options& o) {
