@@ -62,6 +62,7 @@ report() {
     o50=$(mean p50_us $(names ours6)) o99=$(mean p99_us $(names ours6))
     both=yes
     [ "$(met "$o50" le 500)" = yes ] && [ "$(met "$o99" le 2000)" = yes ] || both="**no**"
+    [ -n "$o50" ] || both="-"
     echo "| 6 | send→deliver p50 / p99 at half of own peak, open loop, $LAT_PAIRS pairs (ms) | $(scaled "$m50" 1000 2) / $(scaled "$m99" 1000 2) at $(fmt "$MOSQ_RATE" 0)/s | $(scaled "$o50" 1000 2) / $(scaled "$o99" 1000 2) at $(fmt "$OURS_RATE" 0)/s | $(ratio "$o50" "$m50") / $(ratio "$o99" "$m99") | ≤ 0.5 / ≤ 2 ms | $both |"
     m=${R[mosq7.rss_per_conn_bytes]:-} o=${R[ours7.rss_per_conn_bytes]:-}
     echo "| 7 | server RSS per idle authenticated connection, $IDLE connections (KiB) | $(scaled "$m" 1024 2) | $(scaled "$o" 1024 2) | $(ratio "$o" "$m") | ≤ 2 KiB | $(met "$o" le 2048) |"

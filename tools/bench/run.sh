@@ -9,6 +9,7 @@
 # /proc). The Makefile's `bench` target installs and builds these first. Bash only.
 #
 # Environment: QUICK=1 (fewer and shorter runs, smaller counts; the output says so),
+# BENCH_ROWS (default "1 2 3 4 5 6 7 8": the rows to run; row 6 needs rows 1 and 2),
 # BUILD_DIR (default build/release), BENCH_PORT_OFFSET (default 10000: the shipped
 # topologies' ports plus this, so a developer's `make run` does not collide; mosquitto
 # listens on 1883 plus it).
@@ -34,6 +35,8 @@ else
     REPS=2 SECS=10 WARMUP=2 IDLE=10000 DRAIN_USERS=1000 DRAIN_MSGS=100
 fi
 PAIRS=100 WINDOW=4 LAT_PAIRS=10 LAT_WINDOW=8 TEXT=64
+ROWS=" ${BENCH_ROWS:-1 2 3 4 5 6 7 8} "
+want() { [[ $ROWS == *" $1 "* ]]; }
 
 for tool in vartalapctl vartalapd vartalap-loadgen vartalap-mqtt-bench; do
     [ -x "$BIN/$tool" ] || { echo "run.sh: $BIN/$tool is missing (make bench builds it)" >&2; exit 1; }
@@ -229,18 +232,21 @@ pair_row() {
         stop_server
     done
 }
-pair_row 1 process 0 topology/local.toml 0
-pair_row 2 fsync 0 topology/local.toml 0
-pair_row 3 fsync 1 topology/local.toml 0
-pair_row 4 fsync 0 topology/local-multiprocess.toml 1
-pair_row 5 process 0 topology/local.toml 0 --perf-stat
+if want 1; then pair_row 1 process 0 topology/local.toml 0; fi
+if want 2; then pair_row 2 fsync 0 topology/local.toml 0; fi
+if want 3; then pair_row 3 fsync 1 topology/local.toml 0; fi
+if want 4; then pair_row 4 fsync 0 topology/local-multiprocess.toml 1; fi
+if want 5; then pair_row 5 process 0 topology/local.toml 0 --perf-stat; fi
 
 # Row 6: open loop at half of each server's own closed-loop peak (row 2's mean for ours;
 # rows 1 and 2 for mosquitto, whose runs there are the same scenario).
 OURS_PEAK=$(mean msgs_per_s $(names ours2))
 MOSQ_PEAK=$(mean msgs_per_s $(names mosq1) $(names mosq2))
-OURS_RATE=$(calc 'p / 2' p="${OURS_PEAK:-2000}")
-MOSQ_RATE=$(calc 'p / 2' p="${MOSQ_PEAK:-2000}")
+OURS_RATE="" MOSQ_RATE=""
+if want 6 && { [ -z "$OURS_PEAK" ] || [ -z "$MOSQ_PEAK" ]; }; then say "row 6 skipped: it needs the peaks of rows 1 and 2"; fi
+if want 6 && [ -n "$OURS_PEAK" ] && [ -n "$MOSQ_PEAK" ]; then
+OURS_RATE=$(calc 'p / 2' p="$OURS_PEAK")
+MOSQ_RATE=$(calc 'p / 2' p="$MOSQ_PEAK")
 for r in $(seq 1 "$REPS"); do
     say "row 6, run $r: ours at $OURS_RATE msg/s"
     start_ours topology/local.toml fsync 0 0
@@ -251,8 +257,10 @@ for r in $(seq 1 "$REPS"); do
     mqtt_pairs "mosq6.$r" 0 --pairs "$LAT_PAIRS" --window "$LAT_WINDOW" --rate "$MOSQ_RATE"
     stop_server
 done
+fi
 
 # Row 7: RSS per idle authenticated connection.
+if want 7; then
 say "row 7: ours, $IDLE idle WebSockets"
 start_ours topology/local.toml fsync 0 0
 client ours7 0 "$BIN/vartalap-loadgen" --ws-port "$WS_PORTS" --http-port "$HTTP_PORT" --server-pid "$SERVER_PIDS" --idle "$IDLE"
@@ -261,8 +269,10 @@ say "row 7: mosquitto, $IDLE idle MQTT connections"
 start_mosquitto 0
 client mosq7 0 "$BIN/vartalap-mqtt-bench" --port "$MQTT_PORT" --server-pid "$SERVER_PIDS" --idle "$IDLE"
 stop_server
+fi
 
 # Row 8: offline drain.
+if want 8; then
 say "row 8: ours, $DRAIN_USERS offline users x $DRAIN_MSGS messages"
 start_ours topology/local.toml fsync 0 0
 client ours8 0 "$BIN/vartalap-loadgen" --ws-port "$WS_PORTS" --http-port "$HTTP_PORT" --server-pid "$SERVER_PIDS" \
@@ -273,6 +283,7 @@ start_mosquitto 0
 client mosq8 0 "$BIN/vartalap-mqtt-bench" --port "$MQTT_PORT" --server-pid "$SERVER_PIDS" \
     --drain-users "$DRAIN_USERS" --drain-messages "$DRAIN_MSGS" --window 64
 stop_server
+fi
 WALL=$((SECONDS - START))
 LOAD_END=$(loadavg)
 
