@@ -3,9 +3,10 @@
 // `drain_users` users who are logged in but not connected, `window` in flight per sender,
 // each confirmed by its SERVER_ACK (durable at the session). Then the senders close and the
 // server is left until it is quiet (the sessions hand the messages to persistence). Drain:
-// every recipient opens its WebSocket at once; each counts the distinct messages it
-// receives and acknowledges each with a CLIENT_ACK; the clock runs from the first connect
-// until the last message has arrived. Reports fill and drain rates.
+// every recipient opens its WebSocket at once (at most `parallel` handshakes in flight);
+// each counts the distinct messages it receives and acknowledges each with a CLIENT_ACK;
+// the clock runs from the first connect until the last message has arrived. Reports fill
+// and drain rates.
 #include "tools/bench/measure.hpp"
 #include "tools/bench/ws_client.hpp"
 #include "tools/loadgen/modes.hpp"
@@ -121,13 +122,14 @@ int run_drain(const Options& o) {
     cpu.begin();
     const auto drain_start = Clock::now();
     const std::size_t opened =
-        ws::open_all(io, receivers, receiver_keys, o.ws_endpoints(), "/wss", users, drain_start + std::chrono::seconds(60));
+        ws::open_all(io, receivers, receiver_keys, o.ws_endpoints(), "/wss", o.parallel, drain_start + std::chrono::seconds(60));
     const double connect_s = seconds_since(drain_start);
     const auto drain_deadline = drain_start + bench::to_duration(o.drain_timeout);
     while (!count.done() && Clock::now() < drain_deadline) io.run_one_until(drain_deadline);
     cpu.end();
     return count.report(std::cout,
-                        std::to_string(opened) + " of " + std::to_string(users) + " users reconnected at once (all open after " +
+                        std::to_string(opened) + " of " + std::to_string(users) + " users reconnected at once (at most " +
+                            std::to_string(o.parallel) + " handshakes in flight; all open after " +
                             std::to_string(connect_s) + " s), each message acked by CLIENT_ACK",
                         cpu, drain_start, static_cast<double>(confirmed) / fill_s);
 }

@@ -85,6 +85,7 @@ public:
         const int rc = mosquitto_connect_async(mosq_, host.c_str(), port, 60);
         if (rc != MOSQ_ERR_SUCCESS) throw std::runtime_error(id_ + ": connect: " + mosquitto_strerror(rc));
     }
+    bool connected() const { return connected_; } // CONNACK received
     bool ready() const { return subscribed_; }
     mosquitto* handle() { return mosq_; }
     const std::string& topic() const { return topic_; }
@@ -105,12 +106,13 @@ private:
             std::cerr << id_ << ": CONNACK " << rc << '\n';
             return;
         }
+        connected_ = true;
         mosquitto_subscribe(m, nullptr, topic_.c_str(), 1);
     }
 
     mosquitto* mosq_ = nullptr;
     std::string id_, topic_;
-    bool subscribed_ = false;
+    bool connected_ = false, subscribed_ = false;
     std::uint64_t published_ = 0;
     MessageHandler on_message_;
 };
