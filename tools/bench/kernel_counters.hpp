@@ -8,7 +8,8 @@
 // the window; every thread of every process is counted. When perf is missing or refuses
 // (perf_event_paranoid, no tracefs), the fallback is /proc: context switches as the sum of
 // voluntary_ctxt_switches + nonvoluntary_ctxt_switches of /proc/PID/task/*/status, and no
-// system call count (source() says which). Header-only; Linux. Thread: the client's one.
+// system call count (source() says which). MeasuredWindow puts them together with the CPU
+// and the report of a pairs run. Header-only; Linux. Thread: the client's one.
 #pragma once
 
 #include <fcntl.h>
@@ -175,5 +176,43 @@ inline void add_kernel_counters(std::ostream& out, ResultLine& result, const Ker
     out << kernel.context_switches() / n << " context switches per message\n";
     result.add("cs_per_msg", kernel.context_switches() / n).add("counters", kernel.source());
 }
+
+// The measured window of a pairs run (loadgen and mqtt-bench): the kernel counters (first:
+// begin() waits for perf's ack), the Stats' measuring flag and the CPU; then the report and
+// its RESULT line. `note` is the client's own line (frame or payload size).
+class MeasuredWindow {
+public:
+    MeasuredWindow(Stats& stats, const std::vector<int>& server_pids, bool perf_stat)
+        : stats_(stats), cpu_(server_pids), kernel_(server_pids, perf_stat), processes_(server_pids.size()) {}
+
+    void begin() {
+        kernel_.begin();
+        stats_.measuring = true;
+        cpu_.begin();
+    }
+    void end() {
+        stats_.measuring = false;
+        cpu_.end();
+        kernel_.end();
+    }
+    // 0 if any message completed in the window.
+    int report(std::ostream& out, int pairs, int window, double seconds, bool paced, double rate, const std::string& note) {
+        print_report(out, stats_, pairs, window, seconds, paced, rate);
+        out << note << '\n';
+        cpu_.print(out, stats_.delivered);
+        ResultLine result;
+        result.add_stats(stats_, seconds);
+        cpu_.add_to(result, stats_.delivered);
+        add_kernel_counters(out, result, kernel_, stats_.delivered, processes_);
+        result.print(out);
+        return stats_.delivered > 0 ? 0 : 1;
+    }
+
+private:
+    Stats& stats_;
+    CpuWindow cpu_;
+    KernelCounters kernel_;
+    std::size_t processes_;
+};
 
 } // namespace vartalap::bench

@@ -4,7 +4,6 @@
 // receipt to the sender (action "state", body.ids: also the recipient's ack to the server;
 // the message completes when the receipt reaches the sender), the workload of issue 10.
 #include "tools/bench/kernel_counters.hpp"
-#include "tools/bench/measure.hpp"
 #include "tools/bench/ws_client.hpp"
 #include "tools/loadgen/modes.hpp"
 
@@ -98,18 +97,13 @@ int run_pairs(const Options& o) {
         return 1;
     }
 
-    bench::KernelCounters kernel(o.server_pids, o.perf_stat);
+    bench::MeasuredWindow measured(stats, o.server_pids, o.perf_stat);
     bench::start_pairs(clients, o.window, paced);
     using bench::to_duration;
     const auto start = Clock::now();
-    bench::CpuWindow cpu(o.server_pids);
     asio::steady_timer timer(io);
     timer.expires_at(start + to_duration(o.warmup));
-    timer.async_wait([&](boost::system::error_code) {
-        kernel.begin(); // first: it waits for perf's ack
-        stats.measuring = true;
-        cpu.begin();
-    });
+    timer.async_wait([&](boost::system::error_code) { measured.begin(); });
 
     // Open loop: one timer, rearmed for the next message's due time after sending every
     // message already due.
@@ -127,21 +121,12 @@ int run_pairs(const Options& o) {
     if (paced) pace();
 
     io.run_until(start + to_duration(o.warmup + o.seconds));
-    stats.measuring = false;
-    cpu.end();
-    kernel.end();
+    measured.end();
     for (auto& c : clients) c->stop();
-
-    bench::print_report(std::cout, stats, o.pairs, o.window, o.seconds, paced, o.rate);
-    std::cout << "message frame: " << frame_bytes << " bytes (text " << o.text_bytes << " bytes)"
-              << (o.receipts ? ", a delivered receipt per message\n" : ", a CLIENT_ACK per message\n");
-    cpu.print(std::cout, stats.delivered);
-    bench::ResultLine result;
-    result.add_stats(stats, o.seconds);
-    cpu.add_to(result, stats.delivered);
-    bench::add_kernel_counters(std::cout, result, kernel, stats.delivered, o.server_pids.size());
-    result.print(std::cout);
-    return stats.delivered > 0 ? 0 : 1;
+    return measured.report(std::cout, o.pairs, o.window, o.seconds, paced, o.rate,
+                           "message frame: " + std::to_string(frame_bytes) + " bytes (text " +
+                               std::to_string(o.text_bytes) + " bytes), " +
+                               (o.receipts ? "a delivered receipt per message" : "a CLIENT_ACK per message"));
 }
 
 } // namespace vartalap::loadgen

@@ -103,7 +103,7 @@ int run_pairs(const mb::Options& o) {
         return 1;
     }
 
-    bench::KernelCounters kernel(o.server_pids, o.perf_stat);
+    bench::MeasuredWindow measured(stats, o.server_pids, o.perf_stat);
     bench::start_pairs(clients, o.window, paced);
     using bench::to_duration;
     const auto start = Clock::now();
@@ -111,16 +111,11 @@ int run_pairs(const mb::Options& o) {
     const auto end = start + to_duration(o.warmup + o.seconds);
     const bench::Schedule schedule(start, o.rate);
     std::uint64_t next = 0;
-    bench::CpuWindow cpu(o.server_pids);
     auto misc_at = start;
 
     for (;;) {
         auto now = Clock::now();
-        if (!stats.measuring && now >= measure_from) {
-            kernel.begin(); // first: it waits for perf's ack
-            stats.measuring = true;
-            cpu.begin();
-        }
+        if (!stats.measuring && now >= measure_from) measured.begin();
         if (now >= end) break;
         if (paced)
             for (; schedule.due(next) <= now; ++next) clients[next % clients.size()]->offer(schedule.due(next));
@@ -133,26 +128,15 @@ int run_pairs(const mb::Options& o) {
         if (paced) deadline = std::min(deadline, schedule.due(next));
         if (!mb::poll_once(clients, fds, deadline)) return 1;
     }
-    stats.measuring = false;
-    cpu.end();
-    kernel.end();
+    measured.end();
     for (auto& c : clients) {
         c->stop();
         mosquitto_disconnect(c->handle());
     }
-
-    bench::print_report(std::cout, stats, o.pairs, o.window, o.seconds, paced, o.rate);
-    std::cout << "message payload: " << o.payload_bytes << " bytes, QoS 1"
-              << (o.receipts ? ", a receipt publish per message\n" : "\n");
     if (mb::Client::publish_errors) std::cout << "publish errors: " << mb::Client::publish_errors << '\n';
-    cpu.print(std::cout, stats.delivered);
-    bench::ResultLine result;
-    result.add_stats(stats, o.seconds);
-    cpu.add_to(result, stats.delivered);
-    bench::add_kernel_counters(std::cout, result, kernel, stats.delivered, o.server_pids.size());
-    result.print(std::cout);
-    clients.clear();
-    return stats.delivered > 0 ? 0 : 1;
+    return measured.report(std::cout, o.pairs, o.window, o.seconds, paced, o.rate,
+                           "message payload: " + std::to_string(o.payload_bytes) + " bytes, QoS 1" +
+                               (o.receipts ? ", a receipt publish per message" : ""));
 }
 
 } // namespace

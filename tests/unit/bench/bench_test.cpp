@@ -10,6 +10,8 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -135,6 +137,22 @@ TEST(KernelCounters, WithoutPerfCountsContextSwitchesFromProc) {
     EXPECT_EQ(counters.source(), "proc");
     EXPECT_FALSE(counters.syscalls().has_value());
     EXPECT_GE(counters.context_switches(), 20);
+}
+
+TEST(KernelCounters, WhenPerfCannotRunFallsBackToProcAtOnce) {
+    const std::string path = getenv("PATH") ? getenv("PATH") : "";
+    setenv("PATH", "/nonexistent", 1); // no perf to exec
+    {
+        KernelCounters counters({getpid()}, true);
+        const auto start = Clock::now();
+        counters.begin();
+        usleep(1000);
+        counters.end();
+        EXPECT_LT(Clock::now() - start, std::chrono::seconds(2)); // not the 5 s ack deadline
+        EXPECT_EQ(counters.source(), "proc");
+        EXPECT_GE(counters.context_switches(), 1);
+    }
+    setenv("PATH", path.c_str(), 1);
 }
 
 // The loadgen's frames, through the server's own codec.
