@@ -2,6 +2,9 @@
 #   make run   install missing Debian packages, build (Release), start TOPOLOGY in the foreground
 #   make test  install missing Debian packages, build, run every test through ctest
 # Both are idempotent on a fresh Debian 12 machine (run as root, or with sudo available).
+# And the benchmark of BENCHMARKS.md (issue 10), which `make test` never needs:
+#   make bench [QUICK=1]  also install mosquitto, libmosquitto-dev and linux-perf, build the
+#                         server and the two load generators, run tools/bench/run.sh
 
 TOPOLOGY ?= topology/local.toml
 SANITIZE ?= 0
@@ -25,10 +28,21 @@ PACKAGES := build-essential cmake ninja-build pkg-config \
 	nlohmann-json3-dev libspdlog-dev \
 	systemd nginx-light
 
-.PHONY: run test build deps clean
+# Only `make bench` installs these (the mosquitto baseline, its client library, perf).
+BENCH_PACKAGES := mosquitto libmosquitto-dev linux-perf
+QUICK ?= 0
+
+.PHONY: run test build deps bench bench-deps install-packages clean
 
 deps:
-	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	@$(MAKE) --no-print-directory install-packages INSTALL='$(PACKAGES)'
+
+bench-deps:
+	@$(MAKE) --no-print-directory install-packages INSTALL='$(BENCH_PACKAGES)'
+
+# Installs the Debian packages of INSTALL that are missing.
+install-packages:
+	@missing=$$(for p in $(INSTALL); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing missing Debian packages: $$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -51,6 +65,15 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# Configures again when the tree predates libmosquitto-dev (no vartalap-mqtt-bench target),
+# then builds only what the benchmark runs.
+BENCH_TARGETS := vartalapctl vartalapd vartalap-loadgen vartalap-mqtt-bench
+bench: deps bench-deps $(BUILD_DIR)/build.ninja
+	@ninja -C $(BUILD_DIR) -t targets all 2>/dev/null | grep -q '^vartalap-mqtt-bench:' || \
+		cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_EXTRA) -DVARTALAP_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target $(BENCH_TARGETS)
+	QUICK=$(QUICK) BUILD_DIR=$(BUILD_DIR) tools/bench/run.sh
 
 clean:
 	rm -rf build
