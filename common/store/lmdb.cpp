@@ -25,6 +25,7 @@ Env::Env(const std::filesystem::path& directory, const EnvOptions& options) : pa
         unsigned flags = MDB_NOTLS;
         if (options.read_only) flags |= MDB_RDONLY;
         if (options.no_sync) flags |= MDB_NOSYNC;
+        if (options.write_map && !options.read_only) flags |= MDB_WRITEMAP;
         check(mdb_env_open(env_, directory.c_str(), flags, 0600),
               ("mdb_env_open " + directory.string()).c_str());
         int dead = 0;

@@ -7,6 +7,34 @@
 // lmdb::Error, because a daemon cannot continue safely and a restart is cheap.
 // Thread-safety: an Env is shared by threads; a write Txn belongs to one thread, and the
 // Env is opened with MDB_NOTLS so read transactions are not tied to threads either.
+//
+// MDB_WRITEMAP (EnvOptions::write_map, on by default for a writable Env): a commit writes
+// its pages by storing into the shared file mapping instead of pwrite(), so a commit costs
+// no system call unless it syncs. What that changes, from lmdb.h and mdb.c (0.9.24):
+//   - Durability. With syncing commits (durability "fsync") a commit msync()s the data,
+//     then writes and msync()s the meta page: two flushes per commit, in that order, as
+//     fdatasync() and the O_DSYNC meta write did before; the guarantee is unchanged. With
+//     MDB_NOSYNC (durability "process") a committed transaction is in the kernel's page
+//     cache the moment the meta page is stored, so it survives the crash of the process
+//     (tested: lmdb_test.cpp); a power loss or kernel crash may lose what was committed
+//     since the last Env::sync(), and LMDB then does not promise a consistent file either
+//     (lmdb.h on MDB_NOSYNC: integrity is kept only "if the filesystem preserves write
+//     order and the MDB_WRITEMAP flag is not used").
+//   - The data file is ftruncate()d to the map size at open and at set_map_size(): a sparse
+//     file whose apparent size (ls, du --apparent-size) is the map size, while its disk use
+//     (du) is the pages written. Copy it with a sparse-aware tool. On a filesystem without
+//     sparse files the whole map is allocated.
+//   - A full disk: a store into a hole that the filesystem cannot allocate raises SIGBUS
+//     (the process dies, unlogged) where pwrite() returned ENOSPC (an lmdb::Error, which
+//     a daemon logs before it aborts the process: run_or_abort). Either way committed data
+//     stays intact: a transaction writes only to pages no committed state refers to.
+//   - Nested transactions are incompatible with MDB_WRITEMAP: Txn has no parent, and the
+//     stores never nest (the map-full fallback of UserQueue aborts and begins anew).
+//   - A stray write through a pointer into the map could corrupt the file (lmdb.h).
+//   - Every process that opens an environment read-write must use the same setting (lmdb.h:
+//     "do not mix"); all of them open it through this wrapper. Read-only opens (read_only,
+//     Db::open_existing, group_store::Reader) stay read-only: LMDB ignores MDB_WRITEMAP
+//     with MDB_RDONLY (mdb_env_open) and maps the file PROT_READ.
 #pragma once
 
 #include "common/store/durability.hpp"
@@ -40,6 +68,7 @@ struct EnvOptions {
     unsigned max_readers = 126;                  // LMDB's default
     bool read_only = false;
     bool no_sync = false;                        // MDB_NOSYNC: caller syncs periodically
+    bool write_map = true;                       // MDB_WRITEMAP unless read_only (see above)
 };
 
 class Env {
