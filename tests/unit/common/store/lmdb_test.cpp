@@ -1,6 +1,7 @@
 // The LMDB wrapper's environment flags over real files: MDB_WRITEMAP on writable
-// environments and never on read-only ones, the sparse data file it implies (grown with the
-// map), and what a commit without a sync survives: the crash of the process that made it.
+// environments whose commits do not sync, never on others nor on read-only ones; the sparse
+// data file it implies (grown with the map); and what a commit without a sync survives: the
+// crash of the process that made it.
 #include "common/store/lmdb.hpp"
 
 #include "tests/support/fixtures.hpp"
@@ -78,15 +79,20 @@ void in_killed_child(Body&& body) {
     ASSERT_EQ(WTERMSIG(status), SIGKILL);
 }
 
-TEST(LmdbEnvTest, WritableEnvironmentsUseWriteMapAndReadOnlyOnesDoNot) {
+TEST(LmdbEnvTest, WriteMapOnlyWhereCommitsDoNotSyncAndNeverReadOnly) {
     test::TempDirectory dir("lmdb");
     {
-        Env env(dir.path(), options());
+        Env env(dir.path(), options(/*no_sync=*/true));
         EXPECT_NE(flags_of(env) & MDB_WRITEMAP, 0u);
         put(env, "d", "k", "v");
     }
     {
-        EnvOptions read_only = options();
+        Env env(dir.path(), options(/*no_sync=*/false)); // syncing commits: pwrite + fdatasync
+        EXPECT_EQ(flags_of(env) & MDB_WRITEMAP, 0u);
+        EXPECT_EQ(get(env, "d", "k"), "v");
+    }
+    {
+        EnvOptions read_only = options(/*no_sync=*/true); // would use it, were it writable
         read_only.read_only = true;
         Env env(dir.path(), read_only);
         EXPECT_EQ(flags_of(env) & MDB_WRITEMAP, 0u);
@@ -95,7 +101,7 @@ TEST(LmdbEnvTest, WritableEnvironmentsUseWriteMapAndReadOnlyOnesDoNot) {
         EXPECT_THROW(Txn(env, Txn::read_write), Error); // EACCES: still read-only
     }
     {
-        EnvOptions without = options();
+        EnvOptions without = options(/*no_sync=*/true);
         without.write_map = false;
         Env env(dir.path(), without);
         EXPECT_EQ(flags_of(env) & MDB_WRITEMAP, 0u);
@@ -105,7 +111,7 @@ TEST(LmdbEnvTest, WritableEnvironmentsUseWriteMapAndReadOnlyOnesDoNot) {
 
 TEST(LmdbEnvTest, TheDataFileIsSparseAtTheMapSizeAndGrowsWithTheMap) {
     test::TempDirectory dir("lmdb");
-    Env env(dir.path(), options());
+    Env env(dir.path(), options(/*no_sync=*/true));
     put(env, "d", "k", std::string(10'000, 'x'));
     FileSize size = data_file(dir.path());
     EXPECT_EQ(size.apparent, kMapSize);
