@@ -25,6 +25,8 @@ Env::Env(const std::filesystem::path& directory, const EnvOptions& options) : pa
         unsigned flags = MDB_NOTLS;
         if (options.read_only) flags |= MDB_RDONLY;
         if (options.no_sync) flags |= MDB_NOSYNC;
+        // Only without per-commit syncs: see lmdb.hpp for why and for the caveats.
+        if (options.write_map && options.no_sync && !options.read_only) flags |= MDB_WRITEMAP;
         check(mdb_env_open(env_, directory.c_str(), flags, 0600),
               ("mdb_env_open " + directory.string()).c_str());
         int dead = 0;

@@ -31,6 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -93,8 +94,10 @@ public:
     //   3. out of space again: WriteMode::none in a read transaction (nothing is written;
     //      the outcomes are still worked out).
     // Each step recomputes the outcomes of the whole batch, so `pass` must be repeatable.
+    // `first`, if given and engaged, is a write transaction already open (with writes of
+    // the caller's own): step 1 runs in it instead of a new one, and it is left empty.
     template <class Pass, class Grow>
-    BatchWrite write_batch(Pass&& pass, Grow&& grow);
+    BatchWrite write_batch(Pass&& pass, Grow&& grow, std::optional<lmdb::Txn>* first = nullptr);
     template <class Pass>
     BatchWrite write_batch(Pass&& pass) {
         return write_batch(pass, [] { return false; });
@@ -138,7 +141,7 @@ public:
 
 private:
     template <class Pass>
-    int write_pass(Pass& pass, WriteMode mode);
+    int write_pass(Pass& pass, WriteMode mode, std::optional<lmdb::Txn>* first = nullptr);
     bool save_seq(lmdb::Txn& txn, std::uint64_t seq_before);
 
     lmdb::Env& env_;
@@ -199,10 +202,10 @@ private:
 // Templates
 
 template <class Pass, class Grow>
-BatchWrite UserQueue::write_batch(Pass&& pass, Grow&& grow) {
+BatchWrite UserQueue::write_batch(Pass&& pass, Grow&& grow, std::optional<lmdb::Txn>* first) {
     BatchWrite result;
     const std::uint64_t seq_before = next_seq_;
-    result.rc = write_pass(pass, WriteMode::all);
+    result.rc = write_pass(pass, WriteMode::all, first);
     while (result.rc == MDB_MAP_FULL && grow()) {
         next_seq_ = seq_before;
         result.rc = write_pass(pass, WriteMode::all);
@@ -222,11 +225,15 @@ BatchWrite UserQueue::write_batch(Pass&& pass, Grow&& grow) {
 }
 
 template <class Pass>
-int UserQueue::write_pass(Pass& pass, WriteMode mode) {
+int UserQueue::write_pass(Pass& pass, WriteMode mode, std::optional<lmdb::Txn>* first) {
     const std::uint64_t seq_before = next_seq_;
     int rc = 0;
     {
-        lmdb::Txn txn(env_, lmdb::Txn::read_write);
+        std::optional<lmdb::Txn> own;
+        if (first != nullptr && *first) own.emplace(std::move(**first));
+        else own.emplace(env_, lmdb::Txn::read_write);
+        if (first != nullptr) first->reset();
+        lmdb::Txn& txn = *own;
         rc = pass(&txn, mode) && save_seq(txn, seq_before) ? txn.commit() : full_rc_;
     } // an uncommitted transaction is aborted here
     if (rc != 0) full_rc_ = rc; // commit() reports MDB_MAP_FULL itself

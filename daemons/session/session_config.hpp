@@ -35,6 +35,14 @@ struct SessionConfig {
     // LMDB key limit is 511 bytes: [2][user][id] must fit, so user and id are capped.
     std::size_t max_user_bytes = 255;
     std::size_t max_id_bytes = 250;
+    // 0 (default): every batch that deletes (acks, written receipts) commits, so an ack is
+    // durable like a message. Otherwise deletions of batches that store nothing are not
+    // committed on their own: they go with the next batch that stores, or at the latest
+    // after delete_delay_ms, or once max_deferred_deletes are waiting (session_store.hpp).
+    // A crash before then delivers those messages again (the app drops a message whose id
+    // it has), which DESIGN.md's "the copy is deleted" then does not hold for.
+    std::uint64_t delete_delay_ms = 0;
+    std::size_t max_deferred_deletes = 4096;
 
     // The offline path (used only when the outbox has persistence).
     std::uint64_t handoff_timeout_ms = 5000;        // no offline_stored: send it again
@@ -69,6 +77,8 @@ struct SessionCounters {
     std::uint64_t connects = 0;
     std::uint64_t disconnects = 0;
     std::uint64_t refusals_sent = 0;      // refuse() calls (map full, invalid message)
+    std::uint64_t commits = 0;            // LMDB write transactions committed
+    std::uint64_t deletes_deferred = 0;   // deletions left for a later commit
     // The offline path.
     std::uint64_t handoffs_sent = 0;      // offline_store requests (first attempts)
     std::uint64_t handoff_resends = 0;    // re-sent after handoff_timeout_ms

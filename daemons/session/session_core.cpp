@@ -42,51 +42,98 @@ SessionCore::SessionCore(lmdb::Env& env, Outbox& outbox, const Clock& clock, Ses
 void SessionCore::handle_batch(std::span<Envelope> batch) {
     if (batch.empty()) return;
 
-    if (!needs_write(batch)) {
+    switch (writes_of(batch)) {
+    case Writes::none:
         apply_writes(nullptr, batch, WriteMode::all);
-    } else {
-        const BatchWrite write = store_.queue().write_batch(
-            [&](lmdb::Txn* txn, WriteMode mode) { return apply_writes(txn, batch, mode); });
-        if (write.first_rc != 0) {
-            // The map is full. New messages are refused (not durable, so no server_ack: the
-            // senders resend), but acks still free space and stop retries (deletions only).
-            // If not even deletions fit, the outcomes are worked out without writing, so
-            // that connects, results and acks still take effect in memory (retries stop; the
-            // acked copies stay stored and a new connection delivers them again, which
-            // at-least-once allows).
-            std::uint64_t refused = 0;
-            for (const Effect& effect : effects_)
-                if (effect.outcome == Outcome::refused) ++refused;
-            counters_.map_full_refusals += refused;
-            lmdb::Env& env = store_.env();
-            spdlog::error("session: LMDB {} ({} of {} bytes used): refused {} new "
-                          "message(s) (no server_ack; the senders are told \"{}\"); {}",
-                          write.first_rc == MDB_TXN_FULL ? "transaction too large (MDB_TXN_FULL)"
-                                                         : "map full (MDB_MAP_FULL)",
-                          env.used_bytes(), env.map_size(), refused, kStorageFull,
-                          write.rc == 0 ? "acks applied"
-                                        : "acks could not be written either (copies stay stored "
-                                          "and are redelivered on the next connect)");
-        }
+        break;
+    case Writes::deletions:
+        if (config_.delete_delay_ms == 0 || !defer_deletions(batch)) commit(batch);
+        break;
+    case Writes::stores:
+        commit(batch);
+        break;
     }
     apply_effects(batch);
     delivery_.pump_dirty_users();
+    if (store_.deferred_count() >= config_.max_deferred_deletes) flush();
 }
 
-bool SessionCore::needs_write(std::span<const Envelope> batch) const {
+void SessionCore::flush() {
+    if (store_.has_deferred()) commit({});
+}
+
+bool SessionCore::defer_deletions(std::span<Envelope> batch) {
+    const std::size_t before = store_.deferred_count();
+    const bool began = !store_.has_deferred();
+    lmdb::Txn& txn = store_.deferred_txn();
+    deferring_ = true;
+    const bool written = apply_writes(&txn, batch, WriteMode::all);
+    deferring_ = false;
+    if (!written) {
+        // LMDB is full even for a deletion: the deferred transaction is unusable (aborted
+        // here). commit() applies the earlier batches' recorded deletions again.
+        store_.truncate_deferred(before);
+        store_.take_deferred_txn();
+        return false;
+    }
+    if (began) deferred_since_ms_ = clock_.monotonic_ms();
+    counters_.deletes_deferred += store_.deferred_count() - before;
+    return true;
+}
+
+void SessionCore::commit(std::span<Envelope> batch) {
+    // The first pass runs in the deferred transaction if one is open (its deletions are in
+    // it); any other pass runs in a fresh one, which applies the recorded deletions again.
+    std::optional<lmdb::Txn> deferred = store_.take_deferred_txn();
+    bool fresh = !deferred.has_value();
+    const BatchWrite write = store_.queue().write_batch(
+        [&](lmdb::Txn* txn, WriteMode mode) {
+            const bool replay = fresh && mode != WriteMode::none;
+            fresh = true;
+            if (replay && !store_.replay_deferred(*txn)) return false;
+            return apply_writes(txn, batch, mode);
+        },
+        [] { return false; }, &deferred);
+    // Committed (with everything, or deletions only): the deferred deletions are in. Not even
+    // deletions fit: they are given up like the batch's own acks (redelivered later).
+    store_.deferred_done();
+    if (write.rc == 0) ++counters_.commits;
+    if (write.first_rc == 0) return;
+    // The map is full. New messages are refused (not durable, so no server_ack: the
+    // senders resend), but acks still free space and stop retries (deletions only). If
+    // not even deletions fit, the outcomes are worked out without writing, so that
+    // connects, results and acks still take effect in memory (retries stop; the acked
+    // copies stay stored and a new connection delivers them again, which at-least-once
+    // allows).
+    std::uint64_t refused = 0;
+    for (const Effect& effect : effects_)
+        if (effect.outcome == Outcome::refused) ++refused;
+    counters_.map_full_refusals += refused;
+    lmdb::Env& env = store_.env();
+    spdlog::error("session: LMDB {} ({} of {} bytes used): refused {} new "
+                  "message(s) (no server_ack; the senders are told \"{}\"); {}",
+                  write.first_rc == MDB_TXN_FULL ? "transaction too large (MDB_TXN_FULL)"
+                                                 : "map full (MDB_MAP_FULL)",
+                  env.used_bytes(), env.map_size(), refused, kStorageFull,
+                  write.rc == 0 ? "acks applied"
+                                : "acks could not be written either (copies stay stored "
+                                  "and are redelivered on the next connect)");
+}
+
+SessionCore::Writes SessionCore::writes_of(std::span<const Envelope> batch) const {
+    Writes writes = Writes::none;
     for (const Envelope& message : batch) {
-        if ((message.kind == Kind::deliver && !message.has(flag_ephemeral)) ||
-            message.kind == Kind::ack)
-            return true;
-        if (message.kind == Kind::deliver_result && message.status == Status::ok) {
-            const session::InFlight* entry = delivery_.by_request(message.request_id);
-            if (entry != nullptr && entry->system && !entry->remote) return true;
-        }
+        if (message.kind == Kind::deliver && !message.has(flag_ephemeral)) return Writes::stores;
         if (message.kind == Kind::offline_stored && message.status == Status::ok &&
             offline_.handoff(message.request_id) != nullptr)
-            return true; // the confirmed handoff's local copy is deleted
+            return Writes::stores; // the confirmed handoff's local copy is deleted at once
+        if (message.kind == Kind::ack) writes = Writes::deletions;
+        if (message.kind == Kind::deliver_result && message.status == Status::ok) {
+            const session::InFlight* entry = delivery_.by_request(message.request_id);
+            if (entry != nullptr && entry->system && !entry->remote) writes = Writes::deletions;
+        }
     }
-    return false;
+    return writes;
 }
 
 bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteMode mode) {
@@ -143,6 +190,7 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
                     if (persistence) forward_ids_.push_back(id);
                     continue;
                 }
+                if (deferring_) store_.defer(message.from, id, entry.seq);
                 deleted_seqs_.push_back(entry.seq);
                 deleted_in_batch_.insert(entry.seq);
                 // While a handoff is outstanding persistence may hold a copy as well.
@@ -165,6 +213,7 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
             if (mode != WriteMode::none &&
                 queue.full(queue.erase(*txn, entry->user, entry->id, seq)))
                 return false;
+            if (deferring_) store_.defer(entry->user, entry->id, seq);
             deleted_in_batch_.insert(seq);
             break;
         }
@@ -352,6 +401,9 @@ void SessionCore::set_limits(const SessionLimits& limits) {
 
 void SessionCore::on_timer() {
     const std::uint64_t now = clock_.monotonic_ms();
+    // First: the reads below may go through the deferred transaction, which this commits.
+    if (store_.has_deferred() && now >= saturating_add(deferred_since_ms_, config_.delete_delay_ms))
+        flush();
     // Ephemeral requests whose result never came: forget them (never retried).
     ephemeral_.expire(now);
     std::optional<lmdb::Txn> read_txn; // shared by the retries and the handoff timers
@@ -363,22 +415,28 @@ void SessionCore::on_timer() {
 }
 
 std::optional<std::uint64_t> SessionCore::next_deadline_ms() const {
-    const std::optional<std::uint64_t> delivery = delivery_.next_deadline_ms();
-    const std::optional<std::uint64_t> offline = offline_.next_deadline_ms();
-    if (!delivery) return offline;
-    if (!offline) return delivery;
-    return std::min(*delivery, *offline);
+    std::optional<std::uint64_t> deadline;
+    const auto earliest = [&](std::optional<std::uint64_t> candidate) {
+        if (candidate && (!deadline || *candidate < *deadline)) deadline = candidate;
+    };
+    earliest(delivery_.next_deadline_ms());
+    earliest(offline_.next_deadline_ms());
+    if (store_.has_deferred())
+        earliest(saturating_add(deferred_since_ms_, config_.delete_delay_ms));
+    return deadline;
 }
 
 // ---------------------------------------------------------------------------------------
 // Inspection
 
-bool SessionCore::is_stored(std::string_view recipient, std::string_view id) const {
-    return store_.queue().contains(recipient, id);
+bool SessionCore::is_stored(std::string_view recipient, std::string_view id) {
+    std::optional<lmdb::Txn> read_txn;
+    return store_.queue().contains(store_.reader(read_txn), recipient, id);
 }
 
-std::size_t SessionCore::stored_count(std::string_view recipient) const {
-    return store_.queue().count(recipient);
+std::size_t SessionCore::stored_count(std::string_view recipient) {
+    std::optional<lmdb::Txn> read_txn;
+    return store_.queue().count(store_.reader(read_txn), recipient);
 }
 
 } // namespace vartalap::session

@@ -7,7 +7,10 @@
 // Outbox (session_outbox.hpp); time comes from an injected Clock. The daemon owns the sockets
 // and feeds decoded envelopes in batches. The core runs each batch in two passes: pass 1
 // writes to LMDB inside one transaction (store-with-dedupe, deletions by ack) and decides each
-// envelope's outcome; pass 2, after the commit, applies the outcomes to memory and sends.
+// envelope's outcome; pass 2, after the commit, applies the outcomes to memory and sends. A
+// batch that only deletes (acks, written receipts) is not committed on its own: its
+// deletions wait in the store's deferred transaction for the next batch that stores, or for
+// flush() (session_store.hpp, "Deferred deletions").
 // Its parts, each with its own state (daemons/session/README.md):
 //   SessionStore      session_store.hpp      the LMDB store (the shared durable user queue)
 //   DeliveryWindow    session_delivery.hpp   online users, the window, retries, parking
@@ -58,7 +61,12 @@ public:
     // envelopes may be modified (moved from) by the call.
     void handle_batch(std::span<Envelope> batch);
 
+    // Commits the deferred deletions, if any (on_timer does after delete_delay_ms; the
+    // daemon at stop). Not needed for correctness: without it a crash only redelivers.
+    void flush();
+
     // Periodic duties; call about every 100 ms (and at next_deadline_ms()):
+    //   - deferred deletions waiting delete_delay_ms: committed (flush);
     //   - send timeouts (send_timeout_ms) and ack timeouts (ack_timeout_ms): retry or park;
     //   - overload back-off (overload_retry_ms): re-send;
     //   - expire ephemeral requests whose result never came (send_timeout_ms);
@@ -80,9 +88,11 @@ public:
     std::size_t in_flight() const { return delivery_.in_flight(); }
     std::size_t in_flight_of(std::string_view user) const { return delivery_.in_flight_of(user); }
 
-    // Inspection (tests, status): reads committed state in a fresh read transaction.
-    bool is_stored(std::string_view recipient, std::string_view id) const;
-    std::size_t stored_count(std::string_view recipient) const;
+    // Inspection (tests, status): the store as the core sees it, deferred deletions applied
+    // (committed state plus the deferred transaction).
+    bool is_stored(std::string_view recipient, std::string_view id);
+    std::size_t stored_count(std::string_view recipient);
+    std::size_t deferred_deletes() const { return store_.deferred_count(); }
     std::size_t outstanding_handoffs() const { return offline_.outstanding_handoffs(); }
     std::size_t remote_bytes() const { return delivery_.remote_bytes(); }
 
@@ -116,9 +126,16 @@ private:
         std::uint32_t forward_end = 0;
     };
 
-    // Whether the batch writes at all (one made only of connects, disconnects and chat
-    // deliver_results needs neither the writer lock nor a commit).
-    bool needs_write(std::span<const Envelope> batch) const;
+    // What the batch writes: nothing (connects, disconnects, chat deliver_results: neither
+    // the writer lock nor a commit), only deletions (deferred), or new messages (committed).
+    enum class Writes : std::uint8_t { none, deletions, stores };
+    Writes writes_of(std::span<const Envelope> batch) const;
+    // Pass 1 in the deferred transaction, recording each deletion; false (and nothing
+    // recorded) if LMDB ran out of space: the batch must then be committed.
+    bool defer_deletions(std::span<Envelope> batch);
+    // Pass 1 and the commit (UserQueue::write_batch), the deferred transaction's deletions
+    // included; a full map is logged and refuses new messages.
+    void commit(std::span<Envelope> batch);
     // Pass 1, inside the transaction (null when the batch writes nothing): LMDB writes, and
     // what each envelope's outcome will be. Returns false if LMDB ran out of space
     // (MAP_FULL/TXN_FULL); the transaction must then be aborted.
@@ -149,6 +166,8 @@ private:
     std::vector<std::string> forward_ids_;   // ack ids to forward to persistence
     std::vector<std::pair<std::uint64_t, std::string>> converted_; // (seq, record) handed off in flight
     std::unordered_set<std::uint64_t> deleted_in_batch_;
+    bool deferring_ = false;               // apply_writes records deletions (defer_deletions)
+    std::uint64_t deferred_since_ms_ = 0;  // when the deferred transaction began
 };
 
 } // namespace vartalap::session

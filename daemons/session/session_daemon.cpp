@@ -206,6 +206,10 @@ public:
         config_.max_handoffs = uint_option(self, "max_handoffs", config_.max_handoffs);
         config_.fetch_timeout_ms = uint_option(self, "fetch_timeout_ms", config_.fetch_timeout_ms);
         config_.max_remote_bytes = uint_option(self, "max_remote_bytes", config_.max_remote_bytes);
+        config_.delete_delay_ms =
+            uint_option(self, "delete_delay_ms", config_.delete_delay_ms, /*allow_zero=*/true);
+        config_.max_deferred_deletes =
+            uint_option(self, "max_deferred_deletes", config_.max_deferred_deletes);
         // LMDB map: address space reserved up front, disk used only as data grows. When it
         // is full, new messages are refused (see SessionCore) until acks free space.
         env_options_.map_size = uint_option(self, "map_size_mb", 1024) << 20;
@@ -333,13 +337,15 @@ private:
     }
 
     void on_stop() override {
-        // Shutdown: what was received has been committed; what is still queued in the PULL
+        // Shutdown: what was received has been committed (the deferred deletions now; they
+        // need not be: a crash before this only redelivers); what is still queued in the PULL
         // socket was never acknowledged to anyone (before the durable point), so dropping it
         // is within the contract. Messages whose handoff is unconfirmed are still stored here
         // (the next run's scan offers them again; persistence dedupes), and fetched ones are
         // still in persistence. Close with the bounded LINGER set by make_socket.
         pull_.close();
         outbox_.close_all();
+        core_->flush();
         if (durability_ == lmdb::Durability::process) env_->sync();
         log_counters("stopped", spdlog::level::info);
     }
@@ -403,6 +409,7 @@ private:
             {"in_flight_limit_hits", c.in_flight_limit_hits},
             {"user_limit_refusals", c.user_limit_refusals}, {"connects", c.connects},
             {"disconnects", c.disconnects}, {"refusals_sent", c.refusals_sent},
+            {"commits", c.commits}, {"deletes_deferred", c.deletes_deferred},
             {"handoffs_sent", c.handoffs_sent}, {"handoff_resends", c.handoff_resends},
             {"handed_off", c.handed_off}, {"handoff_refusals", c.handoff_refusals},
             {"handoffs_deferred", c.handoffs_deferred}, {"acks_forwarded", c.acks_forwarded},

@@ -313,8 +313,8 @@ void OfflinePath::scan(std::uint64_t now) {
     }
     if (handoffs_.size() >= config_.max_handoffs) return; // resumes when answers free slots
 
-    lmdb::Txn txn(store_.env(), lmdb::Txn::read_only);
-    StoreScan cursor(txn, store_.queue(), scan_position_);
+    std::optional<lmdb::Txn> read_txn; // the store as the core sees it (deferred deletions)
+    StoreScan cursor(store_.reader(read_txn), store_.queue(), scan_position_);
     std::string user;
     for (std::size_t visited = 0; cursor.valid() && visited < config_.handoff_scan_budget;
          ++visited) {

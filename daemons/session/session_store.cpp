@@ -7,9 +7,31 @@ SessionStore::SessionStore(lmdb::Env& env)
     : queue_(env, "message_ids", /*ids_hold_time=*/false, "session"),
       deliver_header_(header_frame(Kind::deliver)) {}
 
-lmdb::Txn& SessionStore::reader(std::optional<lmdb::Txn>& txn) const {
+lmdb::Txn& SessionStore::reader(std::optional<lmdb::Txn>& txn) {
+    if (deferred_txn_) return *deferred_txn_;
     if (!txn) txn.emplace(queue_.env(), lmdb::Txn::read_only);
     return *txn;
+}
+
+lmdb::Txn& SessionStore::deferred_txn() {
+    if (!deferred_txn_) deferred_txn_.emplace(queue_.env(), lmdb::Txn::read_write);
+    return *deferred_txn_;
+}
+
+void SessionStore::defer(std::string_view user, std::string_view id, std::uint64_t seq) {
+    deferred_.push_back({std::string(user), std::string(id), seq});
+}
+
+std::optional<lmdb::Txn> SessionStore::take_deferred_txn() {
+    std::optional<lmdb::Txn> txn = std::move(deferred_txn_);
+    deferred_txn_.reset();
+    return txn;
+}
+
+bool SessionStore::replay_deferred(lmdb::Txn& txn) {
+    for (const Deletion& deletion : deferred_)
+        if (queue_.full(queue_.erase(txn, deletion.user, deletion.id, deletion.seq))) return false;
+    return true;
 }
 
 Stored SessionStore::store(lmdb::Txn& txn, Envelope& message, WriteMode mode,
