@@ -239,8 +239,12 @@ if want 4; then pair_row 4 fsync 0 topology/local-multiprocess.toml 1; fi
 if want 5; then pair_row 5 process 0 topology/local.toml 0 --perf-stat; fi
 
 # Row 6: open loop at half of each server's own closed-loop peak (row 2's mean for ours;
-# rows 1 and 2 for mosquitto, whose runs there are the same scenario).
+# rows 1 and 2 for mosquitto, whose runs there are the same scenario). Row 6p: ours again in
+# `process` durability at half of row 1's peak, the mode comparable with mosquitto's
+# `persistence true` (which writes its database periodically, never per message).
 OURS_PEAK=$(mean msgs_per_s $(names ours2))
+OURS_PEAK_P=$(mean msgs_per_s $(names ours1))
+OURS_RATE_P=
 MOSQ_PEAK=$(mean msgs_per_s $(names mosq1) $(names mosq2))
 OURS_RATE="" MOSQ_RATE=""
 if want 6 && { [ -z "$OURS_PEAK" ] || [ -z "$MOSQ_PEAK" ]; }; then say "row 6 skipped: it needs the peaks of rows 1 and 2"; fi
@@ -252,6 +256,13 @@ for r in $(seq 1 "$REPS"); do
     start_ours topology/local.toml fsync 0 0
     ours_pairs "ours6.$r" 0 --pairs "$LAT_PAIRS" --window "$LAT_WINDOW" --rate "$OURS_RATE"
     stop_server
+    if [ -n "$OURS_PEAK_P" ]; then
+        OURS_RATE_P=$(calc 'p / 2' p="$OURS_PEAK_P")
+        say "row 6p, run $r: ours (process) at $OURS_RATE_P msg/s"
+        start_ours topology/local.toml process 0 0
+        ours_pairs "ours6p.$r" 0 --pairs "$LAT_PAIRS" --window "$LAT_WINDOW" --rate "$OURS_RATE_P"
+        stop_server
+    fi
     say "row 6, run $r: mosquitto at $MOSQ_RATE msg/s"
     start_mosquitto 0
     mqtt_pairs "mosq6.$r" 0 --pairs "$LAT_PAIRS" --window "$LAT_WINDOW" --rate "$MOSQ_RATE"
