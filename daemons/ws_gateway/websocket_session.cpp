@@ -14,9 +14,8 @@ namespace net = boost::asio;
 
 namespace {
 
-// A read buffer that grew past this for one large message is given back afterwards, so an
-// idle connection keeps at most this much for reads (most messages are far smaller).
-constexpr std::size_t kKeptReadBufferBytes = 2048;
+// A new read buffer's room: most messages fit.
+constexpr std::size_t kFirstReadBufferBytes = 1536;
 // A drained queue whose vector grew past this many slots (a burst) is freed.
 constexpr std::size_t kKeptQueueSlots = 4;
 
@@ -80,12 +79,31 @@ void WebsocketSession::on_accept(beast::error_code ec) {
 }
 
 void WebsocketSession::do_read() {
+    // One byte, not none: Beast 1.74 runs its UTF-8 check over an empty copy and crashes.
+    ws_.async_read_some(net::buffer(&first_byte_, 1),
+                        beast::bind_front_handler(&WebsocketSession::on_message_start,
+                                                  shared_from_this()));
+}
+
+void WebsocketSession::on_message_start(beast::error_code ec, std::size_t bytes) {
+    if (ec) return on_read(ec, 0);
+    if (ws_.is_message_done()) { // a message of 0 or 1 bytes: read already
+        handle_message(std::string_view(&first_byte_, bytes));
+        do_read();
+        return;
+    }
+    read_buffer_ = state_.read_buffers.take();
+    if (read_buffer_.capacity() == 0) read_buffer_.reserve(kFirstReadBufferBytes);
+    net::buffer_copy(read_buffer_.prepare(bytes), net::buffer(&first_byte_, bytes));
+    read_buffer_.commit(bytes);
+    // The rest of the message, appended.
     ws_.async_read(read_buffer_,
                    beast::bind_front_handler(&WebsocketSession::on_read, shared_from_this()));
 }
 
 void WebsocketSession::on_read(beast::error_code ec, std::size_t) {
     if (ec) {
+        state_.read_buffers.give_back(read_buffer_);
         if (ec == websocket::error::message_too_big)
             spdlog::debug("{}: connection {} sent a frame over {} bytes: closed with 1009",
                           core_.name(), id(), core_.options().max_frame_bytes);
@@ -94,19 +112,19 @@ void WebsocketSession::on_read(beast::error_code ec, std::size_t) {
         finish();
         return;
     }
-    if (!closing_) {
-        if (ws_.got_text()) {
-            const auto data = read_buffer_.cdata();
-            core_.client_text(*this, std::string_view(static_cast<const char*>(data.data()),
-                                                      data.size()));
-        } else {
-            core_.client_binary(*this);
-        }
-    }
-    // Frames that arrive after our close frame are read (the handshake needs it) and ignored.
-    read_buffer_.consume(read_buffer_.size());
-    if (read_buffer_.capacity() > kKeptReadBufferBytes) read_buffer_.shrink_to_fit();
+    const auto data = read_buffer_.cdata();
+    handle_message(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    state_.read_buffers.give_back(read_buffer_);
     do_read();
+}
+
+void WebsocketSession::handle_message(std::string_view text) {
+    // Frames that arrive after our close frame are read (the handshake needs it) and ignored.
+    if (closing_) return;
+    if (ws_.got_text())
+        core_.client_text(*this, text);
+    else
+        core_.client_binary(*this);
 }
 
 EnqueueResult WebsocketSession::enqueue(OutgoingFrame&& frame) {

@@ -14,7 +14,8 @@
 // gateway's own frames); after overflow_close_after refusals with no write completing the
 // client is closed with 1008 "slow consumer".
 // Memory of an idle connection: the Beast stream (its fixed read buffer of 1536 bytes
-// dominates), the socket, a read buffer shrunk back after large messages, an empty queue.
+// dominates; no permessage-deflate state: the extension is not offered), the socket, one
+// pending read that holds no buffer (do_read), the idle-ping timer and an empty queue.
 #pragma once
 
 #include "daemons/ws_gateway/client_socket.hpp"
@@ -48,8 +49,14 @@ public:
 
 private:
     void on_accept(boost::beast::error_code ec);
+    // Waits for the next message with a one-byte read (Beast answers pings and reads control
+    // frames meanwhile; the read ends with the first byte of a data message), then reads the
+    // rest of that message into a buffer lent by ServerState::read_buffers for this one
+    // message: between messages a connection holds no read buffer.
     void do_read();
+    void on_message_start(boost::beast::error_code ec, std::size_t bytes);
     void on_read(boost::beast::error_code ec, std::size_t bytes);
+    void handle_message(std::string_view text);
     void do_write();
     void on_write(boost::beast::error_code ec, std::size_t bytes);
     void on_close(boost::beast::error_code ec);
@@ -60,8 +67,10 @@ private:
 
     std::size_t waiting() const { return waiting_.size() - waiting_head_; }
 
-    boost::beast::websocket::stream<ClientSocket> ws_; // ClientSocket: see client_socket.hpp
-    boost::beast::flat_buffer read_buffer_;
+    // ClientSocket: see client_socket.hpp. `false`: no permessage-deflate code or state.
+    boost::beast::websocket::stream<ClientSocket, false> ws_;
+    boost::beast::flat_buffer read_buffer_; // empty between messages (lent, see do_read)
+    char first_byte_ = 0;                   // a message's first byte (see do_read)
     ServerState& state_;
     WsGatewayCore& core_;
     // Frames waiting for their turn, oldest at waiting_head_ (a vector with a moving head:

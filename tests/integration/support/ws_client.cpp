@@ -152,6 +152,32 @@ bool WsClient::send(const std::string& data, bool text, std::chrono::millisecond
     return !ec;
 }
 
+bool WsClient::send_text_fragmented(const std::string& text, std::size_t fragment_bytes,
+                                    std::chrono::milliseconds deadline) {
+    Impl& c = *impl_;
+    if (c.closed || fragment_bytes == 0) return false;
+    c.ws.text(true);
+    const auto until = Clock::now() + deadline;
+    for (std::size_t at = 0; at < text.size() || at == 0; at += fragment_bytes) {
+        const std::size_t n = std::min(fragment_bytes, text.size() - at);
+        const bool fin = at + n >= text.size();
+        beast::error_code ec;
+        bool done = false;
+        c.ws.async_write_some(fin, net::buffer(text.data() + at, n), [&](beast::error_code e, std::size_t) {
+            ec = e;
+            done = true;
+        });
+        if (!run_until(c.io, [&] { return done; }, until)) {
+            c.abort();
+            run_until(c.io, [&] { return done; }, Clock::now() + std::chrono::seconds(1));
+            return false;
+        }
+        if (ec) return false;
+        if (fin) break;
+    }
+    return true;
+}
+
 std::optional<std::string> WsClient::read_text(std::chrono::milliseconds deadline) {
     Impl& c = *impl_;
     if (c.closed) return std::nullopt;

@@ -35,6 +35,10 @@ public:
     // Sends one text frame; false if the connection is closed or the write failed.
     bool send_text(const std::string& text,
                    std::chrono::milliseconds deadline = std::chrono::seconds(5));
+    // Sends one text message as several frames of at most `fragment_bytes` (a first frame
+    // and continuation frames), for testing how the server reassembles them.
+    bool send_text_fragmented(const std::string& text, std::size_t fragment_bytes,
+                              std::chrono::milliseconds deadline = std::chrono::seconds(5));
     // Sends one binary frame (the protocol is text only: for testing the server's answer).
     bool send_binary(const std::string& bytes,
                      std::chrono::milliseconds deadline = std::chrono::seconds(5));
