@@ -42,13 +42,9 @@ void WebsocketSession::run(beast::http::request<beast::http::string_body> reques
     const WsGatewayOptions& options = core_.options();
     websocket::stream_base::timeout timeout{};
     timeout.handshake_timeout = std::chrono::seconds(options.handshake_timeout_seconds);
-    // With keep_alive_pings Beast pings every idle_timeout / 2 and closes the connection
-    // when nothing (not even a pong) arrived for a whole idle_timeout: so a ping every
-    // idle_ping_seconds, and a dead peer is closed within 2 x idle_ping_seconds.
-    timeout.idle_timeout = options.idle_ping_seconds == 0
-                               ? websocket::stream_base::none()
-                               : std::chrono::seconds(2 * options.idle_ping_seconds);
-    timeout.keep_alive_pings = true;
+    // No idle timeout of Beast's: the gateway's keep-alive sweep pings (keep_alive).
+    timeout.idle_timeout = websocket::stream_base::none();
+    timeout.keep_alive_pings = false;
     ws_.set_option(timeout);
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
         response.set(beast::http::field::server, "vartalap-ws-gateway");
@@ -186,6 +182,32 @@ void WebsocketSession::close(std::uint16_t code, std::string_view reason) {
     // flight (Beast serialises them); bounded by handshake_timeout.
     ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
                     beast::bind_front_handler(&WebsocketSession::on_close, shared_from_this()));
+}
+
+void WebsocketSession::keep_alive() {
+    if (closing_ || finished_) return;
+    const std::uint32_t reads = ws_.next_layer().reads();
+    if (reads != reads_seen_) { // heard from since the last sweep
+        reads_seen_ = reads;
+        pinged_ = false;
+        return;
+    }
+    if (!pinged_) {
+        pinged_ = true;
+        if (ping_in_flight_) return;
+        ping_in_flight_ = true;
+        ws_.async_ping({}, [self = shared_from_this()](beast::error_code) {
+            self->ping_in_flight_ = false;
+        });
+        return;
+    }
+    // Silent through a whole period and the ping: a dead peer. Closing the socket ends the
+    // pending read, which calls finish() (as Beast's own idle timeout did).
+    spdlog::debug("{}: connection {} silent for two keep-alive periods: closed", core_.name(), id());
+    closing_ = true;
+    drop_waiting();
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).close(ec);
 }
 
 void WebsocketSession::on_close(beast::error_code ec) {

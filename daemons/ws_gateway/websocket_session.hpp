@@ -13,9 +13,13 @@
 // included). A full queue refuses the frame (`overloaded` for a deliver, dropped for the
 // gateway's own frames); after overflow_close_after refusals with no write completing the
 // client is closed with 1008 "slow consumer".
+// Keep-alive: not Beast's idle timer (one timer wait per connection, re-armed at every read
+// and write) but the gateway's sweep (keep_alive): a client silent for a whole
+// idle_ping_seconds is pinged, one silent for the next period too is closed.
+//
 // Memory of an idle connection: the Beast stream (its fixed read buffer of 1536 bytes
 // dominates; no permessage-deflate state: the extension is not offered), the socket, one
-// pending read that holds no buffer (do_read), the idle-ping timer and an empty queue.
+// pending read that holds no buffer (do_read), no timer wait, an empty queue.
 #pragma once
 
 #include "daemons/ws_gateway/client_socket.hpp"
@@ -46,6 +50,7 @@ public:
 
     EnqueueResult enqueue(OutgoingFrame&& frame) override;
     void close(std::uint16_t code, std::string_view reason) override;
+    void keep_alive() override;
 
 private:
     void on_accept(boost::beast::error_code ec);
@@ -80,6 +85,9 @@ private:
     std::size_t waiting_head_ = 0;
     OutgoingFrame in_flight_;
     std::size_t overflow_strikes_ = 0; // refusals since the last completed write
+    std::uint32_t reads_seen_ = 0;  // ClientSocket::reads() at the last keep_alive
+    bool pinged_ = false;           // silent since a keep_alive that sent a ping
+    bool ping_in_flight_ = false;
     bool writing_ = false;
     bool closing_ = false;  // close started (by us or by a failure): take no new frames
     bool finished_ = false;

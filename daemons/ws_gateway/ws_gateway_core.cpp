@@ -253,6 +253,12 @@ void WsGatewayCore::close_connection(const Envelope& request) {
     connection->close(kCloseReplaced, "replaced");
 }
 
+void WsGatewayCore::keep_alive() {
+    // A connection's keep_alive may close its socket; that ends its read later (a handler),
+    // never inside this loop, so the registry does not change under it.
+    for (const auto& [id, connection] : by_id_) connection->keep_alive();
+}
+
 void WsGatewayCore::close_all() {
     std::vector<ClientConnection*> open;
     open.reserve(by_id_.size());

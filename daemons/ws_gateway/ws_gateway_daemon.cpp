@@ -83,6 +83,7 @@ public:
         io_ = std::make_unique<net::io_context>(1); // one thread: no locking inside Asio
         drain_timer_ = std::make_unique<net::steady_timer>(*io_);
         publish_timer_ = std::make_unique<net::steady_timer>(*io_);
+        keep_alive_timer_ = std::make_unique<net::steady_timer>(*io_);
 
         router_ = make_socket(context_.zmq, zmq::socket_type::router);
         const std::string router_endpoint = self.endpoint("router");
@@ -216,6 +217,7 @@ private:
             watcher_->start();
             listener_->run();
             schedule_publish();
+            schedule_keep_alive();
             io_->run();
         } catch (const std::exception& e) {
             // Only "impossible" failures get here (a ZeroMQ error other than EAGAIN and
@@ -229,6 +231,18 @@ private:
         router_push_.close();
         for (zmq::socket_t& push : session_pushes_) push.close();
         spdlog::info("{}: stopped", context_.self.name);
+    }
+
+    // Every idle_ping_seconds (read again each time: SIGHUP may change it; 0 is off, checked
+    // again after a second): ping the silent clients, close the dead ones.
+    void schedule_keep_alive() {
+        const std::uint32_t period = core_->options().idle_ping_seconds;
+        keep_alive_timer_->expires_after(std::chrono::seconds(period == 0 ? 1 : period));
+        keep_alive_timer_->async_wait([this, period](const boost::system::error_code& ec) {
+            if (ec) return;
+            if (period != 0 && !state_.stopping) core_->keep_alive();
+            schedule_keep_alive();
+        });
     }
 
     void on_router() {
@@ -284,6 +298,7 @@ private:
                      malformed_);
         watcher_->stop();
         publish_timer_->cancel();
+        keep_alive_timer_->cancel();
         io_->stop();
     }
 
@@ -295,6 +310,7 @@ private:
     std::unique_ptr<net::io_context> io_;
     std::unique_ptr<net::steady_timer> drain_timer_;
     std::unique_ptr<net::steady_timer> publish_timer_;
+    std::unique_ptr<net::steady_timer> keep_alive_timer_;
     Publisher publisher_{context_.board, context_.clock};
     std::chrono::steady_clock::time_point drain_deadline_;
 
