@@ -2,6 +2,7 @@
 #include "daemons/ws_gateway/websocket_session.hpp"
 
 #include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
@@ -18,6 +19,17 @@ namespace {
 constexpr std::size_t kFirstReadBufferBytes = 1536;
 // A drained queue whose vector grew past this many slots (a burst) is freed.
 constexpr std::size_t kKeptQueueSlots = 4;
+// At most this many frames, and (beyond the first) bytes, in one coalesced frame.
+constexpr std::size_t kMaxCoalescedFrames = 64;
+constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
+
+// Whether `text` is a JSON object (what the gateway writes as one: a client message's
+// payload, a SERVER_ACK, an error frame), judged by its first and last non-space bytes.
+bool is_json_object(std::string_view text) {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    const auto last = text.find_last_not_of(" \t\r\n");
+    return first != std::string_view::npos && text[first] == '{' && text[last] == '}';
+}
 
 bool expected_end(const beast::error_code& ec) {
     return ec == websocket::error::closed || ec == net::error::operation_aborted ||
@@ -126,7 +138,7 @@ void WebsocketSession::handle_message(std::string_view text) {
 EnqueueResult WebsocketSession::enqueue(OutgoingFrame&& frame) {
     if (closing_ || finished_) return EnqueueResult::closed;
     const WsGatewayOptions& options = core_.options();
-    if (waiting() + (writing_ ? 1 : 0) >= options.write_queue_limit) {
+    if (waiting() + in_flight_.size() >= options.write_queue_limit) {
         if (++overflow_strikes_ >= options.overflow_close_after) {
             spdlog::info("{}: connection {} reads nothing ({} frames refused): closing with 1008",
                          core_.name(), id(), overflow_strikes_);
@@ -140,7 +152,8 @@ EnqueueResult WebsocketSession::enqueue(OutgoingFrame&& frame) {
 }
 
 void WebsocketSession::do_write() {
-    in_flight_ = std::move(waiting_[waiting_head_++]);
+    in_flight_.push_back(std::move(waiting_[waiting_head_++]));
+    if (is_json_object(in_flight_.front().text)) coalesce_waiting();
     if (waiting_head_ == waiting_.size()) {
         waiting_.clear();
         waiting_head_ = 0;
@@ -152,26 +165,54 @@ void WebsocketSession::do_write() {
         waiting_head_ = 0;
     }
     writing_ = true;
-    ws_.async_write(net::buffer(in_flight_.text),
-                    beast::bind_front_handler(&WebsocketSession::on_write, shared_from_this()));
+    auto done = beast::bind_front_handler(&WebsocketSession::on_write, shared_from_this());
+    if (in_flight_.size() == 1) {
+        ws_.async_write(net::buffer(in_flight_.front().text), std::move(done));
+        return;
+    }
+    static constexpr char open[] = "[", comma[] = ",", close[] = "]";
+    gather_.clear();
+    gather_.reserve(2 * in_flight_.size() + 1);
+    for (const OutgoingFrame& frame : in_flight_) {
+        gather_.emplace_back(gather_.empty() ? open : comma, 1);
+        gather_.emplace_back(net::buffer(frame.text));
+    }
+    gather_.emplace_back(close, 1);
+    ws_.async_write(beast::buffers_range_ref(gather_), std::move(done));
+}
+
+void WebsocketSession::coalesce_waiting() {
+    std::size_t bytes = 0;
+    while (waiting_head_ < waiting_.size() && in_flight_.size() < kMaxCoalescedFrames) {
+        OutgoingFrame& next = waiting_[waiting_head_];
+        if (!is_json_object(next.text) || bytes + next.text.size() > kMaxCoalescedBytes) break;
+        bytes += next.text.size();
+        in_flight_.push_back(std::move(next));
+        ++waiting_head_;
+    }
 }
 
 void WebsocketSession::on_write(beast::error_code ec, std::size_t) {
     writing_ = false;
-    const DeliverTicket ticket = std::move(in_flight_.ticket);
-    in_flight_ = OutgoingFrame{};
+    // Answered after in_flight_ is emptied, so that the queue limit counts right again.
+    std::vector<OutgoingFrame> written;
+    written.swap(in_flight_);
+    if (gather_.capacity() > 0) std::vector<net::const_buffer>().swap(gather_); // rare: no keep
     if (ec) {
         if (!expected_end(ec))
             spdlog::debug("{}: connection {} write: {}", core_.name(), id(), ec.message());
-        core_.frame_done(ticket, false);
+        for (const OutgoingFrame& frame : written) core_.frame_done(frame.ticket, false);
         // The socket is broken; the read loop ends too and calls finish().
         closing_ = true;
         drop_waiting();
         return;
     }
     overflow_strikes_ = 0;
-    core_.frame_done(ticket, true);
-    if (!closing_ && waiting() > 0) do_write();
+    for (const OutgoingFrame& frame : written) core_.frame_done(frame.ticket, true);
+    // Keep a small vector for the next write (no allocation per frame), free a large one.
+    written.clear();
+    if (written.capacity() <= kKeptQueueSlots && in_flight_.empty()) in_flight_.swap(written);
+    if (!closing_ && waiting() > 0 && !writing_) do_write();
 }
 
 void WebsocketSession::close(std::uint16_t code, std::string_view reason) {

@@ -355,6 +355,43 @@ TEST_F(WsGatewayTest, DeliverWritesTheFrameThenRepliesOk) {
     EXPECT_EQ(answered.size(), 10u);
 }
 
+// Frames that queue while a write is in flight leave together: JSON objects as one frame
+// holding an array of them, anything else ("pong", these plain texts) alone. The client sees
+// every object once, in order, and every deliver is answered ok.
+TEST_F(WsGatewayTest, QueuedJsonFramesAreCoalescedInOrder) {
+    auto [bob, id] = open_connected("bob");
+    std::vector<std::string> sent;
+    for (std::uint64_t r = 200; r < 240; ++r) {
+        const std::string payload = r == 220 ? "plain-220" : json{{"n", r}, {"s", std::string(r, 'x')}}.dump();
+        sent.push_back(payload);
+        send_request(deliver_request(id, r, payload));
+    }
+    std::vector<std::string> received;
+    std::size_t frames = 0;
+    while (received.size() < sent.size()) {
+        auto frame = bob.read_text(5s);
+        ASSERT_TRUE(frame) << "after " << received.size() << " messages";
+        ++frames;
+        const json parsed = json::parse(*frame, nullptr, false);
+        if (parsed.is_array()) {
+            ASSERT_GE(parsed.size(), 2u); // a lone object is never wrapped
+            for (const auto& element : parsed) received.push_back(element.dump());
+        } else {
+            received.push_back(parsed.is_discarded() ? *frame : parsed.dump());
+        }
+    }
+    EXPECT_EQ(received, sent);
+    EXPECT_LE(frames, sent.size());
+    std::set<std::uint64_t> answered;
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        auto result = next_reply();
+        ASSERT_TRUE(result);
+        EXPECT_EQ(result->status, Status::ok);
+        answered.insert(result->request_id);
+    }
+    EXPECT_EQ(answered.size(), sent.size());
+}
+
 TEST_F(WsGatewayTest, DeliverToUnknownConnectionIsNotConnected) {
     send_request(deliver_request(123456789, 7, "nobody"));
     auto reply = next_reply();
