@@ -1,6 +1,8 @@
 // Thread: the test's (see ws_client.hpp).
 #include "tests/integration/support/ws_client.hpp"
 
+#include <deque>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -56,6 +58,7 @@ struct WsClient::Impl {
     net::io_context io{1};
     websocket::stream<beast::tcp_stream> ws{io};
     beast::flat_buffer buffer;
+    std::deque<nlohmann::json> unread; // elements of an array frame after the one returned
     bool read_pending = false;
     bool read_done = false;
     beast::error_code read_ec;
@@ -204,8 +207,14 @@ std::optional<std::string> WsClient::read_text(std::chrono::milliseconds deadlin
 std::optional<nlohmann::json> WsClient::read_json_matching(
     const std::function<bool(const nlohmann::json&)>& predicate,
     std::chrono::milliseconds deadline) {
+    Impl& c = *impl_;
     const auto until = Clock::now() + deadline;
     while (true) {
+        while (!c.unread.empty()) {
+            nlohmann::json element = std::move(c.unread.front());
+            c.unread.pop_front();
+            if (predicate(element)) return element;
+        }
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
         if (left.count() <= 0) return std::nullopt;
         auto text = read_text(left);
@@ -213,8 +222,7 @@ std::optional<nlohmann::json> WsClient::read_json_matching(
         auto frame = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
         if (frame.is_discarded()) continue;
         if (frame.is_array()) {
-            for (auto& element : frame)
-                if (predicate(element)) return std::move(element);
+            for (auto& element : frame) c.unread.push_back(std::move(element));
         } else if (predicate(frame)) {
             return frame;
         }

@@ -49,7 +49,8 @@ public:
     std::optional<std::string> read_text(std::chrono::milliseconds deadline);
 
     // Reads frames until one matches `predicate` and returns it; frames that are JSON arrays
-    // are flattened (each element is tried); other frames ("pong", non-matching objects) are
+    // are flattened (each element is tried in order; the elements after the one returned
+    // are tried first by the next call); other frames ("pong", non-matching objects) are
     // skipped. nullopt on deadline or close.
     std::optional<nlohmann::json> read_json_matching(
         const std::function<bool(const nlohmann::json&)>& predicate,
