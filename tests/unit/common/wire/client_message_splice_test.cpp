@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <array>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -256,6 +258,54 @@ TEST(ClientMessageSpliceTest, ARefusalNamesTheMessageWhenItsIdCanBeRead) {
     EXPECT_EQ(e.id, ""); // not valid JSON: nothing is named
     EXPECT_FALSE(parse_client_message(R"({"id":5,"head":{}})", origin(), e, error));
     EXPECT_EQ(e.id, "");
+}
+
+// Hostile input in bulk: messages with random bytes replaced, inserted, deleted or cut off.
+// Whatever is accepted must come out as valid JSON with the server's stamps, read the same
+// by a parser that keeps the last of duplicate keys (nlohmann) and one that keeps the first
+// (simdjson's DOM). Deterministic: a fixed seed.
+TEST(ClientMessageSpliceTest, MutatedMessagesAreRefusedOrComeOutValidAndStamped) {
+    const std::vector<std::string> bases{
+        R"({"_v":2.1,"id":"m1","head":{"type":"individual","to":"bob","from":"mallory","chatid":"c"},"meta":{"a":[1,2.5,true,null]},"body":{"text":"h\u00e9\"i","ts":1,"n":{"x":[]}},"from":"mallory"})",
+        R"({ "id" : 7 , "head" : { "to" : "server" , "contentType" : "CLIENT_ACK" } })",
+        R"({"id":"r","head":{"to":"bob","action":"state"},"body":{"ids":["a","b"],"state":"read"}})",
+    };
+    static constexpr char interesting[] = "{}[]\",:\\ \n0a-e.tfn";
+    std::mt19937 random(42);
+    std::size_t accepted = 0;
+    for (int i = 0; i < 20000; ++i) {
+        std::string text = bases[random() % bases.size()];
+        for (int m = 0, n = 1 + static_cast<int>(random() % 3); m < n && !text.empty(); ++m) {
+            const std::size_t at = random() % text.size();
+            const char c = random() % 4 == 0 ? static_cast<char>(random() % 256)
+                                               : interesting[random() % (sizeof interesting - 1)];
+            switch (random() % 4) {
+            case 0: text[at] = c; break;
+            case 1: text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+            case 2: text.erase(at, 1); break;
+            default: text.resize(at); break;
+            }
+        }
+        Envelope e;
+        std::string error;
+        if (!parse_client_message(text, origin(), e, error)) continue;
+        ++accepted;
+        const json out = json::parse(e.payload, nullptr, false);
+        ASSERT_FALSE(out.is_discarded()) << text << "\n -> " << e.payload;
+        EXPECT_EQ(out["head"]["from"], "alice") << text;
+        EXPECT_EQ(out["from"], "alice") << text;
+        EXPECT_EQ(out["body"]["ts"], 1700000000) << text;
+        // A parser that keeps the first of duplicate keys reads the same sender.
+        simdjson::dom::parser first_wins;
+        simdjson::dom::element doc;
+        ASSERT_EQ(first_wins.parse(e.payload).get(doc), simdjson::SUCCESS) << e.payload;
+        std::string_view from;
+        ASSERT_EQ(doc["head"]["from"].get(from), simdjson::SUCCESS) << e.payload;
+        EXPECT_EQ(from, "alice") << text;
+        ASSERT_EQ(doc["from"].get(from), simdjson::SUCCESS) << e.payload;
+        EXPECT_EQ(from, "alice") << text;
+    }
+    EXPECT_GT(accepted, 100u); // the mutations leave many messages valid: the check ran
 }
 
 TEST(ClientMessageSpliceTest, PeekReadsOneTopLevelStringMember) {
