@@ -25,7 +25,7 @@ endif
 PACKAGES := build-essential cmake ninja-build pkg-config \
 	libzmq3-dev cppzmq-dev libboost-dev libmsgpack-cxx-dev liblmdb-dev \
 	libcli11-dev libgtest-dev libssl-dev libsystemd-dev libtomlplusplus-dev \
-	nlohmann-json3-dev libspdlog-dev \
+	nlohmann-json3-dev libsimdjson-dev libspdlog-dev \
 	systemd nginx-light
 
 # Only `make bench` installs these (the mosquitto baseline, its client library, perf).

@@ -1,138 +1,108 @@
-// Thread: any (pure functions).
+// Thread: any (each thread parses with its own JsonInput and scratch buffers).
 #include "common/wire/client_message.hpp"
 
-#include <nlohmann/json.hpp>
+#include "common/wire/client_message_splice.hpp"
 
 namespace vartalap {
 namespace {
 
-using nlohmann::json;
-
-// Reads an optional string member; false if present with another type or too long.
-bool optional_string(const json& object, const char* key, std::string& out, std::size_t max) {
-    auto it = object.find(key);
-    if (it == object.end() || it->is_null()) return true;
-    if (!it->is_string()) return false;
-    const auto& s = it->get_ref<const std::string&>();
-    if (s.size() > max) return false;
-    out = s;
-    return true;
-}
+using namespace client_json;
 
 std::uint64_t seconds_of(std::uint64_t now_ms) { return now_ms / 1000; }
 
-} // namespace
-
-bool nested_deeper_than(std::string_view text, std::size_t max_depth) {
-    std::size_t depth = 0;
-    bool in_string = false;
-    bool escaped = false;
-    for (const char c : text) {
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-            continue;
-        }
-        switch (c) {
-        case '"': in_string = true; break;
-        case '{':
-        case '[':
-            if (++depth > max_depth) return true;
-            break;
-        case '}':
-        case ']':
-            if (depth > 0) --depth;
-            break;
-        default: break;
-        }
-    }
-    return false;
+// Resets a reused envelope: assigning Envelope{} resets every field, including those later
+// revisions add; the strings filled for every message keep their buffers.
+void reset_keeping_buffers(Envelope& e) {
+    std::string id = std::move(e.id), channel = std::move(e.channel), from = std::move(e.from),
+                to = std::move(e.to), gateway = std::move(e.origin_gateway),
+                payload = std::move(e.payload);
+    std::vector<std::string> ids = std::move(e.ids);
+    e = Envelope{};
+    id.clear(), channel.clear(), from.clear(), to.clear(), gateway.clear(), payload.clear();
+    ids.clear();
+    e.id = std::move(id);
+    e.channel = std::move(channel);
+    e.from = std::move(from);
+    e.to = std::move(to);
+    e.origin_gateway = std::move(gateway);
+    e.payload = std::move(payload);
+    e.ids = std::move(ids);
 }
+
+} // namespace
 
 bool parse_client_message(std::string_view text, const ClientOrigin& origin, Envelope& out,
                           std::string& error, const ClientMessageLimits& limits) {
+    reset_keeping_buffers(out);
     if (text.size() > limits.max_bytes) {
         error = "message too large";
         return false;
     }
-    if (nested_deeper_than(text, limits.max_depth)) {
-        error = "message nested too deeply (at most " + std::to_string(limits.max_depth) + " levels)";
+    Read r;
+    Splicer splicer(thread_json_input(), limits);
+    if (splicer.read(text, r) != simdjson::SUCCESS) {
+        error = splicer.too_deep() ? "message nested too deeply (at most " +
+                                         std::to_string(limits.max_depth) + " levels)"
+                                   : "invalid JSON";
         return false;
     }
-    // nlohmann's parser is iterative (no recursion on nesting) and the size is bounded
-    // above, so hostile input costs at most max_bytes of work and memory.
-    json message = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-    if (message.is_discarded()) {
-        error = "invalid JSON";
-        return false;
-    }
-    if (!message.is_object()) {
+    if (!r.top_is_object) {
         error = "a message must be a JSON object";
         return false;
     }
-    std::string id;
-    {
-        auto it = message.find("id");
-        if (it == message.end() || !(it->is_string() || it->is_number_integer())) {
-            error = "missing message id";
-            return false;
-        }
-        id = it->is_string() ? it->get<std::string>() : it->dump();
-        if (id.empty() || id.size() > limits.max_field_bytes) {
-            error = "invalid message id";
-            return false;
-        }
+    // From here on an error frame can name the message.
+    if (r.id_is_string && r.id.size() <= limits.max_field_bytes) out.id = r.id;
+    if (r.duplicate != nullptr) {
+        error = std::string("duplicate key ") + r.duplicate;
+        return false;
     }
-    auto head_it = message.find("head");
-    if (head_it == message.end() || !head_it->is_object()) {
+    if (!r.id_seen || !r.id_valid_type) {
+        error = "missing message id";
+        return false;
+    }
+    if (r.id.empty() || r.id.size() > limits.max_field_bytes) {
+        error = "invalid message id";
+        return false;
+    }
+    if (!r.head_seen_once || !r.head_is_object) {
         error = "missing head";
         return false;
     }
-    json& head = *head_it;
-    std::string type = "individual", to, chat_id, content_type, action, category;
-    const std::size_t max = limits.max_field_bytes;
-    if (!optional_string(head, "type", type, max) || !optional_string(head, "to", to, max) ||
-        !optional_string(head, "chatid", chat_id, max) ||
-        !optional_string(head, "contentType", content_type, max) ||
-        !optional_string(head, "action", action, max) ||
-        !optional_string(head, "category", category, max)) {
+    if (r.head_bad) {
         error = "head field has the wrong type or is too long";
         return false;
     }
+    const std::string_view type =
+        (r.head_strings & (1u << h_type)) != 0 ? r.head[h_type] : std::string_view("individual");
     if (type != "individual" && type != "group") {
         error = "head.type must be individual or group";
         return false;
     }
+    const std::string_view to = r.head[h_to];
     if (to.empty()) {
         error = "missing head.to";
         return false;
     }
-    bool ephemeral = false;
-    if (auto it = head.find("ephemeral"); it != head.end() && !it->is_null()) {
-        if (!it->is_boolean()) {
-            error = "head.ephemeral must be a boolean";
-            return false;
-        }
-        ephemeral = it->get<bool>();
+    if (r.ephemeral_bad) {
+        error = "head.ephemeral must be a boolean";
+        return false;
     }
+    const std::string_view content_type = r.head[h_content_type];
+    std::string_view action = r.head[h_action];
+    std::string_view category = r.head[h_category];
     if (category.empty()) category = (action == "state" || action == "ack") ? "system" : "message";
     if (action.empty()) action = "message";
-
-    json& body = message["body"]; // null when absent
-    if (body.is_null()) body = json::object();
-    if (!body.is_object()) {
+    if (r.body == BodyKind::other) {
         error = "body must be an object";
         return false;
     }
 
-    out = Envelope{};
     out.kind = Kind::client_message;
-    out.id = id;
+    out.id = r.id;
     out.channel = type;
-    out.from = std::string(origin.user);
+    out.from = origin.user;
     out.to = to;
-    out.origin_gateway = std::string(origin.gateway);
+    out.origin_gateway = origin.gateway;
     out.connection = origin.connection;
     out.created_at_ms = origin.now_ms;
     out.route = Route::chat;
@@ -142,21 +112,18 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
     const bool client_ack = content_type == "CLIENT_ACK";
     if (client_ack || action == "state") {
         // Receipts and CLIENT_ACK name the ids they acknowledge.
-        if (auto it = body.find("ids"); it != body.end()) {
-            if (!it->is_array() || it->size() > limits.max_ids) {
+        if (r.ids_seen) {
+            if (r.ids_bad_shape) {
                 error = "body.ids must be an array of at most " + std::to_string(limits.max_ids);
                 return false;
             }
-            for (const auto& acked : *it) {
-                if (!acked.is_string() || acked.get_ref<const std::string&>().empty() ||
-                    acked.get_ref<const std::string&>().size() > max) {
-                    error = "body.ids must hold message ids";
-                    return false;
-                }
-                out.ids.push_back(acked.get<std::string>());
+            if (r.ids_bad_item) {
+                error = "body.ids must hold message ids";
+                return false;
             }
+            out.ids.assign(splicer.ids().begin(), splicer.ids().end());
         } else if (client_ack) {
-            out.ids.push_back(id); // CLIENT_ACK: the message's own id is the acked id
+            out.ids.emplace_back(r.id); // CLIENT_ACK: the message's own id is the acked id
         } else {
             error = "a state message needs body.ids";
             return false;
@@ -168,51 +135,52 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
             out.flags |= flag_system;
         }
     }
-    if (ephemeral || action == "typing") out.flags |= flag_ephemeral;
+    if (r.ephemeral || action == "typing") out.flags |= flag_ephemeral;
     if (category == "system") out.flags |= flag_system;
 
-    // What the recipient reads: the same object, from overwritten, server time added, and
-    // the flat legacy keys older app versions read.
-    head["from"] = origin.user;
-    body["ts"] = seconds_of(origin.now_ms);
-    message["from"] = origin.user;
-    message["to"] = to;
-    message["msgId"] = id;
-    message["type"] = content_type.empty() ? "text" : content_type;
-    message["chatId"] = chat_id;
-    if (auto it = body.find("text"); it != body.end() && it->is_string()) message["text"] = *it;
-    message["module"] = category;
-    message["action"] = action;
-    message["chatType"] = type;
-    out.payload = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    // What the recipient reads: the client's text with head.from, body.ts and the flat
+    // legacy keys written by the server.
+    const Legacy legacy{to, r.id, content_type.empty() ? std::string_view("text") : content_type,
+                        r.head[h_chatid], category, action, type};
+    splicer.write(r, origin, legacy, out.payload);
     return true;
 }
 
+namespace {
+
+// {"_v":2.1,"id":<id>,"head":{"type":"individual","from":"server","to":<to>,
+// "contentType":<content_type>,"ephemeral":true},"body":{<body>"ts":<seconds>}}
+std::string server_frame(std::string_view id, std::string_view to, std::string_view content_type,
+                         std::string_view error, std::uint64_t now_ms) {
+    std::string out;
+    out.reserve(160 + id.size() + to.size() + error.size());
+    out += "{\"_v\":2.1,\"id\":";
+    append_json_string(out, id);
+    out += ",\"head\":{\"type\":\"individual\",\"from\":\"server\",\"to\":";
+    append_json_string(out, to);
+    out += ",\"contentType\":";
+    append_json_string(out, content_type);
+    out += ",\"ephemeral\":true},\"body\":{";
+    if (!content_type.empty() && content_type == "error") {
+        out += "\"error\":";
+        append_json_string(out, error);
+        out.push_back(',');
+    }
+    out += "\"ts\":";
+    append_json_number(out, seconds_of(now_ms));
+    out += "}}";
+    return out;
+}
+
+} // namespace
+
 std::string server_ack_json(std::string_view id, std::string_view to, std::uint64_t now_ms) {
-    json ack = {{"_v", 2.1},
-                {"id", id},
-                {"head",
-                 {{"type", "individual"},
-                  {"from", "server"},
-                  {"to", to},
-                  {"contentType", "SERVER_ACK"},
-                  {"ephemeral", true}}},
-                {"body", {{"ts", seconds_of(now_ms)}}}};
-    return ack.dump(-1, ' ', false, json::error_handler_t::replace);
+    return server_frame(id, to, "SERVER_ACK", {}, now_ms);
 }
 
 std::string error_json(std::string_view reason, std::string_view id, std::string_view to,
                        std::uint64_t now_ms) {
-    json error = {{"_v", 2.1},
-                  {"id", id},
-                  {"head",
-                   {{"type", "individual"},
-                    {"from", "server"},
-                    {"to", to},
-                    {"contentType", "error"},
-                    {"ephemeral", true}}},
-                  {"body", {{"error", reason}, {"ts", seconds_of(now_ms)}}}};
-    return error.dump(-1, ' ', false, json::error_handler_t::replace);
+    return server_frame(id, to, "error", reason, now_ms);
 }
 
 } // namespace vartalap

@@ -1,12 +1,24 @@
 // The client JSON codec (PROTOCOL.md, Vartalap v2.1).
 //
-// A gateway parses each client message exactly once, here: it validates the head, sets
-// head.from to the authenticated user, adds body.ts (server time, epoch seconds) and the
-// flat legacy keys old app versions read, and serializes the result once. That text is the
-// envelope payload: every later hop carries it as opaque bytes and the recipient's gateway
-// writes it to the socket unchanged.
+// A gateway parses each client message exactly once, here (simdjson On-Demand, one forward
+// pass): it validates the whole text and the head, and writes the payload by splicing into
+// the client's own text what the server stamps: head.from (the authenticated user), body.ts
+// (server time, epoch seconds) and the flat legacy keys old app versions read. No tree is
+// built and nothing else of the client's text changes (key order, spacing, escapes and
+// numbers stay as sent). That text is the envelope payload: every later hop carries it as
+// opaque bytes and the recipient's gateway writes it to the socket unchanged.
 //
-// Thread-safety: pure functions. Errors: never throw; a bad message yields false + reason.
+// Stamped keys: every `from` in head, every `ts` in body and every top-level legacy key the
+// client wrote is dropped (compared after unescaping, however often it appears), and the
+// server's are written once, so no recipient can read a client-forged `from`, whichever
+// duplicate its parser keeps. A key the server reads (id, head, body; head.type, to, chatid,
+// contentType, action, category, ephemeral; body.ids, body.text) given twice is refused:
+// the server and the recipient could otherwise read different values.
+//
+// Thread-safety: any thread; each thread keeps its own padded input copy and simdjson
+// parser (common/wire/json_input.hpp), so after the first messages a parse allocates only
+// what the envelope's own strings need. Errors: never throw; a bad message yields false +
+// reason.
 #pragma once
 
 #include "common/wire/envelope.hpp"
@@ -20,16 +32,23 @@ struct ClientMessageLimits {
     std::size_t max_bytes = 64 * 1024; // one message; gateways close larger frames (1009)
     std::size_t max_ids = 1000;        // ids in one receipt
     std::size_t max_field_bytes = 256; // id, to, chatid, usernames
-    // Objects and arrays nested in one another. The parser is iterative, but writing the
-    // message back out (nlohmann's dump) recurses once per level: without a bound, a 64 KiB
-    // frame of '[' would overflow the gateway thread's stack. App messages nest a few levels.
+    // Objects and arrays nested in one another (the message object is level 1). The pass
+    // that validates every value recurses once per level, and so would any reader that
+    // builds a tree of the message: a 64 KiB frame of '[' must not reach them. App messages
+    // nest a few levels.
     std::size_t max_depth = 64;
 };
 
-// Whether `text` nests JSON objects and arrays deeper than `max_depth` (brackets inside
-// strings do not count): one pass over the bytes, to run before parsing input whose parsed
-// form will be written out again (nlohmann's dump recurses once per level).
+// Whether `text` nests JSON objects and arrays deeper than `max_depth` (simdjson On-Demand
+// walks the containers; brackets inside strings do not count). For input that another
+// parser will turn into a tree and write out again (nlohmann's dump recurses once per
+// level). Text that is not JSON answers false: that parser refuses it.
 bool nested_deeper_than(std::string_view text, std::size_t max_depth);
+
+// The value of the top-level string member `key` of the JSON object `json` (the first one,
+// unescaped); empty if there is none, it is not a string, or `json` is not an object. Reads
+// no further than that member.
+std::string peek_string_member(std::string_view json, std::string_view key);
 
 struct ClientOrigin {
     std::string_view user;     // authenticated user: becomes head.from
@@ -39,7 +58,10 @@ struct ClientOrigin {
     std::uint64_t now_ms = 0;  // wall clock
 };
 
-// Parses one message object. On success fills `out` (kind client_message) and returns true.
+// Parses one message object. On success fills `out` (kind client_message; `out` is reset
+// first, its string buffers kept for reuse) and returns true. On failure `out.id` is the
+// message's id if the text is valid JSON whose `id` is a string of at most max_field_bytes
+// (so that an error frame can name it), else empty.
 bool parse_client_message(std::string_view text, const ClientOrigin& origin, Envelope& out,
                           std::string& error, const ClientMessageLimits& limits = {});
 

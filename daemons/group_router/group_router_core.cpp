@@ -5,7 +5,6 @@
 #include "common/wire/client_message.hpp"
 #include "common/store/group_store.hpp"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -19,63 +18,9 @@ constexpr std::string_view kNotMember = "not a member of this group";
 
 bool full(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
 
-// SAX handler for peek_action: watches the top level for the key "action" and stops the
-// parse as soon as its value is read.
-class ActionPeek {
-public:
-    using json = nlohmann::json;
-    std::string action;
-
-    bool null() { return scalar(); }
-    bool boolean(bool) { return scalar(); }
-    bool number_integer(json::number_integer_t) { return scalar(); }
-    bool number_unsigned(json::number_unsigned_t) { return scalar(); }
-    bool number_float(json::number_float_t, const json::string_t&) { return scalar(); }
-    bool binary(json::binary_t&) { return scalar(); }
-    bool string(json::string_t& value) {
-        if (depth_ == 1 && wanted_) {
-            action = value;
-            return false; // found: stop parsing
-        }
-        return true;
-    }
-    bool start_object(std::size_t) { return open(); }
-    bool start_array(std::size_t) { return open(); }
-    bool end_object() { return close(); }
-    bool end_array() { return close(); }
-    bool key(json::string_t& key) {
-        wanted_ = depth_ == 1 && key == "action";
-        return true;
-    }
-    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
-
-private:
-    bool scalar() {
-        if (depth_ == 1) wanted_ = false;
-        return true;
-    }
-    bool open() {
-        if (depth_ == 1) wanted_ = false;
-        // The payload was written by a gateway and is bounded (64 KiB); nesting is bounded
-        // by the parser's own iteration, this depth only tracks where we are.
-        ++depth_;
-        return true;
-    }
-    bool close() {
-        --depth_;
-        return true;
-    }
-    int depth_ = 0;
-    bool wanted_ = false;
-};
-
 } // namespace
 
-std::string peek_action(std::string_view payload) {
-    ActionPeek peek;
-    nlohmann::json::sax_parse(payload.begin(), payload.end(), &peek);
-    return std::move(peek.action);
-}
+std::string peek_action(std::string_view payload) { return peek_string_member(payload, "action"); }
 
 bool is_group_operation(std::string_view action) {
     return action == "create" || action == "add" || action == "remove";

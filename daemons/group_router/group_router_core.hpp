@@ -64,8 +64,8 @@ public:
     virtual void to_gateway(std::string_view gateway, const Envelope& ack) = 0;
 };
 
-// The top-level "action" of a client JSON object without building a DOM (a SAX pass that
-// stops at that key; the gateway's dump puts it second). "" if absent or not a string.
+// The top-level "action" of a client JSON object (the legacy key the gateway stamps), read
+// with simdjson On-Demand up to that key, no tree built. "" if absent or not a string.
 std::string peek_action(std::string_view payload);
 // Whether an action names a group operation ("create", "add", "remove").
 bool is_group_operation(std::string_view action);

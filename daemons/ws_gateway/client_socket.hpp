@@ -21,12 +21,29 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/role.hpp>
 
+#include <cstdint>
+#include <utility>
+
 namespace vartalap::ws_gateway {
 
 class ClientSocket : public boost::asio::ip::tcp::socket {
 public:
     explicit ClientSocket(boost::asio::ip::tcp::socket&& socket)
         : boost::asio::ip::tcp::socket(std::move(socket)) {}
+
+    // Beast reads through this (it hides the base's). A read is started only once the one
+    // before it returned, so a count that moved since a previous look means bytes arrived
+    // (or the socket failed): the gateway's keep-alive sweep needs no timer per connection.
+    template <class MutableBufferSequence, class ReadHandler>
+    decltype(auto) async_read_some(const MutableBufferSequence& buffers, ReadHandler&& handler) {
+        ++reads_;
+        return boost::asio::ip::tcp::socket::async_read_some(buffers,
+                                                             std::forward<ReadHandler>(handler));
+    }
+    std::uint32_t reads() const { return reads_; }
+
+private:
+    std::uint32_t reads_ = 0;
 };
 
 namespace detail {

@@ -8,7 +8,10 @@
 
 #include "common/http/listener.hpp"
 
+#include <boost/beast/core/flat_buffer.hpp>
+
 #include <cstddef>
+#include <vector>
 
 namespace vartalap {
 class AccessKeys;
@@ -23,12 +26,41 @@ class WsGatewayCore;
 // connections are closed at once so a flood of idle sockets cannot exhaust descriptors.
 inline constexpr std::size_t kMaxPendingHandshakes = 1024;
 
+// Read buffers lent to connections for one message at a time, so that an idle connection
+// holds none (WebsocketSession::do_read) and a busy gateway allocates none per message: a
+// buffer returns here once its message is handled, unless it grew past
+// kKeptReadBufferBytes or kMaxSpareReadBuffers are already waiting.
+inline constexpr std::size_t kKeptReadBufferBytes = 4096;
+inline constexpr std::size_t kMaxSpareReadBuffers = 64;
+
+class ReadBufferPool {
+public:
+    boost::beast::flat_buffer take() {
+        if (spare_.empty()) return boost::beast::flat_buffer{};
+        boost::beast::flat_buffer buffer = std::move(spare_.back());
+        spare_.pop_back();
+        return buffer;
+    }
+    void give_back(boost::beast::flat_buffer& buffer) {
+        buffer.clear();
+        if (buffer.capacity() > 0 && buffer.capacity() <= kKeptReadBufferBytes &&
+            spare_.size() < kMaxSpareReadBuffers)
+            spare_.push_back(std::move(buffer));
+        buffer = boost::beast::flat_buffer{}; // frees what was not kept
+    }
+    std::size_t spare() const { return spare_.size(); }
+
+private:
+    std::vector<boost::beast::flat_buffer> spare_;
+};
+
 struct ServerState {
     WsGatewayCore* core = nullptr;
     const AccessKeys* access_keys = nullptr;
     ConnectionCount handshakes;    // HttpSession objects alive (the listener's cap)
     std::size_t websockets = 0;    // WebsocketSession objects alive (handshaking, open, closing)
     bool stopping = false;         // drain started: refuse upgrades, close new WebSockets
+    ReadBufferPool read_buffers;
 };
 
 } // namespace vartalap::ws_gateway

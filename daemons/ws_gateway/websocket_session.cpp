@@ -2,6 +2,7 @@
 #include "daemons/ws_gateway/websocket_session.hpp"
 
 #include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
@@ -14,11 +15,21 @@ namespace net = boost::asio;
 
 namespace {
 
-// A read buffer that grew past this for one large message is given back afterwards, so an
-// idle connection keeps at most this much for reads (most messages are far smaller).
-constexpr std::size_t kKeptReadBufferBytes = 2048;
+// A new read buffer's room: most messages fit.
+constexpr std::size_t kFirstReadBufferBytes = 1536;
 // A drained queue whose vector grew past this many slots (a burst) is freed.
 constexpr std::size_t kKeptQueueSlots = 4;
+// At most this many frames, and (beyond the first) bytes, in one coalesced frame.
+constexpr std::size_t kMaxCoalescedFrames = 64;
+constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
+
+// Whether `text` is a JSON object (what the gateway writes as one: a client message's
+// payload, a SERVER_ACK, an error frame), judged by its first and last non-space bytes.
+bool is_json_object(std::string_view text) {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    const auto last = text.find_last_not_of(" \t\r\n");
+    return first != std::string_view::npos && text[first] == '{' && text[last] == '}';
+}
 
 bool expected_end(const beast::error_code& ec) {
     return ec == websocket::error::closed || ec == net::error::operation_aborted ||
@@ -43,13 +54,9 @@ void WebsocketSession::run(beast::http::request<beast::http::string_body> reques
     const WsGatewayOptions& options = core_.options();
     websocket::stream_base::timeout timeout{};
     timeout.handshake_timeout = std::chrono::seconds(options.handshake_timeout_seconds);
-    // With keep_alive_pings Beast pings every idle_timeout / 2 and closes the connection
-    // when nothing (not even a pong) arrived for a whole idle_timeout: so a ping every
-    // idle_ping_seconds, and a dead peer is closed within 2 x idle_ping_seconds.
-    timeout.idle_timeout = options.idle_ping_seconds == 0
-                               ? websocket::stream_base::none()
-                               : std::chrono::seconds(2 * options.idle_ping_seconds);
-    timeout.keep_alive_pings = true;
+    // No idle timeout of Beast's: the gateway's keep-alive sweep pings (keep_alive).
+    timeout.idle_timeout = websocket::stream_base::none();
+    timeout.keep_alive_pings = false;
     ws_.set_option(timeout);
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
         response.set(beast::http::field::server, "vartalap-ws-gateway");
@@ -80,12 +87,31 @@ void WebsocketSession::on_accept(beast::error_code ec) {
 }
 
 void WebsocketSession::do_read() {
+    // One byte, not none: Beast 1.74 runs its UTF-8 check over an empty copy and crashes.
+    ws_.async_read_some(net::buffer(&first_byte_, 1),
+                        beast::bind_front_handler(&WebsocketSession::on_message_start,
+                                                  shared_from_this()));
+}
+
+void WebsocketSession::on_message_start(beast::error_code ec, std::size_t bytes) {
+    if (ec) return on_read(ec, 0);
+    if (ws_.is_message_done()) { // a message of 0 or 1 bytes: read already
+        handle_message(std::string_view(&first_byte_, bytes));
+        do_read();
+        return;
+    }
+    read_buffer_ = state_.read_buffers.take();
+    if (read_buffer_.capacity() == 0) read_buffer_.reserve(kFirstReadBufferBytes);
+    net::buffer_copy(read_buffer_.prepare(bytes), net::buffer(&first_byte_, bytes));
+    read_buffer_.commit(bytes);
+    // The rest of the message, appended.
     ws_.async_read(read_buffer_,
                    beast::bind_front_handler(&WebsocketSession::on_read, shared_from_this()));
 }
 
 void WebsocketSession::on_read(beast::error_code ec, std::size_t) {
     if (ec) {
+        state_.read_buffers.give_back(read_buffer_);
         if (ec == websocket::error::message_too_big)
             spdlog::debug("{}: connection {} sent a frame over {} bytes: closed with 1009",
                           core_.name(), id(), core_.options().max_frame_bytes);
@@ -94,25 +120,25 @@ void WebsocketSession::on_read(beast::error_code ec, std::size_t) {
         finish();
         return;
     }
-    if (!closing_) {
-        if (ws_.got_text()) {
-            const auto data = read_buffer_.cdata();
-            core_.client_text(*this, std::string_view(static_cast<const char*>(data.data()),
-                                                      data.size()));
-        } else {
-            core_.client_binary(*this);
-        }
-    }
-    // Frames that arrive after our close frame are read (the handshake needs it) and ignored.
-    read_buffer_.consume(read_buffer_.size());
-    if (read_buffer_.capacity() > kKeptReadBufferBytes) read_buffer_.shrink_to_fit();
+    const auto data = read_buffer_.cdata();
+    handle_message(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    state_.read_buffers.give_back(read_buffer_);
     do_read();
+}
+
+void WebsocketSession::handle_message(std::string_view text) {
+    // Frames that arrive after our close frame are read (the handshake needs it) and ignored.
+    if (closing_) return;
+    if (ws_.got_text())
+        core_.client_text(*this, text);
+    else
+        core_.client_binary(*this);
 }
 
 EnqueueResult WebsocketSession::enqueue(OutgoingFrame&& frame) {
     if (closing_ || finished_) return EnqueueResult::closed;
     const WsGatewayOptions& options = core_.options();
-    if (waiting() + (writing_ ? 1 : 0) >= options.write_queue_limit) {
+    if (waiting() + in_flight_.size() >= options.write_queue_limit) {
         if (++overflow_strikes_ >= options.overflow_close_after) {
             spdlog::info("{}: connection {} reads nothing ({} frames refused): closing with 1008",
                          core_.name(), id(), overflow_strikes_);
@@ -126,7 +152,8 @@ EnqueueResult WebsocketSession::enqueue(OutgoingFrame&& frame) {
 }
 
 void WebsocketSession::do_write() {
-    in_flight_ = std::move(waiting_[waiting_head_++]);
+    in_flight_.push_back(std::move(waiting_[waiting_head_++]));
+    if (is_json_object(in_flight_.front().text)) coalesce_waiting();
     if (waiting_head_ == waiting_.size()) {
         waiting_.clear();
         waiting_head_ = 0;
@@ -138,26 +165,54 @@ void WebsocketSession::do_write() {
         waiting_head_ = 0;
     }
     writing_ = true;
-    ws_.async_write(net::buffer(in_flight_.text),
-                    beast::bind_front_handler(&WebsocketSession::on_write, shared_from_this()));
+    auto done = beast::bind_front_handler(&WebsocketSession::on_write, shared_from_this());
+    if (in_flight_.size() == 1) {
+        ws_.async_write(net::buffer(in_flight_.front().text), std::move(done));
+        return;
+    }
+    static constexpr char open[] = "[", comma[] = ",", close[] = "]";
+    gather_.clear();
+    gather_.reserve(2 * in_flight_.size() + 1);
+    for (const OutgoingFrame& frame : in_flight_) {
+        gather_.emplace_back(gather_.empty() ? open : comma, 1);
+        gather_.emplace_back(net::buffer(frame.text));
+    }
+    gather_.emplace_back(close, 1);
+    ws_.async_write(beast::buffers_range_ref(gather_), std::move(done));
+}
+
+void WebsocketSession::coalesce_waiting() {
+    std::size_t bytes = 0;
+    while (waiting_head_ < waiting_.size() && in_flight_.size() < kMaxCoalescedFrames) {
+        OutgoingFrame& next = waiting_[waiting_head_];
+        if (!is_json_object(next.text) || bytes + next.text.size() > kMaxCoalescedBytes) break;
+        bytes += next.text.size();
+        in_flight_.push_back(std::move(next));
+        ++waiting_head_;
+    }
 }
 
 void WebsocketSession::on_write(beast::error_code ec, std::size_t) {
     writing_ = false;
-    const DeliverTicket ticket = std::move(in_flight_.ticket);
-    in_flight_ = OutgoingFrame{};
+    // Answered after in_flight_ is emptied, so that the queue limit counts right again.
+    std::vector<OutgoingFrame> written;
+    written.swap(in_flight_);
+    if (gather_.capacity() > 0) std::vector<net::const_buffer>().swap(gather_); // rare: no keep
     if (ec) {
         if (!expected_end(ec))
             spdlog::debug("{}: connection {} write: {}", core_.name(), id(), ec.message());
-        core_.frame_done(ticket, false);
+        for (const OutgoingFrame& frame : written) core_.frame_done(frame.ticket, false);
         // The socket is broken; the read loop ends too and calls finish().
         closing_ = true;
         drop_waiting();
         return;
     }
     overflow_strikes_ = 0;
-    core_.frame_done(ticket, true);
-    if (!closing_ && waiting() > 0) do_write();
+    for (const OutgoingFrame& frame : written) core_.frame_done(frame.ticket, true);
+    // Keep a small vector for the next write (no allocation per frame), free a large one.
+    written.clear();
+    if (written.capacity() <= kKeptQueueSlots && in_flight_.empty()) in_flight_.swap(written);
+    if (!closing_ && waiting() > 0 && !writing_) do_write();
 }
 
 void WebsocketSession::close(std::uint16_t code, std::string_view reason) {
@@ -168,6 +223,32 @@ void WebsocketSession::close(std::uint16_t code, std::string_view reason) {
     // flight (Beast serialises them); bounded by handshake_timeout.
     ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
                     beast::bind_front_handler(&WebsocketSession::on_close, shared_from_this()));
+}
+
+void WebsocketSession::keep_alive() {
+    if (closing_ || finished_) return;
+    const std::uint32_t reads = ws_.next_layer().reads();
+    if (reads != reads_seen_) { // heard from since the last sweep
+        reads_seen_ = reads;
+        pinged_ = false;
+        return;
+    }
+    if (!pinged_) {
+        pinged_ = true;
+        if (ping_in_flight_) return;
+        ping_in_flight_ = true;
+        ws_.async_ping({}, [self = shared_from_this()](beast::error_code) {
+            self->ping_in_flight_ = false;
+        });
+        return;
+    }
+    // Silent through a whole period and the ping: a dead peer. Closing the socket ends the
+    // pending read, which calls finish() (as Beast's own idle timeout did).
+    spdlog::debug("{}: connection {} silent for two keep-alive periods: closed", core_.name(), id());
+    closing_ = true;
+    drop_waiting();
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).close(ec);
 }
 
 void WebsocketSession::on_close(beast::error_code ec) {

@@ -1,22 +1,10 @@
 // Thread: the ws-gateway's io thread (see gateway_core.hpp).
 #include "daemons/ws_gateway/ws_gateway_core.hpp"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 namespace vartalap::ws_gateway {
 namespace {
-
-// Error frames name the offending message when its id can be read; parse_client_message does
-// not report it on failure, so this re-reads the (size-bounded) text. Error path only.
-std::string id_hint(std::string_view text, std::size_t max_bytes) {
-    const auto parsed = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-    if (!parsed.is_object()) return {};
-    const auto it = parsed.find("id");
-    if (it == parsed.end() || !it->is_string()) return {};
-    const auto& id = it->get_ref<const std::string&>();
-    return id.size() <= max_bytes ? id : std::string{};
-}
 
 // Resets a reused envelope to defaults: starting from Envelope{} also resets fields that
 // later protocol revisions append. The two strings the gateway fills on every event keep
@@ -133,9 +121,8 @@ void WsGatewayCore::client_text(ClientConnection& connection, std::string_view t
                               connection.wants_server_ack(), now_ms};
     if (!parse_client_message(text, origin, scratch_, parse_error_, message_limits_)) {
         ++counters_.client_errors;
-        send_own_frame(connection,
-                       error_json(parse_error_, id_hint(text, message_limits_.max_field_bytes),
-                                  connection.user(), now_ms));
+        // A refused message leaves its id in scratch_.id when it could be read.
+        send_own_frame(connection, error_json(parse_error_, scratch_.id, connection.user(), now_ms));
         return;
     }
     if (outbox_.to_router(scratch_) != SendResult::ok) {
@@ -264,6 +251,12 @@ void WsGatewayCore::close_connection(const Envelope& request) {
     unregister(*connection);
     ++counters_.replaced;
     connection->close(kCloseReplaced, "replaced");
+}
+
+void WsGatewayCore::keep_alive() {
+    // A connection's keep_alive may close its socket; that ends its read later (a handler),
+    // never inside this loop, so the registry does not change under it.
+    for (const auto& [id, connection] : by_id_) connection->keep_alive();
 }
 
 void WsGatewayCore::close_all() {

@@ -95,6 +95,10 @@ public:
     // Starts the closing handshake with `code`; frames still queued are dropped (reported
     // through frame_done). Idempotent.
     virtual void close(std::uint16_t code, std::string_view reason) = 0;
+    // Called every idle_ping_seconds (WsGatewayCore::keep_alive): a connection that received
+    // nothing since the previous call pings its client, one still silent at the next call
+    // is closed. One timer for the gateway instead of one per connection.
+    virtual void keep_alive() = 0;
 
 protected:
     ~ClientConnection() = default;
@@ -173,6 +177,10 @@ public:
     // One request from a session's DEALER (ROUTER side). `envelope` may be moved from.
     void session_request(std::string_view routing_id, Envelope& envelope);
 
+    // The keep-alive sweep (every idle_ping_seconds): keep_alive() of every registered
+    // connection.
+    void keep_alive();
+
     // Drain: closes every connection with 1001; they stay registered until closed() so
     // that each sends its disconnect.
     void close_all();
@@ -183,8 +191,9 @@ public:
     bool at_capacity() const { return by_id_.size() >= options_.max_connections; }
     std::size_t connection_count() const { return by_id_.size(); }
     const WsGatewayOptions& options() const { return options_; }
-    // SIGHUP: new options. Connections read them at each use; the frame size limit, idle
-    // ping and handshake timeout are set when a connection opens, so they apply to new ones.
+    // SIGHUP: new options. Connections read them at each use; the frame size limit and the
+    // handshake timeout are set when a connection opens, so they apply to new ones; the
+    // keep-alive period applies from the next sweep.
     void set_options(const WsGatewayOptions& options);
     const WsGatewayCounters& counters() const { return counters_; }
     // Frames queued on all connections (written or dropped ones leave the count).

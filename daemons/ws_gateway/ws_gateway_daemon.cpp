@@ -92,6 +92,7 @@ public:
         }
         drain_timer_ = std::make_unique<net::steady_timer>(*io_);
         publish_timer_ = std::make_unique<net::steady_timer>(*io_);
+        keep_alive_timer_ = std::make_unique<net::steady_timer>(*io_);
 
         router_ = make_socket(context_.zmq, zmq::socket_type::router);
         const std::string router_endpoint = self.endpoint("router");
@@ -250,6 +251,7 @@ private:
         watcher_->start();
         listener_->run();
         schedule_publish();
+        schedule_keep_alive();
     }
 
     // The gateway's own thread (no shared loop).
@@ -264,6 +266,18 @@ private:
         router_push_.close();
         for (zmq::socket_t& push : session_pushes_) push.close();
         spdlog::info("{}: stopped", context_.self.name);
+    }
+
+    // Every idle_ping_seconds (read again each time: SIGHUP may change it; 0 is off, checked
+    // again after a second): ping the silent clients, close the dead ones.
+    void schedule_keep_alive() {
+        const std::uint32_t period = core_->options().idle_ping_seconds;
+        keep_alive_timer_->expires_after(std::chrono::seconds(period == 0 ? 1 : period));
+        keep_alive_timer_->async_wait([this, period](const boost::system::error_code& ec) {
+            if (ec) return;
+            if (period != 0 && !state_.stopping) core_->keep_alive();
+            schedule_keep_alive();
+        });
     }
 
     void on_router() {
@@ -319,6 +333,7 @@ private:
                      malformed_);
         watcher_->stop();
         publish_timer_->cancel();
+        keep_alive_timer_->cancel();
         if (own_io_) {
             io_->stop();
             return;
@@ -345,6 +360,7 @@ private:
     net::io_context* io_ = nullptr;           // own_io_ or the shared loop's
     std::unique_ptr<net::steady_timer> drain_timer_;
     std::unique_ptr<net::steady_timer> publish_timer_;
+    std::unique_ptr<net::steady_timer> keep_alive_timer_;
     Publisher publisher_{context_.board, context_.clock};
     std::chrono::steady_clock::time_point drain_deadline_;
 

@@ -293,6 +293,30 @@ TEST_F(WsGatewayTest, BadMessagesGetErrorFramesAndTheSocketStaysOpen) {
     EXPECT_FALSE(receive(router_pull_, false, 100ms)); // nothing invalid went downstream
 }
 
+// Between messages a connection holds no read buffer: it waits with a one-byte read and then
+// reads the rest of the message (websocket_session.hpp). Messages of 0, 1 and 2 bytes, and
+// messages in many frames, still arrive whole.
+TEST_F(WsGatewayTest, ShortAndFragmentedMessagesArriveWhole) {
+    auto [alice, id] = open_connected("alice");
+    for (const std::string text : {"", "x", "{}"}) {
+        ASSERT_TRUE(alice.send_text(text));
+        auto error = alice.read_json_matching([](const json& m) { return is_content_type(m, "error"); }, 5s);
+        ASSERT_TRUE(error) << "'" << text << "'";
+        EXPECT_EQ((*error)["body"]["error"], text == "{}" ? "missing message id" : "invalid JSON");
+    }
+    const std::string long_text(3000, 'y'); // more than a fresh read buffer holds
+    for (const std::size_t fragment : {1u, 7u, 1000u}) {
+        const std::string message_id = "frag-" + std::to_string(fragment);
+        ASSERT_TRUE(alice.send_text_fragmented(text_message(message_id, "bob", long_text).dump(), fragment));
+        auto incoming = receive(router_pull_, false, 5s);
+        ASSERT_TRUE(incoming);
+        EXPECT_EQ(incoming->envelope.id, message_id);
+        EXPECT_EQ(json::parse(incoming->envelope.payload)["body"]["text"], long_text);
+    }
+    ASSERT_TRUE(alice.send_text("ping"));
+    EXPECT_EQ(alice.read_text(5s), "pong");
+}
+
 TEST_F(WsGatewayTest, OversizeFrameClosesWith1009) {
     auto [alice, id] = open_connected("alice");
     // Far above the limit: the client is still sending when the gateway fails the
@@ -329,6 +353,43 @@ TEST_F(WsGatewayTest, DeliverWritesTheFrameThenRepliesOk) {
         answered.insert(result->request_id);
     }
     EXPECT_EQ(answered.size(), 10u);
+}
+
+// Frames that queue while a write is in flight leave together: JSON objects as one frame
+// holding an array of them, anything else ("pong", these plain texts) alone. The client sees
+// every object once, in order, and every deliver is answered ok.
+TEST_F(WsGatewayTest, QueuedJsonFramesAreCoalescedInOrder) {
+    auto [bob, id] = open_connected("bob");
+    std::vector<std::string> sent;
+    for (std::uint64_t r = 200; r < 240; ++r) {
+        const std::string payload = r == 220 ? "plain-220" : json{{"n", r}, {"s", std::string(r, 'x')}}.dump();
+        sent.push_back(payload);
+        send_request(deliver_request(id, r, payload));
+    }
+    std::vector<std::string> received;
+    std::size_t frames = 0;
+    while (received.size() < sent.size()) {
+        auto frame = bob.read_text(5s);
+        ASSERT_TRUE(frame) << "after " << received.size() << " messages";
+        ++frames;
+        const json parsed = json::parse(*frame, nullptr, false);
+        if (parsed.is_array()) {
+            ASSERT_GE(parsed.size(), 2u); // a lone object is never wrapped
+            for (const auto& element : parsed) received.push_back(element.dump());
+        } else {
+            received.push_back(parsed.is_discarded() ? *frame : parsed.dump());
+        }
+    }
+    EXPECT_EQ(received, sent);
+    EXPECT_LE(frames, sent.size());
+    std::set<std::uint64_t> answered;
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        auto result = next_reply();
+        ASSERT_TRUE(result);
+        EXPECT_EQ(result->status, Status::ok);
+        answered.insert(result->request_id);
+    }
+    EXPECT_EQ(answered.size(), sent.size());
 }
 
 TEST_F(WsGatewayTest, DeliverToUnknownConnectionIsNotConnected) {

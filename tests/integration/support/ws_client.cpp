@@ -1,6 +1,8 @@
 // Thread: the test's (see ws_client.hpp).
 #include "tests/integration/support/ws_client.hpp"
 
+#include <deque>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -56,6 +58,7 @@ struct WsClient::Impl {
     net::io_context io{1};
     websocket::stream<beast::tcp_stream> ws{io};
     beast::flat_buffer buffer;
+    std::deque<nlohmann::json> unread; // elements of an array frame after the one returned
     bool read_pending = false;
     bool read_done = false;
     beast::error_code read_ec;
@@ -152,6 +155,32 @@ bool WsClient::send(const std::string& data, bool text, std::chrono::millisecond
     return !ec;
 }
 
+bool WsClient::send_text_fragmented(const std::string& text, std::size_t fragment_bytes,
+                                    std::chrono::milliseconds deadline) {
+    Impl& c = *impl_;
+    if (c.closed || fragment_bytes == 0) return false;
+    c.ws.text(true);
+    const auto until = Clock::now() + deadline;
+    for (std::size_t at = 0; at < text.size() || at == 0; at += fragment_bytes) {
+        const std::size_t n = std::min(fragment_bytes, text.size() - at);
+        const bool fin = at + n >= text.size();
+        beast::error_code ec;
+        bool done = false;
+        c.ws.async_write_some(fin, net::buffer(text.data() + at, n), [&](beast::error_code e, std::size_t) {
+            ec = e;
+            done = true;
+        });
+        if (!run_until(c.io, [&] { return done; }, until)) {
+            c.abort();
+            run_until(c.io, [&] { return done; }, Clock::now() + std::chrono::seconds(1));
+            return false;
+        }
+        if (ec) return false;
+        if (fin) break;
+    }
+    return true;
+}
+
 std::optional<std::string> WsClient::read_text(std::chrono::milliseconds deadline) {
     Impl& c = *impl_;
     if (c.closed) return std::nullopt;
@@ -178,8 +207,14 @@ std::optional<std::string> WsClient::read_text(std::chrono::milliseconds deadlin
 std::optional<nlohmann::json> WsClient::read_json_matching(
     const std::function<bool(const nlohmann::json&)>& predicate,
     std::chrono::milliseconds deadline) {
+    Impl& c = *impl_;
     const auto until = Clock::now() + deadline;
     while (true) {
+        while (!c.unread.empty()) {
+            nlohmann::json element = std::move(c.unread.front());
+            c.unread.pop_front();
+            if (predicate(element)) return element;
+        }
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
         if (left.count() <= 0) return std::nullopt;
         auto text = read_text(left);
@@ -187,8 +222,7 @@ std::optional<nlohmann::json> WsClient::read_json_matching(
         auto frame = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
         if (frame.is_discarded()) continue;
         if (frame.is_array()) {
-            for (auto& element : frame)
-                if (predicate(element)) return std::move(element);
+            for (auto& element : frame) c.unread.push_back(std::move(element));
         } else if (predicate(frame)) {
             return frame;
         }

@@ -35,6 +35,10 @@ public:
     // Sends one text frame; false if the connection is closed or the write failed.
     bool send_text(const std::string& text,
                    std::chrono::milliseconds deadline = std::chrono::seconds(5));
+    // Sends one text message as several frames of at most `fragment_bytes` (a first frame
+    // and continuation frames), for testing how the server reassembles them.
+    bool send_text_fragmented(const std::string& text, std::size_t fragment_bytes,
+                              std::chrono::milliseconds deadline = std::chrono::seconds(5));
     // Sends one binary frame (the protocol is text only: for testing the server's answer).
     bool send_binary(const std::string& bytes,
                      std::chrono::milliseconds deadline = std::chrono::seconds(5));
@@ -45,7 +49,8 @@ public:
     std::optional<std::string> read_text(std::chrono::milliseconds deadline);
 
     // Reads frames until one matches `predicate` and returns it; frames that are JSON arrays
-    // are flattened (each element is tried); other frames ("pong", non-matching objects) are
+    // are flattened (each element is tried in order; the elements after the one returned
+    // are tried first by the next call); other frames ("pong", non-matching objects) are
     // skipped. nullopt on deadline or close.
     std::optional<nlohmann::json> read_json_matching(
         const std::function<bool(const nlohmann::json&)>& predicate,

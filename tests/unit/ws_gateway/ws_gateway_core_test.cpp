@@ -67,6 +67,7 @@ public:
         close_code = code;
         close_reason = std::string(reason);
     }
+    void keep_alive() override { ++keep_alives; }
     // Takes the oldest queued frame, as the socket writer would.
     OutgoingFrame pop() {
         OutgoingFrame f = std::move(queue.front());
@@ -78,6 +79,7 @@ public:
     std::deque<OutgoingFrame> queue;
     std::uint16_t close_code = 0;
     std::string close_reason;
+    int keep_alives = 0;
 
 private:
     std::size_t limit_;
@@ -175,6 +177,26 @@ TEST_F(WsGatewayCoreTest, NewConnectionReplacesTheOldOneWithoutADisconnect) {
     Envelope new_deliver = request(Kind::deliver, second.id(), 7, "x");
     core_.session_request("session-1", new_deliver);
     EXPECT_EQ(second.queue.size(), 1u);
+}
+
+TEST_F(WsGatewayCoreTest, KeepAliveSweepsEveryRegisteredConnectionOnce) {
+    FakeConnection alice(core_, "alice", false);
+    FakeConnection replaced(core_, "bob", false);
+    FakeConnection bob(core_, "bob", false);
+    FakeConnection never_opened(core_, "carol", false);
+    ASSERT_TRUE(core_.opened(alice));
+    ASSERT_TRUE(core_.opened(replaced));
+    ASSERT_TRUE(core_.opened(bob)); // replaces the first of bob's connections
+    core_.keep_alive();
+    core_.keep_alive();
+    EXPECT_EQ(alice.keep_alives, 2);
+    EXPECT_EQ(bob.keep_alives, 2);
+    EXPECT_EQ(replaced.keep_alives, 0); // it is closing: no longer the gateway's to ping
+    EXPECT_EQ(never_opened.keep_alives, 0);
+    core_.closed(alice);
+    core_.keep_alive();
+    EXPECT_EQ(alice.keep_alives, 2);
+    EXPECT_EQ(bob.keep_alives, 3);
 }
 
 TEST_F(WsGatewayCoreTest, PingGetsPong) {
