@@ -232,10 +232,22 @@ pair_row() {
         stop_server
     done
 }
+# ours_row ROW DURABILITY PIN TOPOLOGY SPAWN EXTRA...: ours alone, REPS times (a variant of a
+# row whose mosquitto runs are the same).
+ours_row() {
+    local row=$1 durability=$2 pin=$3 topology=$4 spawn=$5; shift 5
+    local r
+    for r in $(seq 1 "$REPS"); do
+        say "row $row, run $r: ours ($topology, $durability$([ "$pin" = 1 ] && echo ", pinned"))"
+        start_ours "$topology" "$durability" "$pin" "$spawn"
+        ours_pairs "ours$row.$r" "$pin" --pairs "$PAIRS" --window "$WINDOW" "$@"
+        stop_server
+    done
+}
 if want 1; then pair_row 1 process 0 topology/local.toml 0; fi
 if want 2; then pair_row 2 fsync 0 topology/local.toml 0; fi
-if want 3; then pair_row 3 fsync 1 topology/local.toml 0; fi
-if want 4; then pair_row 4 fsync 0 topology/local-multiprocess.toml 1; fi
+if want 3; then pair_row 3 fsync 1 topology/local.toml 0; ours_row 3p process 1 topology/local.toml 0; fi
+if want 4; then pair_row 4 fsync 0 topology/local-multiprocess.toml 1; ours_row 4p process 0 topology/local-multiprocess.toml 1; fi
 if want 5; then pair_row 5 process 0 topology/local.toml 0 --perf-stat; fi
 
 # Row 6: open loop at half of each server's own closed-loop peak (row 2's mean for ours;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <regex>
@@ -47,6 +48,11 @@ topology::Topology local_topology(const std::filesystem::path& data_dir,
         if (it != daemon.endpoints.end()) it->second = "127.0.0.1:0";
         daemon.endpoints["metrics"] = "127.0.0.1:0";
         daemon.endpoints["control"] = control_endpoint(data_dir, daemon.name);
+        // ctest runs the whole suite once more with VARTALAP_TEST_DURABILITY=process
+        // (tests/integration/CMakeLists.txt): every store then commits without a sync.
+        if (const char* durability = std::getenv("VARTALAP_TEST_DURABILITY");
+            durability != nullptr && (daemon.kind == "session" || daemon.kind == "persistence"))
+            daemon.options.insert_or_assign("durability", std::string(durability));
     }
     if (edit) edit(topology);
     return topology;
