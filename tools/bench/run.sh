@@ -217,15 +217,20 @@ START=$SECONDS
 LOAD_START=$(loadavg)
 say "vartalap bench$([ "$QUICK" = 1 ] && echo " (QUICK)"): $PAIRS pairs x window $WINDOW, ${TEXT}-byte text, receipts; $REPS run(s) per server per row, ${SECS} s measured after ${WARMUP} s warm-up"
 
+# ours_run NAME ROW DURABILITY PIN TOPOLOGY SPAWN EXTRA...: one run of ours.
+ours_run() {
+    local name=$1 row=$2 durability=$3 pin=$4 topology=$5 spawn=$6; shift 6
+    say "row $row, run ${name##*.}: ours ($topology, $durability$([ "$pin" = 1 ] && echo ", pinned"))"
+    start_ours "$topology" "$durability" "$pin" "$spawn"
+    ours_pairs "$name" "$pin" --pairs "$PAIRS" --window "$WINDOW" "$@"
+    stop_server
+}
 # pair_row ROW DURABILITY PIN TOPOLOGY SPAWN EXTRA...: ours and mosquitto alternately, REPS times.
 pair_row() {
     local row=$1 durability=$2 pin=$3 topology=$4 spawn=$5; shift 5
     local r
     for r in $(seq 1 "$REPS"); do
-        say "row $row, run $r: ours ($topology, $durability$([ "$pin" = 1 ] && echo ", pinned"))"
-        start_ours "$topology" "$durability" "$pin" "$spawn"
-        ours_pairs "ours$row.$r" "$pin" --pairs "$PAIRS" --window "$WINDOW" "$@"
-        stop_server
+        ours_run "ours$row.$r" "$row" "$durability" "$pin" "$topology" "$spawn" "$@"
         say "row $row, run $r: mosquitto$([ "$pin" = 1 ] && echo " (pinned)")"
         start_mosquitto "$pin"
         mqtt_pairs "mosq$row.$r" "$pin" --pairs "$PAIRS" --window "$WINDOW" "$@"
@@ -237,12 +242,7 @@ pair_row() {
 ours_row() {
     local row=$1 durability=$2 pin=$3 topology=$4 spawn=$5; shift 5
     local r
-    for r in $(seq 1 "$REPS"); do
-        say "row $row, run $r: ours ($topology, $durability$([ "$pin" = 1 ] && echo ", pinned"))"
-        start_ours "$topology" "$durability" "$pin" "$spawn"
-        ours_pairs "ours$row.$r" "$pin" --pairs "$PAIRS" --window "$WINDOW" "$@"
-        stop_server
-    done
+    for r in $(seq 1 "$REPS"); do ours_run "ours$row.$r" "$row" "$durability" "$pin" "$topology" "$spawn" "$@"; done
 }
 if want 1; then pair_row 1 process 0 topology/local.toml 0; fi
 if want 2; then pair_row 2 fsync 0 topology/local.toml 0; fi
