@@ -2,6 +2,8 @@
 // other threads touch is OpsServer::draining_ (atomic) and the Boards (their own locking).
 #include "daemons/ops_server.hpp"
 
+#include "daemons/event_loop.hpp"
+
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
 #include "common/http/session.hpp"
@@ -212,6 +214,7 @@ struct OpsServer::Impl {
         }
         for (Metrics& m : metrics_ports) m.listener->run();
         thread = std::thread([this] {
+            name_this_thread("ops");
             try {
                 io.run();
             } catch (const std::exception& e) {

@@ -11,6 +11,7 @@
 // sends in flight, at most kDrainBoundMs → close. Notifications still queued are dropped
 // (counted in the log): pushes are hints, and the messages stay stored in persistence.
 #include "daemons/push/push_daemon.hpp"
+#include "daemons/event_loop.hpp"
 #include "daemons/publisher.hpp"
 
 #include "common/log.hpp"
@@ -91,6 +92,7 @@ public:
         schedule_duties();
         started_ = true;
         thread_ = std::thread([this] {
+            name_this_thread(context_.self.name);
             io_.run();
             // The sockets belong to this thread; close them here (bounded by LINGER).
             pull_.close();

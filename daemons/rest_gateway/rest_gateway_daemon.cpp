@@ -11,6 +11,7 @@
 #include "common/log.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
+#include "daemons/event_loop.hpp"
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
@@ -190,6 +191,7 @@ public:
         router_watcher_->start();
         schedule_sweep();
         thread_ = std::thread([this] {
+            name_this_thread(context_.self.name);
             io_.run();
             push_.close();
             router_.close();
