@@ -59,6 +59,7 @@ struct WsClient::Impl {
     websocket::stream<beast::tcp_stream> ws{io};
     beast::flat_buffer buffer;
     std::deque<nlohmann::json> unread; // elements of an array frame after the one returned
+    std::deque<nlohmann::json> kept;   // messages read that no call has matched yet
     bool read_pending = false;
     bool read_done = false;
     beast::error_code read_ec;
@@ -209,11 +210,19 @@ std::optional<nlohmann::json> WsClient::read_json_matching(
     std::chrono::milliseconds deadline) {
     Impl& c = *impl_;
     const auto until = Clock::now() + deadline;
+    // Messages kept by earlier calls first, in the order they arrived.
+    for (auto it = c.kept.begin(); it != c.kept.end(); ++it)
+        if (predicate(*it)) {
+            nlohmann::json found = std::move(*it);
+            c.kept.erase(it);
+            return found;
+        }
     while (true) {
         while (!c.unread.empty()) {
             nlohmann::json element = std::move(c.unread.front());
             c.unread.pop_front();
             if (predicate(element)) return element;
+            c.kept.push_back(std::move(element));
         }
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
         if (left.count() <= 0) return std::nullopt;
@@ -225,6 +234,8 @@ std::optional<nlohmann::json> WsClient::read_json_matching(
             for (auto& element : frame) c.unread.push_back(std::move(element));
         } else if (predicate(frame)) {
             return frame;
+        } else {
+            c.kept.push_back(std::move(frame));
         }
     }
 }

@@ -48,10 +48,11 @@ public:
     // pending: the next call continues it, so no frame is lost.
     std::optional<std::string> read_text(std::chrono::milliseconds deadline);
 
-    // Reads frames until one matches `predicate` and returns it; frames that are JSON arrays
-    // are flattened (each element is tried in order; the elements after the one returned
-    // are tried first by the next call); other frames ("pong", non-matching objects) are
-    // skipped. nullopt on deadline or close.
+    // Returns the first JSON message received and not yet returned that matches `predicate`,
+    // reading frames until one does. Frames that are JSON arrays are flattened. A message
+    // that does not match is kept, in order, for later calls, so a test may wait for two
+    // messages of one socket in either order (a SERVER_ACK and an event may arrive either
+    // way round); frames that are not JSON ("pong") are dropped. nullopt on deadline or close.
     std::optional<nlohmann::json> read_json_matching(
         const std::function<bool(const nlohmann::json&)>& predicate,
         std::chrono::milliseconds deadline);
