@@ -8,8 +8,6 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <condition_variable>
-#include <mutex>
 #include <vector>
 
 namespace vartalap {
@@ -32,9 +30,7 @@ struct LoopDaemon::Driver : std::enable_shared_from_this<Driver> {
     bool started = false;
     bool finished = false;
 
-    std::mutex mutex; // guards done, for join()
-    std::condition_variable done_changed;
-    bool done = false;
+    FinishedSignal done; // for join()
 
     void begin() {
         run_or_abort(owner->name_, [this] { owner->on_start(); });
@@ -142,11 +138,7 @@ struct LoopDaemon::Driver : std::enable_shared_from_this<Driver> {
         for (auto& descriptor : descriptors)
             if (descriptor->is_open()) descriptor->release();
         owner = nullptr;
-        {
-            std::lock_guard lock(mutex);
-            done = true;
-        }
-        done_changed.notify_all();
+        done.set();
     }
 };
 
@@ -185,10 +177,7 @@ void LoopDaemon::request_stop() {
 
 void LoopDaemon::join() {
     if (!driver_) return;
-    {
-        std::unique_lock lock(driver_->mutex);
-        driver_->done_changed.wait(lock, [this] { return driver_->done; });
-    }
+    driver_->done.wait();
     if (own_) own_->stop();
 }
 

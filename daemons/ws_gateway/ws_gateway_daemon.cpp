@@ -18,8 +18,6 @@
 #include "topology/shard_map.hpp"
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -169,8 +167,7 @@ public:
             return;
         }
         if (!started_) return;
-        std::unique_lock lock(finished_mutex_);
-        finished_changed_.wait(lock, [this] { return finished_; });
+        finished_.wait();
     }
 
     std::map<std::string, std::string> bound_endpoints() const override {
@@ -344,11 +341,7 @@ private:
         // may still send its disconnect.
         drain_timer_->cancel();
         spdlog::info("{}: stopped", context_.self.name);
-        {
-            std::lock_guard lock(finished_mutex_);
-            finished_ = true;
-        }
-        finished_changed_.notify_all();
+        finished_.set();
     }
 
     const DaemonContext& context_;
@@ -382,9 +375,7 @@ private:
     std::atomic<bool> stop_requested_{false};
     std::thread thread_;
     std::atomic<bool> started_{false};
-    std::mutex finished_mutex_; // shared loop: join() waits for finish_drain()
-    std::condition_variable finished_changed_;
-    bool finished_ = false;
+    FinishedSignal finished_; // shared loop: join() waits for finish_drain()
 };
 
 } // namespace
