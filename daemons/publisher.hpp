@@ -5,7 +5,7 @@
 #pragma once
 
 #include "common/clock.hpp"
-#include "common/store/lmdb.hpp"
+#include "common/store/background_sync.hpp"
 #include "common/metrics.hpp"
 
 #include <fmt/format.h>
@@ -54,12 +54,21 @@ inline void add_queue_depth(metrics::Snapshot& s, std::string_view queue, double
 }
 
 // vartalap_lmdb_map_used_bytes / _size_bytes{env="<name>"} of an LMDB environment.
-inline void add_lmdb_use(metrics::Snapshot& s, std::string_view env_name, const lmdb::Env& env) {
+// `background`: the store's BackgroundSync (`process` durability), if it has one.
+inline void add_lmdb_use(metrics::Snapshot& s, std::string_view env_name, const lmdb::Env& env,
+                         const lmdb::BackgroundSync* background = nullptr) {
     const std::string labels = metrics::label("env", env_name);
     s.gauge("vartalap_lmdb_map_used_bytes", "bytes of the LMDB map in use",
             static_cast<double>(env.used_bytes()), labels);
     s.gauge("vartalap_lmdb_map_size_bytes", "size of the LMDB map",
             static_cast<double>(env.map_size()), labels);
+    if (background == nullptr) return;
+    s.counter("vartalap_lmdb_background_syncs_total",
+              "syncs of a process-durability store done off the event loop",
+              static_cast<double>(background->syncs()), labels);
+    s.counter("vartalap_lmdb_background_sync_failures_total",
+              "failed background syncs (each logged, sampled; the next one tries again)",
+              static_cast<double>(background->failures()), labels);
 }
 
 // A kind's own counters, as vartalap_<kind>_<name>_total ("session", "stored" ->

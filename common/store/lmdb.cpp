@@ -42,7 +42,10 @@ Env::~Env() {
     if (env_) mdb_env_close(env_);
 }
 
-void Env::sync(bool force) { check(mdb_env_sync(env_, force ? 1 : 0), "mdb_env_sync"); }
+void Env::sync(bool force) {
+    const std::lock_guard lock(sync_mutex_);
+    check(mdb_env_sync(env_, force ? 1 : 0), "mdb_env_sync");
+}
 
 int Env::reader_check() {
     int dead = 0;
@@ -64,7 +67,10 @@ std::size_t Env::used_bytes() const {
     return (info.me_last_pgno + 1) * static_cast<std::size_t>(stat.ms_psize);
 }
 
-void Env::set_map_size(std::size_t bytes) { check(mdb_env_set_mapsize(env_, bytes), "mdb_env_set_mapsize"); }
+void Env::set_map_size(std::size_t bytes) {
+    const std::lock_guard lock(sync_mutex_);
+    check(mdb_env_set_mapsize(env_, bytes), "mdb_env_set_mapsize");
+}
 
 Txn::Txn(Env& env, Mode mode) {
     check(mdb_txn_begin(env.get(), nullptr, mode == read_only ? MDB_RDONLY : 0, &txn_),

@@ -46,6 +46,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -84,18 +85,22 @@ public:
 
     MDB_env* get() const { return env_; }
     const std::filesystem::path& path() const { return path_; }
-    // Flush to disk (needed with no_sync). Throws on I/O error.
+    // Flush to disk (needed with no_sync). Throws on I/O error. Safe to call from another
+    // thread than the one that writes (lmdb::BackgroundSync does): mdb_env_sync takes no
+    // LMDB lock, and sync_mutex_ keeps it apart from set_map_size, which remaps the file.
     void sync(bool force = true);
     // Clears stale reader slots left by dead processes; returns how many were cleared.
     int reader_check();
     // Current map size and bytes in use (last page used * page size).
     std::size_t map_size() const;
     std::size_t used_bytes() const;
-    // Grows the map; only valid when this process has no transaction open.
+    // Grows the map; only valid when this process has no transaction open. Waits for a
+    // sync running on another thread.
     void set_map_size(std::size_t bytes);
 
 private:
     MDB_env* env_ = nullptr;
+    std::mutex sync_mutex_; // sync() against set_map_size(): never the map under an msync
     std::filesystem::path path_;
 };
 

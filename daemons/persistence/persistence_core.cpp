@@ -349,7 +349,13 @@ void PersistenceCore::on_timer() {
         next_expiry_ms_ = more ? now : now + config_.expiry_interval_ms;
     }
     if (config_.durability == Durability::process && now >= next_sync_ms_) {
-        flush();
+        if (background_ == nullptr) {
+            flush();
+        } else if (unsynced_) {
+            background_->request(); // the loop goes on; the disk is the sync thread's wait
+            unsynced_ = false;
+            ++counters_.syncs;
+        }
         next_sync_ms_ = now + config_.sync_interval_ms;
     }
     if (now >= next_reader_check_ms_) {
@@ -364,7 +370,15 @@ void PersistenceCore::on_timer() {
 
 void PersistenceCore::flush() {
     // In fsync mode every commit has synced already.
-    if (config_.durability != Durability::process || !unsynced_) return;
+    if (config_.durability != Durability::process) return;
+    if (background_ != nullptr) {
+        background_->stop_and_sync(); // also what an earlier request has not synced yet
+        background_ = nullptr;
+        unsynced_ = false;
+        ++counters_.syncs;
+        return;
+    }
+    if (!unsynced_) return;
     env_.sync();
     unsynced_ = false;
     ++counters_.syncs;

@@ -34,7 +34,7 @@
 
 #include "common/clock.hpp"
 #include "common/wire/envelope.hpp"
-#include "common/store/lmdb.hpp"
+#include "common/store/background_sync.hpp"
 #include "common/store/user_queue.hpp"
 
 #include <cstdint>
@@ -153,13 +153,17 @@ public:
     //   - expiry: every expiry_interval_ms (1 s), at most expiry_batch (1000) messages per
     //     run; at the next call again while runs find full batches;
     //   - sync (process durability only): every sync_interval_ms (1 s), if anything was
-    //     committed since the last sync;
+    //     committed since the last sync (requested from the BackgroundSync, if set);
     //   - mdb_reader_check: every reader_check_interval_ms (60 s).
     // (Map growth is not periodic: it is checked before every write.)
     void on_timer();
 
     // Syncs the environment if anything is unsynced (process mode); for the daemon's drain.
+    // With a BackgroundSync, ends its thread first and syncs on the caller's.
     void flush();
+    // Process mode: on_timer's periodic sync is requested from `background` (which must
+    // outlive this core's use of it) instead of run on the caller's thread.
+    void set_background_sync(lmdb::BackgroundSync* background) { background_ = background; }
 
     const PersistenceCounters& counters() const { return counters_; }
     const PersistenceConfig& config() const { return config_; }
@@ -232,6 +236,7 @@ private:
     UserQueue queue_;                  // messages, ids, meta and the seq counter
     lmdb::Db expiry_;
     bool unsynced_ = false;            // process mode: committed since the last sync
+    lmdb::BackgroundSync* background_ = nullptr; // process mode: syncs off the caller's thread
 
     std::uint64_t next_expiry_ms_ = 0; // monotonic
     std::uint64_t next_sync_ms_ = 0;

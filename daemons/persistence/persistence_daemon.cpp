@@ -129,7 +129,10 @@ public:
             outbox_.push_configured = true;
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, persistence_env_options(config_));
+        if (config_.durability == lmdb::Durability::process)
+            background_sync_ = std::make_unique<lmdb::BackgroundSync>(*env_, context_.self.name + "-sync");
         core_ = std::make_unique<PersistenceCore>(*env_, outbox_, context_.clock, config_);
+        core_->set_background_sync(background_sync_.get());
         spdlog::info("{}: store {} opened ({} durability, map {} MiB, grow by {} MiB up to {} "
                      "MiB, TTL {} s), {} push daemon(s)",
                      context_.self.name, context_.data_dir.string(), to_string(config_.durability),
@@ -193,7 +196,7 @@ private:
 
     // Every periodic duty of the persistence daemon, with its period:
     //   - core.on_timer() every loop turn (at least every kTickMs, 100 ms), which runs
-    //       expiry (every 1 s, bounded batch), sync in process mode (every 1 s), and
+    //       expiry (every 1 s, bounded batch), sync in process mode (every 1 s, off the loop), and
     //       mdb_reader_check (every 60 s) — see PersistenceCore::on_timer;
     //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level;
     //   - metrics to the ops thread — every metrics::kPublishPeriodMs (1 s);
@@ -232,7 +235,7 @@ private:
         add_messages_in_out(s, static_cast<double>(c.stored), static_cast<double>(c.items_served));
         s.counter("vartalap_acks_total", "stored messages deleted by a client ack", c.acked);
         add_queue_depth(s, "stored", static_cast<double>(core_->total_count()));
-        add_lmdb_use(s, "persistence", *env_);
+        add_lmdb_use(s, "persistence", *env_, background_sync_.get());
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"stored", c.stored}, {"duplicates", c.duplicates},
             {"map_full_refusals", c.map_full_refusals}, {"bad_requests", c.bad_requests},
@@ -269,6 +272,7 @@ private:
     zmq::socket_t pull_;
     SocketOutbox outbox_;
     std::unique_ptr<lmdb::Env> env_;
+    std::unique_ptr<lmdb::BackgroundSync> background_sync_; // process durability only
     std::unique_ptr<PersistenceCore> core_;
     std::map<std::string, std::string> bound_;
 

@@ -13,7 +13,7 @@
 // each socket (bounded) into one batch → core.handle_batch (one LMDB commit, then sends) →
 // periodic duties. Sends never block: a full DEALER is reported to the core, which keeps the
 // message stored and retries later; a full PUSH drops the forwarded ack (counted by the core).
-#include "common/store/lmdb.hpp"
+#include "common/store/background_sync.hpp"
 #include "common/log.hpp"
 #include "common/wire/builders.hpp"
 #include "common/zmq/socket.hpp"
@@ -270,6 +270,8 @@ public:
             outbox_.set_persistence(std::move(map), std::move(shards));
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, env_options_);
+        if (durability_ == lmdb::Durability::process)
+            background_sync_ = std::make_unique<lmdb::BackgroundSync>(*env_, context_.self.name + "-sync");
         core_ = std::make_unique<SessionCore>(*env_, outbox_, context_.clock, config_);
         spdlog::info("{}: store {} opened ({} durability), {} gateway(s), {} persistence "
                      "shard(s), window {}, ack timeout {} ms, retry limit {}",
@@ -346,7 +348,7 @@ private:
         pull_.close();
         outbox_.close_all();
         core_->flush();
-        if (durability_ == lmdb::Durability::process) env_->sync();
+        if (background_sync_) background_sync_->stop_and_sync();
         log_counters("stopped", spdlog::level::info);
     }
 
@@ -357,15 +359,15 @@ private:
     //   - counters to the log — every kCounterLogPeriodMs (60 s), debug level;
     //   - metrics to the ops thread — every metrics::kPublishPeriodMs (1 s);
     //   - a SIGHUP's new limits — when posted;
-    //   - with "process" durability, an LMDB sync — every sync_interval_ms (1 s).
+    //   - with "process" durability, an LMDB sync — every sync_interval_ms (1 s), off the loop.
     void periodic_duties() {
         core_->on_timer();
         if (counter_log_.due(context_.clock.monotonic_ms())) log_counters("counters", spdlog::level::debug);
         publisher_.tick([this](metrics::Snapshot& s) { publish(s); });
         if (auto fresh = pending_reload_.take()) apply_reload(*fresh);
-        // "process" durability: the commits since the last sync reach the disk.
-        if (durability_ == lmdb::Durability::process && sync_->due(context_.clock.monotonic_ms()))
-            env_->sync();
+        // "process" durability: the commits since the last sync reach the disk, synced on
+        // the store's own thread (background_sync.hpp): the loop never waits for the disk.
+        if (background_sync_ && sync_->due(context_.clock.monotonic_ms())) background_sync_->request();
     }
 
     void apply_reload(const topology::DaemonSpec& fresh) {
@@ -392,7 +394,7 @@ private:
                 static_cast<double>(core_->online_users()));
         add_queue_depth(s, "in_flight", static_cast<double>(core_->in_flight()));
         add_queue_depth(s, "outstanding_handoffs", static_cast<double>(core_->outstanding_handoffs()));
-        add_lmdb_use(s, "session", *env_);
+        add_lmdb_use(s, "session", *env_, background_sync_.get());
         s.histogram("vartalap_delivery_latency_seconds",
                     "taken into flight (for an online recipient: the commit) -> written to the "
                     "client's socket",
@@ -447,6 +449,7 @@ private:
     zmq::socket_t pull_;
     DealerOutbox outbox_;
     std::unique_ptr<lmdb::Env> env_;
+    std::unique_ptr<lmdb::BackgroundSync> background_sync_; // process durability only; before env_ dies
     std::unique_ptr<SessionCore> core_;
     std::map<std::string, std::string> bound_;
 
