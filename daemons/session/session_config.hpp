@@ -32,8 +32,9 @@ struct SessionConfig {
     // dirty-page limit, MDB_TXN_FULL at ~512 MiB, which would refuse a batch as if full).
     std::size_t max_batch = 1024;
     std::size_t max_batch_bytes = 64u << 20;
-    // LMDB key limit is 511 bytes: [2][user][id] must fit, so user and id are capped.
-    std::size_t max_user_bytes = 255;
+    // LMDB key limit is 511 bytes: [2][user][2][id][8] (the id index) must fit, so user and
+    // id are capped (a sender is capped like a user; usernames are at most 64 bytes).
+    std::size_t max_user_bytes = 240;
     std::size_t max_id_bytes = 250;
     // 0 (default): every batch that deletes (acks, written receipts) commits, so an ack is
     // durable like a message. Otherwise deletions of batches that store nothing are not
