@@ -109,6 +109,11 @@ std::optional<Db> Db::open_existing(Txn& txn, const char* name) {
     return db;
 }
 
+void Db::drop(Txn& txn) {
+    check(mdb_drop(txn.get(), dbi_, 1), "mdb_drop");
+    dbi_ = 0;
+}
+
 int Db::get(Txn& txn, std::string_view key, std::string_view& value) const {
     MDB_val k = to_val(key);
     MDB_val v{};

@@ -144,6 +144,8 @@ public:
     int put(Txn& txn, std::string_view key, std::string_view value, unsigned flags = 0) const;
     // 0, MDB_NOTFOUND, or MDB_MAP_FULL / MDB_TXN_FULL (the txn must then be aborted).
     int del(Txn& txn, std::string_view key) const;
+    // Deletes the database itself (mdb_drop); the handle is then invalid. Throws Error.
+    void drop(Txn& txn);
     MDB_dbi handle() const { return dbi_; }
 
 private:

@@ -3,17 +3,28 @@
 // layout, store-with-dedupe, delete by id or by seq, the persisted seq counter, cursor walks
 // and the batch write with its map-full fallback live here once.
 //
-// Layout (three named databases of the caller's LMDB environment; the layout is on disk:
-// changing it needs a store migration):
-//   messages:  [u16 len][user][u64 seq]  -> the stored record (the caller's encoding)
-//   <ids>:     [u16 len][user][id]       -> [u64 seq] (+ [u64 time] if the caller keeps one)
-//   meta:      "next_seq"                -> u64 (the counter, written with each storing batch)
+// Layout (three named databases of the caller's LMDB environment, plus the migrated-away
+// one; the layout is on disk: changing it needs a store migration):
+//   messages:   [u16 len][user][u64 seq]               -> the stored record (the caller's encoding)
+//   <ids>_v2:   [u16 len][user][u16 len][id][u64 seq]  -> [u64 seq] (+ [u64 time] if the
+//                                                          caller keeps one) + [sender]
+//   meta:       "next_seq" -> u64 (the counter, written with each storing batch)
+//               "schema"   -> u32 (kSchemaVersion, written once the store has this layout)
 // The ids database is named by the caller ("message_ids" in the session, "ids" in
-// persistence). Integers are big-endian, so byte order equals numeric order: a cursor over
-// one user's prefix yields their messages oldest first, across restarts. The user length
-// prefix keeps any user's keys from being a prefix of another's (users and ids are untrusted
-// bytes); users are at most 65535 bytes (the daemons' max_user_bytes is far below that). seq
-// is unique in the shard (one counter for all users) and never reused.
+// persistence; the layout adds "_v2"). A message is known by (user, sender, id): the id
+// index holds every copy of one (user, id) under one key prefix, each with its sender, so a
+// message of one sender is never taken for another's that reuses its id (issue 14,
+// section 2). An ack names (user, id) and, where the client said so, the sender.
+// Schema 1 (no "schema" record) keyed the index on (user, id) alone, in "<ids>": on open
+// such a store is migrated in bounded transactions (each entry moved with the sender read
+// from its message record through the caller's SenderOf), then "<ids>" is dropped and the
+// schema record written. A crash mid-way resumes where it stopped.
+// Integers are big-endian, so byte order equals numeric order: a cursor over one user's
+// prefix yields their messages oldest first, across restarts. The length prefixes keep any
+// user's (or id's) keys from being a prefix of another's (users and ids are untrusted
+// bytes); users are at most 65535 bytes, and [2][user][2][id][8] must stay within LMDB's
+// 511-byte key limit (the daemons cap users at 240 and ids at 250 bytes). seq is unique in
+// the shard (one counter for all users) and never reused.
 //
 // The batch pattern (both daemons): pass 1 runs inside write_batch and decides, per envelope
 // of a batch, what happens (an outcome, kept by the caller) while writing to LMDB; pass 2
@@ -31,6 +42,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,16 +59,21 @@ enum class WriteMode : std::uint8_t {
 // What UserQueue::store did.
 enum class Stored : std::uint8_t {
     stored,       // new message written under the returned seq
-    duplicate,    // (user, id) is stored already: nothing written
+    duplicate,    // (user, sender, id) is stored already: nothing written
     refused,      // new, but the mode allows no new messages
     out_of_space, // MDB_MAP_FULL / MDB_TXN_FULL (recorded): the transaction must be aborted
 };
 
-// An entry of the id index: the message's seq and, where the caller keeps one, a time.
+// An entry of the id index: the message's seq, where the caller keeps one a time, and the
+// message's sender.
 struct IdEntry {
     std::uint64_t seq = 0;
     std::uint64_t time = 0; // 0 where the entry holds no time
+    std::string sender;
 };
+
+// The schema the id index is in (see the layout above).
+inline constexpr std::uint32_t kUserQueueSchema = 2;
 
 // The result of UserQueue::write_batch.
 struct BatchWrite {
@@ -66,10 +83,19 @@ struct BatchWrite {
 
 class UserQueue {
 public:
-    // Opens (creating) the three databases in `env` and reads the persisted counter. Throws
-    // lmdb::Error if they cannot be opened. `ids_db` names the id index (see the layout) and
-    // `ids_hold_time` says whether its entries carry a time; `what` names the store in errors.
-    UserQueue(lmdb::Env& env, const char* ids_db, bool ids_hold_time, const char* what);
+    // The sender of a stored record (the caller decodes its own encoding); nullopt if the
+    // record does not decode. Used only to migrate a schema-1 store.
+    using SenderOf = std::function<std::optional<std::string>(std::string_view record)>;
+    // Says which of several copies of one (user, id) an ack without a sender means.
+    using Prefer = std::function<bool(std::uint64_t seq)>;
+
+    // Opens (creating) the databases in `env`, migrates a schema-1 store (see the layout;
+    // `migrate_batch` entries per transaction) and reads the persisted counter. Throws
+    // lmdb::Error if they cannot be opened or migrated. `ids_db` names the id index (see
+    // the layout) and `ids_hold_time` says whether its entries carry a time; `what` names
+    // the store in errors.
+    UserQueue(lmdb::Env& env, const char* ids_db, bool ids_hold_time, const char* what,
+              const SenderOf& sender_of, std::size_t migrate_batch = 10000);
     UserQueue(const UserQueue&) = delete;
     UserQueue& operator=(const UserQueue&) = delete;
 
@@ -79,7 +105,10 @@ public:
     static void append_user_prefix(std::string& out, std::string_view user); // [2 len][user]
     static void user_prefix(std::string& out, std::string_view user);
     static void message_key(std::string& out, std::string_view user, std::uint64_t seq);
-    static void id_key(std::string& out, std::string_view user, std::string_view id);
+    // [2][user][2][id]: every copy of (user, id), whoever sent it, is under this prefix.
+    static void id_prefix(std::string& out, std::string_view user, std::string_view id);
+    static void id_key(std::string& out, std::string_view user, std::string_view id,
+                       std::uint64_t seq);
     // The user length a prefix holds at key[at]; 0 when the key is too short to hold one (a
     // key never written by us: callers then check the whole size and skip it).
     static std::size_t user_length_at(std::string_view key, std::size_t at);
@@ -106,21 +135,25 @@ public:
     bool full(int rc);
 
     // ---- Inside pass 1 (or any transaction).
-    // Store-with-dedupe of `user`'s message `id`: duplicate if the id is indexed, refused
-    // unless mode is all; otherwise takes the next seq (into `seq`), and writes the record
-    // `encode(seq)` returns (a string_view valid until store returns) and the id entry (with
-    // `time` if the entries hold one).
+    // Store-with-dedupe of `user`'s message `id` from `sender`: duplicate if (user, sender,
+    // id) is indexed, refused unless mode is all; otherwise takes the next seq (into `seq`),
+    // and writes the record `encode(seq)` returns (a string_view valid until store returns)
+    // and the id entry (with `time` if the entries hold one).
     template <class Encode>
-    Stored store(lmdb::Txn& txn, std::string_view user, std::string_view id, WriteMode mode,
-                 Encode&& encode, std::uint64_t& seq, std::uint64_t time = 0);
-    // Finds (user, id) in the index: 0 with *entry set, or MDB_NOTFOUND.
-    int find(lmdb::Txn& txn, std::string_view user, std::string_view id, IdEntry& entry);
-    bool contains(lmdb::Txn& txn, std::string_view user, std::string_view id);
-    // Deletes (user, id) and its message unless mode is none: 0 (found; `entry` set),
-    // MDB_NOTFOUND, or MDB_MAP_FULL / MDB_TXN_FULL (not recorded; see full()).
-    int erase_by_id(lmdb::Txn& txn, std::string_view user, std::string_view id, WriteMode mode,
-                    IdEntry& entry);
-    // Deletes the message `seq` of `user` and the index entry `id`; a missing one is not an
+    Stored store(lmdb::Txn& txn, std::string_view user, std::string_view sender,
+                 std::string_view id, WriteMode mode, Encode&& encode, std::uint64_t& seq,
+                 std::uint64_t time = 0);
+    // Finds (user, sender, id) in the index (any sender if `sender` is nullopt: the copy
+    // `prefer` picks, else the oldest): 0 with *entry set, or MDB_NOTFOUND.
+    int find(lmdb::Txn& txn, std::string_view user, std::optional<std::string_view> sender,
+             std::string_view id, IdEntry& entry, const Prefer& prefer = {});
+    bool contains(lmdb::Txn& txn, std::string_view user, std::string_view sender,
+                  std::string_view id);
+    // Deletes the message find() finds, and its index entry, unless mode is none: 0 (found;
+    // `entry` set), MDB_NOTFOUND, or MDB_MAP_FULL / MDB_TXN_FULL (not recorded; see full()).
+    int erase_by_id(lmdb::Txn& txn, std::string_view user, std::optional<std::string_view> sender,
+                    std::string_view id, WriteMode mode, IdEntry& entry, const Prefer& prefer = {});
+    // Deletes the message `seq` of `user` and its index entry (`id`); a missing one is not an
     // error. 0 or MDB_MAP_FULL / MDB_TXN_FULL (not recorded).
     int erase(lmdb::Txn& txn, std::string_view user, std::string_view id, std::uint64_t seq);
     // The record of `user`'s message `seq`: 0 (valid until the transaction ends or writes)
@@ -130,8 +163,12 @@ public:
     std::size_t count(lmdb::Txn& txn, std::string_view user) const;
 
     // ---- Inspection in a fresh read transaction of committed state.
-    bool contains(std::string_view user, std::string_view id) const;
+    // (user, sender, id), or (user, id) from anyone if `sender` is nullopt.
+    bool contains(std::string_view user, std::optional<std::string_view> sender,
+                  std::string_view id) const;
     std::size_t count(std::string_view user) const;
+    // Entries the last open moved from a schema-1 index (0: none, or already migrated).
+    std::size_t migrated() const { return migrated_; }
 
     // ---- The seq counter (one for all users; persisted by write_batch).
     std::uint64_t next_seq() const { return next_seq_; }
@@ -143,6 +180,13 @@ private:
     template <class Pass>
     int write_pass(Pass& pass, WriteMode mode, std::optional<lmdb::Txn>* first = nullptr);
     bool save_seq(lmdb::Txn& txn, std::uint64_t seq_before);
+    void migrate(const char* ids_db, const char* what, const SenderOf& sender_of,
+                 std::size_t batch);
+    // The entry's fields from an index value.
+    void parse_entry(std::string_view value, IdEntry& entry) const;
+    std::string_view sender_in(std::string_view value) const {
+        return value.substr(std::min<std::size_t>(value.size(), ids_hold_time_ ? 16 : 8));
+    }
 
     lmdb::Env& env_;
     lmdb::Db messages_;
@@ -151,6 +195,7 @@ private:
     bool ids_hold_time_ = false;
     std::uint64_t next_seq_ = 1;
     int full_rc_ = MDB_MAP_FULL; // which "out of space" ended the last failed pass
+    std::size_t migrated_ = 0;
     // Scratch, reused so that the hot path does not allocate per message.
     std::string id_key_;
     std::string message_key_;
@@ -241,20 +286,27 @@ int UserQueue::write_pass(Pass& pass, WriteMode mode, std::optional<lmdb::Txn>* 
 }
 
 template <class Encode>
-Stored UserQueue::store(lmdb::Txn& txn, std::string_view user, std::string_view id,
-                        WriteMode mode, Encode&& encode, std::uint64_t& seq,
-                        std::uint64_t time) {
-    id_key(id_key_, user, id);
-    std::string_view existing;
-    if (ids_.get(txn, id_key_, existing) == 0) return Stored::duplicate;
+Stored UserQueue::store(lmdb::Txn& txn, std::string_view user, std::string_view sender,
+                        std::string_view id, WriteMode mode, Encode&& encode,
+                        std::uint64_t& seq, std::uint64_t time) {
+    {
+        // Every copy of (user, id) is under one prefix: almost always none or one.
+        id_prefix(id_key_, user, id);
+        lmdb::Cursor cursor(txn, ids_);
+        for (bool more = cursor.seek(id_key_); more && cursor.key().starts_with(id_key_);
+             more = cursor.next())
+            if (sender_in(cursor.value()) == sender) return Stored::duplicate;
+    }
     if (mode != WriteMode::all) return Stored::refused;
     seq = next_seq_++;
     const std::string_view record = encode(seq);
     message_key(message_key_, user, seq);
     if (full(messages_.put(txn, message_key_, record))) return Stored::out_of_space;
+    lmdb::append_u64_be(id_key_, seq);
     value_.clear();
     lmdb::append_u64_be(value_, seq);
     if (ids_hold_time_) lmdb::append_u64_be(value_, time);
+    value_.append(sender);
     if (full(ids_.put(txn, id_key_, value_))) return Stored::out_of_space;
     return Stored::stored;
 }

@@ -64,6 +64,10 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
         error = "invalid message id";
         return false;
     }
+    if (is_server_id(r.id)) {
+        error = "reserved message id (the prefix \"~server:\" is the server's)";
+        return false;
+    }
     if (!r.head_seen_once || !r.head_is_object) {
         error = "missing head";
         return false;

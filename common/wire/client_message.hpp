@@ -39,6 +39,12 @@ struct ClientMessageLimits {
     std::size_t max_depth = 64;
 };
 
+// Message ids the server makes (group events) begin with this prefix; a client message
+// whose id does is refused ("reserved message id"), so no client can pre-send a server id
+// and have the real message deduped away (docs/INTERNAL_PROTOCOL.md, "Group events").
+inline constexpr std::string_view kServerIdPrefix = "~server:";
+inline bool is_server_id(std::string_view id) { return id.starts_with(kServerIdPrefix); }
+
 // Whether `text` nests JSON objects and arrays deeper than `max_depth` (simdjson On-Demand
 // walks the containers; brackets inside strings do not count). For input that another
 // parser will turn into a tree and write out again (nlohmann's dump recurses once per

@@ -5,6 +5,7 @@
 
 #include "daemons/group/group_views.hpp"
 #include "common/wire/builders.hpp"
+#include "common/wire/client_message.hpp"
 
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
@@ -298,8 +299,12 @@ int GroupCore::store(lmdb::Txn& txn, std::string_view group_id, const GroupRecor
 
 std::string GroupCore::next_event_id(std::string_view group_id) {
     // Unique per recipient forever: one counter for the whole store, persisted with the
-    // change. Sessions dedupe by (recipient, id), so a resent event is stored once.
-    return std::string(group_id) + ":" + std::to_string(next_change_++);
+    // change. Sessions dedupe by (recipient, sender, id), so a resent event is stored once;
+    // the prefix is the server's namespace, which gateways refuse in client ids, so no
+    // member can pre-send an event's id to hide it.
+    std::string id(kServerIdPrefix);
+    id.append(group_id).append(":").append(std::to_string(next_change_++));
+    return id;
 }
 
 int GroupCore::stage_event(lmdb::Txn& txn, std::string_view group_id, std::string_view actor,

@@ -14,7 +14,7 @@
 //   in a later transaction.
 //
 // A crash after the SERVER_ACK loses no copy: on restart the outbox reloads every batch
-// not yet handed to its shard and sends it again (sessions dedupe by (recipient, id)).
+// not yet handed to its shard and sends it again (sessions dedupe by (recipient, sender, id)).
 //
 // What arrives (kind group_message, from the message-router), by Envelope::method and the
 // client JSON's top-level "action" (the gateway's legacy copy of head.action):

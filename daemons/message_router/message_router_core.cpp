@@ -18,6 +18,10 @@ void MessageRouterCore::send_ack(const Envelope& message) {
     scratch_ack_.id = message.id;
     scratch_ack_.from = message.from;
     scratch_ack_.ids = message.ids;
+    // A 1-to-1 receipt names the original sender: only that sender's copies are acked
+    // (another sender's message with the same id is not). A group receipt's `to` may be
+    // the group id, and a CLIENT_ACK names nobody: `to` stays empty (any sender).
+    if (message.route == Route::receipt && !message.has(flag_group)) scratch_ack_.to = message.to;
     scratch_ack_.origin_gateway = message.origin_gateway;
     scratch_ack_.connection = message.connection;
     scratch_ack_.created_at_ms = message.created_at_ms;

@@ -50,7 +50,12 @@ lmdb::Env& PersistenceCore::reader_checked(lmdb::Env& env, PersistenceCounters& 
 PersistenceCore::PersistenceCore(lmdb::Env& env, PersistenceOutbox& outbox, const Clock& clock,
                                  PersistenceConfig config)
     : env_(env), outbox_(outbox), clock_(clock), config_(config),
-      queue_(reader_checked(env, counters_), "ids", /*ids_hold_time=*/true, "persistence"),
+      queue_(reader_checked(env, counters_), "ids", /*ids_hold_time=*/true, "persistence",
+             [](std::string_view record) -> std::optional<std::string> {
+                 auto message = decode_envelope(header_frame(Kind::deliver), record);
+                 if (!message) return std::nullopt;
+                 return std::move(message->from);
+             }),
       deliver_header_(header_frame(Kind::deliver)) {
     set_limits(config_.ttl_seconds, config_.fetch_limit_max, config_.rest_default_limit);
     config_.expiry_batch = std::max<std::size_t>(config_.expiry_batch, 1);
@@ -136,8 +141,9 @@ void PersistenceCore::classify_without_writes(std::span<PersistenceInput> batch,
                 break;
             }
             if (!txn) txn = &own_txn.emplace(env_, lmdb::Txn::read_only);
-            effect.outcome = queue_.contains(*txn, message.to, message.id) ? Outcome::duplicate
-                                                                            : Outcome::refused;
+            effect.outcome = queue_.contains(*txn, message.to, message.from, message.id)
+                                 ? Outcome::duplicate
+                                 : Outcome::refused;
             break;
         }
         case Kind::ack: effect.outcome = Outcome::acked; break; // nothing deleted
@@ -193,7 +199,8 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
             };
             std::uint64_t seq = 0;
             const Stored stored =
-                queue_.store(txn, message.to, message.id, mode, encode, seq, message.created_at_ms);
+                queue_.store(txn, message.to, message.from, message.id, mode, encode, seq,
+                             message.created_at_ms);
             if (stored == Stored::out_of_space) return false;
             if (stored == Stored::duplicate) {
                 effect.outcome = Outcome::duplicate;
@@ -215,10 +222,14 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 break;
             }
             effect.outcome = Outcome::acked;
+            // `to`: the sender whose messages are acked; empty: one copy of each id,
+            // the oldest (delivered first), whoever sent it.
+            const std::optional<std::string_view> sender =
+                message.to.empty() ? std::nullopt : std::optional<std::string_view>(message.to);
             for (const std::string& id : message.ids) {
                 if (id.empty() || id.size() > config_.max_id_bytes) continue; // never stored
                 IdEntry entry;
-                const int rc = queue_.erase_by_id(txn, message.from, id, mode, entry);
+                const int rc = queue_.erase_by_id(txn, message.from, sender, id, mode, entry);
                 if (queue_.full(rc)) return false;
                 if (rc != 0) continue; // not here: already gone
                 expiry_key(key_, entry.time, message.from, entry.seq);
@@ -238,6 +249,7 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
 const char* PersistenceCore::invalid_store(const Envelope& message) const {
     if (message.to.empty() || message.to.size() > config_.max_user_bytes)
         return "invalid recipient";
+    if (message.from.size() > config_.max_user_bytes) return "invalid sender";
     if (message.id.empty() || message.id.size() > config_.max_id_bytes) return "invalid message id";
     if (message.payload.size() > config_.max_payload_bytes) return "message too large";
     if (message.has(flag_ephemeral)) return "ephemeral messages are never stored";
@@ -440,8 +452,9 @@ bool PersistenceCore::expire() {
 // ---------------------------------------------------------------------------------------
 // Inspection
 
-bool PersistenceCore::is_stored(std::string_view user, std::string_view id) const {
-    return queue_.contains(user, id);
+bool PersistenceCore::is_stored(std::string_view user, std::string_view id,
+                                std::optional<std::string_view> sender) const {
+    return queue_.contains(user, sender, id);
 }
 
 std::size_t PersistenceCore::stored_count(std::string_view user) const {

@@ -101,7 +101,7 @@ struct PersistenceConfig {
     // every single item far below the 4 MiB frame limit.
     std::size_t max_payload_bytes = 1u << 20;
     // LMDB key limit is 511 bytes: [2][user][id] and [8][2][user][8] must fit.
-    std::size_t max_user_bytes = 255;
+    std::size_t max_user_bytes = 240;
     std::size_t max_id_bytes = 250;
 };
 
@@ -173,7 +173,9 @@ public:
                     std::uint32_t rest_default_limit);
 
     // Inspection (tests, status): reads committed state in a fresh read transaction.
-    bool is_stored(std::string_view user, std::string_view id) const;
+    // (user, sender, id); from any sender if `sender` is nullopt.
+    bool is_stored(std::string_view user, std::string_view id,
+                   std::optional<std::string_view> sender = std::nullopt) const;
     std::size_t stored_count(std::string_view user) const;
     std::size_t total_count() const; // entries of the expiry index = messages in the shard
 

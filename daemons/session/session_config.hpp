@@ -32,8 +32,9 @@ struct SessionConfig {
     // dirty-page limit, MDB_TXN_FULL at ~512 MiB, which would refuse a batch as if full).
     std::size_t max_batch = 1024;
     std::size_t max_batch_bytes = 64u << 20;
-    // LMDB key limit is 511 bytes: [2][user][id] must fit, so user and id are capped.
-    std::size_t max_user_bytes = 255;
+    // LMDB key limit is 511 bytes: [2][user][2][id][8] (the id index) must fit, so user and
+    // id are capped (a sender is capped like a user; usernames are at most 64 bytes).
+    std::size_t max_user_bytes = 240;
     std::size_t max_id_bytes = 250;
     // 0 (default): every batch that deletes (acks, written receipts) commits, so an ack is
     // durable like a message. Otherwise deletions of batches that store nothing are not
@@ -65,7 +66,7 @@ struct SessionCounters {
     std::uint64_t acked = 0;              // stored copies deleted by a client ack
     std::uint64_t retried = 0;            // re-sends after an ack or send timeout
     std::uint64_t parked = 0;             // messages that hit the retry limit
-    std::uint64_t duplicates = 0;         // deliver for an already stored (recipient, id)
+    std::uint64_t duplicates = 0;         // deliver for an already stored (recipient, sender, id)
     std::uint64_t map_full_refusals = 0;  // new messages refused because LMDB is full
     std::uint64_t ephemeral_dropped = 0;  // ephemeral for an offline user, or no capacity
     std::uint64_t overloaded = 0;         // deliver_result overloaded or outbox would_block

@@ -34,6 +34,7 @@ SessionCore::SessionCore(lmdb::Env& env, Outbox& outbox, const Clock& clock, Ses
     config_.max_in_flight = std::max<std::size_t>(config_.max_in_flight, 1);
     config_.max_ephemeral_pending = std::max<std::size_t>(config_.max_ephemeral_pending, 1);
     delivery_.set_hooks(offline_);
+    prefer_in_flight_ = [this](std::uint64_t seq) { return delivery_.in_flight_contains(seq); };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -178,10 +179,16 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
             effect.outcome = Outcome::acked;
             effect.acked_begin = static_cast<std::uint32_t>(deleted_seqs_.size());
             effect.forward_begin = static_cast<std::uint32_t>(forward_ids_.size());
+            // A receipt names the original sender (`to`): only that sender's copy is
+            // acked. Without one (CLIENT_ACK, a group receipt), the copy being delivered,
+            // else the oldest, is: one ack never deletes the copies of several senders.
+            const std::optional<std::string_view> sender =
+                message.to.empty() ? std::nullopt : std::optional<std::string_view>(message.to);
             for (const std::string& id : message.ids) {
                 if (id.empty() || id.size() > config_.max_id_bytes) continue; // never stored
                 IdEntry entry;
-                const int rc = queue.erase_by_id(*txn, message.from, id, mode, entry);
+                const int rc = queue.erase_by_id(*txn, message.from, sender, id, mode, entry,
+                                                 prefer_in_flight_);
                 if (queue.full(rc)) return false;
                 if (rc != 0) {
                     // Not here: handed off to persistence (a late ack, or one of a message
@@ -263,6 +270,7 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
 
 bool SessionCore::valid_deliver(const Envelope& message) const {
     if (message.to.empty() || message.to.size() > config_.max_user_bytes) return false;
+    if (message.from.size() > config_.max_user_bytes) return false;
     if (message.has(flag_ephemeral)) return true; // never stored: no key to bound
     return !message.id.empty() && message.id.size() <= config_.max_id_bytes;
 }
@@ -376,7 +384,7 @@ void SessionCore::on_acked(const Envelope& message, const Effect& effect) {
     if (effect.forward_end == effect.forward_begin) return;
     const std::span<const std::string> ids(forward_ids_.data() + effect.forward_begin,
                                            effect.forward_end - effect.forward_begin);
-    offline_.forward_acks(message.from, ids);
+    offline_.forward_acks(message.from, message.to, ids);
     // Remote messages in flight stop here; persistence deletes the stored copies.
     delivery_.acked_remote(message.from, ids);
 }
@@ -429,9 +437,11 @@ std::optional<std::uint64_t> SessionCore::next_deadline_ms() const {
 // ---------------------------------------------------------------------------------------
 // Inspection
 
-bool SessionCore::is_stored(std::string_view recipient, std::string_view id) {
+bool SessionCore::is_stored(std::string_view recipient, std::string_view id,
+                            std::optional<std::string_view> sender) {
     std::optional<lmdb::Txn> read_txn;
-    return store_.queue().contains(store_.reader(read_txn), recipient, id);
+    IdEntry entry;
+    return store_.queue().find(store_.reader(read_txn), recipient, sender, id, entry) == 0;
 }
 
 std::size_t SessionCore::stored_count(std::string_view recipient) {

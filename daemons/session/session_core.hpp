@@ -90,7 +90,9 @@ public:
 
     // Inspection (tests, status): the store as the core sees it, deferred deletions applied
     // (committed state plus the deferred transaction).
-    bool is_stored(std::string_view recipient, std::string_view id);
+    // (recipient, sender, id); from any sender if `sender` is nullopt.
+    bool is_stored(std::string_view recipient, std::string_view id,
+                   std::optional<std::string_view> sender = std::nullopt);
     std::size_t stored_count(std::string_view recipient);
     std::size_t deferred_deletes() const { return store_.deferred_count(); }
     std::size_t outstanding_handoffs() const { return offline_.outstanding_handoffs(); }
@@ -159,6 +161,7 @@ private:
     session::DeliveryWindow delivery_;
     session::OfflinePath offline_;
     session::EphemeralTracker ephemeral_;
+    UserQueue::Prefer prefer_in_flight_;   // an ack without a sender: the copy in flight
 
     // Per-batch scratch, reused so the hot path does not allocate per message.
     std::vector<Effect> effects_;

@@ -120,10 +120,12 @@ public:
         return send_envelope(shard.dealer, request, scratch_) == SendResult::ok;
     }
 
-    bool ack_to_persistence(std::string_view user, std::span<const std::string> ids) override {
+    bool ack_to_persistence(std::string_view user, std::string_view sender,
+                            std::span<const std::string> ids) override {
         if (shards_.empty()) return false;
         ack_.kind = Kind::ack;
         ack_.from.assign(user);
+        ack_.to.assign(sender);
         ack_.ids.assign(ids.begin(), ids.end());
         PersistenceShard& shard = shards_[shard_map_->index_for(user)];
         return send_envelope(shard.push, ack_, scratch_) == SendResult::ok;

@@ -94,7 +94,7 @@ void OfflinePath::handed_off(const Envelope& reply, std::uint64_t seq,
         const std::string user = handoff->second.user;
         const std::string ids[1] = {handoff->second.id};
         erase_handoff(reply.request_id);
-        forward_acks(user, ids);
+        forward_acks(user, {}, ids);
         return;
     }
     erase_handoff(reply.request_id);
@@ -187,7 +187,8 @@ void OfflinePath::fetched(Envelope& reply) {
         // Already in flight (handed off while being delivered), or still stored here (its
         // handoff is being confirmed): the local path delivers it; never twice at once.
         if (state.remote_ids.contains(decoded->id)) continue;
-        if (store_.queue().contains(store_.reader(read_txn), user, decoded->id)) continue;
+        if (store_.queue().contains(store_.reader(read_txn), user, decoded->from, decoded->id))
+            continue;
         ++counters_.fetched_items;
         delivery_.take_remote(user, state, std::move(*decoded));
     }
@@ -199,8 +200,9 @@ void OfflinePath::fetched(Envelope& reply) {
     delivery_.mark_dirty(user); // more fits in the window: fetch the next batch
 }
 
-void OfflinePath::forward_acks(std::string_view user, std::span<const std::string> ids) {
-    if (outbox_.ack_to_persistence(user, ids)) {
+void OfflinePath::forward_acks(std::string_view user, std::string_view sender,
+                               std::span<const std::string> ids) {
+    if (outbox_.ack_to_persistence(user, sender, ids)) {
         counters_.acks_forwarded += ids.size();
         return;
     }
@@ -254,7 +256,7 @@ void OfflinePath::offline_with_local_messages() {
 
 void OfflinePath::remote_receipt_written(const std::string& user, const std::string& id) {
     const std::string ids[1] = {id};
-    forward_acks(user, ids);
+    forward_acks(user, {}, ids);
 }
 
 // ---------------------------------------------------------------------------------------

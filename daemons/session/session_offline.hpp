@@ -79,7 +79,9 @@ public:
     // ---- Fetches and acks.
     void fetched(Envelope& reply);
     // Pushes acks of `ids` by `user` to persistence (dropped and counted at the HWM).
-    void forward_acks(std::string_view user, std::span<const std::string> ids);
+    // `sender`: the ack's (the original sender a receipt names); empty: any sender.
+    void forward_acks(std::string_view user, std::string_view sender,
+                      std::span<const std::string> ids);
 
     // ---- Periodic duties (only with persistence): handoff and fetch timeouts, then the
     // bounded scan of the store (in a read transaction of its own).

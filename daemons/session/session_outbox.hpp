@@ -50,10 +50,11 @@ public:
     // `request.to`, on the DEALER whose replies come back as offline_stored / fetched.
     // Returns false if it could not be queued (high-water mark): the core tries again later.
     virtual bool to_persistence(const Envelope& /*request*/) { return false; }
-    // Pushes an ack of `ids` by `user` to the user's persistence shard. Returns false if it
-    // could not be queued: the stated policy is to drop it (counted); the stored copy is then
-    // delivered again later and acked again, which at-least-once allows.
-    virtual bool ack_to_persistence(std::string_view /*user*/,
+    // Pushes an ack of `ids` by `user` to the user's persistence shard, of the messages of
+    // `sender` (the ack's `to`; empty: whoever sent them). Returns false if it could not be
+    // queued: the stated policy is to drop it (counted); the stored copy is then delivered
+    // again later and acked again, which at-least-once allows.
+    virtual bool ack_to_persistence(std::string_view /*user*/, std::string_view /*sender*/,
                                     std::span<const std::string> /*ids*/) {
         return false;
     }

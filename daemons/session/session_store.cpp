@@ -4,7 +4,12 @@
 namespace vartalap::session {
 
 SessionStore::SessionStore(lmdb::Env& env)
-    : queue_(env, "message_ids", /*ids_hold_time=*/false, "session"),
+    : queue_(env, "message_ids", /*ids_hold_time=*/false, "session",
+             [](std::string_view record) -> std::optional<std::string> {
+                 auto message = decode_envelope(header_frame(Kind::deliver), record);
+                 if (!message) return std::nullopt;
+                 return std::move(message->from);
+             }),
       deliver_header_(header_frame(Kind::deliver)) {}
 
 lmdb::Txn& SessionStore::reader(std::optional<lmdb::Txn>& txn) {
@@ -44,7 +49,7 @@ Stored SessionStore::store(lmdb::Txn& txn, Envelope& message, WriteMode mode,
         encode_envelope(message, record_);
         return record_;
     };
-    return queue_.store(txn, message.to, message.id, mode, encode, seq);
+    return queue_.store(txn, message.to, message.from, message.id, mode, encode, seq);
 }
 
 std::optional<Envelope> SessionStore::decode(std::string_view record, std::string* error) const {

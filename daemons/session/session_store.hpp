@@ -2,9 +2,10 @@
 // (common/store/user_queue.hpp), plus the decoding of its records.
 //
 // Store layout (one LMDB environment per shard, three named databases):
-//   messages:    [u16 len][recipient][u64 seq]  -> the deliver envelope (MessagePack)
-//   message_ids: [u16 len][recipient][id]       -> u64 seq          (dedupe, and ack by id)
-//   meta:        "next_seq"                     -> u64              (persisted counter)
+//   messages:       [u16 len][recipient][u64 seq] -> the deliver envelope (MessagePack)
+//   message_ids_v2: [u16 len][recipient][u16 len][id][u64 seq] -> u64 seq + sender
+//                   (dedupe by (recipient, sender, id), and ack by id; user_queue.hpp)
+//   meta:           "next_seq" -> u64 (persisted counter), "schema" -> u32
 // Big-endian seq makes byte order equal delivery order, so a cursor over one recipient's
 // prefix yields their messages oldest first, across restarts. seq is unique in the shard
 // (one counter for all users), so in-memory state keys in-flight messages by seq alone.
@@ -67,7 +68,7 @@ public:
     // The deferred deletions were committed (or given up): forgets the records.
     void deferred_done() { deferred_.clear(); }
 
-    // Stores `message` (a deliver) with dedupe (see UserQueue::store), clearing its
+    // Stores `message` (a deliver) with dedupe on (to, from, id) (see UserQueue::store), clearing its
     // per-attempt fields first; `seq` is set if stored.
     Stored store(lmdb::Txn& txn, Envelope& message, WriteMode mode, std::uint64_t& seq);
     // A stored record, decoded; nullopt (reason in *error if given) if it does not decode.

@@ -129,7 +129,7 @@ TEST_F(GroupCoreTest, CreateEmitsOneAddEventToEveryMember) {
     for (const auto& copy : sent) {
         EXPECT_EQ(copy.envelope.kind, Kind::deliver);
         EXPECT_EQ(copy.envelope.from, "alice");
-        EXPECT_EQ(copy.envelope.id, "g1:1");
+        EXPECT_EQ(copy.envelope.id, "~server:g1:1");
         EXPECT_TRUE(copy.envelope.has(flag_group));
         EXPECT_TRUE(copy.envelope.has(flag_system));
         EXPECT_FALSE(copy.envelope.has(flag_wants_server_ack));
@@ -146,7 +146,7 @@ TEST_F(GroupCoreTest, CreateEmitsOneAddEventToEveryMember) {
         EXPECT_EQ(event["body"]["name"], "team");
         EXPECT_EQ(event["body"]["ts"], clock_.wall / 1000);
         // Legacy flat keys, as client_message.cpp writes them.
-        EXPECT_EQ(event["msgId"], "g1:1");
+        EXPECT_EQ(event["msgId"], "~server:g1:1");
         EXPECT_EQ(event["from"], "alice");
         EXPECT_EQ(event["to"], "g1");
         EXPECT_EQ(event["chatType"], "group");
@@ -490,7 +490,7 @@ TEST_F(GroupCoreTest, EventIdsAreUniqueAcrossChangesAndRestarts) {
     handle(request("group_remove", "alice", {{"member", "carol"}}, group));
     std::set<std::string> ids;
     for (const auto& copy : events()) ids.insert(copy.envelope.id);
-    EXPECT_EQ(ids, (std::set<std::string>{group + ":1", group + ":2", group + ":3"}));
+    EXPECT_EQ(ids, (std::set<std::string>{"~server:" + group + ":1", "~server:" + group + ":2", "~server:" + group + ":3"}));
 }
 
 TEST_F(GroupCoreTest, RandomGroupIdsAreUuids) {

@@ -179,7 +179,7 @@ TEST_F(GroupDaemonTest, AsyncOperationsAreAnsweredWithTheirRequestId) {
     auto event = receive(session_, false);
     ASSERT_TRUE(event);
     EXPECT_EQ(event->envelope.to, "alice");
-    EXPECT_EQ(event->envelope.id, "trip:1");
+    EXPECT_EQ(event->envelope.id, "~server:trip:1");
 }
 
 } // namespace

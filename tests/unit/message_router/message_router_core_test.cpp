@@ -96,6 +96,8 @@ TEST_F(RouterCoreTest, ReceiptAcksOnTheAckersShardAndIsDeliveredToTheSender) {
     EXPECT_EQ(sent_[0].shard, shards_.index_for("bob"));
     EXPECT_EQ(sent_[0].envelope.from, "bob");
     EXPECT_EQ(sent_[0].envelope.ids, (std::vector<std::string>{"x", "y"}));
+    // The ack names the original sender: only alice's copies with these ids are acked.
+    EXPECT_EQ(sent_[0].envelope.to, "alice");
     EXPECT_EQ(sent_[1].envelope.kind, Kind::deliver);
     EXPECT_EQ(sent_[1].shard, shards_.index_for("alice"));
 }
@@ -106,6 +108,7 @@ TEST_F(RouterCoreTest, AckOnlyIsNotDelivered) {
     core_.route(e);
     ASSERT_EQ(sent_.size(), 1u);
     EXPECT_EQ(sent_[0].envelope.kind, Kind::ack);
+    EXPECT_EQ(sent_[0].envelope.to, ""); // names no sender: any sender's copy
 }
 
 TEST_F(RouterCoreTest, DropsWhatItCannotRoute) {
@@ -154,6 +157,7 @@ TEST_F(GroupRoutingTest, AGroupReceiptAcksHereAndIsDeliveredByTheGroupRouter) {
     ASSERT_EQ(sent_.size(), 1u);
     EXPECT_EQ(sent_[0].envelope.kind, Kind::ack);
     EXPECT_EQ(sent_[0].shard, shards_.index_for("bob"));
+    EXPECT_EQ(sent_[0].envelope.to, ""); // a group receipt's `to` may be the group id
     ASSERT_EQ(to_group_router_.size(), 1u);
     EXPECT_EQ(to_group_router_[0].kind, Kind::group_message);
     EXPECT_EQ(to_group_router_[0].to, "alice");

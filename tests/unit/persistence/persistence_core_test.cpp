@@ -228,6 +228,30 @@ TEST_F(PersistenceCoreTest, DuplicateIsOkAndStoredOnce) {
     for (const ReplyCall& call : outbox_.replies) EXPECT_EQ(call.reply.status, Status::ok);
 }
 
+// Issue 14, section 2: the same id from two senders is two messages; acks name the sender.
+TEST_F(PersistenceCoreTest, AnotherSendersIdCannotSuppressAMessageAndAcksArePerSender) {
+    PersistenceInput from_mallory = store("bob", "m1", 1);
+    from_mallory.envelope.from = "mallory";
+    handle(from_mallory);
+    handle(store("bob", "m1", 2)); // alice's
+    EXPECT_EQ(core_->counters().duplicates, 0u);
+    EXPECT_EQ(core_->stored_count("bob"), 2u);
+    EXPECT_TRUE(core_->is_stored("bob", "m1", "alice"));
+    EXPECT_TRUE(core_->is_stored("bob", "m1", "mallory"));
+    handle(store("bob", "m1", 3)); // alice's again: a resend
+    EXPECT_EQ(core_->counters().duplicates, 1u);
+    ASSERT_EQ(fetch_page("bob", 0, 10).size(), 2u);
+
+    PersistenceInput acked = ack("bob", {"m1"});
+    acked.envelope.to = "alice"; // a receipt to alice, forwarded by the session
+    handle(acked);
+    EXPECT_FALSE(core_->is_stored("bob", "m1", "alice"));
+    EXPECT_TRUE(core_->is_stored("bob", "m1", "mallory"));
+    handle(ack("bob", {"m1"})); // naming nobody: one copy (the oldest left)
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    EXPECT_EQ(core_->total_count(), 0u);
+}
+
 TEST_F(PersistenceCoreTest, OneCommitPerBatch) {
     std::vector<PersistenceInput> batch;
     for (int i = 0; i < 200; ++i) batch.push_back(store("bob", "m" + std::to_string(i), i + 1));

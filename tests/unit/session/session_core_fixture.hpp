@@ -93,7 +93,8 @@ public:
         persistence_requests.push_back(request);
         return true;
     }
-    bool ack_to_persistence(std::string_view user, std::span<const std::string> ids) override {
+    bool ack_to_persistence(std::string_view user, std::string_view /*sender*/,
+                            std::span<const std::string> ids) override {
         forwarded_acks.push_back({std::string(user), std::vector<std::string>(ids.begin(), ids.end())});
         return true;
     }

@@ -54,6 +54,50 @@ TEST_F(SessionCoreTest, DuplicateIsNotStoredOrDeliveredAgainButIsServerAcked) {
     EXPECT_EQ(core_->stored_count("carol"), 1u);
 }
 
+// Issue 14, section 2: mallory used alice's id for bob first; alice's message is still
+// stored and delivered (not taken for a resend), and each receipt acks only its sender's copy.
+TEST_F(SessionCoreTest, AnotherSendersIdCannotSuppressAMessageAndReceiptsAckPerSender) {
+    handle(chat("mallory", "bob", "m1"));
+    handle(chat("alice", "bob", "m1"));
+    EXPECT_EQ(core_->counters().stored, 2u);
+    EXPECT_EQ(core_->counters().duplicates, 0u);
+    EXPECT_TRUE(core_->is_stored("bob", "m1", "alice"));
+    EXPECT_TRUE(core_->is_stored("bob", "m1", "mallory"));
+    ASSERT_EQ(outbox_.server_acks.size(), 2u);
+    // A real resend of alice's is a duplicate.
+    handle(chat("alice", "bob", "m1"));
+    EXPECT_EQ(core_->counters().duplicates, 1u);
+
+    handle(connect("bob", "ws-1", 1));
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m1", "m1"}));
+    // bob's receipt to mallory (the ack names mallory as `to`) deletes only mallory's copy.
+    Envelope receipt = ack("bob", {"m1"});
+    receipt.to = "mallory";
+    handle(receipt);
+    EXPECT_FALSE(core_->is_stored("bob", "m1", "mallory"));
+    EXPECT_TRUE(core_->is_stored("bob", "m1", "alice"));
+    // An ack naming nobody (CLIENT_ACK) deletes one copy: alice's is the one left.
+    handle(ack("bob", {"m1"}));
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+}
+
+TEST_F(SessionCoreTest, AnAckNamingNoSenderDeletesTheCopyInFlightNotAnotherSenders) {
+    handle(chat("mallory", "bob", "m1")); // seq 1, older
+    handle(connect("bob", "ws-1", 1));
+    ASSERT_EQ(delivered_ids(), (std::vector<std::string>{"m1"}));
+    handle(chat("alice", "bob", "m1"));   // seq 2: delivered too (window 64)
+    ASSERT_EQ(outbox_.deliveries.size(), 2u);
+    ASSERT_EQ(outbox_.deliveries[1].request.from, "alice");
+    // mallory's is acked by the receipt naming her; then a CLIENT_ACK while alice's is in
+    // flight deletes alice's (in flight), never a copy not delivered.
+    Envelope receipt = ack("bob", {"m1"});
+    receipt.to = "mallory";
+    handle(receipt);
+    handle(ack("bob", {"m1"}));
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    EXPECT_EQ(core_->in_flight_of("bob"), 0u);
+}
+
 TEST_F(SessionCoreTest, RestartRedeliversUnackedOldestFirstAndKeepsTheSeqCounter) {
     handle(connect("bob", "ws-1", 1));
     handle(std::vector<Envelope>{chat("alice", "bob", "m1"), chat("alice", "bob", "m2"),

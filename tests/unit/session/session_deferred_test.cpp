@@ -22,11 +22,12 @@ protected:
     // own, beside the core's deferred write transaction: the environment uses MDB_NOTLS).
     bool committed(const std::string& user, const std::string& id) {
         lmdb::Txn txn(*env_, lmdb::Txn::read_only);
-        const auto ids = lmdb::Db::open_existing(txn, "message_ids");
-        std::string key;
-        UserQueue::id_key(key, user, id);
-        std::string_view value;
-        return ids && ids->get(txn, key, value) == 0;
+        const auto ids = lmdb::Db::open_existing(txn, "message_ids_v2");
+        std::string prefix;
+        UserQueue::id_prefix(prefix, user, id);
+        if (!ids) return false;
+        lmdb::Cursor cursor(txn, *ids);
+        return cursor.seek(prefix) && cursor.key().starts_with(prefix);
     }
     // bob online with m1 delivered (written), then acked by bob.
     void deliver_and_ack_m1() {

@@ -10,7 +10,9 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -34,18 +36,25 @@ protected:
         queue_.reset();
         env_.reset();
         env_ = std::make_unique<lmdb::Env>(dir_.path(), options);
-        queue_ = std::make_unique<UserQueue>(*env_, "ids", with_time, "test");
+        queue_ = std::make_unique<UserQueue>(*env_, "ids", with_time, "test", sender_of);
     }
 
     // Stores (user, id) with record "r:<id>" in one batch: the outcome and the seq.
+    // The sender of a record written as "from:<sender>" (the migration tests' records).
+    static std::optional<std::string> sender_of(std::string_view record) {
+        if (!record.starts_with("from:")) return std::nullopt;
+        return std::string(record.substr(5));
+    }
+
     std::pair<Stored, std::uint64_t> store(const std::string& user, const std::string& id,
-                                           std::uint64_t time = 0) {
+                                           std::uint64_t time = 0, const std::string& sender = "s") {
         Stored outcome = Stored::refused;
         std::uint64_t seq = 0;
         const std::string record = "r:" + id;
         const BatchWrite write = queue_->write_batch([&](lmdb::Txn* txn, WriteMode mode) {
             outcome = queue_->store(
-                *txn, user, id, mode, [&](std::uint64_t) -> std::string_view { return record; },
+                *txn, user, sender, id, mode,
+                [&](std::uint64_t) -> std::string_view { return record; },
                 seq, time);
             return outcome != Stored::out_of_space;
         });
@@ -78,8 +87,8 @@ TEST(UserQueueKeysTest, LayoutIsLengthPrefixedUserThenBigEndianSeqOrId) {
     std::string key;
     UserQueue::message_key(key, "bob", 258);
     EXPECT_EQ(key, std::string("\x00\x03" "bob", 5) + be64(258));
-    UserQueue::id_key(key, "bob", "m1");
-    EXPECT_EQ(key, std::string("\x00\x03" "bobm1", 7));
+    UserQueue::id_key(key, "bob", "m1", 258);
+    EXPECT_EQ(key, std::string("\x00\x03" "bob" "\x00\x02" "m1", 9) + be64(258));
     EXPECT_EQ(UserQueue::user_length_at(key, 0), 3u);
     EXPECT_EQ(UserQueue::user_length_at("x", 0), 0u); // too short to hold a length
     const std::string long_user(300, 'u');
@@ -95,8 +104,9 @@ TEST_F(UserQueueTest, WritesTheDocumentedLayoutOnDisk) {
     std::string_view value;
     ASSERT_EQ(queue_->messages().get(txn, std::string("\x00\x03" "bob", 5) + be64(1), value), 0);
     EXPECT_EQ(value, "r:m1");
-    ASSERT_EQ(queue_->ids().get(txn, std::string("\x00\x03" "bobm1", 7), value), 0);
-    EXPECT_EQ(value, be64(1) + be64(1234));
+    ASSERT_EQ(queue_->ids().get(txn, std::string("\x00\x03" "bob" "\x00\x02" "m1", 9) + be64(1),
+                                value), 0);
+    EXPECT_EQ(value, be64(1) + be64(1234) + "s"); // seq, time, sender
     const lmdb::Db meta = lmdb::Db::open(txn, "meta");
     ASSERT_EQ(meta.get(txn, "next_seq", value), 0);
     EXPECT_EQ(value, be64(2));
@@ -106,16 +116,16 @@ TEST_F(UserQueueTest, StoresWithDedupeAndRefusesNewMessagesUnlessAllWritesAreAll
     EXPECT_EQ(store("bob", "m1"), std::make_pair(Stored::stored, std::uint64_t{1}));
     EXPECT_EQ(store("bob", "m1").first, Stored::duplicate);
     EXPECT_EQ(store("alice", "m1"), std::make_pair(Stored::stored, std::uint64_t{2}));
-    EXPECT_TRUE(queue_->contains("bob", "m1"));
-    EXPECT_FALSE(queue_->contains("bob", "m2"));
+    EXPECT_TRUE(queue_->contains("bob", "s", "m1"));
+    EXPECT_FALSE(queue_->contains("bob", "s", "m2"));
     EXPECT_EQ(queue_->count("bob"), 1u);
 
     lmdb::Txn txn(*env_, lmdb::Txn::read_write);
     std::uint64_t seq = 0;
     const auto encode = [](std::uint64_t) -> std::string_view { return "x"; };
-    EXPECT_EQ(queue_->store(txn, "bob", "m2", WriteMode::deletions_only, encode, seq),
+    EXPECT_EQ(queue_->store(txn, "bob", "s", "m2", WriteMode::deletions_only, encode, seq),
               Stored::refused);
-    EXPECT_EQ(queue_->store(txn, "bob", "m1", WriteMode::none, encode, seq), Stored::duplicate);
+    EXPECT_EQ(queue_->store(txn, "bob", "s", "m1", WriteMode::none, encode, seq), Stored::duplicate);
     EXPECT_EQ(queue_->next_seq(), 3u); // nothing taken
 }
 
@@ -125,20 +135,20 @@ TEST_F(UserQueueTest, DeletesById) {
     lmdb::Txn txn(*env_, lmdb::Txn::read_write);
     IdEntry entry;
     // WriteMode::none finds without deleting.
-    ASSERT_EQ(queue_->erase_by_id(txn, "bob", "m2", WriteMode::none, entry), 0);
+    ASSERT_EQ(queue_->erase_by_id(txn, "bob", std::nullopt, "m2", WriteMode::none, entry), 0);
     EXPECT_EQ(entry.seq, 2u);
-    EXPECT_TRUE(queue_->contains(txn, "bob", "m2"));
-    ASSERT_EQ(queue_->erase_by_id(txn, "bob", "m2", WriteMode::deletions_only, entry), 0);
+    EXPECT_TRUE(queue_->contains(txn, "bob", "s", "m2"));
+    ASSERT_EQ(queue_->erase_by_id(txn, "bob", std::nullopt, "m2", WriteMode::deletions_only, entry), 0);
     EXPECT_EQ(entry.seq, 2u);
-    EXPECT_EQ(queue_->erase_by_id(txn, "bob", "m2", WriteMode::all, entry), MDB_NOTFOUND);
-    EXPECT_EQ(queue_->erase_by_id(txn, "alice", "m1", WriteMode::all, entry), MDB_NOTFOUND);
+    EXPECT_EQ(queue_->erase_by_id(txn, "bob", std::nullopt, "m2", WriteMode::all, entry), MDB_NOTFOUND);
+    EXPECT_EQ(queue_->erase_by_id(txn, "alice", std::nullopt, "m1", WriteMode::all, entry), MDB_NOTFOUND);
     std::string_view record;
     EXPECT_EQ(queue_->get(txn, "bob", 2, record), MDB_NOTFOUND);
     ASSERT_EQ(queue_->get(txn, "bob", 1, record), 0);
     EXPECT_EQ(record, "r:m1");
     ASSERT_EQ(txn.commit(), 0);
     EXPECT_EQ(queue_->count("bob"), 1u);
-    EXPECT_FALSE(queue_->contains("bob", "m2"));
+    EXPECT_FALSE(queue_->contains("bob", "s", "m2"));
 }
 
 TEST_F(UserQueueTest, DeletesBySeqAndToleratesWhatIsGoneAlready) {
@@ -148,7 +158,7 @@ TEST_F(UserQueueTest, DeletesBySeqAndToleratesWhatIsGoneAlready) {
     EXPECT_EQ(queue_->erase(txn, "bob", "m1", 1), 0);
     ASSERT_EQ(txn.commit(), 0);
     EXPECT_EQ(queue_->count("bob"), 0u);
-    EXPECT_FALSE(queue_->contains("bob", "m1"));
+    EXPECT_FALSE(queue_->contains("bob", "s", "m1"));
 }
 
 TEST_F(UserQueueTest, CursorsWalkOneUserInSeqOrderAndTheScanWalksEveryUser) {
@@ -206,7 +216,7 @@ TEST_F(UserQueueTest, WriteBatchStepsDownToDeletionsOnlyThenToAReadOnlyPass) {
         read_only.push_back(mode == WriteMode::none);
         std::uint64_t seq = 0;
         const auto encode = [](std::uint64_t) -> std::string_view { return "x"; };
-        EXPECT_EQ(queue_->store(*txn, "bob", "m2", mode, encode, seq),
+        EXPECT_EQ(queue_->store(*txn, "bob", "s", "m2", mode, encode, seq),
                   mode == WriteMode::all ? Stored::stored : Stored::refused);
         if (fail_passes-- > 0) return !queue_->full(MDB_MAP_FULL);
         return true;
@@ -216,7 +226,7 @@ TEST_F(UserQueueTest, WriteBatchStepsDownToDeletionsOnlyThenToAReadOnlyPass) {
     EXPECT_EQ(write.first_rc, MDB_MAP_FULL);
     EXPECT_EQ(write.rc, MDB_MAP_FULL);
     EXPECT_EQ(queue_->next_seq(), 2u); // rewound: the seq taken by the failed pass is reused
-    EXPECT_FALSE(queue_->contains("bob", "m2"));
+    EXPECT_FALSE(queue_->contains("bob", "s", "m2"));
 }
 
 TEST_F(UserQueueTest, WriteBatchRetriesWhileTheMapMayGrow) {
@@ -227,7 +237,7 @@ TEST_F(UserQueueTest, WriteBatchRetriesWhileTheMapMayGrow) {
             EXPECT_EQ(mode, WriteMode::all);
             std::uint64_t seq = 0;
             const auto encode = [](std::uint64_t) -> std::string_view { return "x"; };
-            queue_->store(*txn, "bob", "m1", mode, encode, seq);
+            queue_->store(*txn, "bob", "s", "m1", mode, encode, seq);
             if (fail_passes-- > 0) return !queue_->full(MDB_MAP_FULL);
             return true;
         },
@@ -249,7 +259,7 @@ TEST_F(UserQueueTest, AFullTinyMapRefusesNewMessagesButStillAppliesDeletions) {
         Stored outcome = Stored::refused;
         const BatchWrite write = queue_->write_batch([&](lmdb::Txn* txn, WriteMode mode) {
             outcome = queue_->store(
-                *txn, "bob", "m" + std::to_string(i), mode,
+                *txn, "bob", "s", "m" + std::to_string(i), mode,
                 [&](std::uint64_t) -> std::string_view { return big; }, seq);
             return outcome != Stored::out_of_space;
         });
@@ -273,9 +283,9 @@ TEST_F(UserQueueTest, AFullTinyMapRefusesNewMessagesButStillAppliesDeletions) {
     const BatchWrite write = queue_->write_batch([&](lmdb::Txn* txn, WriteMode mode) {
         std::uint64_t seq = 0;
         outcome = queue_->store(
-            *txn, "bob", "new", mode, [&](std::uint64_t) -> std::string_view { return big; }, seq);
+            *txn, "bob", "s", "new", mode, [&](std::uint64_t) -> std::string_view { return big; }, seq);
         if (outcome == Stored::out_of_space) return false;
-        erase_rc = queue_->erase_by_id(*txn, "bob", "m0", mode, entry);
+        erase_rc = queue_->erase_by_id(*txn, "bob", std::nullopt, "m0", mode, entry);
         return !queue_->full(erase_rc);
     });
     EXPECT_EQ(write.first_rc, MDB_MAP_FULL);
@@ -283,10 +293,141 @@ TEST_F(UserQueueTest, AFullTinyMapRefusesNewMessagesButStillAppliesDeletions) {
     EXPECT_EQ(outcome, Stored::refused);
     EXPECT_EQ(erase_rc, 0);
     EXPECT_EQ(entry.seq, 1u);
-    EXPECT_FALSE(queue_->contains("bob", "m0"));
-    EXPECT_FALSE(queue_->contains("bob", "new"));
+    EXPECT_FALSE(queue_->contains("bob", "s", "m0"));
+    EXPECT_FALSE(queue_->contains("bob", "s", "new"));
     EXPECT_EQ(queue_->count("bob"), stored - 1);
     EXPECT_EQ(queue_->next_seq(), next);
+}
+
+// Issue 14, section 2: one sender's id never stands for another sender's message.
+TEST_F(UserQueueTest, DedupeIsPerSenderSoAnotherSendersIdCannotSuppressAMessage) {
+    EXPECT_EQ(store("bob", "m1", 0, "mallory"), std::make_pair(Stored::stored, std::uint64_t{1}));
+    EXPECT_EQ(store("bob", "m1", 0, "alice"), std::make_pair(Stored::stored, std::uint64_t{2}));
+    EXPECT_EQ(store("bob", "m1", 0, "alice").first, Stored::duplicate);
+    EXPECT_EQ(store("bob", "m1", 0, "mallory").first, Stored::duplicate);
+    EXPECT_TRUE(queue_->contains("bob", "alice", "m1"));
+    EXPECT_TRUE(queue_->contains("bob", "mallory", "m1"));
+    EXPECT_TRUE(queue_->contains("bob", std::nullopt, "m1"));
+    EXPECT_FALSE(queue_->contains("bob", "carol", "m1"));
+    // An id that is a prefix of another is another id: "m" finds nothing of "m1".
+    EXPECT_FALSE(queue_->contains("bob", std::nullopt, "m"));
+    EXPECT_EQ(seqs_of("bob"), (std::vector<std::uint64_t>{1, 2}));
+}
+
+TEST_F(UserQueueTest, AnAckNamingTheSenderDeletesOnlyThatSendersCopy) {
+    store("bob", "m1", 0, "mallory");
+    store("bob", "m1", 0, "alice");
+    lmdb::Txn txn(*env_, lmdb::Txn::read_write);
+    IdEntry entry;
+    ASSERT_EQ(queue_->erase_by_id(txn, "bob", "alice", "m1", WriteMode::all, entry), 0);
+    EXPECT_EQ(entry.seq, 2u);
+    EXPECT_EQ(entry.sender, "alice");
+    EXPECT_FALSE(queue_->contains(txn, "bob", "alice", "m1"));
+    EXPECT_TRUE(queue_->contains(txn, "bob", "mallory", "m1"));
+    EXPECT_EQ(queue_->erase_by_id(txn, "bob", "alice", "m1", WriteMode::all, entry), MDB_NOTFOUND);
+}
+
+TEST_F(UserQueueTest, AnAckWithoutASenderDeletesOneCopyThePreferredElseTheOldest) {
+    store("bob", "m1", 0, "mallory"); // seq 1
+    store("bob", "m1", 0, "alice");   // seq 2
+    store("bob", "m1", 0, "carol");   // seq 3
+    lmdb::Txn txn(*env_, lmdb::Txn::read_write);
+    IdEntry entry;
+    const UserQueue::Prefer in_flight = [](std::uint64_t seq) { return seq == 3; };
+    ASSERT_EQ(queue_->erase_by_id(txn, "bob", std::nullopt, "m1", WriteMode::all, entry, in_flight), 0);
+    EXPECT_EQ(entry.sender, "carol");
+    ASSERT_EQ(queue_->erase_by_id(txn, "bob", std::nullopt, "m1", WriteMode::all, entry), 0);
+    EXPECT_EQ(entry.seq, 1u); // the oldest of what is left
+    EXPECT_EQ(entry.sender, "mallory");
+    EXPECT_TRUE(queue_->contains(txn, "bob", "alice", "m1"));
+    EXPECT_EQ(queue_->count(txn, "bob"), 1u);
+}
+
+// A store written by the schema-1 layout ([2][user][id] -> seq (+time), no schema record),
+// as the code before issue 14 wrote it, byte for byte.
+void write_schema1_store(const std::filesystem::path& dir, bool with_time,
+                         const std::vector<std::tuple<std::string, std::string, std::string>>& rows) {
+    lmdb::Env env(dir);
+    lmdb::Txn txn(env, lmdb::Txn::read_write);
+    const lmdb::Db messages = lmdb::Db::open(txn, "messages");
+    const lmdb::Db ids = lmdb::Db::open(txn, "ids");
+    const lmdb::Db meta = lmdb::Db::open(txn, "meta");
+    std::uint64_t seq = 0;
+    for (const auto& [user, sender, id] : rows) {
+        ++seq;
+        std::string key = std::string(1, '\0') + static_cast<char>(user.size()) + user;
+        ASSERT_EQ(messages.put(txn, key + be64(seq), "from:" + sender), 0);
+        std::string value = be64(seq);
+        if (with_time) value += be64(1000 + seq);
+        ASSERT_EQ(ids.put(txn, key + id, value), 0);
+    }
+    ASSERT_EQ(meta.put(txn, "next_seq", be64(seq + 1)), 0);
+    ASSERT_EQ(txn.commit(), 0);
+}
+
+TEST_F(UserQueueTest, OpeningASchema1StoreMigratesItsIdIndexToKeysWithTheSender) {
+    queue_.reset();
+    env_.reset();
+    std::vector<std::tuple<std::string, std::string, std::string>> rows;
+    for (int i = 0; i < 25; ++i) rows.emplace_back(i % 2 ? "bob" : "carol", "alice", "m" + std::to_string(i));
+    rows.emplace_back("bob", "mallory", "x");
+    const auto dir = dir_.path() / "schema1"; // the fixture's store is schema 2 already
+    write_schema1_store(dir, /*with_time=*/true, rows);
+
+    env_ = std::make_unique<lmdb::Env>(dir);
+    // 7 entries per transaction: the migration takes several rounds.
+    queue_ = std::make_unique<UserQueue>(*env_, "ids", true, "test", sender_of, 7);
+    EXPECT_EQ(queue_->migrated(), 26u);
+    EXPECT_TRUE(queue_->contains("bob", "alice", "m1"));
+    EXPECT_TRUE(queue_->contains("carol", "alice", "m0"));
+    EXPECT_TRUE(queue_->contains("bob", "mallory", "x"));
+    EXPECT_FALSE(queue_->contains("bob", "alice", "x"));
+    EXPECT_EQ(queue_->next_seq(), 27u);
+    {
+        lmdb::Txn txn(*env_, lmdb::Txn::read_write);
+        IdEntry entry;
+        ASSERT_EQ(queue_->find(txn, "bob", "alice", "m3", entry), 0);
+        EXPECT_EQ(entry.seq, 4u);
+        EXPECT_EQ(entry.time, 1004u); // the time moved with it
+        EXPECT_FALSE(lmdb::Db::open_existing(txn, "ids").has_value()); // the old index is gone
+        const lmdb::Db meta = lmdb::Db::open(txn, "meta");
+        std::string_view value;
+        ASSERT_EQ(meta.get(txn, "schema", value), 0);
+        EXPECT_EQ(lmdb::read_u64_be(value), kUserQueueSchema);
+    }
+    // A resend of a migrated message is still a duplicate; another sender's id is not.
+    EXPECT_EQ(store("bob", "m1", 0, "alice").first, Stored::duplicate);
+    EXPECT_EQ(store("bob", "x", 0, "alice").first, Stored::stored);
+    // Opening again migrates nothing.
+    queue_.reset();
+    env_ = std::make_unique<lmdb::Env>(dir);
+    queue_ = std::make_unique<UserQueue>(*env_, "ids", true, "test", sender_of);
+    EXPECT_EQ(queue_->migrated(), 0u);
+    EXPECT_TRUE(queue_->contains("bob", "alice", "m1"));
+}
+
+TEST_F(UserQueueTest, AnInterruptedMigrationResumesWithWhatIsLeft) {
+    queue_.reset();
+    env_.reset();
+    const auto dir = dir_.path() / "schema1";
+    write_schema1_store(dir, false, {{"bob", "alice", "a"}, {"bob", "alice", "b"}});
+    {
+        // Half-migrated, as a crash after the first round leaves it: "a" moved already.
+        lmdb::Env env(dir);
+        lmdb::Txn txn(env, lmdb::Txn::read_write);
+        const lmdb::Db ids = lmdb::Db::open(txn, "ids");
+        const lmdb::Db v2 = lmdb::Db::open(txn, "ids_v2");
+        std::string key;
+        UserQueue::id_key(key, "bob", "a", 1);
+        ASSERT_EQ(v2.put(txn, key, be64(1) + "alice"), 0);
+        ASSERT_EQ(ids.del(txn, std::string("\x00\x03" "boba", 6)), 0);
+        ASSERT_EQ(txn.commit(), 0);
+    }
+    env_ = std::make_unique<lmdb::Env>(dir);
+    queue_ = std::make_unique<UserQueue>(*env_, "ids", false, "test", sender_of);
+    EXPECT_EQ(queue_->migrated(), 1u);
+    EXPECT_TRUE(queue_->contains("bob", "alice", "a"));
+    EXPECT_TRUE(queue_->contains("bob", "alice", "b"));
 }
 
 } // namespace

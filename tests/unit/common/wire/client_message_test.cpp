@@ -100,6 +100,23 @@ TEST(ClientMessageTest, GroupMessageIsFlagged) {
     EXPECT_EQ(e.channel, "group");
 }
 
+// Issue 14, section 2: ids the server makes (group events) are out of every client's reach.
+TEST(ClientMessageTest, RefusesIdsInTheServersNamespaceButNotIdsThatOnlyContainIt) {
+    Envelope e;
+    std::string error;
+    const ClientOrigin o = origin();
+    EXPECT_FALSE(parse_client_message(
+        R"({"id":"~server:g1:7","head":{"type":"individual","to":"bob","chatid":"c","contentType":"text","action":"message"},"body":{"text":"x"}})",
+        o, e, error));
+    EXPECT_NE(error.find("reserved message id"), std::string::npos) << error;
+    EXPECT_EQ(e.id, "~server:g1:7"); // named, so the error frame can say which message
+    EXPECT_TRUE(parse_client_message(
+        R"({"id":"m~server:1","head":{"type":"individual","to":"bob","chatid":"c","contentType":"text","action":"message"},"body":{"text":"x"}})",
+        o, e, error)) << error;
+    EXPECT_TRUE(is_server_id("~server:x"));
+    EXPECT_FALSE(is_server_id("~serve"));
+}
+
 TEST(ClientMessageTest, RejectsMalformedMessagesWithReasons) {
     Envelope e;
     std::string error;
