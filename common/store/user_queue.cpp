@@ -23,6 +23,7 @@ UserQueue::UserQueue(lmdb::Env& env, const char* ids_db, bool ids_hold_time, con
     messages_ = lmdb::Db::open(txn, "messages");
     ids_ = lmdb::Db::open(txn, ids_v2.c_str());
     meta_ = lmdb::Db::open(txn, "meta");
+    writes_ = lmdb::Db::open(txn, "writes");
     std::string_view value;
     if (meta_.get(txn, kNextSeqKey, value) == 0 && value.size() == 8)
         next_seq_ = std::max<std::uint64_t>(lmdb::read_u64_be(value), 1);
@@ -195,7 +196,27 @@ int UserQueue::erase(lmdb::Txn& txn, std::string_view user, std::string_view id,
     if (rc != 0 && rc != MDB_NOTFOUND) return rc;
     id_key(id_key_, user, id, seq);
     rc = ids_.del(txn, id_key_);
+    if (rc != 0 && rc != MDB_NOTFOUND) return rc;
+    rc = writes_.del(txn, message_key_);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+std::uint32_t UserQueue::writes(lmdb::Txn& txn, std::string_view user, std::uint64_t seq) {
+    message_key(message_key_, user, seq);
+    std::string_view value;
+    if (writes_.get(txn, message_key_, value) != 0 || value.size() != 4) return 0;
+    std::uint32_t count = 0;
+    for (const char c : value) count = (count << 8) | static_cast<unsigned char>(c);
+    return count;
+}
+
+int UserQueue::set_writes(lmdb::Txn& txn, std::string_view user, std::uint64_t seq,
+                          std::uint32_t count) {
+    message_key(message_key_, user, seq);
+    value_.clear();
+    for (int shift = 24; shift >= 0; shift -= 8)
+        value_.push_back(static_cast<char>((count >> shift) & 0xff));
+    return writes_.put(txn, message_key_, value_);
 }
 
 int UserQueue::get(lmdb::Txn& txn, std::string_view user, std::uint64_t seq,

@@ -8,6 +8,9 @@
 //   messages:   [u16 len][user][u64 seq]               -> the stored record (the caller's encoding)
 //   <ids>_v2:   [u16 len][user][u16 len][id][u64 seq]  -> [u64 seq] (+ [u64 time] if the
 //                                                          caller keeps one) + [sender]
+//   writes:     [u16 len][user][u64 seq]               -> u32: successful socket writes of
+//                                                          the message without an ack, so
+//                                                          far (absent: none; issue 14, 3b)
 //   meta:       "next_seq" -> u64 (the counter, written with each storing batch)
 //               "schema"   -> u32 (kSchemaVersion, written once the store has this layout)
 // The ids database is named by the caller ("message_ids" in the session, "ids" in
@@ -156,6 +159,11 @@ public:
     // Deletes the message `seq` of `user` and its index entry (`id`); a missing one is not an
     // error. 0 or MDB_MAP_FULL / MDB_TXN_FULL (not recorded).
     int erase(lmdb::Txn& txn, std::string_view user, std::string_view id, std::uint64_t seq);
+    // Successful socket writes of `user`'s message `seq` without an ack (0 if none are
+    // recorded), and setting them; erase() deletes them with the message. set_writes: 0 or
+    // MDB_MAP_FULL / MDB_TXN_FULL (not recorded).
+    std::uint32_t writes(lmdb::Txn& txn, std::string_view user, std::uint64_t seq);
+    int set_writes(lmdb::Txn& txn, std::string_view user, std::uint64_t seq, std::uint32_t count);
     // The record of `user`'s message `seq`: 0 (valid until the transaction ends or writes)
     // or MDB_NOTFOUND.
     int get(lmdb::Txn& txn, std::string_view user, std::uint64_t seq, std::string_view& record);
@@ -192,6 +200,7 @@ private:
     lmdb::Db messages_;
     lmdb::Db ids_;
     lmdb::Db meta_;
+    lmdb::Db writes_;
     bool ids_hold_time_ = false;
     std::uint64_t next_seq_ = 1;
     int full_rc_ = MDB_MAP_FULL; // which "out of space" ended the last failed pass

@@ -56,7 +56,7 @@ PersistenceCore::PersistenceCore(lmdb::Env& env, PersistenceOutbox& outbox, cons
                  if (!message) return std::nullopt;
                  return std::move(message->from);
              }),
-      deliver_header_(header_frame(Kind::deliver)) {
+      acked_(env), deliver_header_(header_frame(Kind::deliver)) {
     set_limits(config_.ttl_seconds, config_.fetch_limit_max, config_.rest_default_limit);
     config_.expiry_batch = std::max<std::size_t>(config_.expiry_batch, 1);
     config_.max_map_size_mb = std::max(config_.max_map_size_mb, config_.map_size_mb);
@@ -141,7 +141,9 @@ void PersistenceCore::classify_without_writes(std::span<PersistenceInput> batch,
                 break;
             }
             if (!txn) txn = &own_txn.emplace(env_, lmdb::Txn::read_only);
-            effect.outcome = queue_.contains(*txn, message.to, message.from, message.id)
+            effect.outcome = queue_.contains(*txn, message.to, message.from, message.id) ||
+                                     acked_.contains(*txn, message.to, message.from, message.id,
+                                                     acked_since(clock_.wall_ms()))
                                  ? Outcome::duplicate
                                  : Outcome::refused;
             break;
@@ -190,17 +192,23 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 message.error.clear();
                 message.origin_gateway.clear();
                 message.connection = 0;
+                const std::uint32_t writes = message.retry_count; // kept apart (below)
                 message.retry_count = 0;
                 message.limit = 0;
                 message.items.clear();
                 encode_envelope(message, record_);
                 message.request_id = request_id;
+                message.retry_count = writes;
                 return record_;
             };
             std::uint64_t seq = 0;
+            // Delivered and acked already (the sender resent after a lost SERVER_ACK, and
+            // the session no longer knew): answered ok, not stored again.
             const Stored stored =
-                queue_.store(txn, message.to, message.from, message.id, mode, encode, seq,
-                             message.created_at_ms);
+                acked_.contains(txn, message.to, message.from, message.id, acked_since(now))
+                    ? Stored::duplicate
+                    : queue_.store(txn, message.to, message.from, message.id, mode, encode, seq,
+                                   message.created_at_ms);
             if (stored == Stored::out_of_space) return false;
             if (stored == Stored::duplicate) {
                 effect.outcome = Outcome::duplicate;
@@ -212,6 +220,10 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
             }
             expiry_key(key_, message.created_at_ms, message.to, seq);
             if (queue_.full(expiry_.put(txn, key_, message.id))) return false;
+            // retry_count of an offline_store: its socket writes without an ack so far.
+            if (message.retry_count > 0 &&
+                queue_.full(queue_.set_writes(txn, message.to, seq, message.retry_count)))
+                return false;
             effect.outcome = Outcome::stored;
             effect.seq = seq;
             break;
@@ -222,6 +234,10 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 break;
             }
             effect.outcome = Outcome::acked;
+            if (message.limit > 0) {
+                if (!count_unacked_writes(txn, message, mode, now)) return false;
+                break;
+            }
             // `to`: the sender whose messages are acked; empty: one copy of each id,
             // the oldest (delivered first), whoever sent it.
             const std::optional<std::string_view> sender =
@@ -234,6 +250,11 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 if (rc != 0) continue; // not here: already gone
                 expiry_key(key_, entry.time, message.from, entry.seq);
                 if (queue_.full(expiry_.del(txn, key_))) return false;
+                // Kept as acked (not when full: acks must still free space).
+                if (mode == WriteMode::all &&
+                    queue_.full(acked_.record(txn, message.from, entry.sender, id, now,
+                                              acked_since(now))))
+                    return false;
                 ++effect.seq; // count of deleted messages
             }
             break;
@@ -242,6 +263,32 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
         case Kind::request: effect.outcome = Outcome::request; break;
         default: effect.outcome = Outcome::dropped; break;
         }
+    }
+    return true;
+}
+
+bool PersistenceCore::count_unacked_writes(lmdb::Txn& txn, const Envelope& message,
+                                           WriteMode mode, std::uint64_t now) {
+    if (mode != WriteMode::all) return true; // full: the count waits (it adds data)
+    for (const std::string& id : message.ids) {
+        if (id.empty() || id.size() > config_.max_id_bytes) continue;
+        IdEntry entry;
+        if (queue_.find(txn, message.from, std::string_view(message.to), id, entry) != 0)
+            continue; // acked (deleted) meanwhile
+        ++counters_.unacked_writes;
+        const std::uint32_t count = queue_.writes(txn, message.from, entry.seq) + 1;
+        if (count < message.limit) {
+            if (queue_.full(queue_.set_writes(txn, message.from, entry.seq, count))) return false;
+            continue;
+        }
+        // Written `limit` times without an ack: the app has it (it never acks a message it
+        // already has). Deleted as delivered, and kept as acked.
+        if (queue_.full(queue_.erase(txn, message.from, id, entry.seq))) return false;
+        expiry_key(key_, entry.time, message.from, entry.seq);
+        if (queue_.full(expiry_.del(txn, key_))) return false;
+        if (queue_.full(acked_.record(txn, message.from, entry.sender, id, now, now)))
+            return false;
+        ++counters_.unacked_delivered;
     }
     return true;
 }
@@ -358,7 +405,8 @@ void PersistenceCore::on_timer() {
     const std::uint64_t now = clock_.monotonic_ms();
     if (now >= next_expiry_ms_) {
         const bool more = expire();
-        next_expiry_ms_ = more ? now : now + config_.expiry_interval_ms;
+        const bool more_acked = prune_acked_ids();
+        next_expiry_ms_ = more || more_acked ? now : now + config_.expiry_interval_ms;
     }
     if (config_.durability == Durability::process && now >= next_sync_ms_) {
         if (background_ == nullptr) {
@@ -447,6 +495,21 @@ bool PersistenceCore::expire() {
     unsynced_ = true;
     counters_.expired += expired_.size();
     return expired_.size() == config_.expiry_batch;
+}
+
+bool PersistenceCore::prune_acked_ids() {
+    const std::uint64_t now = clock_.wall_ms();
+    if (now <= config_.dedupe_window_ms) return false;
+    lmdb::Txn txn(env_, lmdb::Txn::read_write);
+    std::size_t pruned = 0;
+    // Full: deletions copy pages too; acks or growth free space, and this runs again.
+    if (acked_.prune(txn, acked_since(now), config_.expiry_batch, pruned) != 0 || pruned == 0)
+        return false;
+    if (txn.commit() != 0) return false;
+    ++counters_.commits;
+    unsynced_ = true;
+    counters_.acked_ids_pruned += pruned;
+    return pruned == config_.expiry_batch;
 }
 
 // ---------------------------------------------------------------------------------------

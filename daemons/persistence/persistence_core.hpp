@@ -22,7 +22,9 @@
 // meta are the shared durable per-user queue, common/store/user_queue.hpp):
 //   messages: [u16 len][user][u64 seq]            -> the stored deliver envelope (MessagePack),
 //                                                    its `cursor` field already set to seq
-//   ids:      [u16 len][user][id]                 -> [u64 seq][u64 expiry time]  (dedupe, ack)
+//   ids_v2:   [u16 len][user][u16 len][id][u64 seq] -> [u64 seq][u64 time][sender] (dedupe, ack)
+//   writes:   [u16 len][user][u64 seq]            -> u32 socket writes without an ack
+//   acked_ids, acked_expiry: ids acked within the dedupe window (common/store/acked_ids.hpp)
 //   expiry:   [u64 time][u16 len][user][u64 seq]  -> id    (TTL index, oldest first)
 //   meta:     "next_seq"                          -> u64   (persisted counter)
 // All integers big-endian, so byte order equals numeric order: a cursor over one user's prefix
@@ -34,9 +36,11 @@
 
 #include "common/clock.hpp"
 #include "common/wire/envelope.hpp"
+#include "common/store/acked_ids.hpp"
 #include "common/store/background_sync.hpp"
 #include "common/store/user_queue.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -103,6 +107,9 @@ struct PersistenceConfig {
     // LMDB key limit is 511 bytes: [2][user][id] and [8][2][user][8] must fit.
     std::size_t max_user_bytes = 240;
     std::size_t max_id_bytes = 250;
+    // Acked ids are kept this long (AckedIds, pruned with the expiry runs, expiry_batch at
+    // a time): an offline_store of one within it is answered ok and not stored. 7 days.
+    std::uint64_t dedupe_window_ms = 7ull * 24 * 3600 * 1000;
 };
 
 // Environment options implied by the config: map size, and MDB_NOSYNC in process mode.
@@ -131,6 +138,9 @@ struct PersistenceCounters {
     std::uint64_t map_grows = 0;
     std::uint64_t stale_readers = 0;    // reader slots cleared by mdb_reader_check
     std::uint64_t corrupt = 0;          // stored records that did not decode (skipped)
+    std::uint64_t unacked_writes = 0;   // socket writes without an ack counted (ack + limit)
+    std::uint64_t unacked_delivered = 0;// deleted as delivered at the session's limit of those
+    std::uint64_t acked_ids_pruned = 0; // acked ids older than the dedupe window deleted
 };
 
 class PersistenceCore {
@@ -223,6 +233,14 @@ private:
 
     // Periodic duties. expire() returns true if it deleted a full batch (more may be due).
     bool expire();
+    bool prune_acked_ids(); // the same for acked ids older than the dedupe window
+    std::uint64_t acked_since(std::uint64_t now) const {
+        return now - std::min(now, config_.dedupe_window_ms);
+    }
+    // An ack with `limit` (a session's max_unacked_writes): one more socket write of each
+    // id without an ack; at `limit` writes the message is deleted as delivered.
+    bool count_unacked_writes(lmdb::Txn& txn, const Envelope& message, WriteMode mode,
+                              std::uint64_t now);
 
     // Keys (see the store layout at the top): user, message and id keys are the queue's
     // (common/store/user_queue.hpp, shared with the session daemon); the expiry index is ours.
@@ -235,7 +253,8 @@ private:
     PersistenceConfig config_;
     PersistenceCounters counters_;
 
-    UserQueue queue_;                  // messages, ids, meta and the seq counter
+    UserQueue queue_;                  // messages, ids, writes, meta and the seq counter
+    AckedIds acked_;                   // ids acked within the dedupe window
     lmdb::Db expiry_;
     bool unsynced_ = false;            // process mode: committed since the last sync
     lmdb::BackgroundSync* background_ = nullptr; // process mode: syncs off the caller's thread

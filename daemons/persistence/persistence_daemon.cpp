@@ -96,6 +96,8 @@ public:
         config_.rest_default_limit =
             fetch_limit_option(self, "rest_default_limit", config_.rest_default_limit);
         config_.expiry_batch = uint_option(self, "expiry_batch", config_.expiry_batch);
+        config_.dedupe_window_ms =
+            uint_option(self, "dedupe_window_seconds", config_.dedupe_window_ms / 1000) * 1000;
         config_.max_payload_bytes =
             uint_option(self, "max_payload_bytes", config_.max_payload_bytes);
         max_batch_ = uint_option(self, "max_batch", max_batch_);
@@ -244,6 +246,8 @@ private:
             {"notified", c.notified}, {"notify_dropped", c.notify_dropped},
             {"commits", c.commits}, {"syncs", c.syncs}, {"map_grows", c.map_grows},
             {"stale_readers", c.stale_readers}, {"corrupt", c.corrupt},
+            {"unacked_writes", c.unacked_writes}, {"unacked_delivered", c.unacked_delivered},
+            {"acked_ids_pruned", c.acked_ids_pruned},
             {"replies_dropped", outbox_.replies_dropped()}, {"dropped", loop_.dropped()}};
         add_counters(s, "persistence", rows);
     }

@@ -57,6 +57,18 @@ struct SessionConfig {
     std::size_t max_remote_bytes = 64u << 20;
     // Store records the handoff scan visits per tick: bounds the work one tick can do.
     std::size_t handoff_scan_budget = 1024;
+
+    // Duplicates the app cannot stop (issue 14, section 3).
+    // A message written to the client's socket this many times (at most once per
+    // connection) without an ack counts as delivered and is deleted (the app never acks a
+    // message it already has, so its lost ack would bring it back on every connection).
+    std::uint32_t max_unacked_writes = 3;
+    // Acked ids are kept this long (AckedIds): a resend of one within it is acknowledged
+    // to its sender and not delivered again. 7 days.
+    std::uint64_t dedupe_window_ms = 7ull * 24 * 3600 * 1000;
+    // Most expired acked ids deleted per run (once a second; again at the next tick while
+    // runs are full).
+    std::size_t acked_prune_batch = 1000;
 };
 
 struct SessionCounters {
@@ -91,6 +103,13 @@ struct SessionCounters {
     std::uint64_t fetches = 0;            // fetch requests sent
     std::uint64_t fetched_items = 0;      // remote messages taken into flight
     std::uint64_t remote_parked = 0;      // remote messages past the retry limit
+    // Duplicates the app cannot stop.
+    std::uint64_t ack_waits = 0;          // written, no ack yet, but the user's acks progress:
+                                          // waited one more ack timeout (no resend)
+    std::uint64_t unacked_writes = 0;     // written messages that left flight without an ack
+    std::uint64_t unacked_delivered = 0;  // counted delivered after max_unacked_writes writes
+                                          // without an ack, and deleted (local copies)
+    std::uint64_t acked_ids_pruned = 0;   // acked ids older than the dedupe window deleted
 };
 
 // Latencies of chat messages (not ephemeral ones), for the metrics port.

@@ -55,6 +55,7 @@ void SessionCore::handle_batch(std::span<Envelope> batch) {
         break;
     }
     apply_effects(batch);
+    count_unacked_writes();
     delivery_.pump_dirty_users();
     if (store_.deferred_count() >= config_.max_deferred_deletes) flush();
 }
@@ -144,7 +145,12 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
     forward_ids_.clear();
     converted_.clear();
     UserQueue& queue = store_.queue();
+    AckedIds& acked = store_.acked();
     const bool persistence = offline_.enabled();
+    const std::uint64_t now = clock_.wall_ms();
+    const std::uint64_t acked_since = now - std::min(now, config_.dedupe_window_ms);
+    // Recording acked ids adds data: not when LMDB is full (acks must still free space).
+    const bool record_acks = mode == WriteMode::all;
 
     for (std::size_t i = 0; i < batch.size(); ++i) {
         Envelope& message = batch[i];
@@ -160,7 +166,7 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
                 break;
             }
             std::uint64_t seq = 0;
-            switch (store_.store(*txn, message, mode, seq)) {
+            switch (store_.store(*txn, message, mode, seq, acked_since)) {
             case Stored::out_of_space: return false;
             case Stored::duplicate: effect.outcome = Outcome::duplicate; break;
             case Stored::refused: effect.outcome = Outcome::refused; break;
@@ -193,11 +199,28 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
                 if (rc != 0) {
                     // Not here: handed off to persistence (a late ack, or one of a message
                     // fetched from there), or never ours. Persistence deletes its copy if it
-                    // has one; without persistence the ack is ignored.
+                    // has one; without persistence the ack is ignored. Its id is recorded as
+                    // acked here too where the sender is known (a fetched message in flight,
+                    // or a receipt naming it): a resend then never reaches the user again.
                     if (persistence) forward_ids_.push_back(id);
+                    const Envelope* remote = delivery_.remote_message(message.from, id, sender);
+                    const std::string* known = remote != nullptr ? &remote->from
+                                               : sender       ? &message.to
+                                                              : nullptr;
+                    if (record_acks && known != nullptr) {
+                        if (queue.full(acked.record(*txn, message.from, *known, id, now,
+                                                    acked_since)))
+                            return false;
+                        if (deferring_) store_.defer(message.from, id, 0, known, now);
+                    }
                     continue;
                 }
-                if (deferring_) store_.defer(message.from, id, entry.seq);
+                if (record_acks &&
+                    queue.full(acked.record(*txn, message.from, entry.sender, id, now, acked_since)))
+                    return false;
+                if (deferring_)
+                    store_.defer(message.from, id, entry.seq, record_acks ? &entry.sender : nullptr,
+                                 now);
                 deleted_seqs_.push_back(entry.seq);
                 deleted_in_batch_.insert(entry.seq);
                 // While a handoff is outstanding persistence may hold a copy as well.
@@ -418,8 +441,80 @@ void SessionCore::on_timer() {
     delivery_.on_timer(now, read_txn);
     offline_.on_timer(now, read_txn);
     read_txn.reset();
+    count_unacked_writes();
     offline_.scan(now);
+    if (now >= next_prune_ms_) next_prune_ms_ = prune_acked_ids() ? now : now + 1000;
     delivery_.pump_dirty_users();
+}
+
+// ---------------------------------------------------------------------------------------
+// Duplicates the app cannot stop (issue 14, section 3)
+
+void SessionCore::count_unacked_writes() {
+    std::vector<UnackedWrite>& writes = delivery_.unacked_writes();
+    if (writes.empty()) return;
+    // One transaction for the round's writes (the deferred deletions are committed first:
+    // there is one writer).
+    flush();
+    UserQueue& queue = store_.queue();
+    const std::uint64_t now = clock_.wall_ms();
+    std::optional<lmdb::Txn> own;
+    lmdb::Txn& txn = own.emplace(store_.env(), lmdb::Txn::read_write);
+    int rc = 0;
+    std::size_t given_up = 0;
+    for (UnackedWrite& write : writes) {
+        IdEntry entry;
+        const std::uint64_t seq = write.seq;
+        if (queue.find(txn, write.user, std::nullopt, write.id, entry,
+                       [seq](std::uint64_t candidate) { return candidate == seq; }) != 0 ||
+            entry.seq != seq) {
+            write.park = false; // acked (deleted) meanwhile
+            continue;
+        }
+        const std::uint32_t count = queue.writes(txn, write.user, seq) + 1;
+        if (count < config_.max_unacked_writes) {
+            if (queue.full(rc = queue.set_writes(txn, write.user, seq, count))) break;
+            continue;
+        }
+        // Written max_unacked_writes times without an ack: the app has it (it never acks a
+        // message it already has). Counted delivered, deleted, and its id kept as acked.
+        if (queue.full(rc = queue.erase(txn, write.user, write.id, seq))) break;
+        if (queue.full(rc = store_.acked().record(txn, write.user, entry.sender, write.id, now,
+                                                  now)))
+            break;
+        write.park = false;
+        ++given_up;
+    }
+    if (rc == 0) rc = own->commit();
+    if (rc == 0) ++counters_.commits;
+    if (rc != 0) {
+        // LMDB full: these writes are not counted (the messages come back once more).
+        spdlog::warn("session: LMDB full: {} unacked write(s) not counted", writes.size());
+        own.reset();
+        given_up = 0;
+    }
+    counters_.unacked_delivered += given_up;
+    // Parked (written, the ack never came): now offered to persistence, with the count.
+    std::optional<lmdb::Txn> read_txn;
+    for (const UnackedWrite& write : writes)
+        if (write.park) offline_.parked(write.user, write.seq, read_txn);
+    writes.clear();
+}
+
+bool SessionCore::prune_acked_ids() {
+    if (store_.has_deferred()) return false; // the writer is taken: at the next tick
+    const std::uint64_t now = clock_.wall_ms();
+    if (now <= config_.dedupe_window_ms) return false;
+    lmdb::Txn txn(store_.env(), lmdb::Txn::read_write);
+    std::size_t pruned = 0;
+    if (store_.acked().prune(txn, now - config_.dedupe_window_ms, config_.acked_prune_batch,
+                             pruned) != 0 ||
+        pruned == 0)
+        return false; // full: deletions copy pages too; tried again in a second
+    if (txn.commit() != 0) return false;
+    ++counters_.commits;
+    counters_.acked_ids_pruned += pruned;
+    return pruned == config_.acked_prune_batch;
 }
 
 std::optional<std::uint64_t> SessionCore::next_deadline_ms() const {

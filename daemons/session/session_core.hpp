@@ -152,6 +152,13 @@ private:
     void on_acked(const Envelope& message, const Effect& effect);
     void refuse(const Envelope& message, Status status, std::string_view reason);
 
+    // After a round: counts the socket writes of local messages that left flight unacked
+    // (deleting those at max_unacked_writes), then hands off the parked ones.
+    void count_unacked_writes();
+    // Deletes acked ids older than the dedupe window, at most a batch; true if the batch
+    // was full (more may be due).
+    bool prune_acked_ids();
+
     Outbox& outbox_;
     const Clock& clock_;
     SessionConfig config_;
@@ -171,6 +178,7 @@ private:
     std::unordered_set<std::uint64_t> deleted_in_batch_;
     bool deferring_ = false;               // apply_writes records deletions (defer_deletions)
     std::uint64_t deferred_since_ms_ = 0;  // when the deferred transaction began
+    std::uint64_t next_prune_ms_ = 0;      // monotonic: the next run of prune_acked_ids
 };
 
 } // namespace vartalap::session

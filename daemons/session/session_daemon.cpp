@@ -131,6 +131,21 @@ public:
         return send_envelope(shard.push, ack_, scratch_) == SendResult::ok;
     }
 
+    bool unacked_write_to_persistence(std::string_view user, std::string_view sender,
+                                      std::string_view id,
+                                      std::uint32_t max_unacked_writes) override {
+        if (shards_.empty()) return false;
+        ack_.kind = Kind::ack;
+        ack_.from.assign(user);
+        ack_.to.assign(sender);
+        ack_.ids.assign(1, std::string(id));
+        ack_.limit = max_unacked_writes; // counts the write instead of deleting
+        PersistenceShard& shard = shards_[shard_map_->index_for(user)];
+        const bool sent = send_envelope(shard.push, ack_, scratch_) == SendResult::ok;
+        ack_.limit = 0;
+        return sent;
+    }
+
     std::uint64_t control_dropped() const { return control_dropped_; }
 
     void close_all() {
@@ -212,6 +227,10 @@ public:
             uint_option(self, "delete_delay_ms", config_.delete_delay_ms, /*allow_zero=*/true);
         config_.max_deferred_deletes =
             uint_option(self, "max_deferred_deletes", config_.max_deferred_deletes);
+        config_.max_unacked_writes = static_cast<std::uint32_t>(
+            uint_option(self, "max_unacked_writes", config_.max_unacked_writes));
+        config_.dedupe_window_ms =
+            uint_option(self, "dedupe_window_seconds", config_.dedupe_window_ms / 1000) * 1000;
         // LMDB map: address space reserved up front, disk used only as data grows. When it
         // is full, new messages are refused (see SessionCore) until acks free space.
         env_options_.map_size = uint_option(self, "map_size_mb", 1024) << 20;
@@ -419,6 +438,8 @@ private:
             {"handoffs_deferred", c.handoffs_deferred}, {"acks_forwarded", c.acks_forwarded},
             {"acks_forward_dropped", c.acks_forward_dropped}, {"fetches", c.fetches},
             {"fetched_items", c.fetched_items}, {"remote_parked", c.remote_parked},
+            {"ack_waits", c.ack_waits}, {"unacked_writes", c.unacked_writes},
+            {"unacked_delivered", c.unacked_delivered}, {"acked_ids_pruned", c.acked_ids_pruned},
             {"dropped", loop_.dropped()}, {"control_dropped", outbox_.control_dropped()}};
         add_counters(s, "session", rows);
     }

@@ -36,7 +36,8 @@ void DeliveryWindow::connect(const Envelope& message) {
             return; // repeated connect for the current connection: nothing changes
         // One live socket per user (PROTOCOL.md): the newer connection wins.
         outbox_.close_connection(old.gateway, old.connection, user);
-        while (!old.in_flight.empty()) erase_in_flight(*old.in_flight.begin());
+        while (!old.in_flight.empty()) drop_in_flight(*old.in_flight.begin(), false);
+        old.acks = 0;
     } else {
         if (users_.size() >= config_.max_online_users) {
             ++counters_.user_limit_refusals;
@@ -60,6 +61,7 @@ void DeliveryWindow::connect(const Envelope& message) {
     // not get acked is there again).
     state.remote_cursor = 0;
     state.remote_done = !persistence_;
+    state.remote_stalled = false;
     state.fetch_request_id = 0; // an answer to an older connection's fetch is stale
     mark_dirty(user);
 }
@@ -84,8 +86,8 @@ void DeliveryWindow::go_offline(const std::string& user_name) {
     bool local_left = !found->second.caught_up;
     for (const std::uint64_t key : found->second.in_flight)
         if (!in_flight_.at(key).remote) local_left = true;
-    if (local_left) hooks_->offline_with_local_messages();
-    while (!found->second.in_flight.empty()) erase_in_flight(*found->second.in_flight.begin());
+    if (local_left) hooks_->offline_with_local_messages(user);
+    while (!found->second.in_flight.empty()) drop_in_flight(*found->second.in_flight.begin(), false);
     starved_users_.erase(user);
     users_.erase(found);
 }
@@ -109,9 +111,9 @@ bool DeliveryWindow::offer(Envelope& message, std::uint64_t seq) {
     auto found = users_.find(message.to);
     if (found == users_.end()) return false;
     UserState& state = found->second;
-    // The hot path: nothing older is waiting, so send straight from the batch without
-    // reading back what was just written.
-    if (state.caught_up && state.in_flight.size() < config_.window &&
+    // The hot path: nothing older is waiting (locally, or in persistence), so send straight
+    // from the batch without reading back what was just written.
+    if (state.caught_up && state.local_turn() && state.in_flight.size() < config_.window &&
         in_flight_.size() < config_.max_in_flight) {
         state.scan_seq = seq + 1;
         start_delivery(found->first, state, seq, message);
@@ -151,6 +153,8 @@ void DeliveryWindow::on_result(const Envelope& result) {
             erase_in_flight(seq);
             mark_dirty(user);
         } else {
+            const UserState* state = find(entry.user);
+            entry.acks_mark = state != nullptr ? state->acks : 0;
             set_deadline(seq, entry, Phase::awaiting_ack,
                          saturating_add(now, config_.ack_timeout_ms));
         }
@@ -177,6 +181,7 @@ void DeliveryWindow::acked(std::uint64_t key) {
     observe_ack(entry->second);
     const std::string user = entry->second.user;
     erase_in_flight(key);
+    if (UserState* state = find(user)) ++state->acks;
     mark_dirty(user);
 }
 
@@ -189,6 +194,7 @@ void DeliveryWindow::acked_remote(const std::string& user_name, std::span<const 
         if (remote == user->second.remote_ids.end()) continue;
         observe_ack(in_flight_.at(remote->second));
         erase_in_flight(remote->second);
+        ++user->second.acks;
         erased = true;
     }
     if (erased) mark_dirty(user->first);
@@ -204,6 +210,18 @@ void DeliveryWindow::observe_ack(const InFlight& entry) {
     // ack proves the delivery, so it counts as one now (the late result is then stale).
     ++counters_.delivered;
     latency_.delivery.observe_ms(since_entered);
+}
+
+const Envelope* DeliveryWindow::remote_message(const std::string& user_name,
+                                               const std::string& id,
+                                               std::optional<std::string_view> sender) const {
+    auto user = users_.find(user_name);
+    if (user == users_.end()) return nullptr;
+    auto remote = user->second.remote_ids.find(id);
+    if (remote == user->second.remote_ids.end()) return nullptr;
+    const Envelope* message = in_flight_.at(remote->second).remote.get();
+    if (message == nullptr || (sender && message->from != *sender)) return nullptr;
+    return message;
 }
 
 const InFlight* DeliveryWindow::by_request(std::uint64_t request_id, std::uint64_t* key) const {
@@ -241,6 +259,13 @@ void DeliveryWindow::take_remote(const std::string& user, UserState& state, Enve
     state.in_flight.insert(key);
     state.remote_ids.emplace(entry.id, key);
     send_attempt(key, entry, state, *entry.remote);
+}
+
+bool DeliveryWindow::remote_in_flight(const UserState& state, const Envelope& message) const {
+    auto remote = state.remote_ids.find(message.id);
+    if (remote == state.remote_ids.end()) return false;
+    const InFlight& entry = in_flight_.at(remote->second);
+    return entry.remote && entry.remote->from == message.from;
 }
 
 bool DeliveryWindow::local_in_flight(std::uint64_t seq) const {
@@ -337,6 +362,20 @@ void DeliveryWindow::erase_in_flight(std::uint64_t seq) {
     in_flight_.erase(found);
 }
 
+void DeliveryWindow::drop_in_flight(std::uint64_t key, bool park) {
+    auto found = in_flight_.find(key);
+    if (found == in_flight_.end()) return;
+    InFlight& entry = found->second;
+    if (entry.written && !entry.system) {
+        ++counters_.unacked_writes;
+        if (entry.remote)
+            hooks_->remote_written_unacked(entry.user, *entry.remote);
+        else
+            unacked_writes_.push_back({entry.user, entry.id, key, park});
+    }
+    erase_in_flight(key);
+}
+
 // ---------------------------------------------------------------------------------------
 // Pumping
 
@@ -373,9 +412,15 @@ void DeliveryWindow::pump_dirty_users() {
 
 void DeliveryWindow::pump(const std::string& user, UserState& state,
                           std::optional<lmdb::Txn>& read_txn) {
-    // Local messages first, then (once none is waiting) the user's queue in persistence.
+    // The user's queue in persistence first, then local messages: a user's messages are
+    // handed off in seq order, so persistence holds the older ones, and per-sender order
+    // holds whichever copy each message comes from (issue 14, 3b). Local messages whose
+    // handoff is not confirmed yet may be fetched too: pump_local skips those in flight.
+    if (!state.remote_done) {
+        hooks_->pump_remote(user, state);
+        if (!state.local_turn()) return;
+    }
     if (!state.caught_up) pump_local(user, state, read_txn);
-    if (state.caught_up) hooks_->pump_remote(user, state);
 }
 
 void DeliveryWindow::pump_local(const std::string& user, UserState& state,
@@ -408,7 +453,8 @@ void DeliveryWindow::pump_local(const std::string& user, UserState& state,
             cursor.next();
             continue;
         }
-        if (!in_flight_.contains(seq)) start_delivery(user, state, seq, *decoded);
+        if (!in_flight_.contains(seq) && !remote_in_flight(state, *decoded))
+            start_delivery(user, state, seq, *decoded);
         cursor.next();
     }
 }
@@ -425,6 +471,31 @@ void DeliveryWindow::on_timer(std::uint64_t now, std::optional<lmdb::Txn>& read_
         auto found = in_flight_.find(seq);
         if (found == in_flight_.end()) continue;
         InFlight& entry = found->second;
+        if (entry.phase == Phase::awaiting_ack) {
+            // Written to this connection, no ack yet. It is never written to the same
+            // connection again: TCP delivers it or the connection dies, and the app does not
+            // ack a message it already has, so a resend only adds load (issue 14, 3b). While
+            // the user's acks progress (a slow client) it waits, up to retry_limit more ack
+            // timeouts; then, or at once when no ack came at all, it leaves the window (a
+            // lost ack must not hold a slot): its write is counted, and it is tried again on
+            // the user's next connection (handed off first, with persistence).
+            const UserState* state = find(entry.user);
+            if (state != nullptr && state->acks != entry.acks_mark &&
+                entry.ack_waits < config_.retry_limit) {
+                ++entry.ack_waits;
+                ++counters_.ack_waits;
+                entry.acks_mark = state->acks;
+                set_deadline(seq, entry, Phase::awaiting_ack,
+                             saturating_add(now, config_.ack_timeout_ms));
+                continue;
+            }
+            const std::string user = entry.user;
+            if (entry.remote) ++counters_.remote_parked;
+            else ++counters_.parked;
+            drop_in_flight(seq, /*park=*/true);
+            mark_dirty(user);
+            continue;
+        }
         if (entry.phase != Phase::backoff) {
             if (entry.phase == Phase::sending) {
                 // The gateway did not answer: treat the attempt as not delivered. A late

@@ -56,6 +56,19 @@ struct InFlight {
     bool written = false;
     Phase phase = Phase::sending;
     bool system = false;           // flag_system: the socket write is the ack
+    // Written, awaiting the ack: the user's ack count when the ack deadline was set, and
+    // how often the deadline was extended because the user's acks progressed meanwhile.
+    std::uint64_t acks_mark = 0;
+    std::uint32_t ack_waits = 0;
+};
+
+// A local message written to a connection that left flight without an ack: its write is
+// counted in the store after the round (SessionCore), then it may be handed off (`park`).
+struct UnackedWrite {
+    std::string user;
+    std::string id;
+    std::uint64_t seq = 0;
+    bool park = false;
 };
 
 struct UserState {
@@ -68,11 +81,18 @@ struct UserState {
     std::uint64_t scan_seq = 0;
     bool caught_up = false;        // no stored message >= scan_seq is waiting
     bool dirty = false;            // listed in dirty_users_ for a pump
+    // Local messages may go out: persistence's part of the queue is done (or stalled).
+    bool local_turn() const { return remote_done || remote_stalled; }
     std::set<std::uint64_t> in_flight; // keys (seqs, remote keys), at most config.window
+    std::uint64_t acks = 0;        // in-flight messages acked on this connection
     // The offline path, per connection: persistence seq of the last message taken from
     // it, whether its queue is exhausted for this connection, the outstanding fetch.
+    // The user's queue in persistence goes first (it holds the older messages: a user's
+    // messages are handed off in seq order), local messages once it is done, or once a
+    // fetch went unanswered (persistence down must not stop local delivery).
     std::uint64_t remote_cursor = 0;
     bool remote_done = true;
+    bool remote_stalled = false;
     std::uint64_t fetch_request_id = 0;
     std::unordered_map<std::string, std::uint64_t> remote_ids; // id -> key, remote entries
 };
@@ -89,9 +109,12 @@ public:
     virtual void parked(const std::string& user, std::uint64_t seq,
                         std::optional<lmdb::Txn>& read_txn) = 0;
     // A user went offline with local messages not delivered.
-    virtual void offline_with_local_messages() = 0;
+    virtual void offline_with_local_messages(const std::string& user) = 0;
     // A remote receipt was written to the client: its write is its ack.
     virtual void remote_receipt_written(const std::string& user, const std::string& id) = 0;
+    // A remote message was written to the client and left flight without an ack:
+    // persistence counts the write.
+    virtual void remote_written_unacked(const std::string& user, const Envelope& message) = 0;
 };
 
 class DeliveryWindow {
@@ -126,7 +149,13 @@ public:
     // Acks of remote entries of `user`, by id (persistence deletes the stored copies).
     void acked_remote(const std::string& user, std::span<const std::string> ids);
 
+    // The local messages that left flight written but unacked since the last call.
+    std::vector<UnackedWrite>& unacked_writes() { return unacked_writes_; }
+
     // ---- Lookups for the batch pass.
+    // The remote message `id` of `user` in flight (of `sender` if given); null if none.
+    const Envelope* remote_message(const std::string& user, const std::string& id,
+                                   std::optional<std::string_view> sender) const;
     // The in-flight entry of an outstanding deliver request, its key in *key; null if none.
     const InFlight* by_request(std::uint64_t request_id, std::uint64_t* key = nullptr) const;
     bool in_flight_contains(std::uint64_t key) const { return in_flight_.contains(key); }
@@ -139,6 +168,9 @@ public:
     std::size_t room(const UserState& state) const;
     // Takes `message` (fetched from persistence) into flight for `user` and sends it.
     void take_remote(const std::string& user, UserState& state, Envelope&& message);
+    // Whether `message` (of `state`'s user) is in flight as a remote entry (fetched while
+    // its local copy still waited for the handoff's confirmation).
+    bool remote_in_flight(const UserState& state, const Envelope& message) const;
     // Whether `seq` is a local entry in flight.
     bool local_in_flight(std::uint64_t seq) const;
     // The local copy of in-flight `seq` is gone (handed off): it goes on from `record`, or
@@ -168,6 +200,9 @@ private:
     void resend(std::uint64_t seq, InFlight& entry, lmdb::Txn& read_txn);
     void set_deadline(std::uint64_t seq, InFlight& entry, Phase phase, std::uint64_t deadline);
     void erase_in_flight(std::uint64_t seq);
+    // Leaves flight without an ack: a written message's write is counted (remote: by
+    // persistence; local: after the round, then handed off if `park`).
+    void drop_in_flight(std::uint64_t key, bool park);
     void observe_ack(const InFlight& entry);
     void pump(const std::string& user, UserState& state, std::optional<lmdb::Txn>& read_txn);
     void pump_local(const std::string& user, UserState& state, std::optional<lmdb::Txn>& read_txn);
@@ -195,6 +230,7 @@ private:
     std::uint64_t next_remote_key_ = std::uint64_t{1} << 63;
     std::size_t remote_bytes_ = 0;
 
+    std::vector<UnackedWrite> unacked_writes_;
     std::vector<std::string> dirty_users_; // users to pump at the end of a batch/tick
     std::vector<std::uint64_t> due_;       // on_timer: expired timers
 };

@@ -12,6 +12,8 @@ namespace {
 
 // Bound on rejected_ (seqs persistence answered bad_request): 8 bytes each.
 constexpr std::size_t kMaxRejected = 4096;
+// Bound on the users noted for the scan (a name and a hash node each, ~100 bytes).
+constexpr std::size_t kMaxScanUsers = 65536;
 
 } // namespace
 
@@ -21,20 +23,41 @@ OfflinePath::OfflinePath(SessionStore& store, DeliveryWindow& delivery, Outbox& 
     : store_(store), delivery_(delivery), outbox_(outbox), clock_(clock), config_(config),
       counters_(counters), request_ids_(request_ids), persistence_(outbox.has_persistence()) {
     // A previous run may have left messages of offline users that were never handed off
-    // (it crashed between the commit and the confirmation): the first scan finds them.
+    // (it crashed between the commit and the confirmation): the first scan finds them. Its
+    // first budget runs now (a small store is done before any new message comes).
     scan_wanted_ = persistence_;
+    first_pass_ = persistence_;
+    scan(clock_.monotonic_ms());
+}
+
+void OfflinePath::leave_to_scan(const std::string& user) {
+    scan_wanted_ = true;
+    if (scan_users_.size() < kMaxScanUsers) scan_users_.insert(user);
+    else first_pass_ = true; // too many to note: the next pass holds back every user
 }
 
 // ---------------------------------------------------------------------------------------
 // Handoffs
 
 void OfflinePath::start_handoff(std::uint64_t seq, Envelope& record) {
+    // While the scan has messages to offer, a new one waits for it too: the scan walks each
+    // user's messages in seq order, so persistence receives them in that order and the
+    // user's fetch returns them as they were accepted (issue 14, 3b).
+    if (first_pass_ || scan_users_.contains(record.to) || pass_users_.contains(record.to)) {
+        ++counters_.handoffs_deferred;
+        leave_to_scan(record.to);
+        return;
+    }
+    offer(seq, record, 0); // new: never written
+}
+
+void OfflinePath::offer(std::uint64_t seq, Envelope& record, std::uint32_t writes) {
     if (handoff_by_seq_.contains(seq)) return; // one request per message at a time
     if (handoffs_.size() >= config_.max_handoffs) {
         // The bound's policy: the message stays stored here; the scan offers it once
         // confirmations free a slot.
         ++counters_.handoffs_deferred;
-        scan_wanted_ = true;
+        leave_to_scan(record.to);
         return;
     }
     const std::uint64_t request_id = request_ids_.next();
@@ -42,6 +65,7 @@ void OfflinePath::start_handoff(std::uint64_t seq, Envelope& record) {
     handoff.user = record.to;
     handoff.id = record.id;
     handoff.seq = seq;
+    handoff.writes = writes;
     handoff_by_seq_.emplace(seq, request_id);
     rejected_.erase(seq);
     ++counters_.handoffs_sent;
@@ -53,7 +77,8 @@ void OfflinePath::send_handoff(std::uint64_t request_id, Handoff& handoff, Envel
     // attempt: a late answer to an earlier attempt is as good a confirmation as any.
     record.kind = Kind::offline_store;
     record.request_id = request_id;
-    record.retry_count = 0;
+    // retry_count of an offline_store: the message's socket writes without an ack so far.
+    record.retry_count = handoff.writes;
     record.status = Status::ok;
     const bool queued = outbox_.to_persistence(record);
     const std::uint64_t deadline = saturating_add(
@@ -110,9 +135,10 @@ void OfflinePath::handed_off(const Envelope& reply, std::uint64_t seq,
 void OfflinePath::handoff_unapplied(const Envelope& reply) {
     // Confirmed, but even the deletion did not fit in the map: forget the request; the copy
     // stays and is offered again later (persistence dedupes it).
+    auto found = handoffs_.find(reply.request_id);
+    if (found != handoffs_.end()) leave_to_scan(found->second.user);
     erase_handoff(reply.request_id);
     scan_not_before_ = saturating_add(clock_.monotonic_ms(), config_.handoff_refused_retry_ms);
-    scan_wanted_ = true;
 }
 
 void OfflinePath::handoff_failed(const Envelope& reply) {
@@ -120,12 +146,13 @@ void OfflinePath::handoff_failed(const Envelope& reply) {
     if (found == handoffs_.end()) return;
     ++counters_.handoff_refusals;
     const std::uint64_t seq = found->second.seq;
+    const std::string user = found->second.user;
     erase_handoff(reply.request_id);
     // Either way the local copy stays (the message is still durable here).
     if (reply.status == Status::refused) {
         // Persistence is full: offer it (and the rest) again after a pause.
         scan_not_before_ = saturating_add(clock_.monotonic_ms(), config_.handoff_refused_retry_ms);
-        scan_wanted_ = true;
+        leave_to_scan(user);
     } else if (rejected_.size() < kMaxRejected) {
         // Rejected as invalid (limits differ between the daemons' configs): offering it again
         // would be rejected again. It is delivered from here on the user's next connection.
@@ -167,7 +194,6 @@ void OfflinePath::fetched(Envelope& reply) {
         return;
     }
 
-    std::optional<lmdb::Txn> read_txn;
     bool all_taken = true;
     for (const std::string& item : reply.items) {
         if (!delivery_.has_room(state)) {
@@ -184,11 +210,10 @@ void OfflinePath::fetched(Envelope& reply) {
             continue;
         }
         state.remote_cursor = std::max(state.remote_cursor, decoded->cursor);
-        // Already in flight (handed off while being delivered), or still stored here (its
-        // handoff is being confirmed): the local path delivers it; never twice at once.
-        if (state.remote_ids.contains(decoded->id)) continue;
-        if (store_.queue().contains(store_.reader(read_txn), user, decoded->from, decoded->id))
-            continue;
+        // Already in flight (handed off while being delivered): never twice at once. A
+        // message still stored here too (its handoff is being confirmed) is taken from
+        // here, in persistence's order; the local pump skips it while it is in flight.
+        if (delivery_.remote_in_flight(state, *decoded)) continue;
         ++counters_.fetched_items;
         delivery_.take_remote(user, state, std::move(*decoded));
     }
@@ -247,16 +272,29 @@ void OfflinePath::pump_remote(const std::string& user, UserState& state) {
 void OfflinePath::parked(const std::string& user, std::uint64_t seq,
                          std::optional<lmdb::Txn>& read_txn) {
     if (!persistence_) return; // the local store is the offline queue
-    if (auto record = store_.read(store_.reader(read_txn), user, seq)) start_handoff(seq, *record);
+    // Not through the scan, which skips online users.
+    lmdb::Txn& txn = store_.reader(read_txn);
+    if (auto record = store_.read(txn, user, seq))
+        offer(seq, *record, store_.queue().writes(txn, user, seq));
 }
 
-void OfflinePath::offline_with_local_messages() {
-    if (persistence_) scan_wanted_ = true; // the scan takes them to persistence
+void OfflinePath::offline_with_local_messages(const std::string& user) {
+    if (persistence_) leave_to_scan(user); // the scan takes them to persistence
 }
 
 void OfflinePath::remote_receipt_written(const std::string& user, const std::string& id) {
     const std::string ids[1] = {id};
     forward_acks(user, {}, ids);
+}
+
+void OfflinePath::remote_written_unacked(const std::string& user, const Envelope& message) {
+    if (outbox_.unacked_write_to_persistence(user, message.from, message.id,
+                                             config_.max_unacked_writes))
+        return;
+    if (count_sampled(counters_.acks_forward_dropped))
+        spdlog::warn("session: unacked write forward to persistence dropped (queue full; {} "
+                     "dropped so far)",
+                     counters_.acks_forward_dropped);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -277,13 +315,15 @@ void OfflinePath::handoff_timers(std::uint64_t now, std::optional<lmdb::Txn>& re
         auto found = handoffs_.find(request_id);
         if (found == handoffs_.end()) continue;
         Handoff& handoff = found->second;
-        auto record = store_.read(store_.reader(read_txn), handoff.user, handoff.seq);
+        lmdb::Txn& txn = store_.reader(read_txn);
+        auto record = store_.read(txn, handoff.user, handoff.seq);
         if (!record) {
             erase_handoff(request_id); // acked (deleted) meanwhile: nothing to hand off
             continue;
         }
         // No answer (lost, or persistence is slow or down): ask again.
         ++counters_.handoff_resends;
+        handoff.writes = store_.queue().writes(txn, handoff.user, handoff.seq);
         send_handoff(request_id, handoff, *record);
     }
 }
@@ -300,7 +340,9 @@ void OfflinePath::fetch_timers(std::uint64_t now) {
         if (user == nullptr || user->epoch != fetch.epoch || user->fetch_request_id != request_id)
             continue;
         // No answer: fetch again from the same cursor (a late answer is now stale).
+        // Meanwhile local messages go out: persistence down must not stop them.
         user->fetch_request_id = 0;
+        user->remote_stalled = true;
         delivery_.mark_dirty(fetch.user);
     }
 }
@@ -312,11 +354,14 @@ void OfflinePath::scan(std::uint64_t now) {
         scan_active_ = true; // a new pass, from the start of the store
         scan_wanted_ = false;
         scan_position_.clear();
+        pass_users_ = std::move(scan_users_);
+        scan_users_.clear();
     }
     if (handoffs_.size() >= config_.max_handoffs) return; // resumes when answers free slots
 
     std::optional<lmdb::Txn> read_txn; // the store as the core sees it (deferred deletions)
-    StoreScan cursor(store_.reader(read_txn), store_.queue(), scan_position_);
+    lmdb::Txn& txn = store_.reader(read_txn);
+    StoreScan cursor(txn, store_.queue(), scan_position_);
     std::string user;
     for (std::size_t visited = 0; cursor.valid() && visited < config_.handoff_scan_budget;
          ++visited) {
@@ -337,7 +382,7 @@ void OfflinePath::scan(std::uint64_t now) {
                 return;
             }
             auto record = store_.decode(cursor.record());
-            if (record) start_handoff(seq, *record);
+            if (record) offer(seq, *record, store_.queue().writes(txn, user, seq));
         }
         cursor.next();
     }
@@ -345,6 +390,8 @@ void OfflinePath::scan(std::uint64_t now) {
         scan_position_.assign(cursor.key()); // the budget is spent: resume at the next tick
     } else {
         scan_active_ = false; // a whole pass done
+        pass_users_.clear();
+        first_pass_ = false;
     }
 }
 

@@ -46,6 +46,7 @@ struct Handoff {
     std::string id;
     std::uint64_t seq = 0;
     std::uint64_t deadline_ms = 0;
+    std::uint32_t writes = 0; // unacked socket writes so far: persistence keeps counting
     // The client acked the message while the handoff was outstanding. The ack went to
     // persistence at once, but on another socket (PUSH, not this DEALER), so it may have
     // arrived before the message: it is sent again once the handoff is confirmed.
@@ -95,10 +96,15 @@ public:
     void pump_remote(const std::string& user, UserState& state) override;
     void parked(const std::string& user, std::uint64_t seq,
                 std::optional<lmdb::Txn>& read_txn) override;
-    void offline_with_local_messages() override;
+    void offline_with_local_messages(const std::string& user) override;
     void remote_receipt_written(const std::string& user, const std::string& id) override;
+    void remote_written_unacked(const std::string& user, const Envelope& message) override;
 
 private:
+    // Leaves `user`'s offline messages to the scan.
+    void leave_to_scan(const std::string& user);
+    // start_handoff without the wait for the scan (the scan's own offers).
+    void offer(std::uint64_t seq, Envelope& record, std::uint32_t writes);
     void send_handoff(std::uint64_t request_id, Handoff& handoff, Envelope& record);
     void erase_handoff(std::uint64_t request_id);
     void handoff_timers(std::uint64_t now, std::optional<lmdb::Txn>& read_txn);
@@ -133,6 +139,13 @@ private:
     // went offline with local messages). Wanted -> active (from the start) -> done.
     bool scan_wanted_ = false;
     bool scan_active_ = false;
+    // Handoffs of a user go in seq order (issue 14, 3b): a new message of a user whose older
+    // messages wait for the scan waits for it too. Those users: noted since the current
+    // pass began (scan_users_), or when it began (pass_users_); during the first pass after
+    // the start, every user (what a crash left behind is not known before).
+    std::unordered_set<std::string> scan_users_;
+    std::unordered_set<std::string> pass_users_;
+    bool first_pass_ = false;
     std::string scan_position_;     // key to resume at (empty: the start)
     std::uint64_t scan_not_before_ = 0;
     std::uint64_t handoff_failure_logs_ = 0;

@@ -58,6 +58,17 @@ public:
                                     std::span<const std::string> /*ids*/) {
         return false;
     }
+    // Pushes to `user`'s persistence shard that message `id` of `sender` (one it fetched
+    // from there) was written to the user's socket and left flight without an ack: an `ack`
+    // with `limit` = `max_unacked_writes`, which counts the write instead of deleting, and
+    // at that many writes deletes the message as delivered. False if it could not be queued
+    // (dropped and counted: the write is then not counted, which only delays the deletion).
+    virtual bool unacked_write_to_persistence(std::string_view /*user*/,
+                                              std::string_view /*sender*/,
+                                              std::string_view /*id*/,
+                                              std::uint32_t /*max_unacked_writes*/) {
+        return false;
+    }
 };
 
 } // namespace vartalap::session

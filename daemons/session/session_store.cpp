@@ -10,7 +10,7 @@ SessionStore::SessionStore(lmdb::Env& env)
                  if (!message) return std::nullopt;
                  return std::move(message->from);
              }),
-      deliver_header_(header_frame(Kind::deliver)) {}
+      acked_(env), deliver_header_(header_frame(Kind::deliver)) {}
 
 lmdb::Txn& SessionStore::reader(std::optional<lmdb::Txn>& txn) {
     if (deferred_txn_) return *deferred_txn_;
@@ -23,8 +23,10 @@ lmdb::Txn& SessionStore::deferred_txn() {
     return *deferred_txn_;
 }
 
-void SessionStore::defer(std::string_view user, std::string_view id, std::uint64_t seq) {
-    deferred_.push_back({std::string(user), std::string(id), seq});
+void SessionStore::defer(std::string_view user, std::string_view id, std::uint64_t seq,
+                         const std::string* sender, std::uint64_t acked_ms) {
+    deferred_.push_back({std::string(user), std::string(id), seq, sender != nullptr,
+                         sender != nullptr ? *sender : std::string(), acked_ms});
 }
 
 std::optional<lmdb::Txn> SessionStore::take_deferred_txn() {
@@ -34,13 +36,21 @@ std::optional<lmdb::Txn> SessionStore::take_deferred_txn() {
 }
 
 bool SessionStore::replay_deferred(lmdb::Txn& txn) {
-    for (const Deletion& deletion : deferred_)
+    for (const Deletion& deletion : deferred_) {
         if (queue_.full(queue_.erase(txn, deletion.user, deletion.id, deletion.seq))) return false;
+        if (deletion.acked &&
+            queue_.full(acked_.record(txn, deletion.user, deletion.sender, deletion.id,
+                                      deletion.acked_ms, deletion.acked_ms)))
+            return false;
+    }
     return true;
 }
 
 Stored SessionStore::store(lmdb::Txn& txn, Envelope& message, WriteMode mode,
-                           std::uint64_t& seq) {
+                           std::uint64_t& seq, std::uint64_t acked_since_ms) {
+    // Delivered and acked already (the sender resent after a lost SERVER_ACK): not again.
+    if (acked_.contains(txn, message.to, message.from, message.id, acked_since_ms))
+        return Stored::duplicate;
     const auto encode = [&](std::uint64_t) -> std::string_view {
         // What is stored is what a gateway will be sent, minus the per-attempt fields.
         message.request_id = 0;

@@ -5,7 +5,9 @@
 //   messages:       [u16 len][recipient][u64 seq] -> the deliver envelope (MessagePack)
 //   message_ids_v2: [u16 len][recipient][u16 len][id][u64 seq] -> u64 seq + sender
 //                   (dedupe by (recipient, sender, id), and ack by id; user_queue.hpp)
+//   writes:         [u16 len][recipient][u64 seq] -> u32 socket writes without an ack
 //   meta:           "next_seq" -> u64 (persisted counter), "schema" -> u32
+//   acked_ids, acked_expiry: the ids acked within the dedupe window (acked_ids.hpp)
 // Big-endian seq makes byte order equal delivery order, so a cursor over one recipient's
 // prefix yields their messages oldest first, across restarts. seq is unique in the shard
 // (one counter for all users), so in-memory state keys in-flight messages by seq alone.
@@ -28,6 +30,7 @@
 #pragma once
 
 #include "common/wire/envelope.hpp"
+#include "common/store/acked_ids.hpp"
 #include "common/store/user_queue.hpp"
 
 #include <algorithm>
@@ -45,6 +48,7 @@ public:
     explicit SessionStore(lmdb::Env& env);
 
     UserQueue& queue() { return queue_; }
+    AckedIds& acked() { return acked_; }
     const UserQueue& queue() const { return queue_; }
     lmdb::Env& env() const { return queue_.env(); }
     // The transaction reads go through: the deferred transaction while it is open, else a
@@ -56,8 +60,10 @@ public:
     lmdb::Txn& deferred_txn();
     bool has_deferred() const { return deferred_txn_.has_value(); }
     std::size_t deferred_count() const { return deferred_.size(); }
-    // Records a deletion applied in the deferred transaction.
-    void defer(std::string_view user, std::string_view id, std::uint64_t seq);
+    // Records a deletion applied in the deferred transaction (`acked`: the id was recorded
+    // as acked from `sender` at `acked_ms` too).
+    void defer(std::string_view user, std::string_view id, std::uint64_t seq,
+               const std::string* sender = nullptr, std::uint64_t acked_ms = 0);
     // Forgets the deletions recorded after the first `count` (those of a batch that failed).
     void truncate_deferred(std::size_t count) { deferred_.resize(std::min(count, deferred_.size())); }
     // Moves the deferred transaction out (for a commit); nullopt if none is open.
@@ -68,9 +74,11 @@ public:
     // The deferred deletions were committed (or given up): forgets the records.
     void deferred_done() { deferred_.clear(); }
 
-    // Stores `message` (a deliver) with dedupe on (to, from, id) (see UserQueue::store), clearing its
-    // per-attempt fields first; `seq` is set if stored.
-    Stored store(lmdb::Txn& txn, Envelope& message, WriteMode mode, std::uint64_t& seq);
+    // Stores `message` (a deliver) with dedupe on (to, from, id) (see UserQueue::store),
+    // clearing its per-attempt fields first; `seq` is set if stored. A message whose id
+    // was acked at or after `acked_since_ms` is a duplicate too.
+    Stored store(lmdb::Txn& txn, Envelope& message, WriteMode mode, std::uint64_t& seq,
+                 std::uint64_t acked_since_ms);
     // A stored record, decoded; nullopt (reason in *error if given) if it does not decode.
     std::optional<Envelope> decode(std::string_view record, std::string* error = nullptr) const;
     // The stored message `seq` of `user`, decoded; nullopt if it is gone (or undecodable).
@@ -81,9 +89,13 @@ private:
         std::string user;
         std::string id;
         std::uint64_t seq = 0;
+        bool acked = false;
+        std::string sender;
+        std::uint64_t acked_ms = 0;
     };
 
     UserQueue queue_;
+    AckedIds acked_;
     std::optional<lmdb::Txn> deferred_txn_;
     std::vector<Deletion> deferred_;
     std::string record_;               // scratch: the encoded record being stored

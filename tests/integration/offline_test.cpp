@@ -166,6 +166,64 @@ TEST_F(OfflineTest, PagingOverTenThousandMessagesReturnsEachOnce) {
     EXPECT_EQ(ids.front(), "p-0"); // oldest first
 }
 
+// Issue 14, 3b: messages from one sender to one recipient arrive in the order they were
+// accepted, whichever of the session's copy and persistence's copy each one comes from.
+// Two senders send bursts to a recipient who has never connected (handed off to
+// persistence, some confirmations still outstanding when the recipient connects), while it
+// connects, and while it is online. The recipient acks everything; the first arrival of
+// each id must follow each sender's order. Several recipients, because the race between
+// the connect and the handoff confirmations does not show on every try.
+TEST(OfflineOrderTest, PerSenderOrderHoldsWhileOfflineConnectingAndOnline) {
+    TempDir data;
+    RunningSystem system(local_topology(data.path()));
+    const std::vector<LoggedIn> senders = {system.login("alice"), system.login("carol")};
+    std::vector<WsClient> sender_ws;
+    for (const LoggedIn& sender : senders) sender_ws.push_back(system.connect(sender));
+    constexpr int kRounds = 6, kPerBurst = 8;
+
+    for (int round = 0; round < kRounds; ++round) {
+        const LoggedIn bob = system.login("bob" + std::to_string(round));
+        std::vector<std::vector<std::string>> sent(senders.size());
+        const auto burst = [&](const std::string& phase, bool wait_acks) {
+            for (int i = 0; i < kPerBurst; ++i)
+                for (std::size_t s = 0; s < senders.size(); ++s) {
+                    const std::string id = "m-" + std::to_string(round) + "-" +
+                                           std::to_string(s) + "-" + phase + std::to_string(i);
+                    sent[s].push_back(id);
+                    ASSERT_TRUE(sender_ws[s].send_text(text_message(id, bob.user, phase).dump()));
+                }
+            if (!wait_acks) return;
+            for (std::size_t s = 0; s < senders.size(); ++s)
+                for (int i = 0; i < kPerBurst; ++i)
+                    ASSERT_TRUE(wait_for_server_ack(sender_ws[s], sent[s][sent[s].size() - kPerBurst + i]));
+        };
+        burst("offline", true); // all accepted before the recipient ever connects
+        auto bob_ws = system.connect(bob);
+        burst("connecting", false);
+        std::vector<std::vector<std::string>> got(senders.size());
+        std::set<std::string> seen;
+        const std::string prefix = "m-" + std::to_string(round) + "-";
+        const auto receive = [&](std::size_t count) {
+            while (seen.size() < count) {
+                auto message = bob_ws.read_json_matching(
+                    [&](const json& m) { return m.is_object() && m.value("id", "").rfind(prefix, 0) == 0; },
+                    10s);
+                ASSERT_TRUE(message) << "round " << round << ": received " << seen.size() << " of " << count;
+                const std::string id = (*message)["id"];
+                const std::size_t s = id[prefix.size()] - '0';
+                ASSERT_LT(s, senders.size());
+                bob_ws.send_text(receipt("rc-" + id, senders[s].user, {id}).dump());
+                if (seen.insert(id).second) got[s].push_back(id);
+            }
+        };
+        receive(kPerBurst); // online now
+        burst("online", false);
+        receive(3 * kPerBurst * senders.size());
+        for (std::size_t s = 0; s < senders.size(); ++s)
+            EXPECT_EQ(got[s], sent[s]) << "round " << round << ", sender " << senders[s].user;
+    }
+}
+
 TEST(OfflineRestartTest, AcceptedMessagesSurviveARestartInFsyncMode) {
     TempDir data;
     LoggedIn alice, bob;

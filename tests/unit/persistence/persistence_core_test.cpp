@@ -440,10 +440,11 @@ TEST_F(PersistenceCoreTest, AckDeletesFromEveryIndex) {
     ASSERT_EQ(items.size(), 1u);
     EXPECT_EQ(items[0].id, "m2");
 
-    // After an ack the id may be stored again (a new message with a reused id).
+    // Within the dedupe window an acked id is a duplicate (AnAckedIdIsADuplicate...).
     handle(store("bob", "m1", 4));
-    EXPECT_TRUE(core_->is_stored("bob", "m1"));
-    EXPECT_EQ(core_->counters().stored, 4u);
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    EXPECT_EQ(core_->counters().stored, 3u);
+    EXPECT_EQ(core_->counters().duplicates, 1u);
 }
 
 TEST_F(PersistenceCoreTest, StoreAndAckInTheSameBatch) {
@@ -703,6 +704,75 @@ TEST_F(PersistenceCoreTest, ReaderCheckRunsPeriodically) {
     EXPECT_EQ(core_->counters().stale_readers, 0u);
     handle(store("bob", "m1", 1));
     EXPECT_EQ(last_reply().status, Status::ok);
+}
+
+// Issue 14, 3a: an id acked from persistence's copy stays known for the dedupe window: a
+// session's offline_store of it (the sender resent after a lost SERVER_ACK) is answered ok
+// and not stored again; after the window it is a new message. Another sender's message with
+// the same id is never a duplicate of it.
+TEST_F(PersistenceCoreTest, AnAckedIdIsADuplicateWithinTheDedupeWindowOnly) {
+    config_.dedupe_window_ms = 60'000;
+    reopen();
+    handle(store("bob", "m1", 1));
+    PersistenceInput acked = ack("bob", {"m1"});
+    acked.envelope.to = "alice";
+    handle(std::move(acked));
+    ASSERT_FALSE(core_->is_stored("bob", "m1"));
+
+    advance(59'000);
+    handle(store("bob", "m1", 2));
+    EXPECT_EQ(last_reply().status, Status::ok); // the session deletes its copy
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    EXPECT_EQ(core_->counters().duplicates, 1u);
+    EXPECT_TRUE(outbox_.notifications.size() == 1u); // no second push either
+    PersistenceInput other = store("bob", "m1", 3);
+    other.envelope.from = "carol";
+    handle(std::move(other));
+    EXPECT_TRUE(core_->is_stored("bob", "m1", std::string_view("carol")));
+
+    reopen(); // kept across a restart
+    handle(store("bob", "m1", 4));
+    EXPECT_FALSE(core_->is_stored("bob", "m1", std::string_view("alice")));
+
+    advance(2'000); // past the window: pruned by the periodic run
+    EXPECT_EQ(core_->counters().acked_ids_pruned, 1u);
+    handle(store("bob", "m1", 5));
+    EXPECT_TRUE(core_->is_stored("bob", "m1", std::string_view("alice")));
+}
+
+PersistenceInput unacked_write(const std::string& user, const std::string& sender,
+                               const std::string& id, std::uint32_t limit) {
+    PersistenceInput input = ack(user, {id});
+    input.envelope.to = sender;
+    input.envelope.limit = limit;
+    return input;
+}
+
+// Issue 14, 3b: socket writes without an ack are counted across the session and persistence
+// (offline_store's retry_count carries the session's count) and across restarts; at the
+// session's limit the message counts as delivered: deleted, and its id kept as acked.
+TEST_F(PersistenceCoreTest, UnackedWritesAreCountedAndTheMessageIsDeletedAtTheLimit) {
+    PersistenceInput first = store("bob", "m1", 1);
+    first.envelope.retry_count = 1; // written once while the session held it
+    handle(std::vector<PersistenceInput>{std::move(first), store("bob", "m2", 2)});
+    handle(unacked_write("bob", "alice", "m1", 3));
+    handle(unacked_write("bob", "alice", "m2", 3));
+    EXPECT_TRUE(core_->is_stored("bob", "m1"));
+    EXPECT_EQ(core_->counters().acked, 0u);
+    reopen();
+    handle(unacked_write("bob", "carol", "m1", 3)); // another sender's m1: not there
+    EXPECT_TRUE(core_->is_stored("bob", "m1"));
+    handle(unacked_write("bob", "alice", "m1", 3)); // the third write
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    EXPECT_TRUE(core_->is_stored("bob", "m2"));
+    EXPECT_EQ(core_->counters().unacked_delivered, 1u);
+    EXPECT_EQ(core_->counters().unacked_writes, 1u); // since the reopen
+    EXPECT_EQ(core_->total_count(), 1u); // the expiry index follows
+    handle(store("bob", "m1", 3));       // a resend: acked, not stored again
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    // An ordinary ack still deletes m2 with its count.
+    handle(ack("bob", {"m2"}));
+    EXPECT_EQ(core_->total_count(), 0u);
 }
 
 } // namespace

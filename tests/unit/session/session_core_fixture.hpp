@@ -98,6 +98,11 @@ public:
         forwarded_acks.push_back({std::string(user), std::vector<std::string>(ids.begin(), ids.end())});
         return true;
     }
+    bool unacked_write_to_persistence(std::string_view user, std::string_view sender,
+                                      std::string_view id, std::uint32_t limit) override {
+        unacked_writes.push_back({std::string(user), std::string(sender), std::string(id), limit});
+        return true;
+    }
 
     bool accept = true; // false: every deliver reports a full queue
     std::vector<Delivery> deliveries;
@@ -109,6 +114,12 @@ public:
     bool accept_persistence = true; // false: the DEALER to persistence reports a full queue
     std::vector<Envelope> persistence_requests; // offline_store and fetch, in order
     std::vector<ForwardedAck> forwarded_acks;
+    struct UnackedWriteCall {
+        std::string user, sender, id;
+        std::uint32_t limit;
+        bool operator==(const UnackedWriteCall&) const = default;
+    };
+    std::vector<UnackedWriteCall> unacked_writes; // remote messages written, not acked
 };
 
 inline Envelope chat(const std::string& from, const std::string& to, const std::string& id,

@@ -171,8 +171,10 @@ TEST_F(OfflinePathTest, RejectedMessageStaysHereAndIsNotOfferedAgain) {
     ASSERT_EQ(stores.size(), 3u);
     EXPECT_EQ(stores[2].id, "c1");
 
-    // It is delivered from here on bob's next connection.
+    // It is delivered from here on bob's next connection (after his queue in persistence).
     handle(connect("bob", "ws-1", 1));
+    EXPECT_TRUE(outbox_.deliveries.empty());
+    finish_fetch();
     EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m1"}));
 }
 
@@ -180,20 +182,19 @@ TEST_F(OfflinePathTest, RetryLimitHandsOffAndALateAckIsForwarded) {
     handle(connect("bob", "ws-1", 1));
     finish_fetch();
     handle(chat("alice", "bob", "m1"));
-    for (std::uint32_t attempt = 0; attempt <= config_.retry_limit; ++attempt) {
-        ASSERT_EQ(outbox_.deliveries.size(), attempt + 1);
-        answer_from(attempt);
-        EXPECT_TRUE(requests_of(Kind::offline_store).empty());
-        advance(config_.ack_timeout_ms);
-    }
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+    answer_from(0); // written; the ack never comes
+    EXPECT_TRUE(requests_of(Kind::offline_store).empty());
+    advance(config_.ack_timeout_ms);
     EXPECT_EQ(core_->counters().parked, 1u);
     auto stores = requests_of(Kind::offline_store);
     ASSERT_EQ(stores.size(), 1u);
     EXPECT_EQ(stores[0].id, "m1");
+    EXPECT_EQ(stores[0].retry_count, 1u); // its one unacked write goes with it
     EXPECT_TRUE(core_->is_stored("bob", "m1")); // until confirmed
     EXPECT_EQ(core_->in_flight_of("bob"), 0u);
     advance(config_.ack_timeout_ms * 10);
-    EXPECT_EQ(outbox_.deliveries.size(), config_.retry_limit + 1); // not retried here
+    EXPECT_EQ(outbox_.deliveries.size(), 1u); // not written to this connection again
 
     handle(stored_reply(stores[0].request_id));
     EXPECT_FALSE(core_->is_stored("bob", "m1"));
@@ -286,67 +287,108 @@ TEST_F(OfflinePathTest, ConnectFetchesStoredMessagesInWindows) {
     EXPECT_EQ(core_->counters().fetched_items, 6u);
 }
 
-TEST_F(OfflinePathTest, AWindowThatFilledMeanwhileLeavesTheRestForTheNextFetch) {
+TEST_F(OfflinePathTest, NewMessagesWaitForTheOlderOnesInPersistence) {
     config_.window = 2;
     rebuild();
     handle(connect("bob", "ws-1", 1));
     const Envelope fetch = last_of(Kind::fetch);
     EXPECT_EQ(fetch.limit, 2u);
-    handle(chat("alice", "bob", "new")); // goes straight out while the fetch is outstanding
-    handle(fetched_reply(fetch.request_id, {remote("r1", 21), remote("r2", 22)}, false));
+    handle(chat("alice", "bob", "new")); // newer than what persistence holds: waits
+    EXPECT_TRUE(outbox_.deliveries.empty());
+    handle(fetched_reply(fetch.request_id, {remote("r1", 21)}, false));
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"r1", "new"}));
+}
+
+TEST_F(OfflinePathTest, AnUnansweredFetchLetsLocalMessagesGoAndAFullWindowLeavesTheRest) {
+    config_.window = 2;
+    rebuild();
+    handle(connect("bob", "ws-1", 1));
+    const Envelope fetch = last_of(Kind::fetch);
+    handle(chat("alice", "bob", "new"));
+    advance(config_.fetch_timeout_ms); // persistence may be down: local messages go meanwhile
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"new"}));
+    const Envelope next = last_of(Kind::fetch);
+    EXPECT_NE(next.request_id, fetch.request_id);
+    EXPECT_EQ(next.cursor, 0u);
+    // The window filled meanwhile: r2 is not taken now.
+    handle(fetched_reply(next.request_id, {remote("r1", 21), remote("r2", 22)}, false));
     EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"new", "r1"}));
     answer_from(0);
     handle(ack("bob", {"new"}));
-    const Envelope next = last_of(Kind::fetch);
-    EXPECT_NE(next.request_id, fetch.request_id);
-    EXPECT_EQ(next.cursor, 21u); // r2 was not taken: it comes again
-    handle(fetched_reply(next.request_id, {remote("r2", 22)}, false));
+    const Envelope again = last_of(Kind::fetch);
+    EXPECT_NE(again.request_id, next.request_id);
+    EXPECT_EQ(again.cursor, 21u); // r2 comes again
+    handle(fetched_reply(again.request_id, {remote("r2", 22)}, false));
     EXPECT_EQ(delivered_ids(1), (std::vector<std::string>{"r1", "r2"}));
 }
 
-TEST_F(OfflinePathTest, LocalMessagesComeFirstAndAHandoffInFlightIsNotDeliveredTwice) {
+// Issue 14, 3b: persistence holds a user's older messages (handoffs go in seq order), so on
+// connect its part of the queue goes first; a message fetched while its local copy still
+// waits for the handoff's confirmation is delivered once, in persistence's order.
+TEST_F(OfflinePathTest, PersistenceComesFirstAndAHandoffInFlightIsNotDeliveredTwice) {
     handle(chat("alice", "bob", "m1")); // offline: handoff outstanding
     const std::uint64_t handoff = last_of(Kind::offline_store).request_id;
     handle(connect("bob", "ws-1", 1));
-    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m1"})); // the local copy first
+    EXPECT_TRUE(outbox_.deliveries.empty()); // nothing before persistence's answer
     const Envelope fetch = last_of(Kind::fetch);
-    EXPECT_EQ(fetch.limit, config_.window - 1);
-
-    // Persistence confirms m1 while it is being delivered, then returns it in the fetch.
+    EXPECT_EQ(fetch.limit, config_.window);
+    // Persistence has the older m0 and m1 already; m1's confirmation is on its way.
+    handle(fetched_reply(fetch.request_id, {remote("m0", 1), remote("m1", 2)}, false));
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m0", "m1"}));
+    EXPECT_TRUE(core_->is_stored("bob", "m1"));
+    handle(chat("alice", "bob", "m2")); // new: after the older ones, from here
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m0", "m1", "m2"}));
     handle(stored_reply(handoff));
     EXPECT_FALSE(core_->is_stored("bob", "m1"));
-    EXPECT_EQ(core_->in_flight_of("bob"), 1u); // it goes on from memory
-    handle(fetched_reply(fetch.request_id, {remote("m0", 1), remote("m1", 2)}, false));
-    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m1", "m0"}));
+    EXPECT_EQ(core_->in_flight_of("bob"), 3u);
 
-    // Retries of both come from memory.
     answer_from(0);
-    advance(config_.ack_timeout_ms);
-    EXPECT_EQ(delivered_ids(2), (std::vector<std::string>{"m1", "m0"}));
-    EXPECT_EQ(outbox_.deliveries[2].request.payload, outbox_.deliveries[0].request.payload);
-    EXPECT_EQ(last_delivery().retry_count, 1u);
-
-    handle(ack("bob", {"m1", "m0"}));
+    handle(ack("bob", {"m1", "m0", "m2"}));
     EXPECT_EQ(core_->in_flight_of("bob"), 0u);
     ASSERT_EQ(outbox_.forwarded_acks.size(), 1u);
     EXPECT_EQ(outbox_.forwarded_acks[0], (ForwardedAck{"bob", {"m1", "m0"}}));
+    EXPECT_EQ(outbox_.deliveries.size(), 3u);
+}
+
+TEST_F(OfflinePathTest, AMessageConfirmedWhileDeliveredFromHereGoesOnFromMemory) {
+    handle(chat("alice", "bob", "m1")); // offline: handoff outstanding
+    const std::uint64_t handoff = last_of(Kind::offline_store).request_id;
+    handle(connect("bob", "ws-1", 1));
+    // Persistence has not committed m1 yet: its queue holds only the older m0.
+    handle(fetched_reply(last_of(Kind::fetch).request_id, {remote("m0", 1)}, false));
+    EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"m0", "m1"}));
+    handle(stored_reply(handoff));
+    EXPECT_FALSE(core_->is_stored("bob", "m1"));
+    EXPECT_EQ(core_->in_flight_of("bob"), 2u); // m1 goes on from memory
+    // No answer from the gateway: both are sent again, m1 from memory.
+    advance(config_.send_timeout_ms);
+    ASSERT_EQ(outbox_.deliveries.size(), 4u);
+    for (std::size_t i = 2; i < 4; ++i) {
+        if (outbox_.deliveries[i].request.id == "m1") {
+            EXPECT_EQ(outbox_.deliveries[i].request.payload, outbox_.deliveries[1].request.payload);
+        }
+    }
+    handle(ack("bob", {"m1", "m0"}));
+    EXPECT_EQ(core_->in_flight_of("bob"), 0u);
 }
 
 TEST_F(OfflinePathTest, RemoteMessagePastTheRetryLimitIsLeftInPersistence) {
     handle(connect("bob", "ws-1", 1));
     handle(fetched_reply(last_of(Kind::fetch).request_id, {remote("r1", 5)}, false));
-    for (std::uint32_t attempt = 0; attempt <= config_.retry_limit; ++attempt) {
-        ASSERT_EQ(outbox_.deliveries.size(), attempt + 1);
-        answer_from(attempt);
-        advance(config_.ack_timeout_ms);
-    }
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+    answer_from(0);
+    advance(config_.ack_timeout_ms); // written, no ack: it leaves the window
     EXPECT_EQ(core_->counters().remote_parked, 1u);
     EXPECT_EQ(core_->counters().parked, 0u);
     EXPECT_EQ(core_->in_flight_of("bob"), 0u);
     EXPECT_TRUE(requests_of(Kind::offline_store).empty()); // it is in persistence already
+    // Persistence counts the unacked write (and deletes the message at the limit).
+    ASSERT_EQ(outbox_.unacked_writes.size(), 1u);
+    EXPECT_EQ(outbox_.unacked_writes[0],
+              (FakeOutbox::UnackedWriteCall{"bob", "alice", "r1", config_.max_unacked_writes}));
     EXPECT_EQ(requests_of(Kind::fetch).size(), 1u);
     advance(config_.ack_timeout_ms * 10);
-    EXPECT_EQ(outbox_.deliveries.size(), config_.retry_limit + 1);
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
 
     // The next connection fetches from the start again.
     handle(connect("bob", "ws-1", 2));
@@ -411,6 +453,7 @@ TEST_F(OfflinePathTest, RestartHandsOffWhatWasLeftBehindWithinTheBound) {
     config_.max_handoffs = 2;
     restart();
     handle(connect("carol", "ws-1", 1)); // online: her message is delivered from here
+    finish_fetch();
     EXPECT_EQ(delivered_ids(), (std::vector<std::string>{"c1"}));
     advance(0);
     auto stores = requests_of(Kind::offline_store);
