@@ -90,7 +90,7 @@ TEST_F(SessionCoreTest, AWrittenMessageIsNeverWrittenToTheSameConnectionAgain) {
 TEST_F(SessionCoreTest, ASlowClientWhoseAcksProgressGetsNoResend) {
     config_.window = 8;
     config_.retry_limit = 3;
-    open();
+    restart();
     handle(connect("bob", "ws-1", 1));
     std::vector<Envelope> batch;
     for (int i = 0; i < 7; ++i) batch.push_back(chat("alice", "bob", "m" + std::to_string(i)));
