@@ -396,6 +396,46 @@ TEST_F(OfflinePathTest, RemoteMessagePastTheRetryLimitIsLeftInPersistence) {
     EXPECT_EQ(last_of(Kind::fetch).cursor, 0u);
 }
 
+// Issue 14, 3a: an ack of a message fetched from persistence is kept as acked here too (the
+// sender is known from the fetched copy, or named by a receipt), so the sender's resend is
+// SERVER_ACKed and neither stored nor delivered again.
+TEST_F(OfflinePathTest, AResendOfAnIdAckedFromPersistencesCopyIsADuplicate) {
+    handle(connect("bob", "ws-1", 1));
+    handle(fetched_reply(last_of(Kind::fetch).request_id, {remote("r1", 5)}, false));
+    answer_from(0);
+    handle(ack("bob", {"r1"})); // a CLIENT_ACK: no sender named
+    ASSERT_EQ(outbox_.forwarded_acks.size(), 1u);
+    handle(chat("alice", "bob", "r1")); // the resend
+    EXPECT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_FALSE(core_->is_stored("bob", "r1"));
+    EXPECT_EQ(core_->counters().duplicates, 1u);
+    EXPECT_EQ(outbox_.server_acks.back().id, "r1");
+
+    // A receipt naming its sender, for a message that is in persistence only.
+    Envelope receipt = ack("bob", {"x1"});
+    receipt.to = "carol";
+    handle(receipt);
+    handle(chat("carol", "bob", "x1"));
+    EXPECT_EQ(core_->counters().duplicates, 2u);
+    handle(chat("dave", "bob", "x1")); // another sender's x1 is new
+    EXPECT_TRUE(core_->is_stored("bob", "x1", std::string_view("dave")));
+}
+
+// 3b: a fetched message written but not acked when the user goes offline is counted by
+// persistence (an ack with limit = max_unacked_writes); one never written is not.
+TEST_F(OfflinePathTest, AFetchedMessageWrittenButNotAckedIsCountedByPersistence) {
+    handle(connect("bob", "ws-1", 1));
+    handle(fetched_reply(last_of(Kind::fetch).request_id, {remote("r1", 5), remote("r2", 6)},
+                         false));
+    ASSERT_EQ(outbox_.deliveries.size(), 2u);
+    handle(result(outbox_.deliveries[0].request.request_id)); // only r1 was written
+    handle(disconnect("bob", "ws-1", 1));
+    ASSERT_EQ(outbox_.unacked_writes.size(), 1u);
+    EXPECT_EQ(outbox_.unacked_writes[0],
+              (FakeOutbox::UnackedWriteCall{"bob", "alice", "r1", config_.max_unacked_writes}));
+    EXPECT_EQ(core_->counters().unacked_writes, 1u);
+}
+
 TEST_F(OfflinePathTest, RemoteReceiptIsDeletedInPersistenceOnceWritten) {
     handle(connect("bob", "ws-1", 1));
     handle(fetched_reply(last_of(Kind::fetch).request_id, {remote("r1", 5, flag_system)}, false));
