@@ -81,6 +81,7 @@ std::chrono::milliseconds Supervision::backoff(int consecutive_crashes) const {
 Supervision::ExitDecision Supervision::exited(std::size_t index, ExitStatus status,
                                               SteadyTime now) {
     Child& child = children_.at(index);
+    const bool ran = child.alive; // false: its spawn failed (fork or exec)
     child.alive = false;
     child.restart_at.reset();
     if (stopping_) {
@@ -88,9 +89,13 @@ Supervision::ExitDecision Supervision::exited(std::size_t index, ExitStatus stat
         return {};
     }
     if (status.clean()) return {}; // stopped on purpose by someone: leave it stopped
-    if (now - child.started_at >= policy_.stable_uptime) child.consecutive_crashes = 0;
-    const std::chrono::milliseconds delay = backoff(child.consecutive_crashes);
-    ++child.consecutive_crashes;
+    std::chrono::milliseconds delay{0};
+    if (ran && now - child.started_at >= policy_.stable_uptime) {
+        child.consecutive_crashes = 0; // a healthy run: back at once, no backoff
+    } else {
+        delay = backoff(child.consecutive_crashes);
+        ++child.consecutive_crashes;
+    }
     ++child.restarts;
     child.restart_at = now + delay;
     return {true, delay, child.restarts};

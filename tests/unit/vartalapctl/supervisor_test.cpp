@@ -104,18 +104,40 @@ TEST_F(SupervisionTest, CrashRestartsAfterOneSecondDoublingToThirtySeconds) {
     }
 }
 
-TEST_F(SupervisionTest, SixtySecondsOfUptimeResetTheBackoff) {
+TEST_F(SupervisionTest, CrashAfterAHealthyRunRestartsAtOnceAndResetsTheBackoff) {
     start_all();
-    EXPECT_EQ(crash(2), 1s);
+    advance(10s); // a healthy run: killed, not crash-looping
+    const auto decision = supervision_.exited(2, kKilled, now_);
+    ASSERT_TRUE(decision.restart);
+    EXPECT_EQ(decision.delay, 0ms);
+    EXPECT_EQ(supervision_.next_wakeup(), now_);
+    EXPECT_EQ(step(), (std::vector<Action>{{Type::spawn, 2}})); // no wait at all
+    advance(100ms);
+    EXPECT_EQ(crash(2), 1s); // then crashing soon after: the backoff starts
     restart_when_due(2, 1s);
-    advance(59s);
-    EXPECT_EQ(crash(2), 2s); // 59 s up: still the same run of trouble
+    advance(9s);
+    EXPECT_EQ(crash(2), 2s); // 9 s up: still the same run of trouble
     restart_when_due(2, 2s);
-    advance(60s);
-    EXPECT_EQ(crash(2), 1s); // a healthy minute: start over
-    restart_when_due(2, 1s);
+    advance(10s);
+    EXPECT_EQ(crash(2), 0ms); // healthy again: at once, and the count starts over
+    EXPECT_EQ(step(), (std::vector<Action>{{Type::spawn, 2}}));
     advance(10ms);
-    EXPECT_EQ(crash(2), 2s);
+    EXPECT_EQ(crash(2), 1s);
+}
+
+TEST_F(SupervisionTest, FailedSpawnsNeverCountAsHealthy) {
+    start_all();
+    advance(1h);
+    EXPECT_EQ(crash(4), 0ms);
+    auto actions = supervision_.take_actions(now_);
+    ASSERT_EQ(actions, (std::vector<Action>{{Type::spawn, 4}}));
+    // Its exec fails again and again, long after its last real start: backoff, not a spin.
+    for (const auto expected : {1s, 2s, 4s}) {
+        const auto decision = supervision_.exited(4, ExitStatus{false, 127}, now_);
+        EXPECT_EQ(decision.delay, expected);
+        advance(decision.delay);
+        ASSERT_EQ(supervision_.take_actions(now_), (std::vector<Action>{{Type::spawn, 4}}));
+    }
 }
 
 TEST_F(SupervisionTest, BackoffIsPerChild) {
