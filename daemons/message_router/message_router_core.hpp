@@ -48,7 +48,7 @@ public:
     // Sends each peer's held messages in order through `send` until one is refused; returns
     // how many were sent.
     std::size_t send(const std::function<bool(std::size_t peer, const Envelope&)>& send);
-    // Gives up every message held longer than the timeout, oldest first, each handed to
+    // Gives up every message held longer than the timeout, peer by peer in order, each handed to
     // `give_up`; returns how many.
     std::size_t expire(std::uint64_t now_ms, const std::function<void(const Envelope&)>& give_up);
     std::uint64_t hold_timeout_ms() const { return hold_timeout_ms_; }

@@ -43,7 +43,7 @@ TEST(HeldMessagesTest, SendsInOrderPerPeerUntilAPeerRefuses) {
     EXPECT_EQ(held.size(), 1u);
 }
 
-TEST(HeldMessagesTest, GivesUpOnlyWhatWaitedTheTimeoutOldestFirst) {
+TEST(HeldMessagesTest, GivesUpOnlyWhatWaitedTheTimeoutInOrderPerPeer) {
     HeldMessages held(2, 3000);
     held.hold(0, deliver("old"), 1000);
     held.hold(0, deliver("young"), 2500);
@@ -54,7 +54,7 @@ TEST(HeldMessagesTest, GivesUpOnlyWhatWaitedTheTimeoutOldestFirst) {
     EXPECT_EQ(held.expire(4000, give_up), 1u);
     EXPECT_EQ(given_up, (std::vector<std::string>{"old"}));
     EXPECT_EQ(held.expire(5500, give_up), 2u);
-    EXPECT_EQ(given_up, (std::vector<std::string>{"old", "other", "young"}));
+    EXPECT_EQ(given_up, (std::vector<std::string>{"old", "young", "other"})); // peer by peer
     EXPECT_EQ(held.size(), 0u);
     EXPECT_FALSE(held.holding(0));
 }
