@@ -153,6 +153,7 @@ void Checker::send_new(std::size_t from, bool group) {
     Sent sent;
     sent.from = user.name;
     sent.group = group;
+    sent.sent_s = std::chrono::duration<double>(SteadyClock::now() - started_).count();
     if (group) {
         sent.to = group_id_;
         sent.frame = group_frame(id, group_id_, "chaos " + id);
@@ -206,7 +207,10 @@ void Checker::on_message(std::size_t index, const json& message) {
     const std::string id = id_field != message.end() && id_field->is_string() ? id_field->get<std::string>() : "";
     const std::string content_type = ws::head_field(message, "contentType");
     if (content_type == "SERVER_ACK") {
-        if (auto it = sent_.find(id); it != sent_.end()) it->second.acked = true;
+        if (auto it = sent_.find(id); it != sent_.end() && !it->second.acked) {
+            it->second.acked = true;
+            it->second.acked_s = std::chrono::duration<double>(SteadyClock::now() - started_).count();
+        }
         return;
     }
     if (content_type == "error") {
@@ -276,6 +280,29 @@ Tally Checker::tally(bool group) const {
             if (member != sent.from) count(member, id);
     }
     return t;
+}
+
+void Checker::print_lost(std::size_t limit) const {
+    std::size_t printed = 0;
+    auto report = [&](const std::string& recipient, const std::string& id, const Sent& sent) {
+        if (received_.contains(key_of(recipient, id)) || printed++ >= limit) return;
+        std::cout << "chaos: lost " << (sent.group ? "group copy " : "message ") << id << " for " << recipient
+                  << ": sent at " << sent.sent_s << " s, acked at " << sent.acked_s << " s; kills within 3 s:";
+        for (const auto& [name, at] : cluster_.kill_log()) {
+            const double t = std::chrono::duration<double>(at - started_).count();
+            if (t > sent.sent_s - 3 && t < sent.acked_s + 3) std::cout << ' ' << name << " at " << t << " s";
+        }
+        std::cout << std::endl;
+    };
+    for (const auto& [id, sent] : sent_) {
+        if (!sent.acked) continue;
+        if (!sent.group) {
+            report(sent.to, id, sent);
+            continue;
+        }
+        for (const std::string& member : group_members_)
+            if (member != sent.from) report(member, id, sent);
+    }
 }
 
 void Checker::close_all() {

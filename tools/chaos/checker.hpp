@@ -70,6 +70,9 @@ public:
     std::uint64_t resends() const { return resends_; }
     const std::map<std::string, std::uint64_t>& errors() const { return errors_; }
     void close_all();
+    // One line per acked copy never received (at most `limit`): recipient, id, when it was
+    // sent and acked, and the kills around then, for whoever looks for the cause.
+    void print_lost(std::size_t limit) const;
 
 private:
     struct Sent {
@@ -78,6 +81,7 @@ private:
         bool group = false;
         bool acked = false;
         std::string frame;
+        double sent_s = 0, acked_s = 0; // seconds since the checker started
     };
     struct User {
         std::string name;
@@ -120,6 +124,7 @@ private:
     SteadyClock::time_point last_tick_{};
     std::uint64_t replaced_closes_ = 0, reconnects_ = 0, resends_ = 0;
     std::map<std::string, std::uint64_t> errors_;
+    SteadyClock::time_point started_ = SteadyClock::now();
 };
 
 } // namespace vartalap::chaos

@@ -175,6 +175,7 @@ std::string Cluster::kill_one(std::mt19937& random) {
     ++kill_stats_.total;
     victim.killed_at = SteadyClock::now();
     victim.ready = false;
+    kill_log_.emplace_back(victim.name, *victim.killed_at);
     return victim.name;
 }
 

@@ -77,6 +77,8 @@ public:
     // of such a kind; then any. Returns its name ("" if none is running).
     std::string kill_one(std::mt19937& random);
     const KillStats& kill_stats() const { return kill_stats_; }
+    // Every kill: the instance and when.
+    const std::vector<std::pair<std::string, SteadyClock::time_point>>& kill_log() const { return kill_log_; }
     // Instances killed by us that are not ready again yet.
     std::vector<std::string> down() const;
 
@@ -99,6 +101,7 @@ private:
     boost::asio::streambuf buffer_;
     bool all_ready_ = false;
     KillStats kill_stats_;
+    std::vector<std::pair<std::string, SteadyClock::time_point>> kill_log_;
 };
 
 } // namespace vartalap::chaos
