@@ -11,8 +11,8 @@
 //    SERVER_ACKed and every acked message reached every recipient, then prints
 //        1-to-1: acked N, delivered N, lost 0, duplicates K
 //        group copies: acked N, delivered N, lost 0, duplicates K
-//    and exits 1 if anything acked was lost (or nothing was acked, or the system never came
-//    up), 0 otherwise. Each lost copy is named, with the kills around it. Until issue 14
+//    and exits 1 if anything acked was lost (or nothing was acked, or some message was
+//    still not acked at the end although resent, or the system never came up), 0 otherwise. Each lost copy is named, with the kills around it. Until issue 14
 //    section 1 (group copies lost on a crash) is fixed, --group-loss-known prints group
 //    losses without failing; the ctest passes it.
 //
@@ -150,7 +150,13 @@ int main(int argc, char** argv) {
         std::cout << "chaos: " << group.lost << " acked group copies LOST: the known hole of issue 14 section 1 "
                   << "(--group-loss-known: not failing the run)" << std::endl;
     }
-    if (chat.acked == 0 || group.acked == 0) {
+    if (chat.unacked > 0 || group.unacked > 0) {
+        // Resent on every reconnect and after every error frame, yet never taken: the
+        // system did not recover within the settle time.
+        std::cout << "chaos: FAIL: messages never acked although resent" << std::endl;
+        failed = true;
+    }
+        if (chat.acked == 0 || group.acked == 0) {
         std::cout << "chaos: FAIL: nothing was acked" << std::endl;
         failed = true;
     }
