@@ -284,35 +284,36 @@ TEST(SessionDaemonTest, HandsOffToPersistenceAndAnswersRestSendersOverRealSocket
         EXPECT_EQ(refusal->envelope.connection, 8u);
         EXPECT_FALSE(refusal->envelope.error.empty());
 
-        // carol connects: the local copy first, then a fetch of her queue in persistence.
+        // carol connects: a fetch of her queue in persistence first (it holds the older
+        // messages), then the local copy.
         Envelope connect;
         connect.kind = Kind::connect;
         connect.from = "carol";
         connect.origin_gateway = "ws-1";
         connect.connection = 5;
         ASSERT_EQ(send_envelope(push, connect, scratch), SendResult::ok);
-        int resyncs = 0;
-        auto deliver = receive(ws_router, 5s, true, &resyncs);
-        EXPECT_EQ(resyncs, 1); // the shard asked the gateway to announce its users again
-        ASSERT_TRUE(deliver.has_value());
-        EXPECT_EQ(deliver->envelope.kind, Kind::deliver);
-        EXPECT_EQ(deliver->envelope.id, "m1");
         auto fetch = receive(persistence_router, 5s);
         ASSERT_TRUE(fetch.has_value());
         EXPECT_EQ(fetch->envelope.kind, Kind::fetch);
         EXPECT_EQ(fetch->envelope.to, "carol");
         EXPECT_EQ(fetch->envelope.cursor, 0u);
         EXPECT_GT(fetch->envelope.limit, 0u);
+        Envelope fetched; // nothing there yet (m1's handoff is not confirmed)
+        fetched.kind = Kind::fetched;
+        fetched.to = "carol";
+        fetched.request_id = fetch->envelope.request_id;
+        ASSERT_EQ(send_envelope(persistence_router, fetched, scratch, "session-1"), SendResult::ok);
+        int resyncs = 0;
+        auto deliver = receive(ws_router, 5s, true, &resyncs);
+        EXPECT_EQ(resyncs, 1); // the shard asked the gateway to announce its users again
+        ASSERT_TRUE(deliver.has_value());
+        EXPECT_EQ(deliver->envelope.kind, Kind::deliver);
+        EXPECT_EQ(deliver->envelope.id, "m1");
 
         Envelope stored;
         stored.kind = Kind::offline_stored;
         stored.request_id = store->envelope.request_id;
         ASSERT_EQ(send_envelope(persistence_router, stored, scratch, "session-1"), SendResult::ok);
-        Envelope fetched;
-        fetched.kind = Kind::fetched;
-        fetched.to = "carol";
-        fetched.request_id = fetch->envelope.request_id;
-        ASSERT_EQ(send_envelope(persistence_router, fetched, scratch, "session-1"), SendResult::ok);
         Envelope result;
         result.kind = Kind::deliver_result;
         result.request_id = deliver->envelope.request_id;
