@@ -53,7 +53,7 @@ TSAN_DIR := build/tsan
 # Not the integration tests that spawn processes (process.*, Multiprocess, Units, Vartalapctl,
 # Nginx): one process each, nothing shared between threads that the others do not cover.
 TSAN_TARGETS := unit_runtime unit_ws_gateway unit_session unit_group unit_persistence integration_tests
-TSAN_TESTS := ^(LoopDaemon|Ops|OpsReply|ZmqAsioWatcher|SessionDaemon|GroupDaemon|PersistenceDaemon|Chat|ChatDedupe|ChatRestart|ChatThreads|Group|Offline|OfflineRestart|Reload|WsGateway[A-Za-z]*|FcmPush|WebhookPush|PushProfileTokens)Test?\.
+TSAN_TESTS := ^(LoopDaemon|Ops|OpsReply|ZmqAsioWatcher|SessionDaemon|GroupDaemon|PersistenceDaemon|Chat|ChatDedupe|ChatRestart|ChatThreads|Group|Offline|OfflineRestart|Reload|WsGateway[A-Za-z]*|FcmPush|WebhookPush|PushProfileTokens)(Test)?\.
 
 .PHONY: run test build deps bench bench-deps fuzz fuzz-deps tsan-test install-packages clean
 
