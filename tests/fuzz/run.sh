@@ -25,8 +25,9 @@ for target in "${targets[@]}"; do
     log="$build_dir/fuzz-logs/$target.log"
     mkdir -p "$corpus"
     # -malloc_limit_mb: one allocation over 256 MiB from a few KiB of input is a bug
-    # (decoders bound what they allocate); -timeout: 10 s for one input is a hang.
-    "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
+    # (decoders bound what they allocate); -timeout: 60 s for one input is a hang (inputs take
+    # milliseconds; 10 s was hit once by a stall of a loaded machine, not by the input).
+    "$binary" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 -malloc_limit_mb=256 \
         -print_final_stats=1 -artifact_prefix="$build_dir/fuzz-artifacts/$target-" \
         "$corpus" "$here/corpus/$target" >"$log" 2>&1
     status=$?
