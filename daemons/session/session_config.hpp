@@ -91,6 +91,9 @@ struct SessionCounters {
     std::uint64_t fetches = 0;            // fetch requests sent
     std::uint64_t fetched_items = 0;      // remote messages taken into flight
     std::uint64_t remote_parked = 0;      // remote messages past the retry limit
+    // Confirmed copies (session_confirm.hpp).
+    std::uint64_t copies_confirmed = 0;   // group copies/events confirmed to their outbox
+    std::uint64_t confirmations_dropped = 0; // copies whose copies_stored could not be queued
 };
 
 // Latencies of chat messages (not ephemeral ones), for the metrics port.
