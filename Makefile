@@ -5,6 +5,9 @@
 # And the benchmark of BENCHMARKS.md (issue 10), which `make test` never needs:
 #   make bench [QUICK=1]  also install mosquitto, libmosquitto-dev and linux-perf, build the
 #                         server and the two load generators, run tools/bench/run.sh
+# And issue 14's fault test:
+#   make chaos [SECONDS=60]  local-multiprocess.toml under random kill -9s and app-like
+#                            traffic, in both durability modes; fails on any acked message lost
 
 TOPOLOGY ?= topology/local.toml
 SANITIZE ?= 0
@@ -32,7 +35,7 @@ PACKAGES := build-essential cmake ninja-build pkg-config \
 BENCH_PACKAGES := mosquitto libmosquitto-dev linux-perf
 QUICK ?= 0
 
-.PHONY: run test build deps bench bench-deps install-packages clean
+.PHONY: run test build deps bench bench-deps install-packages clean chaos
 
 deps:
 	@$(MAKE) --no-print-directory install-packages INSTALL='$(PACKAGES)'
@@ -74,6 +77,16 @@ bench: deps bench-deps $(BUILD_DIR)/build.ninja
 		cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_EXTRA) -DVARTALAP_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target $(BENCH_TARGETS)
 	QUICK=$(QUICK) BUILD_DIR=$(BUILD_DIR) tools/bench/run.sh
+
+SECONDS ?= 60
+CHAOS_TARGETS := vartalapctl vartalapd vartalap-chaos
+chaos: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target $(CHAOS_TARGETS)
+	@status=0; for durability in fsync process; do \
+		echo "== make chaos: $$durability durability, $(SECONDS) s"; \
+		$(BUILD_DIR)/tools/vartalap-chaos --seconds $(SECONDS) --durability $$durability \
+			--vartalapctl $(BUILD_DIR)/tools/vartalapctl --topology topology/local-multiprocess.toml || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf build

@@ -45,6 +45,9 @@ constexpr std::array kLinkRules = {
     LinkRule{"rest-gateway", "DEALER", "group", "router"},
     LinkRule{"message-router", "PUSH", "session", "pull"},
     LinkRule{"message-router", "PUSH", "group-router", "pull"},
+    // Refusals of messages no session shard took in time go straight to the sender's gateway.
+    LinkRule{"message-router", "DEALER", "ws-gateway", "router"},
+    LinkRule{"message-router", "DEALER", "rest-gateway", "router"},
     LinkRule{"group-router", "PUSH", "session", "pull"},
     LinkRule{"group-router", "DEALER", "group", "router"},
     // SERVER_ACKs (and refusals) for group messages go straight to the sender's gateway.

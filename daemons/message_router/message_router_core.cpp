@@ -2,6 +2,7 @@
 // Thread: the message-router daemon's thread.
 #include "daemons/message_router/message_router_core.hpp"
 
+#include "common/wire/builders.hpp"
 #include "common/wire/client_message.hpp"
 
 #include <spdlog/spdlog.h>
@@ -64,6 +65,51 @@ void MessageRouterCore::route(Envelope& message) {
     message.kind = Kind::deliver;
     ++counters_.routed;
     outbox_.to_session(shards_.index_for(message.to), message);
+}
+
+void HeldMessages::hold(std::size_t peer, const Envelope& envelope, std::uint64_t now_ms) {
+    queues_.at(peer).push_back(Held{envelope, now_ms});
+    ++size_;
+}
+
+std::size_t HeldMessages::send(const std::function<bool(std::size_t, const Envelope&)>& send) {
+    std::size_t sent = 0;
+    for (std::size_t peer = 0; peer < queues_.size(); ++peer) {
+        auto& queue = queues_[peer];
+        while (!queue.empty() && send(peer, queue.front().envelope)) {
+            queue.pop_front();
+            --size_;
+            ++sent;
+        }
+    }
+    return sent;
+}
+
+std::size_t HeldMessages::expire(std::uint64_t now_ms, const std::function<void(const Envelope&)>& give_up) {
+    std::size_t expired = 0;
+    for (auto& queue : queues_) {
+        // In arrival order: the first one still young ends the scan of its queue.
+        while (!queue.empty() && now_ms - queue.front().since_ms >= hold_timeout_ms_) {
+            give_up(queue.front().envelope);
+            queue.pop_front();
+            --size_;
+            ++expired;
+        }
+    }
+    return expired;
+}
+
+bool refusal_for(const Envelope& held, Envelope& out) {
+    if (held.kind == Kind::ack || held.has(flag_ephemeral) || held.origin_gateway.empty()) return false;
+    build_server_ack(out, {.gateway = held.origin_gateway,
+                           .connection = held.connection,
+                           .request_id = held.request_id,
+                           .id = held.id,
+                           .sender = held.from,
+                           .channel = held.has(flag_group) ? "group" : "",
+                           .status = Status::overloaded,
+                           .error = kBusyRetry});
+    return true;
 }
 
 } // namespace vartalap::message_router

@@ -9,6 +9,9 @@
 #include "topology/shard_map.hpp"
 
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <vector>
 
 namespace vartalap::message_router {
 
@@ -18,6 +21,50 @@ struct MessageRouterCounters {
     std::uint64_t group = 0;      // group messages and operations handed to a group-router
     std::uint64_t dropped = 0;    // messages this router cannot route (logged)
 };
+
+// What the daemon does with a message a peer did not take (a session shard that is down,
+// not connected: ZMQ_IMMEDIATE; or at its high-water mark): it is held here, in order per
+// peer, and sent before anything newer for that peer. A message held longer than
+// `hold_timeout_ms` is given up: a client message is refused to its sender (refusal_for:
+// a `server_ack` with status overloaded, "server busy, retry", which the gateway turns into
+// an error frame the client resends on), an ack is dropped (the copy is delivered and acked
+// again). So nothing waits in memory unboundedly and nothing vanishes without a word while
+// the router runs; a router killed meanwhile takes at most hold_timeout_ms of one shard's
+// messages, none of them SERVER_ACKed, along.
+// Thread-safety: belongs to the daemon's thread.
+class HeldMessages {
+public:
+    struct Held {
+        Envelope envelope;
+        std::uint64_t since_ms = 0; // monotonic time it was first refused by its peer
+    };
+
+    HeldMessages(std::size_t peers, std::uint64_t hold_timeout_ms)
+        : queues_(peers), hold_timeout_ms_(hold_timeout_ms) {}
+
+    bool holding(std::size_t peer) const { return !queues_.at(peer).empty(); }
+    std::size_t size() const { return size_; }
+    void hold(std::size_t peer, const Envelope& envelope, std::uint64_t now_ms);
+    // Sends each peer's held messages in order through `send` until one is refused; returns
+    // how many were sent.
+    std::size_t send(const std::function<bool(std::size_t peer, const Envelope&)>& send);
+    // Gives up every message held longer than the timeout, peer by peer in order, each handed to
+    // `give_up`; returns how many.
+    std::size_t expire(std::uint64_t now_ms, const std::function<void(const Envelope&)>& give_up);
+    std::uint64_t hold_timeout_ms() const { return hold_timeout_ms_; }
+    void set_hold_timeout_ms(std::uint64_t ms) { hold_timeout_ms_ = ms; }
+
+private:
+    std::vector<std::deque<Held>> queues_;
+    std::uint64_t hold_timeout_ms_;
+    std::size_t size_ = 0;
+};
+
+// The refusal for a message `held` gave up on: a `server_ack` (status overloaded, error
+// kBusyRetry) to the sender's gateway and connection, in `out`. False when there is nobody
+// to tell: acks, ephemeral messages (typing), envelopes without an origin gateway.
+inline constexpr std::string_view kBusyRetry = "server busy, retry";
+bool refusal_for(const Envelope& held, Envelope& out);
 
 // Where the core's envelopes go. The daemon implements it over its PUSH sockets; tests
 // record the calls. Implementations may wait briefly for a full peer (backpressure) but

@@ -8,9 +8,9 @@
 #include "daemons/message_router/message_router_daemon.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/loop_daemon.hpp"
+#include "daemons/options.hpp"
 #include "topology/catalog.hpp"
 
-#include <deque>
 #include <vector>
 
 namespace vartalap::message_router {
@@ -21,7 +21,10 @@ class MessageRouterDaemon final : public LoopDaemon, private MessageRouterOutbox
 public:
     explicit MessageRouterDaemon(const DaemonContext& context)
         : LoopDaemon(context.self.name, context.loop), context_(context),
-          shards_(context.topology, "session"), core_(shards_, *this) {}
+          shards_(context.topology, "session"), core_(shards_, *this),
+          held_(shards_.instances().size() + 1, // the last one holds for the group-routers
+                static_cast<std::uint64_t>(positive_or(context.self.option_int("hold_timeout_ms", kHoldTimeoutMs),
+                                                       kHoldTimeoutMs))) {}
 
     void bind() override {
         pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
@@ -30,13 +33,16 @@ public:
     }
 
     void connect() override {
-        // In ShardMap order: push i reaches shard i.
+        // In ShardMap order: push i reaches shard i. ZMQ_IMMEDIATE: while a shard is down
+        // (not connected) a send is refused at once instead of queueing inside ZeroMQ, where
+        // a killed router would take it along without a word; HeldMessages holds it for a
+        // bounded time instead, then refuses it to its sender.
         for (const auto& session : topology::peers(context_.topology, context_.self, "session", "pull")) {
             auto push = make_socket(context_.zmq, zmq::socket_type::push);
+            push.set(zmq::sockopt::immediate, 1);
             push.connect(session.endpoint);
             pushes_.push_back(std::move(push));
         }
-        held_.resize(pushes_.size() + 1); // the last one holds for the group-routers
         const auto group_routers = topology::peers(context_.topology, context_.self, "group-router", "pull");
         if (!group_routers.empty()) {
             // One PUSH to all group-routers: ZeroMQ round-robins across the connected ones;
@@ -45,6 +51,18 @@ public:
             group_push_.set(zmq::sockopt::immediate, 1);
             for (const auto& group_router : group_routers) group_push_.connect(group_router.endpoint);
         }
+        // Refusals of messages held too long go straight to the sender's gateway.
+        SocketOptions options;
+        options.routing_id = context_.self.name;
+        auto add_gateways = [&](const std::vector<topology::Peer>& gateways) {
+            for (const auto& gateway : gateways) {
+                auto dealer = make_socket(context_.zmq, zmq::socket_type::dealer, options);
+                dealer.connect(gateway.endpoint);
+                gateways_.emplace_back(gateway.daemon->name, std::move(dealer));
+            }
+        };
+        add_gateways(topology::peers(context_.topology, context_.self, "ws-gateway", "router"));
+        add_gateways(topology::peers(context_.topology, context_.self, "rest-gateway", "router"));
     }
 
     std::map<std::string, std::string> bound_endpoints() const override {
@@ -57,11 +75,26 @@ protected:
     }
 
     std::chrono::milliseconds before_turn() override {
-        // Messages held for a full peer go first; until they are gone the PULL is not read,
-        // so the gateways feel the backpressure and nothing more is held.
-        const bool holding = send_held();
-        loop_.enable(pull_index_, !holding);
-        return std::chrono::milliseconds(holding ? kHeldRetryMs : kTickMs);
+        // Held messages go first, in order per peer; what waited too long is refused. The
+        // PULL is read on while the other peers take their messages, up to kMaxHeld held in
+        // all: then the gateways feel the backpressure (and answer "server busy, retry").
+        held_.send([this](std::size_t peer, const Envelope& envelope) {
+            return send_envelope(peer_socket(peer), envelope, scratch_) == SendResult::ok;
+        });
+        const std::size_t expired = held_.expire(context_.clock.monotonic_ms(), [this](const Envelope& envelope) {
+            if (refusal_for(envelope, refusal_)) {
+                to_gateway(envelope.origin_gateway, refusal_);
+                ++refused_;
+            } else {
+                ++acks_expired_;
+            }
+        });
+        if (expired > 0 && count_sampled(expiry_logs_))
+            spdlog::warn("message-router {}: {} message(s) held over {} ms for a peer that does not take "
+                         "them: refused to their senders (\"{}\"; {} refused, {} acks dropped so far)",
+                         context_.self.name, expired, held_.hold_timeout_ms(), kBusyRetry, refused_, acks_expired_);
+        loop_.enable(pull_index_, held_.size() < kMaxHeld);
+        return std::chrono::milliseconds(held_.size() > 0 ? kHeldRetryMs : kTickMs);
     }
 
     void on_turn(std::span<Incoming> batch) override {
@@ -75,14 +108,13 @@ protected:
     void on_stop() override {
         // Held messages are before the durable point: their senders got no SERVER_ACK and
         // resend them.
-        std::size_t dropped = 0;
-        for (auto& queue : held_) dropped += queue.size();
-        if (dropped > 0)
-            spdlog::warn("message-router {}: stopped with {} messages held for a full peer; "
-                         "their senders resend them", context_.self.name, dropped);
+        if (held_.size() > 0)
+            spdlog::warn("message-router {}: stopped with {} messages held for a peer; "
+                         "their senders resend them", context_.self.name, held_.size());
         pull_.close();
         for (auto& push : pushes_) push.close();
         if (group_push_) group_push_.close();
+        for (auto& [name, dealer] : gateways_) dealer.close();
     }
 
 private:
@@ -92,7 +124,8 @@ private:
                             static_cast<double>(c.routed + c.acks + c.group));
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"received", received_}, {"routed", c.routed}, {"acks", c.acks}, {"group", c.group},
-            {"dropped", c.dropped}, {"malformed", loop_.dropped()}, {"peer_full", peer_full_}};
+            {"dropped", c.dropped}, {"malformed", loop_.dropped()}, {"peer_full", peer_full_},
+            {"refused_after_hold", refused_}, {"acks_expired", acks_expired_}};
         add_counters(s, "message_router", rows);
     }
 
@@ -111,25 +144,23 @@ private:
     }
 
     void forward(std::size_t peer, const Envelope& envelope) {
-        std::deque<Envelope>& held = held_[peer];
-        if (held.empty() && send_envelope(peer_socket(peer), envelope, scratch_) == SendResult::ok) return;
-        held.push_back(envelope);
-        if (held.size() == 1 && count_sampled(peer_full_))
-            spdlog::warn("message-router {}: {} is not accepting; holding its messages and not "
-                         "reading new ones ({} times so far)",
-                         context_.self.name, peer_name(peer), peer_full_);
+        if (!held_.holding(peer) && send_envelope(peer_socket(peer), envelope, scratch_) == SendResult::ok) return;
+        held_.hold(peer, envelope, context_.clock.monotonic_ms());
+        if (count_sampled(peer_full_))
+            spdlog::warn("message-router {}: {} is not accepting (down or full); holding its messages "
+                         "for up to {} ms ({} times so far)",
+                         context_.self.name, peer_name(peer), held_.hold_timeout_ms(), peer_full_);
     }
 
-    // Sends what is held, in order, until a peer is full again; true if anything is still held.
-    bool send_held() {
-        bool holding = false;
-        for (std::size_t peer = 0; peer < held_.size(); ++peer) {
-            std::deque<Envelope>& held = held_[peer];
-            while (!held.empty() && send_envelope(peer_socket(peer), held.front(), scratch_) == SendResult::ok)
-                held.pop_front();
-            holding = holding || !held.empty();
+    void to_gateway(const std::string& gateway, const Envelope& refusal) {
+        for (auto& [name, dealer] : gateways_) {
+            if (name != gateway) continue;
+            if (send_envelope(dealer, refusal, scratch_) == SendResult::ok) return;
+            break;
         }
-        return holding;
+        // The gateway is down or full: its client's socket is gone or stalled, and the client
+        // resends what has no SERVER_ACK when it connects again.
+        ++refusals_lost_;
     }
 
     std::string peer_name(std::size_t peer) const {
@@ -139,6 +170,11 @@ private:
 
     static constexpr long kTickMs = 100;
     static constexpr long kHeldRetryMs = 5;
+    // A session shard restarted by its supervisor serves again within about a second; three
+    // cover that with room, and are still short enough for a waiting client.
+    static constexpr std::int64_t kHoldTimeoutMs = 3000;
+    // One high-water mark's worth: beyond it the router stops reading its PULL.
+    static constexpr std::size_t kMaxHeld = 10000;
 
     DaemonContext context_; // a copy: its references outlive the daemon (System owns them)
     topology::ShardMap shards_;
@@ -151,8 +187,11 @@ private:
     std::uint64_t received_ = 0;
     std::uint64_t peer_full_ = 0;
     // Per peer (session shards in ShardMap order, then the group-routers): messages waiting
-    // for room, at most one turn's batch in all.
-    std::vector<std::deque<Envelope>> held_;
+    // for room or a connection, at most kMaxHeld in all, each at most the hold timeout.
+    HeldMessages held_;
+    std::vector<std::pair<std::string, zmq::socket_t>> gateways_; // DEALER by gateway name
+    Envelope refusal_;
+    std::uint64_t refused_ = 0, acks_expired_ = 0, refusals_lost_ = 0, expiry_logs_ = 0;
     std::size_t pull_index_ = 0;
     Publisher publisher_{context_.board, context_.clock};
 };

@@ -76,6 +76,7 @@ struct SessionCounters {
     std::uint64_t in_flight_limit_hits = 0; // a user waited for a global in-flight slot
     std::uint64_t user_limit_refusals = 0;  // connects refused at max_online_users
     std::uint64_t connects = 0;
+    std::uint64_t stale_connects = 0;       // connects older than the user's current one: ignored
     std::uint64_t disconnects = 0;
     std::uint64_t refusals_sent = 0;      // refuse() calls (map full, invalid message)
     std::uint64_t commits = 0;            // LMDB write transactions committed

@@ -437,7 +437,7 @@ private:
             {"overloaded", c.overloaded}, {"send_timeouts", c.send_timeouts},
             {"invalid", c.invalid}, {"stale_results", c.stale_results},
             {"in_flight_limit_hits", c.in_flight_limit_hits},
-            {"user_limit_refusals", c.user_limit_refusals}, {"connects", c.connects},
+            {"user_limit_refusals", c.user_limit_refusals}, {"connects", c.connects}, {"stale_connects", c.stale_connects},
             {"disconnects", c.disconnects}, {"refusals_sent", c.refusals_sent},
             {"commits", c.commits}, {"deletes_deferred", c.deletes_deferred},
             {"handoffs_sent", c.handoffs_sent}, {"handoff_resends", c.handoff_resends},

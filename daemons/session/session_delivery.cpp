@@ -34,6 +34,15 @@ void DeliveryWindow::connect(const Envelope& message) {
         UserState& old = found->second;
         if (old.gateway == message.origin_gateway && old.connection == message.connection)
             return; // repeated connect for the current connection: nothing changes
+        if (message.created_at_ms < old.opened_at_ms) {
+            // A connection that opened before the current one (a resync of a socket the
+            // user already left, reaching a restarted shard after the new connect): the
+            // current one stays, and the older one is closed as replaced, as it would have
+            // been had the connects arrived in order.
+            ++counters_.stale_connects;
+            outbox_.close_connection(message.origin_gateway, message.connection, user);
+            return;
+        }
         // One live socket per user (PROTOCOL.md): the newer connection wins.
         outbox_.close_connection(old.gateway, old.connection, user);
         while (!old.in_flight.empty()) erase_in_flight(*old.in_flight.begin());
@@ -51,6 +60,7 @@ void DeliveryWindow::connect(const Envelope& message) {
     UserState& state = found->second;
     state.gateway = message.origin_gateway;
     state.connection = message.connection;
+    state.opened_at_ms = message.created_at_ms;
     state.epoch = next_epoch_++;
     // From the oldest stored message, parked ones included: a new connection is the moment
     // parked messages are tried again.

@@ -62,6 +62,7 @@ struct UserState {
     std::string gateway;
     std::uint64_t connection = 0;
     std::uint64_t epoch = 0;       // unique per connect; results of older epochs are stale
+    std::uint64_t opened_at_ms = 0; // the gateway's stamp of when the connection opened
     // Next seq to read from LMDB for this connection: every stored message of the user
     // below it is in flight, parked, or deleted. A connect resets it to 0, which is what
     // redelivers parked messages.

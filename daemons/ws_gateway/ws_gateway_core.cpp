@@ -64,11 +64,12 @@ bool WsGatewayCore::opened(ClientConnection& connection) {
     by_id_.emplace(connection.id(), &connection);
     by_user_[std::string_view(connection.user())] = connection.id();
     ++counters_.opened;
+    connection.set_opened_at_ms(clock_.wall_ms());
     reset(scratch_, Kind::connect);
     scratch_.from = connection.user();
     scratch_.origin_gateway = name_;
     scratch_.connection = connection.id();
-    scratch_.created_at_ms = clock_.wall_ms();
+    scratch_.created_at_ms = connection.opened_at_ms();
     if (connection.wants_server_ack()) scratch_.flags |= flag_wants_server_ack;
     if (outbox_.to_session(scratch_) != SendResult::ok) {
         ++counters_.events_dropped;
@@ -196,7 +197,9 @@ void WsGatewayCore::resync(std::string_view session) {
         scratch_.from = connection->user();
         scratch_.origin_gateway = name_;
         scratch_.connection = id;
-        scratch_.created_at_ms = clock_.wall_ms();
+        // When it opened, not now: a connect of the user's newer connection at another
+        // gateway may reach the shard first, and must not lose to this one.
+        scratch_.created_at_ms = connection->opened_at_ms();
         if (connection->wants_server_ack()) scratch_.flags |= flag_wants_server_ack;
         if (outbox_.to_session(scratch_) == SendResult::ok)
             ++announced;

@@ -87,6 +87,11 @@ public:
     std::uint64_t id() const { return id_; }
     const std::string& user() const { return user_; }
     bool wants_server_ack() const { return wants_server_ack_; }
+    // Wall time (epoch ms) the connection was registered (WsGatewayCore::opened): every
+    // `connect` for it carries this, resyncs too, so a session orders a user's connections
+    // by when they opened, not by when their connects happen to arrive.
+    std::uint64_t opened_at_ms() const { return opened_at_ms_; }
+    void set_opened_at_ms(std::uint64_t ms) { opened_at_ms_ = ms; }
 
     // Queues a text frame. When the result is `queued`, the connection later reports the
     // frame's fate (written, or dropped because the connection went away) through
@@ -106,6 +111,7 @@ protected:
 private:
     std::uint64_t id_;
     std::string user_;
+    std::uint64_t opened_at_ms_ = 0;
     bool wants_server_ack_;
 };
 

@@ -122,6 +122,10 @@ public:
 
     void connect() override {
         router_push_ = make_socket(context_.zmq, zmq::socket_type::push);
+        // ZMQ_IMMEDIATE: messages go only to routers that are connected, so a router that is
+        // down (several may run) neither takes nor queues any; with none connected a send is
+        // refused at once and the client is told "server busy, retry".
+        router_push_.set(zmq::sockopt::immediate, 1);
         for (const auto& router : topology::peers(context_.topology, context_.self, "message-router", "pull"))
             router_push_.connect(router.endpoint);
 

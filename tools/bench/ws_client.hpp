@@ -77,15 +77,19 @@ private:
 
 // One user's WebSocket. open() connects, upgrades on `target` with the user/accesskey
 // headers and starts reading; every text frame received goes to the handler set with
-// on_text(); send() queues a frame (written in order, one write at a time).
+// on_text(); send() queues a frame (written in order, one write at a time). When the
+// socket ends (the server closed it, or the connection broke) the handler set with
+// on_closed() gets the close code (0 without a close frame), once.
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
     using TextHandler = std::function<void(std::string_view)>;
+    using ClosedHandler = std::function<void(int close_code)>;
 
     Connection(asio::io_context& io, std::string user) : ws_(io), user_(std::move(user)) {}
 
     const std::string& user() const { return user_; }
     void on_text(TextHandler handler) { on_text_ = std::move(handler); }
+    void on_closed(ClosedHandler handler) { on_closed_ = std::move(handler); }
 
     // `done(true)` once open (and reading), `done(false)` on any failure.
     void open(const tcp::endpoint& at, std::string key, std::string target, std::function<void(bool)> done) {
@@ -132,6 +136,7 @@ private:
         ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
             if (ec) {
                 self->open_ = false;
+                if (auto closed = std::move(self->on_closed_)) closed(static_cast<int>(self->ws_.reason().code));
                 return;
             }
             const auto data = self->buffer_.cdata();
@@ -144,6 +149,7 @@ private:
     websocket::stream<beast::tcp_stream> ws_;
     std::string user_, key_, target_;
     TextHandler on_text_;
+    ClosedHandler on_closed_;
     std::deque<std::string> queue_;
     beast::flat_buffer buffer_;
     bool open_ = false;

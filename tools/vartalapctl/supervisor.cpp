@@ -59,12 +59,15 @@ void Supervision::spawned(std::size_t index, SteadyTime now) {
     child.alive = true;
     child.restart_at.reset();
     child.started_at = now;
+    child.ready_at.reset();
     child.terminate_sent = false;
     child.kill_sent = false;
 }
 
-bool Supervision::became_ready(std::size_t index) {
-    children_.at(index).ever_ready = true;
+bool Supervision::became_ready(std::size_t index, SteadyTime now) {
+    Child& ready = children_.at(index);
+    ready.ever_ready = true;
+    if (ready.alive && !ready.ready_at) ready.ready_at = now;
     if (announced_ready_ || stopping_) return false;
     for (const Child& child : children_)
         if (!child.ever_ready) return false;
@@ -81,6 +84,8 @@ std::chrono::milliseconds Supervision::backoff(int consecutive_crashes) const {
 Supervision::ExitDecision Supervision::exited(std::size_t index, ExitStatus status,
                                               SteadyTime now) {
     Child& child = children_.at(index);
+    // A failed spawn (fork or exec) never ran, so it never reported ready either.
+    const bool healthy = child.alive && child.ready_at && now - *child.ready_at >= policy_.healthy_uptime;
     child.alive = false;
     child.restart_at.reset();
     if (stopping_) {
@@ -88,9 +93,13 @@ Supervision::ExitDecision Supervision::exited(std::size_t index, ExitStatus stat
         return {};
     }
     if (status.clean()) return {}; // stopped on purpose by someone: leave it stopped
-    if (now - child.started_at >= policy_.stable_uptime) child.consecutive_crashes = 0;
-    const std::chrono::milliseconds delay = backoff(child.consecutive_crashes);
-    ++child.consecutive_crashes;
+    std::chrono::milliseconds delay{0};
+    if (healthy) {
+        child.consecutive_crashes = 0; // a healthy run: back at once, no backoff
+    } else {
+        delay = backoff(child.consecutive_crashes);
+        ++child.consecutive_crashes;
+    }
     ++child.restarts;
     child.restart_at = now + delay;
     return {true, delay, child.restarts};
@@ -424,7 +433,7 @@ private:
             return;
         }
         std::cout << "ready " << children_[index].name << '\n';
-        if (supervision_.became_ready(index)) {
+        if (supervision_.became_ready(index, std::chrono::steady_clock::now())) {
             std::cout << "ready" << std::endl;
             notify("READY=1");
             spdlog::info("all {} daemons are ready", children_.size());

@@ -11,10 +11,13 @@
 //     Supervision decides.
 //
 // Policy (RestartPolicy holds the numbers):
-//   - A child that crashes (non-zero exit, or killed by a signal) is restarted after a
-//     delay that starts at 1 s and doubles per consecutive crash up to 30 s; a child that
-//     had been up for 60 s before crashing starts again from 1 s. A child that exits 0 on
-//     its own (someone sent it SIGTERM directly) was stopped on purpose: not restarted.
+//   - A child that crashes (non-zero exit, or killed by a signal) after a healthy run (it
+//     reported ready and then stayed up for 2 s) is restarted at once: a killed daemon
+//     serves again as soon as it has started. Backoff only stops crash loops: a child that
+//     crashes before that (or whose spawn failed) is restarted after a delay that starts at
+//     1 s and doubles per consecutive unhealthy run up to 30 s; a healthy run starts the
+//     count again. A child that exits 0 on its own (someone sent it SIGTERM directly) was
+//     stopped on purpose: not restarted.
 //   - "ready" (and READY=1 under systemd) once every child has reported ready once.
 //   - Stop (first SIGINT/SIGTERM): STOPPING=1, pending restarts are cancelled, and the
 //     children are terminated in drain order, as System::stop() does inside one process:
@@ -49,15 +52,16 @@ namespace vartalap::ctl {
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct RestartPolicy {
-    // First restart delay; doubled per consecutive crash. Long enough that a daemon that
-    // cannot start (port taken, bad data dir) does not spin the CPU, short enough that a
-    // crashed shard is back before its peers' retries give up.
+    // First restart delay after a short run; doubled per consecutive short run. Long enough
+    // that a daemon that cannot start (port taken, bad data dir) does not spin the CPU.
     std::chrono::milliseconds initial_delay{1000};
     // Ceiling of the doubling: a permanently broken daemon is retried twice a minute.
     std::chrono::milliseconds max_delay{30000};
-    // A child up this long before crashing was healthy: its next restart starts from
-    // initial_delay again.
-    std::chrono::milliseconds stable_uptime{60000};
+    // A child that reported ready and then stayed up this long before crashing was healthy:
+    // it is restarted at once and its backoff starts from initial_delay again. Readiness
+    // shows it got through its start-up (what fails in a crash loop: a port taken, a bad data
+    // dir); the time after it, that it did not die of the first thing it read.
+    std::chrono::milliseconds healthy_uptime{2000};
     // From the first stop signal until the remaining children are killed. Each vartalapd
     // drains within its own 5 s budget; 10 s leaves room for the drain ranks to follow
     // each other.
@@ -112,9 +116,10 @@ public:
     // The child's process exists (after a spawn action). A spawn that failed (fork or exec)
     // is reported as exited() with a failure status instead.
     void spawned(std::size_t child, SteadyTime now);
-    // The child reported ready. Returns true exactly once: when this makes every child ready
-    // at least once (time to print "ready" and send READY=1).
-    bool became_ready(std::size_t child);
+    // The child reported ready (at `now`: its healthy run counts from then). Returns true
+    // exactly once: when this makes every child ready at least once (time to print "ready"
+    // and send READY=1).
+    bool became_ready(std::size_t child, SteadyTime now);
     // The child's process has ended (reaped).
     ExitDecision exited(std::size_t child, ExitStatus status, SteadyTime now);
     // SIGINT/SIGTERM arrived.
@@ -147,9 +152,10 @@ private:
         // Not alive: a start or restart is due at restart_at (nullopt: never again).
         std::optional<SteadyTime> restart_at;
         SteadyTime started_at{};
-        int consecutive_crashes = 0; // since the last stable run; sets the backoff
+        int consecutive_crashes = 0; // unhealthy runs since the last healthy one; sets the backoff
         int restarts = 0;
         bool ever_ready = false;
+        std::optional<SteadyTime> ready_at; // this run's "ready"; nullopt until then
         bool terminate_sent = false;
         bool kill_sent = false;
     };

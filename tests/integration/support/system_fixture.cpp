@@ -88,8 +88,8 @@ std::function<void(topology::Topology&)> session_retries(int ack_timeout_ms, int
     };
 }
 
-RunningSystem::RunningSystem(topology::Topology topology)
-    : system_(std::make_unique<System>(std::move(topology))) {
+RunningSystem::RunningSystem(topology::Topology topology, std::string host)
+    : system_(std::make_unique<System>(std::move(topology), std::move(host))) {
     system_->start();
     for (const auto& [name, endpoints] : system_->bound_endpoints()) {
         const auto* spec = system_->topology().find(name);

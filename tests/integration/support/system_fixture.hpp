@@ -47,7 +47,9 @@ struct LoggedIn {
 
 class RunningSystem {
 public:
-    explicit RunningSystem(topology::Topology topology);
+    // `host`: run only the daemons placed there (System's filter), so a test can name
+    // daemons that are down for the whole test: its peers connect to them in vain.
+    explicit RunningSystem(topology::Topology topology, std::string host = {});
     ~RunningSystem();
 
     void stop();

@@ -238,6 +238,35 @@ TEST_F(SessionCoreTest, NewConnectionClosesTheOldOneAndTakesOverInFlight) {
     EXPECT_EQ(outbox_.deliveries.size(), 2u);
 }
 
+TEST_F(SessionCoreTest, AConnectOlderThanTheCurrentConnectionIsClosedNotApplied) {
+    // After a shard restart: bob's connect at ws-2 (opened at 2000) arrives first, then
+    // ws-1's resync of the socket he opened at 1000 and has since left.
+    Envelope current = connect("bob", "ws-2", 7);
+    current.created_at_ms = 2000;
+    handle(current);
+    Envelope stale = connect("bob", "ws-1", 3);
+    stale.created_at_ms = 1000;
+    handle(stale);
+    // The current socket stays; the stale one is closed as replaced.
+    ASSERT_EQ(outbox_.closes.size(), 1u);
+    EXPECT_EQ(outbox_.closes[0].gateway, "ws-1");
+    EXPECT_EQ(outbox_.closes[0].connection, 3u);
+    EXPECT_EQ(core_->counters().stale_connects, 1u);
+    handle(chat("alice", "bob", "m1"));
+    ASSERT_EQ(outbox_.deliveries.size(), 1u);
+    EXPECT_EQ(outbox_.deliveries[0].gateway, "ws-2");
+    EXPECT_EQ(outbox_.deliveries[0].request.connection, 7u);
+
+    // A connection opened later (or in the same millisecond) still takes over.
+    Envelope newer = connect("bob", "ws-1", 9);
+    newer.created_at_ms = 2000;
+    handle(newer);
+    ASSERT_EQ(outbox_.closes.size(), 2u);
+    EXPECT_EQ(outbox_.closes[1].gateway, "ws-2");
+    EXPECT_EQ(outbox_.closes[1].connection, 7u);
+    EXPECT_EQ(core_->counters().stale_connects, 1u);
+}
+
 TEST_F(SessionCoreTest, ReceiptIsDeletedWhenWrittenToTheSocket) {
     handle(connect("alice", "ws-1", 3));
     handle(chat("bob", "alice", "r1", flag_system | flag_wants_server_ack));

@@ -38,6 +38,8 @@ TEST(TopologyLocal, LinksFollowFromTheKinds) {
         "rest-1 PUSH router-1 pull inproc://router-1",
         "rest-1 DEALER profile-1 router inproc://profile-1",
         "router-1 PUSH session-1 pull inproc://session-1",
+        "router-1 DEALER ws-1 router inproc://ws-1",
+        "router-1 DEALER rest-1 router inproc://rest-1",
         "session-1 DEALER ws-1 router inproc://ws-1",
         "session-1 DEALER rest-1 router inproc://rest-1",
         "session-1 DEALER persistence-1 router inproc://persistence-1-router",
@@ -111,7 +113,8 @@ router = "inproc://group-router-1-confirm"
     EXPECT_TRUE(has("tail-router PUSH tail-session pull"));
     EXPECT_TRUE(has("tail-session DEALER group-router-1 router"));
     EXPECT_TRUE(has("tail-session DEALER group-1 router"));
-    EXPECT_EQ(drawn.size(), 18u);
+    EXPECT_TRUE(has("tail-router DEALER tail-rest router"));
+    EXPECT_EQ(drawn.size(), 19u);
 }
 
 TEST(CatalogLinks, EveryRuleJoinsKnownKindsOnARoleTheTargetMustBind) {

@@ -427,8 +427,9 @@ host = "edge-a"
 listen = "0.0.0.0:8080"
 router = "ipc:///run/vartalap/ws-1"
 )toml");
-    // tail-session (host localhost) connects a DEALER to ws-1's router.
-    EXPECT_TRUE(has_error(result, 6, {"daemon 'ws-1'", "'tail-session'", "ipc:// works only within one host"}));
+    // tail-router and tail-session (host localhost) connect DEALERs to ws-1's router; the
+    // first of them is named.
+    EXPECT_TRUE(has_error(result, 6, {"daemon 'ws-1'", "'tail-router'", "ipc:// works only within one host"}));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -79,14 +79,14 @@ TEST_F(SupervisionTest, StartsEveryChildAtOnce) {
 TEST_F(SupervisionTest, AnnouncesReadyOnceWhenEveryChildHasBeenReady) {
     start_all();
     for (std::size_t i = 0; i + 1 < supervision_.size(); ++i)
-        EXPECT_FALSE(supervision_.became_ready(i));
-    EXPECT_FALSE(supervision_.became_ready(0)); // again: still not all
-    EXPECT_TRUE(supervision_.became_ready(4));
+        EXPECT_FALSE(supervision_.became_ready(i, now_));
+    EXPECT_FALSE(supervision_.became_ready(0, now_)); // again: still not all
+    EXPECT_TRUE(supervision_.became_ready(4, now_));
     // A restarted child reporting ready again does not announce it twice.
     crash(2);
     advance(1s);
     step();
-    EXPECT_FALSE(supervision_.became_ready(2));
+    EXPECT_FALSE(supervision_.became_ready(2, now_));
 }
 
 TEST_F(SupervisionTest, CrashRestartsAfterOneSecondDoublingToThirtySeconds) {
@@ -104,18 +104,46 @@ TEST_F(SupervisionTest, CrashRestartsAfterOneSecondDoublingToThirtySeconds) {
     }
 }
 
-TEST_F(SupervisionTest, SixtySecondsOfUptimeResetTheBackoff) {
+TEST_F(SupervisionTest, CrashAfterAHealthyRunRestartsAtOnceAndResetsTheBackoff) {
     start_all();
-    EXPECT_EQ(crash(2), 1s);
+    advance(300ms);
+    supervision_.became_ready(2, now_);
+    advance(2s); // ready, then 2 s up: a healthy run, killed, not crash-looping
+    const auto decision = supervision_.exited(2, kKilled, now_);
+    ASSERT_TRUE(decision.restart);
+    EXPECT_EQ(decision.delay, 0ms);
+    EXPECT_EQ(supervision_.next_wakeup(), now_);
+    EXPECT_EQ(step(), (std::vector<Action>{{Type::spawn, 2}})); // no wait at all
+    advance(1h);
+    EXPECT_EQ(crash(2), 1s); // an hour up but never ready this run: not healthy
     restart_when_due(2, 1s);
-    advance(59s);
-    EXPECT_EQ(crash(2), 2s); // 59 s up: still the same run of trouble
+    supervision_.became_ready(2, now_);
+    advance(1999ms);
+    EXPECT_EQ(crash(2), 2s); // ready, but died within 2 s: still the same run of trouble
     restart_when_due(2, 2s);
-    advance(60s);
-    EXPECT_EQ(crash(2), 1s); // a healthy minute: start over
-    restart_when_due(2, 1s);
+    supervision_.became_ready(2, now_);
+    supervision_.became_ready(2, now_ + 1s); // a repeated line does not move the mark
+    advance(2s);
+    EXPECT_EQ(crash(2), 0ms); // healthy again: at once, and the count starts over
+    EXPECT_EQ(step(), (std::vector<Action>{{Type::spawn, 2}}));
     advance(10ms);
-    EXPECT_EQ(crash(2), 2s);
+    EXPECT_EQ(crash(2), 1s);
+}
+
+TEST_F(SupervisionTest, FailedSpawnsNeverCountAsHealthy) {
+    start_all();
+    supervision_.became_ready(4, now_);
+    advance(1h);
+    EXPECT_EQ(crash(4), 0ms);
+    auto actions = supervision_.take_actions(now_);
+    ASSERT_EQ(actions, (std::vector<Action>{{Type::spawn, 4}}));
+    // Its exec fails again and again, long after its last healthy run: backoff, not a spin.
+    for (const auto expected : {1s, 2s, 4s}) {
+        const auto decision = supervision_.exited(4, ExitStatus{false, 127}, now_);
+        EXPECT_EQ(decision.delay, expected);
+        advance(decision.delay);
+        ASSERT_EQ(supervision_.take_actions(now_), (std::vector<Action>{{Type::spawn, 4}}));
+    }
 }
 
 TEST_F(SupervisionTest, BackoffIsPerChild) {
@@ -241,9 +269,9 @@ TEST_F(SupervisionTest, StopCancelsPendingRestarts) {
 
 TEST_F(SupervisionTest, ReadyIsNotAnnouncedOnceStopping) {
     start_all();
-    for (std::size_t i = 0; i + 1 < supervision_.size(); ++i) supervision_.became_ready(i);
+    for (std::size_t i = 0; i + 1 < supervision_.size(); ++i) supervision_.became_ready(i, now_);
     supervision_.request_stop(now_);
-    EXPECT_FALSE(supervision_.became_ready(4));
+    EXPECT_FALSE(supervision_.became_ready(4, now_));
 }
 
 } // namespace

@@ -389,6 +389,21 @@ TEST_F(WsGatewayCoreTest, ResyncAnnouncesTheConnectionsOfTheAskingShardOnly) {
     EXPECT_TRUE(outbox_.replies.empty()); // a resync takes no reply
 }
 
+TEST_F(WsGatewayCoreTest, ResyncStampsWhenTheConnectionOpenedNotNow) {
+    FakeConnection alice(core_, "alice", /*ack=*/true);
+    const std::uint64_t opened_at = clock_.now_ms;
+    ASSERT_TRUE(core_.opened(alice));
+    EXPECT_EQ(outbox_.session.back().created_at_ms, opened_at);
+    outbox_.session.clear();
+    clock_.now_ms += 60000; // a shard restarts a minute later and asks
+    Envelope resync = request(Kind::resync, 0);
+    core_.session_request("session-1", resync);
+    ASSERT_EQ(outbox_.session.size(), 1u);
+    // The session orders a user's connections by this stamp: a resync of an old socket
+    // must not look newer than a connection the user opened since at another gateway.
+    EXPECT_EQ(outbox_.session[0].created_at_ms, opened_at);
+}
+
 TEST_F(WsGatewayCoreTest, UnexpectedKindIsCountedAndDropped) {
     Envelope odd = request(Kind::ack, 1);
     core_.session_request("s", odd);
