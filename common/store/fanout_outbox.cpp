@@ -283,7 +283,8 @@ std::size_t FanoutOutbox::send_pending(const SendCopy& send) {
             if (blocked) break; // this shard is full; later batches for it wait too
             batch.queued = false;
             shard.queue.pop_front();
-            if (batch.open == 0) { // without confirmations: done once sent
+            if (!confirming() && batch.open == 0) { // without confirmations: done once sent
+                // (with them, confirm_one finishes a batch)
                 copies_key(key_, ref.seq, s);
                 done_keys_.push_back(key_);
                 if (--message.open_batches == 0) {
@@ -316,6 +317,7 @@ bool FanoutOutbox::confirm_one(Message& message, Ref ref, std::size_t index) {
 }
 
 std::size_t FanoutOutbox::confirm(std::uint64_t seq, std::span<const std::string> users) {
+    if (!confirming()) return 0; // its copies name no one to confirm to
     auto found = messages_.find(seq);
     if (found == messages_.end()) return 0;
     Message& message = found->second;

@@ -98,6 +98,11 @@ public:
         forwarded_acks.push_back({std::string(user), std::vector<std::string>(ids.begin(), ids.end())});
         return true;
     }
+    bool confirm_copies(std::string_view owner, const Envelope& confirmation) override {
+        if (!accept_confirmations) return false;
+        confirmations.push_back({std::string(owner), confirmation});
+        return true;
+    }
 
     bool accept = true; // false: every deliver reports a full queue
     std::vector<Delivery> deliveries;
@@ -109,6 +114,8 @@ public:
     bool accept_persistence = true; // false: the DEALER to persistence reports a full queue
     std::vector<Envelope> persistence_requests; // offline_store and fetch, in order
     std::vector<ForwardedAck> forwarded_acks;
+    bool accept_confirmations = true; // false: the DEALER to the owner reports a full queue
+    std::vector<std::pair<std::string, Envelope>> confirmations; // (owner, copies_stored)
 };
 
 inline Envelope chat(const std::string& from, const std::string& to, const std::string& id,

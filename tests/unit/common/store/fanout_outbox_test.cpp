@@ -279,6 +279,26 @@ TEST_F(ConfirmedOutboxTest, ConfirmationsOfCopiesNotSentInThisPassAreSkippedOnRe
     EXPECT_EQ(names(send()), (std::multiset<std::string>{"m1:bea"}));
 }
 
+TEST_F(ConfirmedOutboxTest, ABatchConfirmedBeforeItsTurnIsFinishedOnce) {
+    stage_and_commit(message_template("m1"), {"bob", "carol"});
+    stage_and_commit(message_template("m2"), {"bill", "cody"});
+    // Shard 1 refuses everything for now; shard 2 takes its copies.
+    auto sent = send([](const Envelope& copy) { return copy.to[0] != 'b'; });
+    ASSERT_EQ(names(sent), (std::multiset<std::string>{"m1:carol", "m2:cody"}));
+    const std::uint64_t m1 = sent[0].envelope.request_id, m2 = sent[1].envelope.request_id;
+    // Confirmations of earlier sends (before a restart, say) for what still waits in shard 1.
+    EXPECT_EQ(confirm(m1, {"bob"}), 1u);
+    EXPECT_EQ(confirm(m2, {"bill", "cody"}), 2u); // m2 is done: both its batches
+    EXPECT_TRUE(send().empty()); // nothing left to send on shard 1
+    EXPECT_EQ(confirm(m1, {"carol"}), 1u);
+    EXPECT_EQ(outbox_->open_copies(), 0u);
+    EXPECT_EQ(outbox_->pending_messages(), 0u);
+    ASSERT_EQ(outbox_->flush_deletions(), 0); // four keys and two templates, each deleted once
+    reopen();
+    EXPECT_EQ(outbox_->open_copies(), 0u);
+    EXPECT_EQ(outbox_->pending_messages(), 0u);
+}
+
 TEST_F(ConfirmedOutboxTest, AShardAtItsBoundGetsNoMoreCopiesUntilConfirmationsFreeIt) {
     options_.max_unconfirmed_copies = 2;
     reopen();
