@@ -8,6 +8,14 @@
 # And issue 14's fault test:
 #   make chaos [SECONDS=60]  local-multiprocess.toml under random kill -9s and app-like
 #                            traffic, in both durability modes; fails on any acked message lost
+# And the fuzz targets of docs/RELIABILITY.md (issue 14), which `make test` never needs (it
+# replays their corpus with GCC):
+#   make fuzz [SECONDS=60] [FUZZ_TARGETS="envelope topology"]  also install clang and its
+#                         libFuzzer runtime, build build/fuzz with clang, run each target
+#                         SECONDS seconds (tests/fuzz/run.sh)
+# CI (.ci/run) also runs the tests under sanitizers:
+#   make test SANITIZE=1  ASan + UBSan, build/sanitize (every test)
+#   make tsan-test        TSan, build/tsan (the tests that run daemons on threads, TSAN_TESTS)
 
 TOPOLOGY ?= topology/local.toml
 SANITIZE ?= 0
@@ -35,13 +43,31 @@ PACKAGES := build-essential cmake ninja-build pkg-config \
 BENCH_PACKAGES := mosquitto libmosquitto-dev linux-perf
 QUICK ?= 0
 
-.PHONY: run test build deps bench bench-deps install-packages clean chaos
+# Only `make fuzz` installs these: clang 14 and its libFuzzer runtime
+# (libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev on Debian 12).
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_DIR := build/fuzz
+
+# The TSan run: the tests that start daemons on threads in one process (test binaries, and
+# the ctest regex of their tests).
+TSAN_DIR := build/tsan
+# Not the integration tests that spawn processes (process.*, Multiprocess, Units, Vartalapctl,
+# Nginx): one process each, nothing shared between threads that the others do not cover.
+TSAN_TARGETS := unit_runtime unit_ws_gateway unit_session unit_group unit_persistence integration_tests
+TSAN_TESTS := ^(LoopDaemon|Ops|OpsReply|ZmqAsioWatcher|SessionDaemon|GroupDaemon|PersistenceDaemon|Chat|ChatDedupe|ChatRestart|ChatThreads|Group|Offline|OfflineRestart|Reload|WsGateway[A-Za-z]*|FcmPush|WebhookPush|PushProfileTokens)(Test)?\.
+
+.PHONY: run test build deps bench bench-deps fuzz fuzz-deps tsan-test chaos install-packages clean
 
 deps:
 	@$(MAKE) --no-print-directory install-packages INSTALL='$(PACKAGES)'
 
 bench-deps:
 	@$(MAKE) --no-print-directory install-packages INSTALL='$(BENCH_PACKAGES)'
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory install-packages INSTALL='$(FUZZ_PACKAGES)'
 
 # Installs the Debian packages of INSTALL that are missing.
 install-packages:
@@ -78,7 +104,6 @@ bench: deps bench-deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target $(BENCH_TARGETS)
 	QUICK=$(QUICK) BUILD_DIR=$(BUILD_DIR) tools/bench/run.sh
 
-SECONDS ?= 60
 CHAOS_TARGETS := vartalapctl vartalapd vartalap-chaos
 chaos: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target $(CHAOS_TARGETS)
@@ -87,6 +112,21 @@ chaos: deps $(BUILD_DIR)/build.ninja
 		$(BUILD_DIR)/tools/vartalap-chaos --seconds $(SECONDS) --durability $$durability \
 			--vartalapctl $(BUILD_DIR)/tools/vartalapctl --topology topology/local-multiprocess.toml || status=1; \
 	done; exit $$status
+
+# The fuzz tree is clang's (CXX=clang++); new corpus entries stay in build/fuzz/fuzz-corpus.
+fuzz: deps fuzz-deps
+	@[ -f $(FUZZ_DIR)/build.ninja ] || CXX=clang++ cmake -S . -B $(FUZZ_DIR) -G Ninja \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARTALAP_FUZZ=ON
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_targets
+	nice -n 10 tests/fuzz/run.sh $(FUZZ_DIR) $(SECONDS) $(FUZZ_TARGETS)
+
+tsan-test: deps
+	@[ -f $(TSAN_DIR)/build.ninja ] || cmake -S . -B $(TSAN_DIR) -G Ninja \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARTALAP_TSAN=ON \
+		-DVARTALAP_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target $(TSAN_TARGETS)
+	cd $(TSAN_DIR) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+		ctest --output-on-failure -j $(JOBS) --timeout 600 -R '$(TSAN_TESTS)'
 
 clean:
 	rm -rf build

@@ -4,7 +4,6 @@
 // (see rest_gateway_daemon.hpp).
 #include "daemons/rest_gateway/rest_gateway_daemon.hpp"
 
-#include "common/http/http_auth.hpp"
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
 #include "common/http/session.hpp"
@@ -16,6 +15,7 @@
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
 #include "daemons/rest_gateway/rest_gateway_core.hpp"
+#include "daemons/rest_gateway/rest_http.hpp"
 #include "topology/catalog.hpp"
 #include "topology/shard_map.hpp"
 
@@ -392,30 +392,15 @@ void HttpSession::answer_and_close(http::status status, std::string body) {
 
 void HttpSession::on_request(Request&& request) {
     request_ = std::move(request);
-    rest_gateway::RestRequest r;
-    r.method = std::string(request_.method_string());
-    r.target = std::string(request_.target());
-    r.body = std::move(request_.body());
-    Credentials credentials = extract_credentials(request_);
-    r.user = std::move(credentials.user);
-    r.access_key = std::move(credentials.access_key);
-    if (auto it = request_.find("token"); it != request_.end()) r.token = std::string(it->value());
+    rest_gateway::RestRequest r = to_rest_request(request_);
     responding_ = true; // the core answers now, or a reply, a timeout or the drain will
     gateway_.core().handle(self(), std::move(r));
 }
 
 void HttpSession::respond(RestResponse response) {
     responding_ = false;
-    response_ = {};
-    response_.version(request_.version() ? request_.version() : 11);
-    response_.result(static_cast<unsigned>(response.status));
-    response_.set(http::field::server, "vartalap");
-    response_.set(http::field::content_type, response.content_type);
-    if (!response.allow.empty()) response_.set(http::field::allow, response.allow);
     keep_alive_ = request_.keep_alive() && !gateway_.stopping();
-    response_.keep_alive(keep_alive_);
-    response_.body() = std::move(response.body);
-    response_.prepare_payload();
+    to_http_response(std::move(response), request_.version(), keep_alive_, response_);
     write_response(response_, std::chrono::seconds(30));
 }
 

@@ -15,24 +15,35 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 namespace net = boost::asio;
 
-namespace {
-
-constexpr std::size_t kMaxHeaderBytes = 8 * 1024;  // cookies + access key fit many times over
-constexpr std::size_t kMaxBodyBytes = 1024;        // an upgrade request has no body
-constexpr std::size_t kMaxBufferBytes = 16 * 1024; // read buffer bound (headers + slack)
-
-} // namespace
-
 bool wants_server_ack(std::string_view query) {
     return query_has(query, "ack", "true") || query_has(query, "ack", "1");
 }
 
+UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
+                             const AccessKeys& access_keys, bool stopping, bool at_capacity) {
+    UpgradeVerdict verdict;
+    const auto refuse = [&verdict](http::status status) {
+        verdict.status = status;
+        return verdict;
+    };
+    const auto [path, query] = split_target(request.target());
+    if (path != "/wss" && path != "/") return refuse(http::status::not_found);
+    if (!beast::websocket::is_upgrade(request)) return refuse(http::status::upgrade_required);
+    if (stopping) return refuse(http::status::service_unavailable);
+    std::optional<std::string> user = authenticate(request, access_keys);
+    if (!user) return refuse(http::status::unauthorized);
+    if (at_capacity) return refuse(http::status::service_unavailable);
+    verdict.user = std::move(*user);
+    verdict.wants_server_ack = wants_server_ack(query);
+    return verdict;
+}
+
 HttpSession::HttpSession(net::ip::tcp::socket&& socket, ServerState& state)
-    : HttpSessionBase(std::move(socket), state.handshakes.enter(), kMaxBufferBytes),
+    : HttpSessionBase(std::move(socket), state.handshakes.enter(), kUpgradeMaxBufferBytes),
       state_(state) {}
 
 void HttpSession::run() {
-    read_request({kMaxHeaderBytes, kMaxBodyBytes,
+    read_request({kUpgradeMaxHeaderBytes, kUpgradeMaxBodyBytes,
                   std::chrono::seconds(state_.core->options().handshake_timeout_seconds)});
 }
 
@@ -44,18 +55,16 @@ void HttpSession::on_read_failed(ReadFailure failure, beast::error_code ec) {
 }
 
 void HttpSession::on_request(Request&& request) {
-    const auto [path, query] = split_target(request.target());
-    if (path != "/wss" && path != "/") return respond(http::status::not_found);
-    if (!beast::websocket::is_upgrade(request)) return respond(http::status::upgrade_required);
-    if (state_.stopping) return respond(http::status::service_unavailable);
-    std::optional<std::string> user = authenticate(request, *state_.access_keys);
-    if (!user) return respond(http::status::unauthorized);
-    if (state_.websockets >= state_.core->options().max_connections) {
-        spdlog::warn("{}: at max_connections ({}): upgrade refused with 503", state_.core->name(),
-                     state_.core->options().max_connections);
-        return respond(http::status::service_unavailable);
+    const bool at_capacity = state_.websockets >= state_.core->options().max_connections;
+    UpgradeVerdict verdict =
+        check_upgrade(request, *state_.access_keys, state_.stopping, at_capacity);
+    if (verdict.status != http::status::switching_protocols) {
+        if (verdict.status == http::status::service_unavailable && !state_.stopping)
+            spdlog::warn("{}: at max_connections ({}): upgrade refused with 503",
+                         state_.core->name(), state_.core->options().max_connections);
+        return respond(verdict.status);
     }
-    upgrade(std::move(request), std::move(*user), wants_server_ack(query));
+    upgrade(std::move(request), std::move(verdict.user), verdict.wants_server_ack);
 }
 
 void HttpSession::upgrade(Request&& request, std::string user, bool wants_ack) {

@@ -14,16 +14,39 @@
 //   400  a malformed request (from the parser)
 // The whole request must arrive within handshake_timeout_seconds; headers are limited to
 // 8 KiB and a body (an upgrade has none) to 1 KiB.
+//
+// check_upgrade holds the decisions on a parsed request without a socket, so the fuzz target
+// tests/fuzz/ws_gateway_http.cpp drives them with raw bytes in memory.
 #pragma once
 
+#include "common/access_key.hpp"
 #include "common/http/session.hpp"
 #include "daemons/ws_gateway/server_state.hpp"
 
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace vartalap::ws_gateway {
+
+inline constexpr std::size_t kUpgradeMaxHeaderBytes = 8 * 1024;  // cookies + access key fit many times over
+inline constexpr std::size_t kUpgradeMaxBodyBytes = 1024;        // an upgrade request has no body
+inline constexpr std::size_t kUpgradeMaxBufferBytes = 16 * 1024; // read buffer bound (headers + slack)
+
+// The answer to an upgrade request: `status` is switching_protocols to upgrade (then `user`
+// is the authenticated user), else the refusal to send.
+struct UpgradeVerdict {
+    boost::beast::http::status status = boost::beast::http::status::switching_protocols;
+    std::string user;
+    bool wants_server_ack = false;
+};
+
+// The decisions of HttpSession::on_request, in its order (404, 426, 503 draining, 401, 503
+// full). Pure: reads the request and the flags only.
+UpgradeVerdict check_upgrade(const boost::beast::http::request<boost::beast::http::string_body>& request,
+                             const AccessKeys& access_keys, bool stopping, bool at_capacity);
 
 class HttpSession final : public HttpSessionBase<boost::beast::http::string_body> {
 public:

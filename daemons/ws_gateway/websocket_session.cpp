@@ -51,22 +51,7 @@ WebsocketSession::WebsocketSession(net::ip::tcp::socket&& socket, ServerState& s
 WebsocketSession::~WebsocketSession() { --state_.websockets; }
 
 void WebsocketSession::run(beast::http::request<beast::http::string_body> request) {
-    const WsGatewayOptions& options = core_.options();
-    websocket::stream_base::timeout timeout{};
-    timeout.handshake_timeout = std::chrono::seconds(options.handshake_timeout_seconds);
-    // No idle timeout of Beast's: the gateway's keep-alive sweep pings (keep_alive).
-    timeout.idle_timeout = websocket::stream_base::none();
-    timeout.keep_alive_pings = false;
-    ws_.set_option(timeout);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
-        response.set(beast::http::field::server, "vartalap-ws-gateway");
-    }));
-    // Larger frames fail the read and Beast closes with 1009 (message too big).
-    ws_.read_message_max(options.max_frame_bytes);
-    // One WebSocket frame per message, written straight from our buffer (no copy into a
-    // fragmentation buffer).
-    ws_.auto_fragment(false);
-    ws_.text(true);
+    configure_client_stream(ws_, core_.options());
     ws_.async_accept(request,
                      beast::bind_front_handler(&WebsocketSession::on_accept, shared_from_this()));
 }

@@ -33,11 +33,36 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/field.hpp>
 #include <boost/beast/websocket/stream.hpp>
+#include <chrono>
 #include <memory>
 #include <vector>
 
 namespace vartalap::ws_gateway {
+
+// The options of a client's WebSocket stream, set before the accept (WebsocketSession::run;
+// the fuzz target tests/fuzz/ws_gateway_http.cpp sets the same on an in-memory stream).
+template <class NextLayer>
+void configure_client_stream(boost::beast::websocket::stream<NextLayer, false>& ws,
+                             const WsGatewayOptions& options) {
+    namespace websocket = boost::beast::websocket;
+    websocket::stream_base::timeout timeout{};
+    timeout.handshake_timeout = std::chrono::seconds(options.handshake_timeout_seconds);
+    // No idle timeout of Beast's: the gateway's keep-alive sweep pings (keep_alive).
+    timeout.idle_timeout = websocket::stream_base::none();
+    timeout.keep_alive_pings = false;
+    ws.set_option(timeout);
+    ws.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+        response.set(boost::beast::http::field::server, "vartalap-ws-gateway");
+    }));
+    // Larger frames fail the read and Beast closes with 1009 (message too big).
+    ws.read_message_max(options.max_frame_bytes);
+    // One WebSocket frame per message, written straight from our buffer (no copy into a
+    // fragmentation buffer).
+    ws.auto_fragment(false);
+    ws.text(true);
+}
 
 class WebsocketSession final : public std::enable_shared_from_this<WebsocketSession>,
                                public ClientConnection {

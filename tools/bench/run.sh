@@ -130,7 +130,9 @@ start_ours() {
     wait_for "vartalapctl status" 30 "$BIN/vartalapctl" status "$dir/topology.toml" --timeout-ms 1000
     SERVER_PIDS=$SERVER
     if [ "$spawn" = 1 ]; then
-        SERVER_PIDS=$(for stat in /proc/[0-9]*/stat; do awk -v p="$SERVER" '$4 == p { print $1 }' "$stat" 2>/dev/null; done | paste -sd,)
+        # A process listed by the glob may be gone before awk reads it (|| true: with pipefail
+        # one such race would end the whole script silently).
+        SERVER_PIDS=$(for stat in /proc/[0-9]*/stat; do awk -v p="$SERVER" '$4 == p { print $1 }' "$stat" 2>/dev/null || true; done | paste -sd,)
     fi
 }
 
