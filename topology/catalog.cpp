@@ -30,7 +30,7 @@ constexpr std::array kKinds = {
     KindInfo{"persistence",    {"pull", "router"},   true,    kLastStopRank},
     KindInfo{"push",           {"pull", ""},         false,   kLastStopRank},
     KindInfo{"group",          {"router", ""},       false,   kLastStopRank},
-    KindInfo{"group-router",   {"pull", ""},         false,   1},
+    KindInfo{"group-router",   {"pull", "router"},   false,   1},
 };
 
 // Who connects to whom. Each daemon's connect() asks peers() for exactly these links (the
@@ -60,6 +60,9 @@ constexpr std::array kLinkRules = {
     LinkRule{"session", "DEALER", "rest-gateway", "router"},
     LinkRule{"session", "DEALER", "persistence", "router"},
     LinkRule{"session", "PUSH", "persistence", "pull"},
+    // Confirmations of the group copies and group events a session committed (copies_stored).
+    LinkRule{"session", "DEALER", "group-router", "router"},
+    LinkRule{"session", "DEALER", "group", "router"},
     LinkRule{"persistence", "PUSH", "push", "pull"},
     LinkRule{"push", "DEALER", "profile", "router"},
 };

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace vartalap {
@@ -10,6 +11,8 @@ namespace {
 
 constexpr const char* kMessagesDb = "outbox_messages";
 constexpr const char* kCopiesDb = "outbox_copies";
+// In outbox_messages, beside the 8-byte seq keys: the next seq, so seqs are never reused.
+constexpr std::string_view kNextSeqKey = "~next_seq";
 
 bool full(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
 
@@ -26,9 +29,11 @@ bool decode_recipients(std::string_view bytes, std::vector<std::string>& out) {
 
 } // namespace
 
-FanoutOutbox::FanoutOutbox(lmdb::Env& env, std::size_t shard_count, ShardOf shard_of)
-    : env_(env), shard_count_(shard_count), shard_of_(std::move(shard_of)),
-      per_shard_(shard_count), by_shard_(shard_count) {
+FanoutOutbox::FanoutOutbox(lmdb::Env& env, std::size_t shard_count, ShardOf shard_of,
+                           const Clock& clock, Options options)
+    : env_(env), shard_count_(shard_count), shard_of_(std::move(shard_of)), clock_(clock),
+      options_(std::move(options)), shards_(shard_count), by_shard_(shard_count) {
+    options_.max_unconfirmed_copies = std::max<std::size_t>(options_.max_unconfirmed_copies, 1);
     if (shard_count_ == 0) throw std::invalid_argument("FanoutOutbox: no session shards");
     load();
 }
@@ -37,6 +42,15 @@ void FanoutOutbox::copies_key(std::string& out, std::uint64_t seq, std::uint32_t
     out.clear();
     lmdb::append_u64_be(out, seq);
     for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((shard >> shift) & 0xff));
+}
+
+FanoutOutbox::Batch FanoutOutbox::make_batch(std::uint32_t shard, std::vector<std::string> recipients) {
+    Batch batch;
+    batch.shard = shard;
+    batch.open = recipients.size();
+    batch.confirmed.assign(recipients.size(), 0);
+    batch.recipients = std::move(recipients);
+    return batch;
 }
 
 void FanoutOutbox::load() {
@@ -72,6 +86,11 @@ void FanoutOutbox::load() {
     {
         lmdb::Cursor cursor(txn, messages_db_);
         for (bool more = cursor.first(); more; more = cursor.next()) {
+            if (cursor.key() == kNextSeqKey && cursor.value().size() == 8) {
+                next_seq_ = std::max(next_seq_, lmdb::read_u64_be(cursor.value()));
+                continue;
+            }
+            if (cursor.key().size() != 8) continue; // not a template
             const std::uint64_t seq = lmdb::read_u64_be(cursor.key());
             next_seq_ = std::max(next_seq_, seq + 1);
             auto it = recipients.find(seq);
@@ -91,8 +110,7 @@ void FanoutOutbox::load() {
             std::vector<std::vector<std::string>> grouped(shard_count_);
             for (auto& user : it->second) grouped[shard_of_(user)].push_back(std::move(user));
             for (std::uint32_t shard = 0; shard < shard_count_; ++shard)
-                if (!grouped[shard].empty())
-                    batches.push_back(Batch{seq, shard, std::move(grouped[shard]), 0});
+                if (!grouped[shard].empty()) batches.push_back(make_batch(shard, std::move(grouped[shard])));
             if (needs_rewrite.count(seq)) {
                 // Replace the stored grouping with the current one.
                 lmdb::Cursor copies(txn, copies_db_);
@@ -134,10 +152,15 @@ void FanoutOutbox::add_pending(std::uint64_t seq, Envelope copy, std::vector<Bat
     if (batches.empty()) return;
     Message& message = messages_[seq];
     message.copy = std::move(copy);
-    message.batches = static_cast<std::uint32_t>(batches.size());
-    for (Batch& batch : batches) {
-        pending_copies_ += batch.recipients.size();
-        per_shard_[batch.shard].push_back(std::move(batch));
+    message.copy.request_id = seq; // what copies_stored names
+    message.copy.confirm_to = options_.confirm_to;
+    message.open_batches = static_cast<std::uint32_t>(batches.size());
+    message.batches = std::move(batches);
+    for (std::uint32_t i = 0; i < message.batches.size(); ++i) {
+        Batch& batch = message.batches[i];
+        open_copies_ += batch.open;
+        batch.queued = true;
+        shards_[batch.shard].queue.push_back(Ref{seq, i});
     }
 }
 
@@ -153,17 +176,22 @@ int FanoutOutbox::stage(lmdb::Txn& txn, const Envelope& copy_template,
     staged.copy = copy_template;
     staged.copy.kind = Kind::deliver;
     staged.copy.to.clear();
+    staged.copy.request_id = 0;
+    staged.copy.confirm_to.clear();
     encode_envelope(staged.copy, value_);
     key_.clear();
     lmdb::append_u64_be(key_, seq);
     if (int rc = messages_db_.put(txn, key_, value_); rc != 0) return rc;
+    value_.clear();
+    lmdb::append_u64_be(value_, next_seq_);
+    if (int rc = messages_db_.put(txn, kNextSeqKey, value_); rc != 0) return rc;
     for (std::uint32_t shard = 0; shard < shard_count_; ++shard) {
         if (by_shard_[shard].empty()) continue;
         value_.clear();
         for (const auto& user : by_shard_[shard]) append_recipient(value_, user);
         copies_key(key_, seq, shard);
         if (int rc = copies_db_.put(txn, key_, value_); rc != 0) return rc;
-        staged.batches.push_back(Batch{seq, shard, std::move(by_shard_[shard]), 0});
+        staged.batches.push_back(make_batch(shard, std::move(by_shard_[shard])));
         by_shard_[shard] = {};
     }
     staged_.push_back(std::move(staged));
@@ -177,38 +205,145 @@ void FanoutOutbox::committed() {
 
 void FanoutOutbox::aborted() { staged_.clear(); }
 
+void FanoutOutbox::resend_expired() {
+    const std::uint64_t now = clock_.monotonic_ms();
+    for (Shard& shard : shards_) {
+        expired_.clear();
+        while (!shard.deadlines.empty() && shard.deadlines.front().at_ms <= now) {
+            const Deadline deadline = shard.deadlines.front();
+            shard.deadlines.pop_front();
+            auto found = messages_.find(deadline.ref.seq);
+            if (found == messages_.end()) continue; // confirmed and gone
+            Batch& batch = found->second.batches[deadline.ref.batch];
+            if (batch.open == 0 || !batch.started || batch.pass != deadline.pass) continue;
+            // A new pass over the batch: every copy not confirmed is sent again.
+            shard.unconfirmed -= batch.in_flight;
+            unconfirmed_ -= batch.in_flight;
+            resent_ += batch.in_flight;
+            batch.in_flight = 0;
+            batch.next = 0;
+            batch.started = false;
+            if (!batch.queued) {
+                batch.queued = true;
+                expired_.push_back(deadline.ref);
+            }
+        }
+        // Before newer entries: a resend keeps its place in each recipient's order.
+        shard.queue.insert(shard.queue.begin(), expired_.begin(), expired_.end());
+    }
+}
+
 std::size_t FanoutOutbox::send_pending(const SendCopy& send) {
+    if (confirming()) resend_expired();
+    const std::uint64_t deadline = clock_.monotonic_ms() + options_.confirm_timeout_ms;
     std::size_t sent = 0;
-    for (std::uint32_t shard = 0; shard < shard_count_; ++shard) {
-        auto& queue = per_shard_[shard];
-        while (!queue.empty()) {
-            Batch& batch = queue.front();
-            auto found = messages_.find(batch.seq);
-            if (found == messages_.end())
-                throw std::logic_error("outbox: a pending batch without its template");
+    for (std::uint32_t s = 0; s < shard_count_; ++s) {
+        Shard& shard = shards_[s];
+        while (!shard.queue.empty()) {
+            const Ref ref = shard.queue.front();
+            auto found = messages_.find(ref.seq);
+            if (found == messages_.end()) { // finished while it waited
+                shard.queue.pop_front();
+                continue;
+            }
             Message& message = found->second;
-            bool refused = false;
+            Batch& batch = message.batches[ref.batch];
+            bool blocked = false;
             while (batch.next < batch.recipients.size()) {
-                message.copy.to = batch.recipients[batch.next];
-                if (!send(shard, message.copy)) {
-                    refused = true;
+                if (batch.confirmed[batch.next]) {
+                    ++batch.next;
+                    continue;
+                }
+                if (confirming() && shard.unconfirmed >= options_.max_unconfirmed_copies) {
+                    blocked = true;
                     break;
                 }
-                ++batch.next;
+                message.copy.to = batch.recipients[batch.next];
+                if (!send(s, message.copy)) {
+                    blocked = true;
+                    break;
+                }
                 ++sent;
-                --pending_copies_;
+                if (!confirming()) {
+                    batch.confirmed[batch.next++] = 1;
+                    --batch.open;
+                    --open_copies_;
+                    continue;
+                }
+                if (!batch.started) {
+                    batch.started = true;
+                    ++batch.pass;
+                    shard.deadlines.push_back(Deadline{ref, batch.pass, deadline});
+                }
+                ++batch.next;
+                ++batch.in_flight;
+                ++shard.unconfirmed;
+                ++unconfirmed_;
             }
-            if (refused) break; // this shard is full; later batches for it wait too
-            copies_key(key_, batch.seq, shard);
-            done_keys_.push_back(key_);
-            if (--message.batches == 0) {
-                done_messages_.push_back(batch.seq);
-                messages_.erase(found);
+            if (blocked) break; // this shard is full; later batches for it wait too
+            batch.queued = false;
+            shard.queue.pop_front();
+            if (!confirming() && batch.open == 0) { // without confirmations: done once sent
+                // (with them, confirm_one finishes a batch)
+                copies_key(key_, ref.seq, s);
+                done_keys_.push_back(key_);
+                if (--message.open_batches == 0) {
+                    done_messages_.push_back(ref.seq);
+                    messages_.erase(found);
+                }
             }
-            queue.pop_front();
         }
     }
     return sent;
+}
+
+bool FanoutOutbox::confirm_one(Message& message, Ref ref, std::size_t index) {
+    Batch& batch = message.batches[ref.batch];
+    batch.confirmed[index] = 1;
+    --batch.open;
+    --open_copies_;
+    if (batch.started && index < batch.next) { // sent in the current pass
+        --batch.in_flight;
+        --shards_[batch.shard].unconfirmed;
+        --unconfirmed_;
+    }
+    if (batch.open > 0) return false;
+    copies_key(key_, ref.seq, batch.shard);
+    done_keys_.push_back(key_);
+    if (--message.open_batches > 0) return false;
+    done_messages_.push_back(ref.seq);
+    messages_.erase(ref.seq); // queue and deadline entries naming it are skipped
+    return true;
+}
+
+std::size_t FanoutOutbox::confirm(std::uint64_t seq, std::span<const std::string> users) {
+    if (!confirming()) return 0; // its copies name no one to confirm to
+    auto found = messages_.find(seq);
+    if (found == messages_.end()) return 0;
+    Message& message = found->second;
+    std::size_t confirmed = 0;
+    for (const std::string& user : users) {
+        const std::size_t shard = shard_of_(user);
+        std::uint32_t b = 0;
+        while (b < message.batches.size() && message.batches[b].shard != shard) ++b;
+        if (b == message.batches.size()) continue;
+        Batch& batch = message.batches[b];
+        // Sessions confirm in the order they received: start where the last name was.
+        const std::size_t size = batch.recipients.size();
+        std::size_t index = size;
+        for (std::size_t k = 0; k < size; ++k) {
+            const std::size_t i = (batch.hint + k) % size;
+            if (batch.recipients[i] == user) {
+                index = i;
+                break;
+            }
+        }
+        if (index == size || batch.confirmed[index]) continue;
+        batch.hint = index + 1;
+        ++confirmed;
+        if (confirm_one(message, Ref{seq, b}, index)) break; // the entry is done
+    }
+    return confirmed;
 }
 
 int FanoutOutbox::write_deletions(lmdb::Txn& txn) {

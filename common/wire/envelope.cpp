@@ -9,12 +9,13 @@ namespace {
 // Field order on the wire (a MessagePack array). Append only; never reorder (see
 // docs/INTERNAL_PROTOCOL.md). A decoder accepts longer arrays (fields from a newer minor
 // revision) and ignores the extra items.
-constexpr std::uint32_t kFieldCount = 19;
+constexpr std::uint32_t kFieldCount = 20;
 // Envelopes are also stored (session, persistence, the fan-out outbox) and read back by later
-// versions: arrays written by earlier layouts (15 items in 1.0, 18 in 1.1) decode with the
+// versions: arrays written by earlier layouts (15 items in 1.0, 18 in 1.1, 19 in 2.0) decode with the
 // missing fields at their defaults.
 constexpr std::uint32_t kMinFieldCount = 15;
 constexpr std::uint32_t kFieldCount11 = 18;
+constexpr std::uint32_t kFieldCountRoute = 19; // wire version 2 before confirm_to
 
 template <class Packer>
 void pack_fields(Packer& pk, const Envelope& e) {
@@ -43,6 +44,7 @@ void pack_fields(Packer& pk, const Envelope& e) {
         pk.pack_bin_body(item.data(), static_cast<std::uint32_t>(item.size()));
     }
     pk.pack(static_cast<std::uint8_t>(e.route));
+    pk.pack(e.confirm_to);
 }
 
 struct StringBuffer {
@@ -157,7 +159,8 @@ std::optional<Envelope> decode_envelope(std::string_view header, std::string_vie
                 ok = false;
             }
         }
-        if (ok && root.via.array.size >= kFieldCount) ok = read_uint(f[18], route);
+        if (ok && root.via.array.size >= kFieldCountRoute) ok = read_uint(f[18], route);
+        if (ok && root.via.array.size >= kFieldCount) ok = read_string(f[19], e.confirm_to);
         if (!ok || status > static_cast<std::uint8_t>(Status::internal) || route > kMaxRoute) {
             fail(error, "envelope field has the wrong type or range");
             return std::nullopt;
@@ -193,6 +196,7 @@ const char* to_string(Kind kind) {
     case Kind::group_message: return "group_message";
     case Kind::group_op: return "group_op";
     case Kind::resync: return "resync";
+    case Kind::copies_stored: return "copies_stored";
     }
     return "unknown";
 }

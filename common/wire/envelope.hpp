@@ -41,8 +41,10 @@ enum class Kind : std::uint8_t {
     group_op = 17,        // group-router -> group: apply a group operation (reply: reply)
     resync = 18,          // session -> gateway: send a connect for each of your connections
                           // whose user this shard owns (sent when a shard starts)
+    copies_stored = 19,   // session -> the outbox owner named in a copy's `confirm_to`:
+                          // the copies of outbox entry `request_id` to users `ids` are stored
 };
-inline constexpr std::uint8_t kMaxKind = 18;
+inline constexpr std::uint8_t kMaxKind = 19;
 
 // Bits of Envelope::flags.
 enum EnvelopeFlag : std::uint32_t {
@@ -96,6 +98,9 @@ struct Envelope {
     std::vector<std::string> items;   // fetched: encoded envelopes; batches of anything
     // Field 18 (wire version 2)
     Route route = Route::none;        // client_message: how the message-router routes it
+    // Field 19 (appended; absent in older envelopes = "")
+    std::string confirm_to;           // deliver from a fan-out outbox: the instance to send
+                                      // copies_stored to once the copy is committed
 
     bool has(EnvelopeFlag f) const { return (flags & f) != 0; }
 };

@@ -57,7 +57,7 @@ std::string random_group_id() {
 GroupCore::GroupCore(lmdb::Env& env, std::size_t shard_count, FanoutOutbox::ShardOf shard_of,
                      const Clock& clock, IdGenerator new_group_id, GroupConfig config)
     : env_(env), clock_(clock), new_group_id_(std::move(new_group_id)), config_(config),
-      outbox_(env, shard_count, std::move(shard_of)) {
+      outbox_(env, shard_count, std::move(shard_of), clock, config_.events) {
     lmdb::Txn txn(env_, lmdb::Txn::read_write);
     groups_ = lmdb::Db::open(txn, group_store::kGroupsDb);
     user_groups_ = lmdb::Db::open(txn, group_store::kUserGroupsDb);

@@ -24,7 +24,9 @@
 // Events: every change writes group event messages (head.type group, contentType
 // notification, action add/remove) to the FanoutOutbox in the same transaction as the
 // change, one copy per recipient: the members before the change plus the added ones. The
-// daemon sends them after the commit (events().send_pending).
+// daemon sends them after the commit (events().send_pending); the sessions confirm the
+// copies they committed (copies_stored, events().confirm), and unconfirmed ones are sent
+// again after a timeout and after a restart.
 //
 // Thread: the group daemon's thread. Not thread-safe. Ownership: references to the Env and
 // Clock, which must outlive the core. Errors: bad input becomes a reply with a status;
@@ -51,6 +53,9 @@ struct GroupConfig {
     std::size_t max_removed_per_op = 50;     // async remove may name several members
     // Total size of a group. Bounds a record (~70 bytes a member) and one message's fan-out.
     std::size_t max_group_members = 1024;
+    // The event outbox: the instance the sessions confirm event copies to (the daemon's
+    // own name), the confirmation timeout, the bound on unconfirmed copies per shard.
+    FanoutOutbox::Options events;
 };
 
 enum class GroupOpType : std::uint8_t { create, add, remove, get, list };

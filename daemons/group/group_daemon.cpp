@@ -1,6 +1,7 @@
-// group daemon: the adapter around GroupCore. It owns the ROUTER that rest-gateways (requests)
-// and group-routers (group_op) talk to, one DEALER to the profile daemons (are the members
-// to add registered?), one PUSH per session shard (group events), and the group store.
+// group daemon: the adapter around GroupCore. It owns the ROUTER that rest-gateways (requests),
+// group-routers (group_op) and sessions (copies_stored: event copies they committed) talk
+// to, one DEALER to the profile daemons (are the members to add registered?), one PUSH per
+// session shard (group events), and the group store.
 //
 // Thread: bind() and connect() run on the controlling thread; from start() on, the loop's
 // hooks (LoopDaemon) and everything they call (the core, every socket) run on the daemon's
@@ -45,6 +46,11 @@ public:
         : LoopDaemon(context.self.name, context.loop), context_(context), sessions_(context.topology, "session") {
         const auto& self = context_.self;
         config_.max_group_members = max_group_members_option(self);
+        config_.events.confirm_to = self.name; // sessions confirm event copies to this instance
+        config_.events.confirm_timeout_ms =
+            uint_option(self, "confirm_timeout_ms", config_.events.confirm_timeout_ms);
+        config_.events.max_unconfirmed_copies =
+            uint_option(self, "max_unconfirmed_copies", config_.events.max_unconfirmed_copies);
         env_options_.map_size = static_cast<std::size_t>(positive_or(self.option_int("map_size_mb", 1024), 1024)) << 20;
     }
 
@@ -107,6 +113,7 @@ private:
         const GroupCounters& c = core_->counters();
         add_messages_in_out(s, static_cast<double>(requests_), static_cast<double>(replies_));
         add_queue_depth(s, "event_copies", static_cast<double>(core_->events().pending_copies()));
+        add_queue_depth(s, "unconfirmed_event_copies", static_cast<double>(core_->events().unconfirmed_copies()));
         add_queue_depth(s, "profile_checks", static_cast<double>(pending_.size()));
         add_lmdb_use(s, "group", *env_);
         const std::pair<const char*, std::uint64_t> rows[] = {
@@ -127,7 +134,7 @@ private:
 
     void on_start() override {
         loop_.add({.socket = router_, .router = true, .max_batch = kDrainBatch,
-                   .accepted = PollLoop::kinds({Kind::request, Kind::group_op})});
+                   .accepted = PollLoop::kinds({Kind::request, Kind::group_op, Kind::copies_stored})});
         loop_.add({.socket = profile_, .max_batch = kDrainBatch, .accepted = PollLoop::kinds({Kind::reply})});
     }
 
@@ -140,6 +147,8 @@ private:
         for (Incoming& incoming : batch) {
             if (incoming.envelope.kind == Kind::reply) {
                 on_profile_reply(incoming.envelope); // from the profile DEALER
+            } else if (incoming.envelope.kind == Kind::copies_stored) {
+                core_->events().confirm(incoming.envelope.request_id, incoming.envelope.ids);
             } else {
                 ++requests_;
                 serve(incoming.routing_id, incoming.envelope);
@@ -214,7 +223,8 @@ private:
 
     // Every periodic duty of the group daemon, with its period (each loop turn: at most
     // kTickMs, 20 ms while events wait for a shard):
-    //   - send pending event copies and delete the sent ones from the outbox;
+    //   - send pending event copies (and those whose confirmation is overdue), delete the
+    //     confirmed ones from the outbox;
     //   - answer profile checks older than kProfileTimeoutMs with an error.
     //   - metrics to the ops thread (every 1 s) and a SIGHUP's new limits (when posted).
     void periodic_duties() {
@@ -241,12 +251,12 @@ private:
 
     void send_events() {
         FanoutOutbox& outbox = core_->events();
-        if (outbox.has_pending())
+        if (outbox.has_pending() || outbox.unconfirmed_copies() > 0)
             outbox.send_pending([this](std::size_t shard, const Envelope& copy) {
                 return send_envelope(pushes_[shard], copy, scratch_) == SendResult::ok;
             });
         if (outbox.has_deletions() && outbox.flush_deletions() != 0)
-            spdlog::error("{}: group store full: sent events not deleted yet (retried)", context_.self.name);
+            spdlog::error("{}: group store full: confirmed events not deleted yet (retried)", context_.self.name);
     }
 
     Envelope refusal(const Envelope& request, Status status, std::string_view error) {

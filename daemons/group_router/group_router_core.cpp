@@ -33,12 +33,12 @@ GroupRouterCore::GroupRouterCore(lmdb::Env& outbox_env, group_store::Membership&
                                  std::size_t shard_count, FanoutOutbox::ShardOf shard_of,
                                  const Clock& clock, GroupRouterConfig config)
     : env_(outbox_env), membership_(membership), links_(links), clock_(clock), config_(config),
-      shard_of_(shard_of), outbox_(outbox_env, shard_count, std::move(shard_of)),
+      shard_of_(shard_of), outbox_(outbox_env, shard_count, std::move(shard_of), clock, config.outbox),
       // A random start: a reply from before a restart must not match an operation of this run.
       next_operation_id_(std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) {}
 
 bool GroupRouterCore::accepting() const {
-    return outbox_.pending_copies() < config_.max_pending_copies &&
+    return outbox_.open_copies() < config_.max_pending_copies &&
            operations_.size() < config_.max_pending_ops;
 }
 
@@ -175,7 +175,7 @@ void GroupRouterCore::handle_batch(std::span<Envelope> batch) {
 }
 
 void GroupRouterCore::send_copies() {
-    if (!outbox_.has_pending()) return;
+    if (!outbox_.has_pending() && outbox_.unconfirmed_copies() == 0) return;
     counters_.copies_sent += outbox_.send_pending(
         [this](std::size_t shard, const Envelope& copy) { return links_.to_session(shard, copy); });
     if (outbox_.has_deletions() && deletions_since_ms_ == 0) deletions_since_ms_ = clock_.monotonic_ms();
@@ -223,6 +223,12 @@ void GroupRouterCore::on_reply(const Envelope& reply) {
         ++counters_.operations_lost;
         return;
     }
+}
+
+void GroupRouterCore::on_copies_stored(const Envelope& confirmation) {
+    ++counters_.confirmations;
+    counters_.copies_confirmed += outbox_.confirm(confirmation.request_id, confirmation.ids);
+    if (outbox_.has_deletions() && deletions_since_ms_ == 0) deletions_since_ms_ = clock_.monotonic_ms();
 }
 
 void GroupRouterCore::on_timer() {

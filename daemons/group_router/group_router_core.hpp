@@ -9,12 +9,15 @@
 //   drain a batch → one read transaction on the group store: check that each sender is a
 //   member, expand the recipients (one pass over the member list, grouped by session
 //   shard) → one write transaction on the outbox: the message + its per-shard recipient
-//   lists (and deletions of what earlier turns finished sending) → commit → SERVER_ACK to
-//   the senders that asked → send the copies, batched per shard → sent batches are deleted
-//   in a later transaction.
+//   lists (and deletions of what earlier turns had confirmed) → commit → SERVER_ACK to
+//   the senders that asked → send the copies, batched per shard → the sessions confirm
+//   the copies they committed (copies_stored, on_copies_stored) → confirmed batches are
+//   deleted in a later transaction.
 //
-// A crash after the SERVER_ACK loses no copy: on restart the outbox reloads every batch
-// not yet handed to its shard and sends it again (sessions dedupe by (recipient, sender, id)).
+// A crash after the SERVER_ACK loses no copy, nor does a session that dies with copies in
+// its queue: a copy stays in the outbox until its session confirmed it, is sent again when
+// no confirmation came within confirm_timeout_ms, and on restart the outbox sends every
+// copy not confirmed again (sessions dedupe by (recipient, sender, id) and confirm again).
 //
 // What arrives (kind group_message, from the message-router), by Envelope::method and the
 // client JSON's top-level "action" (the gateway's legacy copy of head.action):
@@ -71,9 +74,13 @@ std::string peek_action(std::string_view payload);
 bool is_group_operation(std::string_view action);
 
 struct GroupRouterConfig {
-    // Copies waiting in the outbox (e.g. for a shard that is down) before the router stops
-    // reading new messages (backpressure to the message-routers). ~100 bytes each in memory.
+    // Copies in the outbox (waiting for a shard that is down, or for confirmations) before
+    // the router stops reading new messages (backpressure to the message-routers). ~100
+    // bytes each in memory.
     std::size_t max_pending_copies = 1u << 20;
+    // Confirmations: the instance name the sessions confirm to (the daemon's own), the
+    // confirmation timeout and the bound on unconfirmed copies per session shard.
+    FanoutOutbox::Options outbox;
     std::size_t max_pending_ops = 10000;     // operations waiting for the group daemon
     std::uint64_t op_timeout_ms = 10000;     // an operation not answered by then: no ack (resend)
     // Sent batches are deleted with the next batch's transaction, or after this delay when
@@ -84,7 +91,9 @@ struct GroupRouterConfig {
 struct GroupRouterCounters {
     std::uint64_t messages = 0;          // group messages committed to the outbox
     std::uint64_t copies = 0;            // copies staged (durable)
-    std::uint64_t copies_sent = 0;       // copies accepted by session shards
+    std::uint64_t copies_sent = 0;       // copies accepted by session shards (resends included)
+    std::uint64_t copies_confirmed = 0;  // copies the sessions confirmed (then deleted)
+    std::uint64_t confirmations = 0;     // copies_stored envelopes received
     std::uint64_t ephemeral_copies = 0;  // typing copies sent without storing
     std::uint64_t not_member = 0;        // refused: the sender is not a member
     std::uint64_t receipts = 0;          // receipts delivered to the original sender
@@ -110,8 +119,12 @@ public:
     void handle_batch(std::span<Envelope> batch);
     // A reply of the group daemon to a group_op.
     void on_reply(const Envelope& reply);
-    // Periodic duties, about every 100 ms (20 ms while copies wait): resend pending copies,
-    // delete sent ones, expire operations the group daemon did not answer.
+    // A session's copies_stored: the copies of outbox entry `request_id` to `ids` are
+    // committed there. Confirmed copies are deleted with the next deletion.
+    void on_copies_stored(const Envelope& confirmation);
+    // Periodic duties, about every 100 ms (20 ms while copies wait): send pending copies and
+    // those whose confirmation is overdue, delete confirmed ones, expire operations the
+    // group daemon did not answer.
     void on_timer();
 
     const GroupRouterCounters& counters() const { return counters_; }

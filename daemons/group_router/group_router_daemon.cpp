@@ -1,5 +1,6 @@
 // group-router daemon: the adapter around GroupRouterCore. It owns the PULL the
-// message-routers push group traffic into, one PUSH per session shard (copies), a DEALER to
+// message-routers push group traffic into, the ROUTER the sessions send their
+// confirmations (copies_stored) to, one PUSH per session shard (copies), a DEALER to
 // the group daemon (operations), one DEALER per gateway `router` (SERVER_ACKs and
 // refusals), its outbox (LMDB at its data_dir) and the read-only view of the group store
 // (<topology data_dir>/<group instance on this host>).
@@ -9,9 +10,10 @@
 // loop only (LoopDaemon); request_stop() from any thread.
 //
 // Loop (one line per duty): poll the PULL (only while the core accepts and the group store
-// is open) and the group DEALER (at most 100 ms, 20 ms while copies wait) → drain the PULL
-// into one batch → core.handle_batch (one commit, then acks and sends) → replies of the
-// group daemon → core.on_timer (resends, deletions, operation expiry).
+// is open), the confirmations ROUTER (always: the confirmations are what empties a full
+// outbox) and the group DEALER (at most 100 ms, 20 ms while copies wait) → drain the PULL
+// into one batch → core.handle_batch (one commit, then acks and sends) → confirmations →
+// replies of the group daemon → core.on_timer (resends, deletions, operation expiry).
 #include "daemons/group_router/group_router_daemon.hpp"
 
 #include "common/log.hpp"
@@ -35,6 +37,7 @@ constexpr std::uint64_t kTickMs = 100;       // loop wake-up, bound on stop late
 constexpr std::uint64_t kBusyTickMs = 20;    // while copies wait for a busy shard
 constexpr std::size_t kMaxBatch = 1024;      // messages per turn: one commit amortised over them
 constexpr std::size_t kDrainReplies = 256;
+constexpr std::size_t kDrainConfirmations = 1024;
 
 class SocketLinks final : public GroupRouterOutbox {
 public:
@@ -82,6 +85,11 @@ public:
         config_.max_pending_copies = static_cast<std::size_t>(
             positive_or(self.option_int("max_pending_copies", static_cast<std::int64_t>(config_.max_pending_copies)),
                      config_.max_pending_copies));
+        config_.outbox.confirm_to = self.name; // sessions confirm copies to this instance
+        config_.outbox.confirm_timeout_ms =
+            uint_option(self, "confirm_timeout_ms", config_.outbox.confirm_timeout_ms);
+        config_.outbox.max_unconfirmed_copies =
+            uint_option(self, "max_unconfirmed_copies", config_.outbox.max_unconfirmed_copies);
         env_options_.map_size = static_cast<std::size_t>(positive_or(self.option_int("map_size_mb", 1024), 1024)) << 20;
         // The group store of this host: a group-router reads membership straight from it.
         const topology::DaemonSpec* store = nullptr;
@@ -113,7 +121,18 @@ public:
         } catch (const zmq::error_t& e) {
             throw std::runtime_error(context_.self.name + ": cannot bind pull '" + endpoint + "': " + e.what());
         }
-        bound_pull_ = last_endpoint(pull_);
+        bound_["pull"] = last_endpoint(pull_);
+        const std::string confirmations = context_.self.endpoint("router");
+        if (confirmations.empty())
+            throw std::runtime_error(context_.self.name + ": no `router` endpoint configured (sessions "
+                                     "confirm the copies they stored there)");
+        router_ = make_socket(context_.zmq, zmq::socket_type::router);
+        try {
+            router_.bind(confirmations);
+        } catch (const zmq::error_t& e) {
+            throw std::runtime_error(context_.self.name + ": cannot bind router '" + confirmations + "': " + e.what());
+        }
+        bound_["router"] = last_endpoint(router_);
     }
 
     void connect() override {
@@ -146,13 +165,15 @@ public:
                      store_directory_.string(), links_.sessions.size(), links_.gateways.size());
     }
 
-    std::map<std::string, std::string> bound_endpoints() const override { return {{"pull", bound_pull_}}; }
+    std::map<std::string, std::string> bound_endpoints() const override { return bound_; }
 
 protected:
     void on_start() override {
         batch_.reserve(kMaxBatch);
         messages_ =
             loop_.add({.socket = pull_, .max_batch = kMaxBatch, .accepted = PollLoop::kinds({Kind::group_message})});
+        loop_.add({.socket = router_, .router = true, .max_batch = kDrainConfirmations,
+                   .accepted = PollLoop::kinds({Kind::copies_stored})});
         loop_.add({.socket = links_.group, .max_batch = kDrainReplies, .accepted = PollLoop::kinds({Kind::reply})});
     }
 
@@ -166,13 +187,16 @@ protected:
     }
 
     void on_turn(std::span<Incoming> turn) override {
-        // Group messages first (one commit for the batch), then the group daemon's replies.
+        // Group messages first (one commit for the batch), then the sessions' confirmations
+        // and the group daemon's replies.
         batch_.clear();
         for (Incoming& incoming : turn)
             if (incoming.envelope.kind == Kind::group_message) batch_.push_back(std::move(incoming.envelope));
         if (!batch_.empty()) core_->handle_batch(batch_);
-        for (Incoming& incoming : turn)
+        for (Incoming& incoming : turn) {
+            if (incoming.envelope.kind == Kind::copies_stored) core_->on_copies_stored(incoming.envelope);
             if (incoming.envelope.kind == Kind::reply) core_->on_reply(incoming.envelope);
+        }
         periodic_duties();
     }
 
@@ -180,14 +204,16 @@ protected:
         // What is committed stays in the outbox for the next start; what is still queued in
         // the PULL socket was never acknowledged (before the durable point).
         pull_.close();
+        router_.close();
         links_.close_all();
         log_counters("stopped", spdlog::level::info);
     }
 
     // Every periodic duty of the group-router, with its period (each loop turn: at most
     // kTickMs, kBusyTickMs while copies wait for a busy shard):
-    //   - core.on_timer(): resend pending copies, delete sent ones (deletion_delay_ms after
-    //     they were sent when no batch carried the deletion), expire unanswered operations;
+    //   - core.on_timer(): send pending copies and those whose confirmation is overdue
+    //     (confirm_timeout_ms), delete confirmed ones (deletion_delay_ms after the
+    //     confirmation when no batch carried the deletion), expire unanswered operations;
     //   - counters to the log every 60 s (debug level);
     //   - metrics to the ops thread every metrics::kPublishPeriodMs (1 s).
     void periodic_duties() {
@@ -200,10 +226,13 @@ protected:
         const auto& c = core_->counters();
         add_messages_in_out(s, static_cast<double>(c.messages), static_cast<double>(c.copies_sent));
         add_queue_depth(s, "pending_copies", static_cast<double>(core_->outbox().pending_copies()));
+        add_queue_depth(s, "unconfirmed_copies", static_cast<double>(core_->outbox().unconfirmed_copies()));
         add_queue_depth(s, "pending_operations", static_cast<double>(core_->pending_operations()));
         add_lmdb_use(s, "outbox", *env_);
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"messages", c.messages}, {"copies", c.copies}, {"copies_sent", c.copies_sent},
+            {"copies_confirmed", c.copies_confirmed}, {"confirmations", c.confirmations},
+            {"copies_resent", core_->outbox().resent_copies()},
             {"ephemeral_copies", c.ephemeral_copies}, {"not_member", c.not_member},
             {"receipts", c.receipts}, {"receipts_to_group", c.receipts_to_group},
             {"operations", c.operations}, {"operations_refused", c.operations_refused},
@@ -216,13 +245,14 @@ protected:
         if (!spdlog::should_log(level)) return;
         const auto& c = core_->counters();
         spdlog::log(level,
-                    "{}: {}: messages {} copies {} sent {} ephemeral {} not_member {} receipts {} "
+                    "{}: {}: messages {} copies {} sent {} confirmed {} resent {} ephemeral {} not_member {} receipts {} "
                     "receipts_to_group {} operations {} refused {} lost {} store_unavailable {} "
-                    "store_full {} invalid {} dropped {} pending_copies {}",
-                    context_.self.name, what, c.messages, c.copies, c.copies_sent, c.ephemeral_copies,
+                    "store_full {} invalid {} dropped {} pending_copies {} unconfirmed {}",
+                    context_.self.name, what, c.messages, c.copies, c.copies_sent, c.copies_confirmed,
+                    core_->outbox().resent_copies(), c.ephemeral_copies,
                     c.not_member, c.receipts, c.receipts_to_group, c.operations, c.operations_refused,
                     c.operations_lost, c.store_unavailable, c.store_full, c.invalid, loop_.dropped(),
-                    core_->outbox().pending_copies());
+                    core_->outbox().pending_copies(), core_->outbox().unconfirmed_copies());
     }
 
     DaemonContext context_; // a copy: its references outlive the daemon (System owns them)
@@ -236,7 +266,8 @@ protected:
     SocketLinks links_;
     std::unique_ptr<GroupRouterCore> core_;
     zmq::socket_t pull_;
-    std::string bound_pull_;
+    zmq::socket_t router_; // copies_stored from the sessions
+    std::map<std::string, std::string> bound_;
     Periodic counter_log_{60'000}; // counters to the log, debug level
     Publisher publisher_{context_.board, context_.clock};
     std::vector<Envelope> batch_;

@@ -1,4 +1,4 @@
-// The group-router daemon (kind "group-router", binds "pull"): the socket adapter around
+// The group-router daemon (kind "group-router", binds "pull" and "router"): the socket adapter around
 // GroupRouterCore (group_router_daemon.cpp holds the class and its loop).
 // daemons/factories.hpp includes it beside the other kinds.
 #pragma once

@@ -111,6 +111,9 @@ struct SessionCounters {
     std::uint64_t unacked_delivered = 0;  // counted delivered after max_unacked_writes writes
                                           // without an ack, and deleted (local copies)
     std::uint64_t acked_ids_pruned = 0;   // acked ids older than the dedupe window deleted
+    // Confirmed copies (session_confirm.hpp).
+    std::uint64_t copies_confirmed = 0;   // group copies/events confirmed to their outbox
+    std::uint64_t confirmations_dropped = 0; // copies whose copies_stored could not be queued
 };
 
 // Latencies of chat messages (not ephemeral ones), for the metrics port.

@@ -42,6 +42,7 @@ SessionCore::SessionCore(lmdb::Env& env, Outbox& outbox, const Clock& clock, Ses
 
 void SessionCore::handle_batch(std::span<Envelope> batch) {
     if (batch.empty()) return;
+    confirmations_.take(batch);
 
     switch (writes_of(batch)) {
     case Writes::none:
@@ -56,6 +57,16 @@ void SessionCore::handle_batch(std::span<Envelope> batch) {
     }
     apply_effects(batch);
     count_unacked_writes();
+    if (!confirmations_.empty()) {
+        // Committed here (new or already stored), or never storable: the owner may forget it.
+        confirmations_.send(
+            [this](std::size_t i) {
+                const Outcome outcome = effects_[i].outcome;
+                return outcome == Outcome::stored || outcome == Outcome::duplicate ||
+                       outcome == Outcome::invalid;
+            },
+            outbox_, counters_);
+    }
     delivery_.pump_dirty_users();
     if (store_.deferred_count() >= config_.max_deferred_deletes) flush();
 }

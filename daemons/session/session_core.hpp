@@ -16,6 +16,7 @@
 //   DeliveryWindow    session_delivery.hpp   online users, the window, retries, parking
 //   OfflinePath       session_offline.hpp    handoff to persistence, fetch, the store scan
 //   EphemeralTracker  session_ephemeral.hpp  ephemeral messages (never stored)
+//   CopyConfirmations session_confirm.hpp    copies_stored for group copies and events
 //
 // Thread: everything here runs on the session daemon's thread (one thread per shard). The
 // class is not thread-safe; the Env may be shared (read transactions use MDB_NOTLS).
@@ -29,6 +30,7 @@
 #include "common/wire/envelope.hpp"
 #include "common/store/lmdb.hpp"
 #include "daemons/session/session_config.hpp"
+#include "daemons/session/session_confirm.hpp"
 #include "daemons/session/session_delivery.hpp"
 #include "daemons/session/session_ephemeral.hpp"
 #include "daemons/session/session_offline.hpp"
@@ -57,8 +59,9 @@ public:
 
     // Applies a batch of envelopes in order: deliver (store, then deliver), ack, connect,
     // disconnect, deliver_result. One LMDB write transaction for the whole batch; only after
-    // it commits are server_acks and deliver requests emitted (the durable point). The
-    // envelopes may be modified (moved from) by the call.
+    // it commits are server_acks, confirmations of fan-out copies (copies_stored) and
+    // deliver requests emitted (the durable point). The envelopes may be modified (moved
+    // from) by the call.
     void handle_batch(std::span<Envelope> batch);
 
     // Commits the deferred deletions, if any (on_timer does after delete_delay_ms; the
@@ -168,6 +171,7 @@ private:
     session::DeliveryWindow delivery_;
     session::OfflinePath offline_;
     session::EphemeralTracker ephemeral_;
+    session::CopyConfirmations confirmations_;
     UserQueue::Prefer prefer_in_flight_;   // an ack without a sender: the copy in flight
 
     // Per-batch scratch, reused so the hot path does not allocate per message.

@@ -1,7 +1,8 @@
 // session daemon: the adapter around SessionCore. It owns the sockets (a PULL fed by the
 // message-routers and gateways; one DEALER per gateway with a `router` endpoint, ws-gateways
 // and rest-gateways; per persistence shard, if any, a DEALER to its `router` and a PUSH to its
-// `pull`) and the LMDB environment.
+// `pull`; one DEALER per group-router and group daemon `router`, for the confirmations of the
+// copies their outboxes sent) and the LMDB environment.
 //
 // Thread: bind() and connect() run on the controlling thread (they create the sockets and
 // open the store); from start() on, the loop's hooks (LoopDaemon) and everything they call
@@ -36,6 +37,7 @@
 #include <optional>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace vartalap::session {
@@ -146,10 +148,24 @@ public:
         return sent;
     }
 
+    // The owners of fan-out outboxes (group-routers, group daemons), by instance name.
+    void add_confirm_target(std::string owner, zmq::socket_t socket) {
+        confirm_targets_.emplace_back(std::move(owner), std::move(socket));
+    }
+    std::size_t confirm_targets() const { return confirm_targets_.size(); }
+
+    bool confirm_copies(std::string_view owner, const Envelope& confirmation) override {
+        // A handful of owners per deployment: a linear scan.
+        for (auto& [name, socket] : confirm_targets_)
+            if (name == owner) return send_envelope(socket, confirmation, scratch_) == SendResult::ok;
+        return false;
+    }
+
     std::uint64_t control_dropped() const { return control_dropped_; }
 
     void close_all() {
         for (zmq::socket_t& socket : dealers_) socket.close();
+        for (auto& [name, socket] : confirm_targets_) socket.close();
         for (PersistenceShard& shard : shards_) {
             shard.dealer.close();
             shard.push.close();
@@ -194,6 +210,7 @@ private:
     std::vector<zmq::socket_t> dealers_;
     std::unique_ptr<topology::ShardMap> shard_map_; // user -> index into shards_
     std::vector<PersistenceShard> shards_;
+    std::vector<std::pair<std::string, zmq::socket_t>> confirm_targets_;
     std::string scratch_; // reused encode buffer
     Envelope control_;    // reused server_ack / close_connection envelope
     Envelope ack_;        // reused ack forwarded to persistence
@@ -289,6 +306,15 @@ public:
                                   connected(zmq::socket_type::dealer, requests[i], "router"),
                                   connected(zmq::socket_type::push, acks[i], "pull")});
             outbox_.set_persistence(std::move(map), std::move(shards));
+        }
+        // Confirmations (copies_stored) of the group copies and group events this shard
+        // commits, to the group-router or group daemon whose outbox sent them.
+        auto owners = topology::peers(context_.topology, context_.self, "group-router", "router");
+        const auto groups = topology::peers(context_.topology, context_.self, "group", "router");
+        owners.insert(owners.end(), groups.begin(), groups.end());
+        for (const topology::Peer& owner : owners) {
+            if (owner.endpoint.empty()) continue;
+            outbox_.add_confirm_target(owner.daemon->name, connected(zmq::socket_type::dealer, owner, "router"));
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, env_options_);
         if (durability_ == lmdb::Durability::process)
@@ -440,6 +466,7 @@ private:
             {"fetched_items", c.fetched_items}, {"remote_parked", c.remote_parked},
             {"ack_waits", c.ack_waits}, {"unacked_writes", c.unacked_writes},
             {"unacked_delivered", c.unacked_delivered}, {"acked_ids_pruned", c.acked_ids_pruned},
+            {"copies_confirmed", c.copies_confirmed}, {"confirmations_dropped", c.confirmations_dropped},
             {"dropped", loop_.dropped()}, {"control_dropped", outbox_.control_dropped()}};
         add_counters(s, "session", rows);
     }

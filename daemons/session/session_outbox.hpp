@@ -69,6 +69,13 @@ public:
                                               std::uint32_t /*max_unacked_writes*/) {
         return false;
     }
+    // Sends `confirmation` (kind copies_stored) to `owner`, the instance a copy named in its
+    // `confirm_to` (a group-router, a group daemon). Returns false if it could not be queued
+    // (unknown owner, high-water mark): the stated policy is to drop it (counted); the owner
+    // sends the copies again after its timeout and they are confirmed again.
+    virtual bool confirm_copies(std::string_view /*owner*/, const Envelope& /*confirmation*/) {
+        return false;
+    }
 };
 
 } // namespace vartalap::session

@@ -23,7 +23,7 @@ const vartalap::DecodeLimits kLimits{.max_frame_bytes = 64 * 1024,
 
 void check_within(const Envelope& e) {
     for (const std::string* s : {&e.id, &e.channel, &e.from, &e.to, &e.origin_gateway,
-                                 &e.method, &e.error, &e.payload})
+                                 &e.method, &e.error, &e.payload, &e.confirm_to})
         FUZZ_CHECK(s->size() <= kLimits.max_string_bytes);
     FUZZ_CHECK(e.ids.size() <= kLimits.max_array_items);
     FUZZ_CHECK(e.items.size() <= kLimits.max_array_items);

@@ -34,6 +34,7 @@ void with_groups(topology::Topology& topology) {
         router.kind = "group-router";
         router.name = "group-router-1";
         router.endpoints["pull"] = "inproc://group-router-1";
+        router.endpoints["router"] = "inproc://group-router-1-confirm";
         topology.daemons.push_back(router);
     }
 }

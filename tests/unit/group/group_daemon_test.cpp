@@ -182,5 +182,54 @@ TEST_F(GroupDaemonTest, AsyncOperationsAreAnsweredWithTheirRequestId) {
     EXPECT_EQ(event->envelope.id, "~server:trip:1");
 }
 
+// Events are kept until the session shard confirms them (copies_stored to the daemon's
+// ROUTER); an unconfirmed one is sent again after confirm_timeout_ms.
+class ConfirmedEventsTest : public GroupDaemonTest {
+protected:
+    void SetUp() override {
+        for (auto& daemon : topology_.daemons)
+            if (daemon.name == "group-1") daemon.options.insert_or_assign("confirm_timeout_ms", 300);
+        GroupDaemonTest::SetUp();
+    }
+};
+
+TEST_F(ConfirmedEventsTest, AnEventIsSentAgainUntilItsSessionConfirmsIt) {
+    auto dealer = make_socket(context_, zmq::socket_type::dealer);
+    dealer.connect("inproc://gd-group");
+    Envelope op;
+    op.kind = Kind::group_op;
+    op.id = "m1";
+    op.from = "alice";
+    op.to = "trip";
+    op.request_id = 1;
+    op.payload = json{{"head", {{"type", "group"}, {"to", "trip"}, {"action", "create"}}},
+                      {"body", {{"name", "trip"}}}}.dump();
+    ASSERT_EQ(send_envelope(dealer, op, scratch_), SendResult::ok);
+    auto event = receive(session_, false);
+    ASSERT_TRUE(event);
+    EXPECT_EQ(event->envelope.confirm_to, "group-1");
+    // Not confirmed (the shard lost it, say): the same copy comes again.
+    auto again = receive(session_, false);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->envelope.id, event->envelope.id);
+    EXPECT_EQ(again->envelope.to, "alice");
+    EXPECT_EQ(again->envelope.request_id, event->envelope.request_id);
+
+    // The session confirms it, as a session shard does after its commit.
+    auto session = make_socket(context_, zmq::socket_type::dealer);
+    session.set(zmq::sockopt::routing_id, "session-1");
+    session.connect("inproc://gd-group");
+    Envelope confirmation;
+    confirmation.kind = Kind::copies_stored;
+    confirmation.request_id = event->envelope.request_id;
+    confirmation.ids = {"alice"};
+    ASSERT_EQ(send_envelope(session, confirmation, scratch_), SendResult::ok);
+    // A resend already on its way may still come; then nothing for several timeouts.
+    int late = 0;
+    while (late < 3 && receive(session_, false, 500ms)) ++late;
+    EXPECT_LT(late, 3) << "the event is still being sent again after its confirmation";
+    EXPECT_FALSE(receive(session_, false, 1000ms));
+}
+
 } // namespace
 } // namespace vartalap::group

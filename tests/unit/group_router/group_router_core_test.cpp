@@ -371,6 +371,85 @@ TEST_F(GroupRouterCoreTest, InvalidEnvelopesAreCountedAndDropped) {
     EXPECT_EQ(core_->counters().invalid, 3u);
 }
 
+// ---------------------------------------------------------------------------------------
+// Confirmed copies: the configuration the daemon runs (confirm_to = its instance name).
+
+class ConfirmedGroupRouterTest : public GroupRouterCoreTest {
+protected:
+    void SetUp() override {
+        config_.outbox.confirm_to = "group-router-1";
+        config_.outbox.confirm_timeout_ms = 1000;
+        crash_and_restart(); // the core again, with this configuration
+        links_.events.clear();
+    }
+
+    // A session shard's copies_stored for the copies it was sent of entry `seq`.
+    void confirm(std::uint64_t seq, std::vector<std::string> users) {
+        Envelope confirmation;
+        confirmation.kind = Kind::copies_stored;
+        confirmation.request_id = seq;
+        confirmation.ids = std::move(users);
+        core_->on_copies_stored(confirmation);
+    }
+};
+
+TEST_F(ConfirmedGroupRouterTest, CopiesStayInTheOutboxUntilTheSessionsConfirmThem) {
+    handle({group_message("m1", "alice", "g")});
+    const auto copies = links_.of("copy");
+    ASSERT_EQ(copies.size(), 3u);
+    const std::uint64_t seq = copies[0].envelope.request_id;
+    for (const auto& copy : copies) {
+        EXPECT_EQ(copy.envelope.confirm_to, "group-router-1");
+        EXPECT_EQ(copy.envelope.request_id, seq);
+    }
+    ASSERT_EQ(links_.of("ack").size(), 1u); // the SERVER_ACK does not wait for confirmations
+    clock_.advance(config_.deletion_delay_ms);
+    core_->on_timer();
+    EXPECT_EQ(core_->outbox().unconfirmed_copies(), 3u);
+
+    // A crash: every unconfirmed copy is sent again, under the same seq.
+    crash_and_restart();
+    links_.events.clear();
+    core_->on_timer();
+    EXPECT_EQ(links_.copy_recipients(), (std::multiset<std::string>{"bob", "carol", "dave"}));
+    confirm(seq, {"bob", "dave"});
+    confirm(seq, {"carol"});
+    EXPECT_EQ(core_->counters().copies_confirmed, 3u);
+    EXPECT_EQ(core_->counters().confirmations, 2u);
+    clock_.advance(config_.deletion_delay_ms);
+    core_->on_timer(); // the deletion, on its own
+    EXPECT_FALSE(core_->outbox().has_deletions());
+    crash_and_restart();
+    links_.events.clear();
+    core_->on_timer();
+    EXPECT_TRUE(links_.of("copy").empty());
+}
+
+TEST_F(ConfirmedGroupRouterTest, ACopyNotConfirmedInTimeIsSentAgain) {
+    handle({group_message("m1", "alice", "g")});
+    const std::uint64_t seq = links_.of("copy")[0].envelope.request_id;
+    confirm(seq, {"bob", "carol"}); // dave's session died with his copy in its queue
+    links_.events.clear();
+    clock_.advance(999);
+    core_->on_timer();
+    EXPECT_TRUE(links_.of("copy").empty());
+    clock_.advance(1);
+    core_->on_timer();
+    EXPECT_EQ(links_.copy_recipients(), (std::multiset<std::string>{"dave"}));
+    confirm(seq, {"dave"});
+    EXPECT_EQ(core_->outbox().open_copies(), 0u);
+}
+
+TEST_F(ConfirmedGroupRouterTest, ConfirmationsEmptyAFullOutboxSoTheRouterReadsAgain) {
+    config_.max_pending_copies = 3;
+    crash_and_restart();
+    handle({group_message("m1", "alice", "g")});
+    const std::uint64_t seq = links_.of("copy")[0].envelope.request_id;
+    EXPECT_FALSE(core_->accepting()); // sent, but not confirmed: still in the outbox
+    confirm(seq, {"bob"});
+    EXPECT_TRUE(core_->accepting());
+}
+
 TEST(PeekActionTest, ReadsOnlyTheTopLevelAction) {
     EXPECT_EQ(peek_action(R"({"_v":2.1,"action":"add","body":{"action":"x"}})"), "add");
     EXPECT_EQ(peek_action(R"({"body":{"action":"remove"},"head":{"action":"remove"}})"), "");

@@ -103,6 +103,11 @@ public:
         unacked_writes.push_back({std::string(user), std::string(sender), std::string(id), limit});
         return true;
     }
+    bool confirm_copies(std::string_view owner, const Envelope& confirmation) override {
+        if (!accept_confirmations) return false;
+        confirmations.push_back({std::string(owner), confirmation});
+        return true;
+    }
 
     bool accept = true; // false: every deliver reports a full queue
     std::vector<Delivery> deliveries;
@@ -120,6 +125,8 @@ public:
         bool operator==(const UnackedWriteCall&) const = default;
     };
     std::vector<UnackedWriteCall> unacked_writes; // remote messages written, not acked
+    bool accept_confirmations = true; // false: the DEALER to the owner reports a full queue
+    std::vector<std::pair<std::string, Envelope>> confirmations; // (owner, copies_stored)
 };
 
 inline Envelope chat(const std::string& from, const std::string& to, const std::string& id,

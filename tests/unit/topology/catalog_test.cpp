@@ -53,6 +53,8 @@ TEST(TopologyLocal, LinksFollowFromTheKinds) {
         "group-router-1 DEALER rest-1 router inproc://rest-1",
         "group-1 PUSH session-1 pull inproc://session-1",
         "group-1 DEALER profile-1 router inproc://profile-1",
+        "session-1 DEALER group-router-1 router inproc://group-router-1-confirm",
+        "session-1 DEALER group-1 router inproc://group-1",
     };
     std::sort(drawn.begin(), drawn.end());
     std::sort(expected.begin(), expected.end());
@@ -77,6 +79,7 @@ router = "inproc://group-1"
 kind = "group-router"
 name = "group-router-1"
 pull = "inproc://group-router-1"
+router = "inproc://group-router-1-confirm"
 )toml");
     ASSERT_TRUE(result.topology) << all_errors(result);
     EXPECT_TRUE(is_known_kind("group-router"));
@@ -108,8 +111,10 @@ pull = "inproc://group-router-1"
     EXPECT_TRUE(has("tail-rest DEALER tail-profile router"));
     EXPECT_TRUE(has("tail-rest PUSH tail-router pull"));
     EXPECT_TRUE(has("tail-router PUSH tail-session pull"));
+    EXPECT_TRUE(has("tail-session DEALER group-router-1 router"));
+    EXPECT_TRUE(has("tail-session DEALER group-1 router"));
     EXPECT_TRUE(has("tail-router DEALER tail-rest router"));
-    EXPECT_EQ(drawn.size(), 17u);
+    EXPECT_EQ(drawn.size(), 19u);
 }
 
 TEST(CatalogLinks, EveryRuleJoinsKnownKindsOnARoleTheTargetMustBind) {

@@ -28,6 +28,7 @@ Envelope sample() {
     e.limit = 64;
     e.items = {"one", std::string("t\0o", 3)};
     e.route = Route::receipt;
+    e.confirm_to = "group-router-1";
     return e;
 }
 
@@ -56,6 +57,9 @@ TEST(EnvelopeTest, RoundTripsEveryField) {
     EXPECT_EQ(out->limit, in.limit);
     EXPECT_EQ(out->items, in.items);
     EXPECT_EQ(out->route, in.route);
+    EXPECT_EQ(out->confirm_to, in.confirm_to);
+    EXPECT_EQ(to_string(Kind::copies_stored), std::string("copies_stored"));
+    EXPECT_TRUE(decode_envelope(header_frame(Kind::copies_stored), encode_envelope(in)));
 }
 
 TEST(EnvelopeTest, RejectsBadHeaders) {
@@ -102,11 +106,11 @@ TEST(EnvelopeTest, EnforcesArrayLimit) {
 
 TEST(EnvelopeTest, AcceptsAppendedFieldsFromANewerRevision) {
     const std::string body = encode_envelope(sample());
-    // Rewrite the array header from 19 to 20 items and append one.
+    // Rewrite the array header from 20 to 21 items and append one.
     std::string extended = body;
     ASSERT_EQ(static_cast<unsigned char>(extended[0]), 0xdc); // array16
-    ASSERT_EQ(extended[2], char(19));
-    extended[2] = char(20);
+    ASSERT_EQ(extended[2], char(20));
+    extended[2] = char(21);
     extended.push_back(char(0x01));
     EXPECT_TRUE(decode_envelope(header_frame(Kind::deliver), extended));
 }
@@ -128,12 +132,31 @@ TEST(EnvelopeTest, ReadsEnvelopesStoredByEarlierLayoutsAndRejectsUnknownRoutes) 
     EXPECT_EQ(old->cursor, 0u);
     EXPECT_TRUE(old->items.empty());
     EXPECT_EQ(old->route, Route::none);
-    // The route is the last byte of the encoding: an unknown one is refused.
-    std::string body = encode_envelope(sample());
-    ASSERT_EQ(body.back(), char(Route::receipt));
-    body.back() = char(kMaxRoute + 1);
+    // The route is the byte before confirm_to (empty: one byte): an unknown one is refused.
+    Envelope unconfirmed = sample();
+    unconfirmed.confirm_to.clear();
+    std::string body = encode_envelope(unconfirmed);
+    ASSERT_EQ(body.back(), char(0xa0)); // the empty string
+    ASSERT_EQ(body[body.size() - 2], char(Route::receipt));
+    body[body.size() - 2] = char(kMaxRoute + 1);
     EXPECT_FALSE(decode_envelope(header_frame(Kind::deliver), body, &error));
     EXPECT_EQ(error, "envelope field has the wrong type or range");
+}
+
+TEST(EnvelopeTest, ReadsNineteenFieldEnvelopesWithoutConfirmTo) {
+    // Wire version 2 before field 19: everything decodes, confirm_to is empty.
+    Envelope e = sample();
+    e.confirm_to.clear();
+    std::string body = encode_envelope(e);
+    ASSERT_EQ(static_cast<unsigned char>(body[0]), 0xdc); // array16
+    body[2] = char(19);
+    body.pop_back(); // the empty confirm_to
+    std::string error;
+    auto old = decode_envelope(header_frame(Kind::deliver), body, &error);
+    ASSERT_TRUE(old) << error;
+    EXPECT_EQ(old->route, Route::receipt);
+    EXPECT_EQ(old->confirm_to, "");
+    EXPECT_EQ(old->payload, e.payload);
 }
 
 } // namespace
