@@ -12,9 +12,8 @@
 //        1-to-1: acked N, delivered N, lost 0, duplicates K
 //        group copies: acked N, delivered N, lost 0, duplicates K
 //    and exits 1 if anything acked was lost (or nothing was acked, or some message was
-//    still not acked at the end although resent, or the system never came up), 0 otherwise. Each lost copy is named, with the kills around it. Until issue 14
-//    section 1 (group copies lost on a crash) is fixed, --group-loss-known prints group
-//    losses without failing; the ctest passes it.
+//    still not acked at the end although resent, or the system never came up), 0 otherwise.
+//    Each lost copy is named, with the kills around it.
 //
 // Thread: main only (one io_context for the supervisor's output and every client).
 #include "tools/chaos/checker.hpp"
@@ -72,9 +71,6 @@ int main(int argc, char** argv) {
     app.add_option("--group-rate", checker_options.group_rate, "group messages per second")->capture_default_str();
     app.add_option("--seed", seed, "random seed (printed; repeat a run's choices with it)");
     app.add_flag("--keep", cluster_options.keep_dir, "keep the temporary directory (data, logs of the run)");
-    bool group_loss_known = false;
-    app.add_flag("--group-loss-known", group_loss_known,
-                 "group copies lost are printed but do not fail the run (issue 14 section 1, until it is fixed)");
     CLI11_PARSE(app, argc, argv);
 
     std::cout << "chaos: seed " << seed << ", " << seconds << " s of traffic, a kill every " << kill_every_ms << " ms"
@@ -143,12 +139,9 @@ int main(int argc, char** argv) {
     std::cout << "chaos: supervisor exit status " << supervisor_status << std::endl;
 
     bool failed = false;
-    if (chat.lost > 0 || (group.lost > 0 && !group_loss_known)) {
+    if (chat.lost > 0 || group.lost > 0) {
         std::cout << "chaos: FAIL: acked messages lost" << std::endl;
         failed = true;
-    } else if (group.lost > 0) {
-        std::cout << "chaos: " << group.lost << " acked group copies LOST: the known hole of issue 14 section 1 "
-                  << "(--group-loss-known: not failing the run)" << std::endl;
     }
     if (chat.unacked > 0 || group.unacked > 0) {
         // Resent on every reconnect and after every error frame, yet never taken: the
