@@ -1,6 +1,8 @@
 // Thread: whichever thread owns the socket passed in.
 #include "common/zmq/socket.hpp"
 
+#include <stdexcept>
+
 namespace vartalap {
 
 zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
@@ -16,6 +18,21 @@ zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
 
 std::string last_endpoint(zmq::socket_ref socket) {
     return socket.get(zmq::sockopt::last_endpoint);
+}
+
+zmq::socket_t bind_role(zmq::context_t& context, zmq::socket_type type, const std::string& daemon,
+                        const std::string& role, const std::string& endpoint,
+                        const std::string& why) {
+    if (endpoint.empty())
+        throw std::runtime_error(daemon + ": no `" + role + "` endpoint configured" +
+                                 (why.empty() ? "" : " (" + why + ")"));
+    zmq::socket_t socket = make_socket(context, type);
+    try {
+        socket.bind(endpoint);
+    } catch (const zmq::error_t& e) {
+        throw std::runtime_error(daemon + ": cannot bind " + role + " '" + endpoint + "': " + e.what());
+    }
+    return socket;
 }
 
 SendResult send_envelope(zmq::socket_ref socket, const Envelope& envelope,

@@ -108,30 +108,17 @@ public:
     }
 
     void bind() override {
-        const std::string endpoint = context_.self.endpoint("pull");
-        if (endpoint.empty()) throw std::runtime_error(context_.self.name + ": no `pull` endpoint configured");
         env_ = group_store::shared_env(context_.data_dir, env_options_);
         membership_ = std::make_unique<group_store::Reader>(store_directory_, context_.clock);
         core_ = std::make_unique<GroupRouterCore>(
             *env_, *membership_, links_, sessions_.instances().size(),
             [this](std::string_view user) { return sessions_.index_for(user); }, context_.clock, config_);
-        pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
-        try {
-            pull_.bind(endpoint);
-        } catch (const zmq::error_t& e) {
-            throw std::runtime_error(context_.self.name + ": cannot bind pull '" + endpoint + "': " + e.what());
-        }
+        pull_ = bind_role(context_.zmq, zmq::socket_type::pull, context_.self.name, "pull",
+                          context_.self.endpoint("pull"));
         bound_["pull"] = last_endpoint(pull_);
-        const std::string confirmations = context_.self.endpoint("router");
-        if (confirmations.empty())
-            throw std::runtime_error(context_.self.name + ": no `router` endpoint configured (sessions "
-                                     "confirm the copies they stored there)");
-        router_ = make_socket(context_.zmq, zmq::socket_type::router);
-        try {
-            router_.bind(confirmations);
-        } catch (const zmq::error_t& e) {
-            throw std::runtime_error(context_.self.name + ": cannot bind router '" + confirmations + "': " + e.what());
-        }
+        router_ = bind_role(context_.zmq, zmq::socket_type::router, context_.self.name, "router",
+                            context_.self.endpoint("router"),
+                            "sessions confirm the copies they stored there");
         bound_["router"] = last_endpoint(router_);
     }
 

@@ -149,16 +149,8 @@ public:
 protected:
 private:
     zmq::socket_t bind_socket(zmq::socket_type type, const std::string& role) {
-        const std::string endpoint = context_.self.endpoint(role);
-        if (endpoint.empty())
-            throw std::runtime_error(context_.self.name + ": no `" + role + "` endpoint configured");
-        zmq::socket_t socket = make_socket(context_.zmq, type);
-        try {
-            socket.bind(endpoint);
-        } catch (const zmq::error_t& e) {
-            throw std::runtime_error(context_.self.name + ": cannot bind " + role + " '" +
-                                     endpoint + "': " + e.what());
-        }
+        zmq::socket_t socket =
+            bind_role(context_.zmq, type, context_.self.name, role, context_.self.endpoint(role));
         bound_[role] = last_endpoint(socket);
         return socket;
     }
