@@ -442,6 +442,7 @@ private:
         add_queue_depth(s, "in_flight", static_cast<double>(core_->in_flight()));
         add_queue_depth(s, "outstanding_handoffs", static_cast<double>(core_->outstanding_handoffs()));
         add_lmdb_use(s, "session", *env_, background_sync_.get());
+        add_lmdb_use(s, "session-acked-ids", core_->acked_ids().env(), &core_->acked_ids().background());
         s.histogram("vartalap_delivery_latency_seconds",
                     "taken into flight (for an online recipient: the commit) -> written to the "
                     "client's socket",
@@ -466,6 +467,7 @@ private:
             {"fetched_items", c.fetched_items}, {"remote_parked", c.remote_parked},
             {"ack_waits", c.ack_waits}, {"unacked_writes", c.unacked_writes},
             {"unacked_delivered", c.unacked_delivered}, {"acked_ids_pruned", c.acked_ids_pruned},
+            {"acked_ids_lost", core_->acked_ids().lost()},
             {"copies_confirmed", c.copies_confirmed}, {"confirmations_dropped", c.confirmations_dropped},
             {"dropped", loop_.dropped()}, {"control_dropped", outbox_.control_dropped()}};
         add_counters(s, "session", rows);
