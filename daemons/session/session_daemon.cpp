@@ -271,16 +271,8 @@ public:
     }
 
     void bind() override {
-        const std::string endpoint = context_.self.endpoint("pull");
-        if (endpoint.empty())
-            throw std::runtime_error(context_.self.name + ": no `pull` endpoint configured");
-        pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
-        try {
-            pull_.bind(endpoint);
-        } catch (const zmq::error_t& e) {
-            throw std::runtime_error(context_.self.name + ": cannot bind pull '" + endpoint +
-                                     "': " + e.what());
-        }
+        pull_ = bind_role(context_.zmq, zmq::socket_type::pull, context_.self.name, "pull",
+                          context_.self.endpoint("pull"));
         bound_["pull"] = last_endpoint(pull_);
     }
 

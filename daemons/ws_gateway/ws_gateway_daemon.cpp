@@ -92,14 +92,8 @@ public:
         publish_timer_ = std::make_unique<net::steady_timer>(*io_);
         keep_alive_timer_ = std::make_unique<net::steady_timer>(*io_);
 
-        router_ = make_socket(context_.zmq, zmq::socket_type::router);
-        const std::string router_endpoint = self.endpoint("router");
-        try {
-            router_.bind(router_endpoint);
-        } catch (const zmq::error_t& e) {
-            throw std::runtime_error(self.name + ": cannot bind router '" + router_endpoint +
-                                     "': " + e.what());
-        }
+        router_ = bind_role(context_.zmq, zmq::socket_type::router, self.name, "router",
+                            self.endpoint("router"));
         bound_router_ = last_endpoint(router_);
 
         const std::string listen = self.endpoint("listen");
