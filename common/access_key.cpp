@@ -9,6 +9,9 @@
 #include <boost/algorithm/hex.hpp>
 
 #include <charconv>
+#include <climits>
+#include <cstdint>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -60,7 +63,29 @@ std::string base64url_encode(std::string_view bytes) {
     return out;
 }
 
-AccessKeys::AccessKeys(std::string secret) : secret_(std::move(secret)) {
+bool base64url_decode(std::string_view text, std::string& out) {
+    // Back to standard base64 with padding, then OpenSSL's decoder (which keeps the
+    // padding's zero bytes: they are cut from the end).
+    if (text.size() % 4 == 1) return false;
+    std::string standard(text);
+    for (char& c : standard) {
+        if (c == '-') c = '+';
+        else if (c == '_') c = '/';
+        else if (c == '+' || c == '/' || c == '=') return false;
+    }
+    const std::size_t padding = (4 - standard.size() % 4) % 4;
+    standard.append(padding, '=');
+    out.assign(standard.size() / 4 * 3, '\0');
+    const int written = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                        reinterpret_cast<const unsigned char*>(standard.data()),
+                                        static_cast<int>(standard.size()));
+    if (written < 0) return false;
+    out.resize(static_cast<std::size_t>(written) - padding);
+    return true;
+}
+
+AccessKeys::AccessKeys(std::string secret, std::uint64_t max_age_seconds)
+    : secret_(std::move(secret)), max_age_(max_age_seconds) {
     if (secret_.size() < kMinSecretBytes)
         throw std::invalid_argument("access key secret must be at least 32 bytes");
 }
@@ -81,18 +106,54 @@ std::string AccessKeys::issue(std::string_view user, std::uint64_t now_seconds) 
 }
 
 bool AccessKeys::verify(std::string_view user, std::string_view key) const {
-    if (user.empty() || user.size() > 256 || key.size() > 128) return false;
-    if (key.substr(0, 3) != "v1.") return false;
+    return verify(user, key, static_cast<std::uint64_t>(std::time(nullptr)));
+}
+
+namespace {
+
+// The issued_at digits of a "v1.<issued_at>.<signature>" key, or "" when malformed.
+std::string_view issued_at_of(std::string_view key) {
+    if (key.size() > 128 || key.substr(0, 3) != "v1.") return {};
     const auto rest = key.substr(3);
     const auto dot = rest.find('.');
-    if (dot == std::string_view::npos || dot == 0 || dot > 20) return false;
+    if (dot == std::string_view::npos || dot == 0 || dot > 20) return {};
     const auto issued_at = rest.substr(0, dot);
     for (char c : issued_at)
-        if (c < '0' || c > '9') return false;
-    const auto signature = rest.substr(dot + 1);
+        if (c < '0' || c > '9') return {};
+    return issued_at;
+}
+
+std::uint64_t seconds_of(std::string_view digits) {
+    std::uint64_t value = 0;
+    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    return ec == std::errc{} && ptr == digits.data() + digits.size() ? value : UINT64_MAX;
+}
+
+} // namespace
+
+bool AccessKeys::verify(std::string_view user, std::string_view key,
+                        std::uint64_t now_seconds) const {
+    if (user.empty() || user.size() > 256) return false;
+    const auto issued_at = issued_at_of(key);
+    if (issued_at.empty()) return false;
+    if (max_age_ != 0) {
+        const std::uint64_t issued = seconds_of(issued_at);
+        if (issued == UINT64_MAX || issued > UINT64_MAX - max_age_ ||
+            issued + max_age_ <= now_seconds)
+            return false;
+    }
+    const auto signature = key.substr(3 + issued_at.size() + 1);
     const std::string expected = sign(user, issued_at);
     return signature.size() == expected.size() &&
            CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) == 0;
+}
+
+std::uint64_t AccessKeys::expires_at(std::string_view key) const {
+    const auto issued_at = issued_at_of(key);
+    if (max_age_ == 0 || issued_at.empty()) return 0;
+    const std::uint64_t issued = seconds_of(issued_at);
+    if (issued == UINT64_MAX || issued > UINT64_MAX - max_age_) return 0;
+    return issued + max_age_;
 }
 
 std::string secret_from_config(std::string_view configured) {
