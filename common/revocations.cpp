@@ -68,7 +68,7 @@ bool RevocationList::apply(const Envelope& reply, std::uint64_t now_seconds,
         const std::uint64_t until =
             expires != entry.end() && expires->is_number_unsigned() ? expires->get<std::uint64_t>() : 0;
         if (until != 0 && until <= now_seconds) continue; // refused anyway by its age
-        if (entries_.emplace(id(*user, *key), until).second)
+        if (entries_.emplace(id(user->get_ref<const std::string&>(), key->get_ref<const std::string&>()), until).second)
             added.emplace_back(user->get<std::string>(), key->get<std::string>());
     }
     more_ = complete != body.end() && complete->is_boolean() && !complete->get<bool>();

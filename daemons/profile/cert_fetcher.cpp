@@ -21,29 +21,6 @@ namespace vartalap::profile {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-long long cache_max_age(std::string_view value) {
-    // Directives are comma-separated, case-insensitive names: "public, max-age=19302, ...".
-    while (!value.empty()) {
-        const auto comma = value.find(',');
-        std::string_view directive = value.substr(0, comma);
-        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-        while (!directive.empty() && directive.front() == ' ') directive.remove_prefix(1);
-        while (!directive.empty() && directive.back() == ' ') directive.remove_suffix(1);
-        constexpr std::string_view kName = "max-age=";
-        if (directive.size() <= kName.size()) continue;
-        bool match = true;
-        for (std::size_t i = 0; i < kName.size(); ++i)
-            if (std::tolower(static_cast<unsigned char>(directive[i])) != kName[i]) match = false;
-        if (!match) continue;
-        const auto digits = directive.substr(kName.size());
-        long long seconds = 0;
-        const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seconds);
-        if (ec != std::errc{} || ptr != digits.data() + digits.size() || seconds < 0) return -1;
-        return seconds;
-    }
-    return -1;
-}
-
 class CertificateFetcher::Impl {
 public:
     Impl(CertificateFetcher& owner, std::string name, CertificateFetcherOptions options,

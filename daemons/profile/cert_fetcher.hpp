@@ -28,9 +28,6 @@ struct CertificateFetcherOptions {
     std::chrono::seconds default_max_age{300}; // no Cache-Control max-age, or a file
 };
 
-// Cache-Control's max-age in seconds, or -1 when absent or malformed.
-long long cache_max_age(std::string_view cache_control);
-
 class CertificateFetcher {
 public:
     // Throws std::invalid_argument for a bad URL or CA file.

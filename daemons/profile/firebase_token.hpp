@@ -72,6 +72,10 @@ TokenVerdict verify_firebase_token(std::string_view token, const CertificateSet&
                                    const TokenRules& rules, std::int64_t now_seconds,
                                    Identity& identity, std::string& reason);
 
+// Cache-Control's max-age in seconds (how long a fetched set is kept), or -1 when absent or
+// malformed.
+long long cache_max_age(std::string_view cache_control);
+
 class FirebaseIdentityProvider final : public IdentityProvider {
 public:
     // `on_unknown_kid`: asks the fetcher for a fresh set (it rate-limits). `require_phone_match`:

@@ -56,8 +56,13 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
     }
     std::string user;
     if (route.needs_auth) {
-        if (request.user.empty() || !access_keys_.verify(request.user, request.access_key))
+        if (request.user.empty() ||
+            !access_keys_.verify(request.user, request.access_key, clock_.wall_ms() / 1000))
             return exchange->respond({HttpStatus::unauthorized, "{}"});
+        if (revocations_.revoked(request.user, request.access_key)) {
+            ++counters_.revoked_refused;
+            return exchange->respond({HttpStatus::unauthorized, json_error("access key revoked")});
+        }
         user = std::move(request.user);
     }
     // Bodies are parsed and written out again, which recurses once per nesting level: a
@@ -89,7 +94,10 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
     }
     if (body.is_discarded() || !body.is_object())
         return exchange->respond({HttpStatus::bad_request, json_error("body must be a JSON object")});
-    if (route.method == "login") {
+    if (route.method == "logout") {
+        // The key to revoke is the one this request was authenticated with.
+        body = json{{"accesskey", request.access_key}};
+    } else if (route.method == "login") {
         // The identity token may come in the `token` header instead of the body.
         if (request.token && !body.contains("authToken")) body["authToken"] = *request.token;
     } else if (route.method == "messages") {
@@ -185,6 +193,12 @@ void RestGatewayCore::finish_send(PendingSend& send) {
 
 void RestGatewayCore::on_reply(Envelope&& reply) {
     if (reply.kind != Kind::reply) return dropped("malformed reply", "not a reply");
+    if (revocations_.is_reply(reply)) {
+        std::vector<std::pair<std::string, std::string>> added;
+        if (!revocations_.apply(reply, clock_.wall_ms() / 1000, added))
+            dropped("malformed revocation list", reply.error);
+        return;
+    }
     auto it = pending_.find(reply.request_id);
     if (it == pending_.end()) return; // answered 504 already
     ++counters_.replied;
@@ -222,6 +236,11 @@ void RestGatewayCore::dropped(std::string_view what, std::string_view detail) {
 
 void RestGatewayCore::expire() {
     const std::uint64_t now = clock_.monotonic_ms();
+    if (outbox_.has_owner("profile"))
+        if (auto poll = revocations_.poll(now, ++next_request_id_,
+                                          static_cast<std::uint64_t>(limits_.revocation_poll_ms))) {
+            if (outbox_.to_owner("profile", *poll) == SendResult::ok) outbox_.sent();
+        }
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (it->second.deadline_ms <= now) {
             ++counters_.upstream_timeouts;
