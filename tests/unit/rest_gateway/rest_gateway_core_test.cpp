@@ -142,6 +142,62 @@ TEST_F(RestGatewayCoreTest, WrongKeyIsUnauthorized) {
     EXPECT_EQ(exchange->response->status, HttpStatus::unauthorized);
 }
 
+TEST_F(RestGatewayCoreTest, LogoutForwardsTheRequestsOwnKey) {
+    for (const auto& [method, path] : {std::pair{"POST", "/logout"}, std::pair{"POST", "/v1.0/logout"},
+                                       std::pair{"DELETE", "/login"}}) {
+        outbox_.owner_requests.clear();
+        request(method, path, R"({"accesskey":"someone else's"})");
+        ASSERT_EQ(outbox_.owner_requests.size(), 1u) << path;
+        const Envelope& sent = outbox_.owner_requests[0].second;
+        EXPECT_EQ(outbox_.owner_requests[0].first, "profile");
+        EXPECT_EQ(sent.method, "logout");
+        EXPECT_EQ(sent.from, "alice");
+        EXPECT_EQ(json::parse(sent.payload), (json{{"accesskey", keys_.issue("alice", 1)}}));
+    }
+    EXPECT_EQ(request("POST", "/logout", {}, "")->response->status, HttpStatus::unauthorized);
+}
+
+TEST_F(RestGatewayCoreTest, ARevokedKeyIsRefusedOnceThePollBringsIt) {
+    core_->expire();
+    ASSERT_EQ(outbox_.owner_requests.size(), 1u);
+    Envelope poll = outbox_.owner_requests[0].second;
+    EXPECT_EQ(poll.method, "revocations");
+    EXPECT_EQ(json::parse(poll.payload), (json{{"epoch", ""}, {"since", 0}}));
+    // Not again while it is in flight.
+    clock_.now_ms += 300;
+    core_->expire();
+    EXPECT_EQ(outbox_.owner_requests.size(), 1u);
+
+    Envelope reply;
+    reply.kind = Kind::reply;
+    reply.request_id = poll.request_id;
+    reply.status = Status::ok;
+    reply.payload = json{{"epoch", "e1"}, {"version", 1}, {"complete", true},
+                         {"entries", {{{"seq", 1}, {"user", "alice"}, {"key", keys_.issue("alice", 1)}, {"expires", 0}}}}}
+                        .dump();
+    core_->on_reply(std::move(reply));
+    EXPECT_TRUE(core_->revocations().synced());
+    auto refused = request("GET", "/profile");
+    EXPECT_EQ(refused->response->status, HttpStatus::unauthorized);
+    EXPECT_EQ(refused->response->body, R"({"error":"access key revoked"})");
+    EXPECT_EQ(core_->counters().revoked_refused, 1u);
+    // alice's key from another login (another device) still works.
+    RestRequest other;
+    other.method = "GET";
+    other.target = "/profile";
+    other.user = "alice";
+    other.access_key = keys_.issue("alice", 2);
+    auto exchange = std::make_shared<FakeExchange>();
+    core_->handle(exchange, std::move(other));
+    EXPECT_FALSE(exchange->response); // forwarded to profile
+    // The next poll asks for what follows.
+    clock_.now_ms += 300;
+    core_->expire();
+    const Envelope& next = outbox_.owner_requests.back().second;
+    EXPECT_EQ(next.method, "revocations");
+    EXPECT_EQ(json::parse(next.payload), (json{{"epoch", "e1"}, {"since", 1}}));
+}
+
 TEST_F(RestGatewayCoreTest, ReplyIsCorrelatedByRequestId) {
     auto first = request("GET", "/profile");
     auto second = request("GET", "/v1.0/messages?limit=5&cursor=c9");
