@@ -1,8 +1,11 @@
 // Signed access keys: what /login issues and what every gateway verifies without a lookup.
 //
-// Format: "v1.<issued_at_seconds>.<base64url(HMAC-SHA256(secret, "v1|user|issued_at"))>".
-// The user is not inside the key: the client sends it beside the key (header or cookie
-// `user`), and the signature binds the two, so a key is useless for any other user.
+// Format: "v2.<issued_at_seconds>.<nonce>.<base64url(HMAC-SHA256(secret,
+// "v2|user|issued_at|nonce"))>", the nonce 8 random bytes in base64url, so that two logins
+// of one user in the same second (two devices) get different keys and a logout revokes
+// only its own. Keys of the earlier format "v1.<issued_at>.<HMAC of "v1|user|issued_at">"
+// still verify. The user is not inside the key: the client sends it beside the key (header
+// or cookie `user`), and the signature binds the two, so a key is useless for any other user.
 // Thread-safety: const methods are safe from any thread.
 #pragma once
 
@@ -30,7 +33,7 @@ public:
     std::uint64_t max_age_seconds() const { return max_age_; }
 
 private:
-    std::string sign(std::string_view user, std::string_view issued_at) const;
+    std::string sign(std::string_view message) const;
     std::string secret_;
     std::uint64_t max_age_;
 };

@@ -180,7 +180,7 @@ TEST_F(FirebaseTokenTest, SubMustBeANonEmptyString) {
 }
 
 TEST_F(FirebaseTokenTest, MalformedTokensAreRefused) {
-    for (const std::string token : {"", "abc", "a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.e30"})
+    for (const char* token : {"", "abc", "a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.e30"})
         EXPECT_EQ(check(token), TokenVerdict::refused) << token;
 }
 
