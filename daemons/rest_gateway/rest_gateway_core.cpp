@@ -82,6 +82,11 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
                     route.target == RestRoute::send_strings ? HttpStatus::created
                                                             : HttpStatus::ok);
     }
+    if (route.method == "logout")
+        // The key to revoke is the one this request was authenticated with; a body, if
+        // any, is ignored.
+        return forward(exchange, route.daemon_kind, route.method, std::move(user),
+                       json{{"accesskey", request.access_key}}.dump());
     // The REST → internal translation: a JSON object for the owner daemon's method.
     std::string payload = std::move(request.body);
     json body;
@@ -94,10 +99,7 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
     }
     if (body.is_discarded() || !body.is_object())
         return exchange->respond({HttpStatus::bad_request, json_error("body must be a JSON object")});
-    if (route.method == "logout") {
-        // The key to revoke is the one this request was authenticated with.
-        body = json{{"accesskey", request.access_key}};
-    } else if (route.method == "login") {
+    if (route.method == "login") {
         // The identity token may come in the `token` header instead of the body.
         if (request.token && !body.contains("authToken")) body["authToken"] = *request.token;
     } else if (route.method == "messages") {

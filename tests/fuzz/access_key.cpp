@@ -3,7 +3,7 @@
 //
 // Input: "<user>\n<key>" (no newline: all of it is the key for user "alice"). Besides "no
 // crash, no leak, no UB": only the key issued for exactly that user verifies (a key that
-// verifies is the one issue() gives for its timestamp), and a key verifies for no other user;
+// verifies has a v1 or v2 prefix and a decimal timestamp), and a key verifies for no other user;
 // the configured-secret parser and the cookie reader take any text.
 #include "common/access_key.hpp"
 #include "common/http/http_auth.hpp"
