@@ -105,7 +105,10 @@ private:
         store_.replace(std::make_shared<const CertificateSet>(std::move(*set)), expires);
         ++owner_.refreshes_;
         spdlog::info("{}: {} identity certificates loaded (kept {} s)", name_, count, keep.count());
-        schedule(std::max<std::chrono::milliseconds>(keep * 9 / 10, 1s));
+        // A URL's set is fetched again when 90% of its max-age has passed, a file re-read
+        // every default_max_age.
+        schedule(options_.file.empty() ? std::max<std::chrono::milliseconds>(keep * 9 / 10, 1s)
+                                       : std::chrono::milliseconds(keep));
     }
 
     void failed(const std::string& why) {
