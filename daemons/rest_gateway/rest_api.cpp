@@ -139,7 +139,7 @@ void SendResults::resolve(std::size_t index, bool accepted, std::string reason) 
     --unresolved_;
 }
 
-std::string SendResults::to_json() const {
+std::string SendResults::to_json(std::string_view error) const {
     using nlohmann::json;
     json results = json::array();
     for (const auto& e : entries_) {
@@ -148,7 +148,9 @@ std::string SendResults::to_json() const {
         if (!e.accepted) item["reason"] = e.resolved ? e.reason : "not confirmed";
         results.push_back(std::move(item));
     }
-    return json{{"results", std::move(results)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+    json body = {{"results", std::move(results)}};
+    if (!error.empty()) body["error"] = error;
+    return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 } // namespace vartalap::rest_gateway

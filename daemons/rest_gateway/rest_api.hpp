@@ -53,8 +53,9 @@ public:
     bool done() const { return unresolved_ == 0; }
     std::size_t size() const { return entries_.size(); }
     bool resolved(std::size_t index) const { return entries_[index].resolved; }
-    // {"results":[{"id":"m1","status":"accepted"},{"id":"m2","status":"refused","reason":"..."}]}
-    std::string to_json() const;
+    // {"results":[{"id":"m1","status":"accepted"},{"id":"m2","status":"refused","reason":"..."}]},
+    // with "error": `error` first when it is not empty.
+    std::string to_json(std::string_view error = {}) const;
 
 private:
     struct Entry {

@@ -20,6 +20,7 @@ HttpStatus http_status(Status status) {
     case Status::not_found: return HttpStatus::not_found;
     case Status::refused: return HttpStatus::forbidden;
     case Status::overloaded: return HttpStatus::service_unavailable;
+    case Status::storage_full: return HttpStatus::insufficient_storage;
     default: return HttpStatus::internal_server_error;
     }
 }
@@ -180,6 +181,11 @@ void RestGatewayCore::send(const std::shared_ptr<RestExchange>& exchange, const 
 
 void RestGatewayCore::finish_send(PendingSend& send) {
     for (const auto token : send.tokens) send_tokens_.erase(token);
+    // A full store refused a message: 507 Insufficient Storage with the error, and still the
+    // per-message results (others may have been accepted).
+    if (!send.storage_full.empty())
+        return send.exchange->respond(
+            {HttpStatus::insufficient_storage, send.results.to_json(send.storage_full)});
     send.exchange->respond({send.status, send.results.to_json()});
 }
 
@@ -208,8 +214,9 @@ void RestGatewayCore::on_router(std::string_view routing_id, const Envelope& e) 
     if (it == send_tokens_.end()) return; // answered already (timeout), or a resend
     auto [send, index] = it->second;
     send_tokens_.erase(it);
-    send->results.resolve(index, e.status == Status::ok,
-                          e.error.empty() ? std::string(to_string(e.status)) : e.error);
+    std::string reason = e.error.empty() ? std::string(to_string(e.status)) : e.error;
+    if (e.status == Status::storage_full && send->storage_full.empty()) send->storage_full = reason;
+    send->results.resolve(index, e.status == Status::ok, std::move(reason));
     if (send->results.done()) {
         sends_.erase(send->tokens.front());
         finish_send(*send);

@@ -67,6 +67,7 @@ enum class HttpStatus : unsigned {
     internal_server_error = 500,
     service_unavailable = 503,
     gateway_timeout = 504,
+    insufficient_storage = 507, // a store is full (Status::storage_full)
 };
 
 // An owner daemon's reply status as an HTTP status.
@@ -176,6 +177,7 @@ private:
         std::uint64_t deadline_ms = 0;
         HttpStatus status = HttpStatus::ok;
         std::vector<std::uint64_t> tokens; // server_ack correlation of the stored messages
+        std::string storage_full;          // set: a message was refused for a full store (507)
     };
 
     void forward(const std::shared_ptr<RestExchange>& exchange, const std::string& kind,

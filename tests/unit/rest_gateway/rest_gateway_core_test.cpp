@@ -275,6 +275,24 @@ TEST_F(RestGatewayCoreTest, SendIsAnsweredWhenEveryMessageIsDurable) {
     EXPECT_EQ(exchange->responses, 1);
 }
 
+TEST_F(RestGatewayCoreTest, AMessageRefusedForAFullStoreMakesTheSendA507WithItsResults) {
+    const json body = json::array({chat("m1"), chat("m2")});
+    auto exchange = request("POST", "/send", body.dump());
+    ASSERT_EQ(outbox_.pushed.size(), 2u);
+    core_->on_router("session-1", server_ack(outbox_.pushed[0].connection));
+    core_->on_router("session-1", server_ack(outbox_.pushed[1].connection, Status::storage_full,
+                                             "server storage full"));
+    ASSERT_TRUE(exchange->response);
+    EXPECT_EQ(exchange->response->status, HttpStatus::insufficient_storage);
+    const json answer = json::parse(exchange->response->body);
+    EXPECT_EQ(answer["error"], "server storage full");
+    EXPECT_EQ(answer["results"][0], (json{{"id", "m1"}, {"status", "accepted"}}));
+    EXPECT_EQ(answer["results"][1],
+              (json{{"id", "m2"}, {"status", "refused"}, {"reason", "server storage full"}}));
+    // An owner daemon's storage_full reply (a login the profile store cannot take) is 507 too.
+    EXPECT_EQ(http_status(Status::storage_full), HttpStatus::insufficient_storage);
+}
+
 TEST_F(RestGatewayCoreTest, UnconfirmedMessagesTimeOut) {
     const json body = json::array({chat("m1").dump(), chat("m2").dump()});
     auto exchange = request("POST", "/v1.0/messages", body.dump());
