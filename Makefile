@@ -13,8 +13,8 @@
 #   make fuzz [SECONDS=60] [FUZZ_TARGETS="envelope topology"]  also install clang and its
 #                         libFuzzer runtime, build build/fuzz with clang, run each target
 #                         SECONDS seconds (tests/fuzz/run.sh)
-# CI (.ci/run) also runs the tests under sanitizers:
-#   make test SANITIZE=1  ASan + UBSan, build/sanitize (every test)
+# And the sanitizer runs (docs/RELIABILITY.md, "Sanitizers"); CI (.ci/run) runs tsan-test:
+#   make test SANITIZE=1  ASan + UBSan, build/sanitize (every test; not in CI yet)
 #   make tsan-test        TSan, build/tsan (the tests that run daemons on threads, TSAN_TESTS)
 
 TOPOLOGY ?= topology/local.toml
