@@ -64,10 +64,6 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
         error = "invalid message id";
         return false;
     }
-    if (is_server_id(r.id)) {
-        error = "reserved message id (the prefix \"~server:\" is the server's)";
-        return false;
-    }
     if (!r.head_seen_once || !r.head_is_object) {
         error = "missing head";
         return false;
@@ -92,6 +88,12 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
         return false;
     }
     const std::string_view content_type = r.head[h_content_type];
+    // A CLIENT_ACK's id is the id it acks, which for a group event is one of the server's:
+    // that is the one use of those ids a client has (the app acks events so).
+    if (is_server_id(r.id) && content_type != "CLIENT_ACK") {
+        error = "reserved message id (the prefix \"~server:\" is the server's)";
+        return false;
+    }
     std::string_view action = r.head[h_action];
     std::string_view category = r.head[h_category];
     if (category.empty()) category = (action == "state" || action == "ack") ? "system" : "message";

@@ -60,19 +60,13 @@ public:
     }
 
     void bind() override {
-        const std::string endpoint = context_.self.endpoint("router");
-        if (endpoint.empty()) throw std::runtime_error(context_.self.name + ": no `router` endpoint configured");
+        router_ = bind_role(context_.zmq, zmq::socket_type::router, context_.self.name, "router",
+                            context_.self.endpoint("router"));
         env_ = group_store::shared_env(context_.data_dir, env_options_);
         core_ = std::make_unique<GroupCore>(
             *env_, sessions_.instances().size(),
             [this](std::string_view user) { return sessions_.index_for(user); }, context_.clock,
             random_group_id, config_);
-        router_ = make_socket(context_.zmq, zmq::socket_type::router);
-        try {
-            router_.bind(endpoint);
-        } catch (const zmq::error_t& e) {
-            throw std::runtime_error(context_.self.name + ": cannot bind router '" + endpoint + "': " + e.what());
-        }
         bound_router_ = last_endpoint(router_);
     }
 

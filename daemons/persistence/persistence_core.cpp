@@ -89,17 +89,24 @@ void PersistenceCore::handle_batch(std::span<PersistenceInput> batch) {
 
     if (!needs_write) {
         classify_without_writes(batch, nullptr);
+        acked_.commit_pending(); // nothing pending: ends the read snapshot
     } else {
         maybe_grow(/*must=*/false);
         // Growth first: a full map that may grow is not a refusal. Full: new messages are
         // refused (the session keeps its copy and tries again later), but acks still free
         // space (the queue's map-full fallback).
         const BatchWrite write = queue_.write_batch(
-            [&](lmdb::Txn* txn, WriteMode mode) { return apply_writes(*txn, batch, mode); },
+            [&](lmdb::Txn* txn, WriteMode mode) {
+                acked_.discard_pending(); // each pass works the whole batch out again
+                return apply_writes(*txn, batch, mode);
+            },
             [&] { return maybe_grow(/*must=*/true); });
         if (write.rc == 0) {
             ++counters_.commits;
             unsynced_ = true;
+            acked_.commit_pending();
+        } else {
+            acked_.discard_pending();
         }
         if (write.first_rc != 0) {
             const int first_rc = write.first_rc;
@@ -142,7 +149,7 @@ void PersistenceCore::classify_without_writes(std::span<PersistenceInput> batch,
             }
             if (!txn) txn = &own_txn.emplace(env_, lmdb::Txn::read_only);
             effect.outcome = queue_.contains(*txn, message.to, message.from, message.id) ||
-                                     acked_.contains(*txn, message.to, message.from, message.id,
+                                     acked_.contains(message.to, message.from, message.id,
                                                      acked_since(clock_.wall_ms()))
                                  ? Outcome::duplicate
                                  : Outcome::refused;
@@ -205,7 +212,7 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
             // Delivered and acked already (the sender resent after a lost SERVER_ACK, and
             // the session no longer knew): answered ok, not stored again.
             const Stored stored =
-                acked_.contains(txn, message.to, message.from, message.id, acked_since(now))
+                acked_.contains(message.to, message.from, message.id, acked_since(now))
                     ? Stored::duplicate
                     : queue_.store(txn, message.to, message.from, message.id, mode, encode, seq,
                                    message.created_at_ms);
@@ -250,11 +257,8 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 if (rc != 0) continue; // not here: already gone
                 expiry_key(key_, entry.time, message.from, entry.seq);
                 if (queue_.full(expiry_.del(txn, key_))) return false;
-                // Kept as acked (not when full: acks must still free space).
-                if (mode == WriteMode::all &&
-                    queue_.full(acked_.record(txn, message.from, entry.sender, id, now,
-                                              acked_since(now))))
-                    return false;
+                // Kept as acked (in its own store, after this batch commits: AckedIds).
+                acked_.record(message.from, entry.sender, id, now, acked_since(now));
                 ++effect.seq; // count of deleted messages
             }
             break;
@@ -286,8 +290,7 @@ bool PersistenceCore::count_unacked_writes(lmdb::Txn& txn, const Envelope& messa
         if (queue_.full(queue_.erase(txn, message.from, id, entry.seq))) return false;
         expiry_key(key_, entry.time, message.from, entry.seq);
         if (queue_.full(expiry_.del(txn, key_))) return false;
-        if (queue_.full(acked_.record(txn, message.from, entry.sender, id, now, now)))
-            return false;
+        acked_.record(message.from, entry.sender, id, now, now);
         ++counters_.unacked_delivered;
     }
     return true;
@@ -408,6 +411,7 @@ void PersistenceCore::on_timer() {
         const bool more_acked = prune_acked_ids();
         next_expiry_ms_ = more || more_acked ? now : now + config_.expiry_interval_ms;
     }
+    acked_.on_timer(now);
     if (config_.durability == Durability::process && now >= next_sync_ms_) {
         if (background_ == nullptr) {
             flush();
@@ -500,14 +504,10 @@ bool PersistenceCore::expire() {
 bool PersistenceCore::prune_acked_ids() {
     const std::uint64_t now = clock_.wall_ms();
     if (now <= config_.dedupe_window_ms) return false;
-    lmdb::Txn txn(env_, lmdb::Txn::read_write);
     std::size_t pruned = 0;
-    // Full: deletions copy pages too; acks or growth free space, and this runs again.
-    if (acked_.prune(txn, acked_since(now), config_.expiry_batch, pruned) != 0 || pruned == 0)
+    // Full: deletions copy pages too; this runs again.
+    if (acked_.prune(acked_since(now), config_.expiry_batch, pruned) != 0 || pruned == 0)
         return false;
-    if (txn.commit() != 0) return false;
-    ++counters_.commits;
-    unsynced_ = true;
     counters_.acked_ids_pruned += pruned;
     return pruned == config_.expiry_batch;
 }

@@ -24,7 +24,8 @@
 //                                                    its `cursor` field already set to seq
 //   ids_v2:   [u16 len][user][u16 len][id][u64 seq] -> [u64 seq][u64 time][sender] (dedupe, ack)
 //   writes:   [u16 len][user][u64 seq]            -> u32 socket writes without an ack
-//   acked_ids, acked_expiry: ids acked within the dedupe window (common/store/acked_ids.hpp)
+//   (acked-ids/, an environment of its own: ids acked within the dedupe window,
+//   common/store/acked_ids.hpp)
 //   expiry:   [u64 time][u16 len][user][u64 seq]  -> id    (TTL index, oldest first)
 //   meta:     "next_seq"                          -> u64   (persisted counter)
 // All integers big-endian, so byte order equals numeric order: a cursor over one user's prefix
@@ -176,6 +177,8 @@ public:
     void set_background_sync(lmdb::BackgroundSync* background) { background_ = background; }
 
     const PersistenceCounters& counters() const { return counters_; }
+    // The acked-id marks' own store (the daemon reports it).
+    AckedIds& acked_ids() { return acked_; }
     const PersistenceConfig& config() const { return config_; }
     // SIGHUP: new TTL (the next expiry run applies it to every stored message) and page
     // limits (clamped as at construction).

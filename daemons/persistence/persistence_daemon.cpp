@@ -230,6 +230,7 @@ private:
         s.counter("vartalap_acks_total", "stored messages deleted by a client ack", c.acked);
         add_queue_depth(s, "stored", static_cast<double>(core_->total_count()));
         add_lmdb_use(s, "persistence", *env_, background_sync_.get());
+        add_lmdb_use(s, "persistence-acked-ids", core_->acked_ids().env(), &core_->acked_ids().background());
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"stored", c.stored}, {"duplicates", c.duplicates},
             {"map_full_refusals", c.map_full_refusals}, {"bad_requests", c.bad_requests},
@@ -239,7 +240,7 @@ private:
             {"commits", c.commits}, {"syncs", c.syncs}, {"map_grows", c.map_grows},
             {"stale_readers", c.stale_readers}, {"corrupt", c.corrupt},
             {"unacked_writes", c.unacked_writes}, {"unacked_delivered", c.unacked_delivered},
-            {"acked_ids_pruned", c.acked_ids_pruned},
+            {"acked_ids_pruned", c.acked_ids_pruned}, {"acked_ids_lost", core_->acked_ids().lost()},
             {"replies_dropped", outbox_.replies_dropped()}, {"dropped", loop_.dropped()}};
         add_counters(s, "persistence", rows);
     }

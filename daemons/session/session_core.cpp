@@ -102,6 +102,8 @@ void SessionCore::commit(std::span<Envelope> batch) {
     const BatchWrite write = store_.queue().write_batch(
         [&](lmdb::Txn* txn, WriteMode mode) {
             const bool replay = fresh && mode != WriteMode::none;
+            // A pass from scratch: the marks of the batches before it are recorded again.
+            if (fresh) store_.acked().discard_pending();
             fresh = true;
             if (replay && !store_.replay_deferred(*txn)) return false;
             return apply_writes(txn, batch, mode);
@@ -110,7 +112,12 @@ void SessionCore::commit(std::span<Envelope> batch) {
     // Committed (with everything, or deletions only): the deferred deletions are in. Not even
     // deletions fit: they are given up like the batch's own acks (redelivered later).
     store_.deferred_done();
-    if (write.rc == 0) ++counters_.commits;
+    if (write.rc == 0) {
+        ++counters_.commits;
+        store_.acked().commit_pending();
+    } else {
+        store_.acked().discard_pending();
+    }
     if (write.first_rc == 0) return;
     // The map is full. New messages are refused (not durable, so no server_ack: the
     // senders resend), but acks still free space and stop retries (deletions only). If
@@ -160,8 +167,9 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
     const bool persistence = offline_.enabled();
     const std::uint64_t now = clock_.wall_ms();
     const std::uint64_t acked_since = now - std::min(now, config_.dedupe_window_ms);
-    // Recording acked ids adds data: not when LMDB is full (acks must still free space).
-    const bool record_acks = mode == WriteMode::all;
+    // Acked ids are marks in their own store, written after this batch commits (AckedIds):
+    // recorded whenever the batch's deletions are written, full store or not.
+    const bool record_acks = mode != WriteMode::none;
 
     for (std::size_t i = 0; i < batch.size(); ++i) {
         Envelope& message = batch[i];
@@ -219,16 +227,12 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
                                                : sender       ? &message.to
                                                               : nullptr;
                     if (record_acks && known != nullptr) {
-                        if (queue.full(acked.record(*txn, message.from, *known, id, now,
-                                                    acked_since)))
-                            return false;
+                        acked.record(message.from, *known, id, now, acked_since);
                         if (deferring_) store_.defer(message.from, id, 0, known, now);
                     }
                     continue;
                 }
-                if (record_acks &&
-                    queue.full(acked.record(*txn, message.from, entry.sender, id, now, acked_since)))
-                    return false;
+                if (record_acks) acked.record(message.from, entry.sender, id, now, acked_since);
                 if (deferring_)
                     store_.defer(message.from, id, entry.seq, record_acks ? &entry.sender : nullptr,
                                  now);
@@ -455,6 +459,7 @@ void SessionCore::on_timer() {
     count_unacked_writes();
     offline_.scan(now);
     if (now >= next_prune_ms_) next_prune_ms_ = prune_acked_ids() ? now : now + 1000;
+    store_.acked().on_timer(now);
     delivery_.pump_dirty_users();
 }
 
@@ -490,15 +495,17 @@ void SessionCore::count_unacked_writes() {
         // Written max_unacked_writes times without an ack: the app has it (it never acks a
         // message it already has). Counted delivered, deleted, and its id kept as acked.
         if (queue.full(rc = queue.erase(txn, write.user, write.id, seq))) break;
-        if (queue.full(rc = store_.acked().record(txn, write.user, entry.sender, write.id, now,
-                                                  now)))
-            break;
+        store_.acked().record(write.user, entry.sender, write.id, now, now);
         write.park = false;
         ++given_up;
     }
     if (rc == 0) rc = own->commit();
-    if (rc == 0) ++counters_.commits;
+    if (rc == 0) {
+        ++counters_.commits;
+        store_.acked().commit_pending();
+    }
     if (rc != 0) {
+        store_.acked().discard_pending();
         // LMDB full: these writes are not counted (the messages come back once more).
         spdlog::warn("session: LMDB full: {} unacked write(s) not counted", writes.size());
         own.reset();
@@ -513,17 +520,13 @@ void SessionCore::count_unacked_writes() {
 }
 
 bool SessionCore::prune_acked_ids() {
-    if (store_.has_deferred()) return false; // the writer is taken: at the next tick
+    // The marks' own store (not the writer of the deferred transaction): any time.
     const std::uint64_t now = clock_.wall_ms();
     if (now <= config_.dedupe_window_ms) return false;
-    lmdb::Txn txn(store_.env(), lmdb::Txn::read_write);
     std::size_t pruned = 0;
-    if (store_.acked().prune(txn, now - config_.dedupe_window_ms, config_.acked_prune_batch,
-                             pruned) != 0 ||
+    if (store_.acked().prune(now - config_.dedupe_window_ms, config_.acked_prune_batch, pruned) != 0 ||
         pruned == 0)
         return false; // full: deletions copy pages too; tried again in a second
-    if (txn.commit() != 0) return false;
-    ++counters_.commits;
     counters_.acked_ids_pruned += pruned;
     return pruned == config_.acked_prune_batch;
 }

@@ -98,6 +98,8 @@ public:
                    std::optional<std::string_view> sender = std::nullopt);
     std::size_t stored_count(std::string_view recipient);
     std::size_t deferred_deletes() const { return store_.deferred_count(); }
+    // The acked-id marks' own store (the daemon syncs its environment and reports it).
+    AckedIds& acked_ids() { return store_.acked(); }
     std::size_t outstanding_handoffs() const { return offline_.outstanding_handoffs(); }
     std::size_t remote_bytes() const { return delivery_.remote_bytes(); }
 

@@ -271,16 +271,8 @@ public:
     }
 
     void bind() override {
-        const std::string endpoint = context_.self.endpoint("pull");
-        if (endpoint.empty())
-            throw std::runtime_error(context_.self.name + ": no `pull` endpoint configured");
-        pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
-        try {
-            pull_.bind(endpoint);
-        } catch (const zmq::error_t& e) {
-            throw std::runtime_error(context_.self.name + ": cannot bind pull '" + endpoint +
-                                     "': " + e.what());
-        }
+        pull_ = bind_role(context_.zmq, zmq::socket_type::pull, context_.self.name, "pull",
+                          context_.self.endpoint("pull"));
         bound_["pull"] = last_endpoint(pull_);
     }
 
@@ -442,6 +434,7 @@ private:
         add_queue_depth(s, "in_flight", static_cast<double>(core_->in_flight()));
         add_queue_depth(s, "outstanding_handoffs", static_cast<double>(core_->outstanding_handoffs()));
         add_lmdb_use(s, "session", *env_, background_sync_.get());
+        add_lmdb_use(s, "session-acked-ids", core_->acked_ids().env(), &core_->acked_ids().background());
         s.histogram("vartalap_delivery_latency_seconds",
                     "taken into flight (for an online recipient: the commit) -> written to the "
                     "client's socket",
@@ -466,6 +459,7 @@ private:
             {"fetched_items", c.fetched_items}, {"remote_parked", c.remote_parked},
             {"ack_waits", c.ack_waits}, {"unacked_writes", c.unacked_writes},
             {"unacked_delivered", c.unacked_delivered}, {"acked_ids_pruned", c.acked_ids_pruned},
+            {"acked_ids_lost", core_->acked_ids().lost()},
             {"copies_confirmed", c.copies_confirmed}, {"confirmations_dropped", c.confirmations_dropped},
             {"dropped", loop_.dropped()}, {"control_dropped", outbox_.control_dropped()}};
         add_counters(s, "session", rows);

@@ -38,10 +38,9 @@ std::optional<lmdb::Txn> SessionStore::take_deferred_txn() {
 bool SessionStore::replay_deferred(lmdb::Txn& txn) {
     for (const Deletion& deletion : deferred_) {
         if (queue_.full(queue_.erase(txn, deletion.user, deletion.id, deletion.seq))) return false;
-        if (deletion.acked &&
-            queue_.full(acked_.record(txn, deletion.user, deletion.sender, deletion.id,
-                                      deletion.acked_ms, deletion.acked_ms)))
-            return false;
+        if (deletion.acked)
+            acked_.record(deletion.user, deletion.sender, deletion.id, deletion.acked_ms,
+                          deletion.acked_ms);
     }
     return true;
 }
@@ -49,7 +48,7 @@ bool SessionStore::replay_deferred(lmdb::Txn& txn) {
 Stored SessionStore::store(lmdb::Txn& txn, Envelope& message, WriteMode mode,
                            std::uint64_t& seq, std::uint64_t acked_since_ms) {
     // Delivered and acked already (the sender resent after a lost SERVER_ACK): not again.
-    if (acked_.contains(txn, message.to, message.from, message.id, acked_since_ms))
+    if (acked_.contains(message.to, message.from, message.id, acked_since_ms))
         return Stored::duplicate;
     const auto encode = [&](std::uint64_t) -> std::string_view {
         // What is stored is what a gateway will be sent, minus the per-attempt fields.

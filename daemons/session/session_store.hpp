@@ -7,7 +7,8 @@
 //                   (dedupe by (recipient, sender, id), and ack by id; user_queue.hpp)
 //   writes:         [u16 len][recipient][u64 seq] -> u32 socket writes without an ack
 //   meta:           "next_seq" -> u64 (persisted counter), "schema" -> u32
-//   acked_ids, acked_expiry: the ids acked within the dedupe window (acked_ids.hpp)
+//   (acked-ids/, an environment of its own: the ids acked within the dedupe window,
+//   acked_ids.hpp)
 // Big-endian seq makes byte order equal delivery order, so a cursor over one recipient's
 // prefix yields their messages oldest first, across restarts. seq is unique in the shard
 // (one counter for all users), so in-memory state keys in-flight messages by seq alone.

@@ -1,6 +1,8 @@
 // AckedIds over real LMDB in a temporary directory: record and look up per (user, sender,
-// id), the window (since), renewal, pruning in bounded runs through the expiry index, and
-// the key limit. Also UserQueue's unacked write counts, deleted with their message.
+// id), the window (since), renewal, pruning in bounded runs through the expiry index, the
+// key limit, marks pending until committed (and dropped when discarded), their own
+// environment, and the move of the earlier layout out of the owner's environment. Also
+// UserQueue's unacked write counts, deleted with their message.
 #include "common/store/acked_ids.hpp"
 #include "common/store/user_queue.hpp"
 
@@ -8,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -29,20 +32,16 @@ protected:
     }
     void record(const std::string& user, const std::string& sender, const std::string& id,
                 std::uint64_t at, std::uint64_t fresh_since = 0) {
-        lmdb::Txn txn(*env_, lmdb::Txn::read_write);
-        ASSERT_EQ(acked_->record(txn, user, sender, id, at, fresh_since), 0);
-        ASSERT_EQ(txn.commit(), 0);
+        acked_->record(user, sender, id, at, fresh_since);
+        ASSERT_EQ(acked_->commit_pending(), 0);
     }
     bool contains(const std::string& user, const std::string& sender, const std::string& id,
                   std::uint64_t since = 0) {
-        lmdb::Txn txn(*env_, lmdb::Txn::read_only);
-        return acked_->contains(txn, user, sender, id, since);
+        return acked_->contains(user, sender, id, since);
     }
     std::size_t prune(std::uint64_t before, std::size_t batch) {
-        lmdb::Txn txn(*env_, lmdb::Txn::read_write);
         std::size_t pruned = 0;
-        EXPECT_EQ(acked_->prune(txn, before, batch, pruned), 0);
-        EXPECT_EQ(txn.commit(), 0);
+        EXPECT_EQ(acked_->prune(before, batch, pruned), 0);
         return pruned;
     }
 
@@ -98,6 +97,59 @@ TEST_F(AckedIdsTest, AKeyOverLmdbsLimitIsNotRecorded) {
     EXPECT_FALSE(contains(user, "alice", id));
     record(user, "alice", std::string(250, 'y'), 1000); // the daemons' limits fit
     EXPECT_TRUE(contains(user, "alice", std::string(250, 'y')));
+}
+
+TEST_F(AckedIdsTest, MarksArePendingUntilCommittedAndGoneWhenDiscarded) {
+    acked_->record("bob", "alice", "m1", 1000, 0);
+    EXPECT_EQ(acked_->pending(), 1u);
+    EXPECT_TRUE(contains("bob", "alice", "m1")); // seen at once, before the commit
+    EXPECT_FALSE(contains("bob", "carol", "m1"));
+    acked_->discard_pending(); // the owner's transaction did not commit
+    EXPECT_FALSE(contains("bob", "alice", "m1"));
+    acked_->record("bob", "alice", "m2", 1000, 0);
+    EXPECT_EQ(acked_->commit_pending(), 0);
+    EXPECT_EQ(acked_->pending(), 0u);
+    EXPECT_TRUE(contains("bob", "alice", "m2"));
+    EXPECT_EQ(acked_->lost(), 0u);
+    // In an environment of its own, beside the owner's: the owner's has no such database.
+    EXPECT_TRUE(std::filesystem::exists(dir_.path() / "acked-ids" / "data.mdb"));
+    lmdb::Txn txn(*env_, lmdb::Txn::read_only);
+    EXPECT_FALSE(lmdb::Db::open_existing(txn, "acked_ids").has_value());
+}
+
+TEST_F(AckedIdsTest, TheEarlierLayoutInTheOwnersEnvironmentIsMovedOnOpen) {
+    acked_.reset();
+    // Entries as the earlier layout wrote them, in the owner's environment.
+    std::string key;
+    lmdb::append_length_prefixed(key, "bob");
+    lmdb::append_length_prefixed(key, "m1");
+    lmdb::append_u64_be(key, 0x0123456789abcdefull); // any hash: the value names the sender
+    std::string value;
+    lmdb::append_u64_be(value, 5000);
+    value += "alice";
+    {
+        lmdb::Txn txn(*env_, lmdb::Txn::read_write);
+        lmdb::Db old = lmdb::Db::open(txn, "acked_ids");
+        lmdb::Db old_expiry = lmdb::Db::open(txn, "acked_expiry");
+        ASSERT_EQ(old.put(txn, key, value), 0);
+        std::string expiry;
+        lmdb::append_u64_be(expiry, 5000);
+        ASSERT_EQ(old_expiry.put(txn, expiry + key, ""), 0);
+        ASSERT_EQ(txn.commit(), 0);
+    }
+    acked_ = std::make_unique<AckedIds>(*env_);
+    EXPECT_EQ(acked_->migrated(), 1u);
+    EXPECT_EQ(acked_->size(), 1u);
+    {
+        lmdb::Txn txn(*env_, lmdb::Txn::read_only);
+        EXPECT_FALSE(lmdb::Db::open_existing(txn, "acked_ids").has_value());
+        EXPECT_FALSE(lmdb::Db::open_existing(txn, "acked_expiry").has_value());
+    }
+    // With its expiry entry: pruned past its time.
+    EXPECT_EQ(prune(5001, 10), 1u);
+    EXPECT_EQ(acked_->size(), 0u);
+    open(); // nothing left to move
+    EXPECT_EQ(acked_->migrated(), 0u);
 }
 
 TEST(UserQueueWritesTest, CountsAreKeptPerMessageAndDeletedWithIt) {
