@@ -13,8 +13,8 @@
 #   make fuzz [SECONDS=60] [FUZZ_TARGETS="envelope topology"]  also install clang and its
 #                         libFuzzer runtime, build build/fuzz with clang, run each target
 #                         SECONDS seconds (tests/fuzz/run.sh)
-# CI (.ci/run) also runs the tests under sanitizers:
-#   make test SANITIZE=1  ASan + UBSan, build/sanitize (every test)
+# And the sanitizer runs (docs/RELIABILITY.md, "Sanitizers"); CI (.ci/run) runs tsan-test:
+#   make test SANITIZE=1  ASan + UBSan, build/sanitize (every test; not in CI yet)
 #   make tsan-test        TSan, build/tsan (the tests that run daemons on threads, TSAN_TESTS)
 
 TOPOLOGY ?= topology/local.toml
@@ -23,12 +23,16 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 WERROR ?= 0
 
+# Sanitized binaries run 2-10x slower: every test deadline (a wait for a condition) is
+# multiplied by VARTALAP_TEST_TIME_SCALE (tests/support/deadline.hpp).
 ifeq ($(SANITIZE),1)
 BUILD_DIR ?= build/sanitize
 CMAKE_EXTRA := -DVARTALAP_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+TEST_ENV := VARTALAP_TEST_TIME_SCALE=3
 else
 BUILD_DIR ?= build/release
 CMAKE_EXTRA := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+TEST_ENV :=
 endif
 
 # Debian 12 packages the build and the tests need. Do not add libboost1.81-dev:
@@ -93,7 +97,7 @@ run: build
 	exec $(BUILD_DIR)/tools/vartalapctl up $(TOPOLOGY) $$spawn
 
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	cd $(BUILD_DIR) && $(TEST_ENV) ctest --output-on-failure -j $(JOBS) --timeout 300
 
 # Configures again when the tree predates libmosquitto-dev (no vartalap-mqtt-bench target),
 # then builds only what the benchmark runs.
@@ -125,7 +129,7 @@ tsan-test: deps
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARTALAP_TSAN=ON \
 		-DVARTALAP_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 	cmake --build $(TSAN_DIR) -j $(JOBS) --target $(TSAN_TARGETS)
-	cd $(TSAN_DIR) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	cd $(TSAN_DIR) && VARTALAP_TEST_TIME_SCALE=5 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 		ctest --output-on-failure -j $(JOBS) --timeout 600 -R '$(TSAN_TESTS)'
 
 clean:

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <utility>
 
 namespace vartalap {
 
@@ -35,5 +36,30 @@ inline void warn_dropped(std::uint64_t& dropped, std::string_view daemon, std::s
     if (count_sampled(dropped))
         spdlog::warn("{}: dropped a {} ({}); {} dropped so far", daemon, what, detail, dropped);
 }
+
+// At most one line per period for a condition that repeats at the rate of traffic while it
+// lasts (a full store refusing every batch): allow() says whether to log now, and the line
+// reports how many were not logged since the last one (take_suppressed()).
+// Not thread-safe: belongs to one thread (the daemon's).
+class LogLimiter {
+public:
+    explicit LogLimiter(std::uint64_t period_ms) : period_ms_(period_ms) {}
+    bool allow(std::uint64_t now_ms) {
+        if (logged_ && now_ms - last_ms_ < period_ms_) {
+            ++suppressed_;
+            return false;
+        }
+        logged_ = true;
+        last_ms_ = now_ms;
+        return true;
+    }
+    std::uint64_t take_suppressed() { return std::exchange(suppressed_, 0); }
+
+private:
+    std::uint64_t period_ms_;
+    std::uint64_t last_ms_ = 0;
+    std::uint64_t suppressed_ = 0;
+    bool logged_ = false;
+};
 
 } // namespace vartalap

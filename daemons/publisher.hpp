@@ -62,6 +62,9 @@ inline void add_lmdb_use(metrics::Snapshot& s, std::string_view env_name, const 
             static_cast<double>(env.used_bytes()), labels);
     s.gauge("vartalap_lmdb_map_size_bytes", "size of the LMDB map",
             static_cast<double>(env.map_size()), labels);
+    s.counter("vartalap_lmdb_disk_full_total",
+              "writes refused for lack of disk (a reservation or a commit that hit ENOSPC)",
+              static_cast<double>(env.disk_full_count()), labels);
     if (background == nullptr) return;
     s.counter("vartalap_lmdb_background_syncs_total",
               "syncs of a process-durability store done off the event loop",
@@ -69,6 +72,17 @@ inline void add_lmdb_use(metrics::Snapshot& s, std::string_view env_name, const 
     s.counter("vartalap_lmdb_background_sync_failures_total",
               "failed background syncs (each logged, sampled; the next one tries again)",
               static_cast<double>(background->failures()), labels);
+}
+
+// vartalap_store_full_refusals_total{reason="map_full"|"disk_full"}: new messages a store
+// refused (not taken, no SERVER_ACK) because its LMDB map or its disk was full.
+inline void add_store_full_refusals(metrics::Snapshot& s, std::uint64_t map_full,
+                                    std::uint64_t disk_full) {
+    const char* help = "new messages refused because a store's LMDB map or disk was full";
+    s.counter("vartalap_store_full_refusals_total", help, static_cast<double>(map_full),
+              metrics::label("reason", "map_full"));
+    s.counter("vartalap_store_full_refusals_total", help, static_cast<double>(disk_full),
+              metrics::label("reason", "disk_full"));
 }
 
 // A kind's own counters, as vartalap_<kind>_<name>_total ("session", "stored" ->

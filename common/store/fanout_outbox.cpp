@@ -14,7 +14,7 @@ constexpr const char* kCopiesDb = "outbox_copies";
 // In outbox_messages, beside the 8-byte seq keys: the next seq, so seqs are never reused.
 constexpr std::string_view kNextSeqKey = "~next_seq";
 
-bool full(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
+bool full(int rc) { return lmdb::out_of_space(rc); }
 
 void append_recipient(std::string& out, std::string_view user) { lmdb::append_length_prefixed(out, user); }
 

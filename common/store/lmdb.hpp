@@ -2,11 +2,13 @@
 // per-user queue of the session and persistence daemons builds on it (user_queue.hpp).
 //
 // Ownership: Env owns the MDB_env; Txn owns an MDB_txn and aborts it unless committed.
-// Errors: results the caller must handle (MDB_NOTFOUND, MDB_KEYEXIST, MDB_MAP_FULL) are
-// returned as int codes; anything else (a corrupt file, EIO, bad arguments) throws
-// lmdb::Error, because a daemon cannot continue safely and a restart is cheap.
+// Errors: results the caller must handle (MDB_NOTFOUND, MDB_KEYEXIST, MDB_MAP_FULL, and a
+// full disk: kDiskFull) are returned as int codes; anything else (a corrupt file, EIO, bad
+// arguments) throws lmdb::Error, because a daemon cannot continue safely and a restart is
+// cheap.
 // Thread-safety: an Env is shared by threads; a write Txn belongs to one thread, and the
-// Env is opened with MDB_NOTLS so read transactions are not tied to threads either.
+// Env is opened with MDB_NOTLS so read transactions are not tied to threads either. The
+// disk reservation's state is touched by write transactions only, which LMDB serializes.
 //
 // MDB_WRITEMAP (EnvOptions::write_map): used when the environment is writable and its
 // commits do not sync (no_sync, the "process" durability). A commit then writes its pages by
@@ -26,9 +28,8 @@
 //     (du) is the pages written. Copy it with a sparse-aware tool. On a filesystem without
 //     sparse files the whole map is allocated.
 //   - A full disk: a store into a hole that the filesystem cannot allocate raises SIGBUS
-//     (the process dies, unlogged) where pwrite() returned ENOSPC (an lmdb::Error, which
-//     a daemon logs before it aborts the process: run_or_abort). Either way committed data
-//     stays intact: a transaction writes only to pages no committed state refers to.
+//     (the process would die, unlogged). The disk reservation below keeps every page a
+//     transaction can write backed by the filesystem before LMDB writes it.
 //   - Nested transactions are incompatible with MDB_WRITEMAP: Txn has no parent, and the
 //     stores never nest (the map-full fallback of UserQueue aborts and begins anew).
 //   - A stray write through a pointer into the map could corrupt the file (lmdb.h).
@@ -38,12 +39,33 @@
 //     MDB_WRITEMAP with MDB_RDONLY (mdb_env_open) and maps the file PROT_READ.
 // MDB_NOMETASYNC and MDB_MAPASYNC are not used: with syncing commits either lets a power
 // loss undo the last commit (lmdb.h), and no_sync already skips every per-commit flush.
+//
+// A full disk (issue 14, section 7): a write that finds no space is a result, kDiskFull, like
+// MDB_MAP_FULL, never a crash. Writable environments reserve the disk their transactions may
+// write before they write it (EnvOptions::reserve_disk): Db::put, Db::del and Cursor::del
+// first add to the transaction's bound of new pages (Txn::make_room: every page on the
+// database's path copied and split, 2 x (depth + 1), plus the value's overflow pages, plus 8
+// bytes of free list per page; 32 pages per transaction for the free list's and the main
+// database's paths) and, past what is reserved, extend the data file's allocation with
+// fallocate(FALLOC_FL_KEEP_SIZE) to that bound plus 256 KiB.
+// When the filesystem cannot give it (ENOSPC, EDQUOT) the write returns kDiskFull before
+// LMDB touched a page: with MDB_WRITEMAP no store into an unbacked hole (SIGBUS), with
+// pwrite() no short write (which LMDB reports as EIO). Pages below the last committed one are
+// backed already (written once), so only growth needs the reservation. The bound is above
+// what LMDB allocates, so a full disk refuses a little early, and up to one transaction's
+// bound plus 256 KiB of the file may be allocated ahead of use (used by later growth). On a
+// filesystem without fallocate the reservation is off (logged once) and a commit's ENOSPC
+// is still kDiskFull. Committed data stays intact either way: a transaction writes only to
+// pages no committed state refers to. Nothing is remembered of a failure: once space is
+// freed the next write reserves it, without a restart.
 #pragma once
 
 #include "common/store/durability.hpp"
 
 #include <lmdb.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -66,6 +88,14 @@ private:
 // Throws Error unless rc == 0.
 void check(int rc, const char* what);
 
+// The result of a write that found no disk space (ENOSPC; EDQUOT is reported as it too).
+inline constexpr int kDiskFull = ENOSPC;
+// Whether `rc` says "no room": the map (MDB_MAP_FULL), the transaction (MDB_TXN_FULL) or the
+// disk (kDiskFull). Each such write leaves the transaction to be aborted.
+inline bool out_of_space(int rc) {
+    return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL || rc == kDiskFull;
+}
+
 struct EnvOptions {
     std::size_t map_size = std::size_t{1} << 30; // 1 GiB: address space, not disk, until used
     unsigned max_dbs = 16;
@@ -73,6 +103,7 @@ struct EnvOptions {
     bool read_only = false;
     bool no_sync = false;                        // MDB_NOSYNC: caller syncs periodically
     bool write_map = true;                       // MDB_WRITEMAP if no_sync and not read_only
+    bool reserve_disk = true;                    // reserve disk before writes (see above)
 };
 
 class Env {
@@ -97,9 +128,26 @@ public:
     // Grows the map; only valid when this process has no transaction open. Waits for a
     // sync running on another thread.
     void set_map_size(std::size_t bytes);
+    std::size_t page_size() const { return page_size_; }
+    // Makes sure the data file's first `end` bytes are backed by the filesystem (capped at
+    // the map size: LMDB writes nothing beyond it). False when the filesystem is full; each
+    // such failure is counted. On the writing thread only (Txn::make_room calls it).
+    bool reserve(std::size_t end);
+    bool reserving() const { return fd_ >= 0; }
+    // Bytes of the data file known to be backed (while reserving).
+    std::size_t reserved_bytes() const { return reserved_end_; }
+    // Writes refused for lack of disk so far (reservations and commits that hit ENOSPC).
+    std::uint64_t disk_full_count() const {
+        return disk_full_count_.load(std::memory_order_relaxed);
+    }
+    void count_disk_full() { disk_full_count_.fetch_add(1, std::memory_order_relaxed); }
 
 private:
     MDB_env* env_ = nullptr;
+    std::size_t page_size_ = 4096;
+    int fd_ = -1;                  // the data file, while reserving
+    std::size_t reserved_end_ = 0; // its bytes known to be backed (under LMDB's writer lock)
+    std::atomic<std::uint64_t> disk_full_count_{0};
     std::mutex sync_mutex_; // sync() against set_map_size(): never the map under an msync
     std::filesystem::path path_;
 };
@@ -114,12 +162,19 @@ public:
     Txn& operator=(const Txn&) = delete;
 
     MDB_txn* get() const { return txn_; }
-    // Returns 0 or MDB_MAP_FULL (the transaction is then gone); throws on other errors.
+    // Returns 0, MDB_MAP_FULL or kDiskFull (the transaction is then gone); throws on other
+    // errors.
     int commit();
     void abort();
+    // Before a write of a `value_bytes` value to `dbi`: adds its pages to the transaction's
+    // bound and reserves the disk for it (see above). 0, or kDiskFull (nothing was written;
+    // the transaction must then be aborted).
+    int make_room(MDB_dbi dbi, std::size_t value_bytes);
 
 private:
     MDB_txn* txn_ = nullptr;
+    Env* env_ = nullptr;       // a write transaction's environment
+    std::size_t bound_ = 0;    // the file's end this transaction may write up to
 };
 
 inline MDB_val to_val(std::string_view s) {
@@ -140,9 +195,11 @@ public:
 
     // 0 and *value set, or MDB_NOTFOUND. The view is valid until the txn ends or writes.
     int get(Txn& txn, std::string_view key, std::string_view& value) const;
-    // 0, MDB_KEYEXIST (with MDB_NOOVERWRITE) or MDB_MAP_FULL.
+    // 0, MDB_KEYEXIST (with MDB_NOOVERWRITE), or MDB_MAP_FULL / MDB_TXN_FULL / kDiskFull (the
+    // txn must then be aborted).
     int put(Txn& txn, std::string_view key, std::string_view value, unsigned flags = 0) const;
-    // 0, MDB_NOTFOUND, or MDB_MAP_FULL / MDB_TXN_FULL (the txn must then be aborted).
+    // 0, MDB_NOTFOUND, or MDB_MAP_FULL / MDB_TXN_FULL / kDiskFull (the txn must then be
+    // aborted).
     int del(Txn& txn, std::string_view key) const;
     // Deletes the database itself (mdb_drop); the handle is then invalid. Throws Error.
     void drop(Txn& txn);
@@ -167,10 +224,13 @@ public:
     std::string_view key() const { return to_view(key_); }
     std::string_view value() const { return to_view(value_); }
     // Deletes the current item; the cursor then points at the next one (LMDB semantics).
+    // Throws Error (kDiskFull too).
     void del();
 
 private:
     bool move(MDB_cursor_op op);
+    Txn* txn_ = nullptr;
+    MDB_dbi dbi_ = 0;
     MDB_cursor* cursor_ = nullptr;
     MDB_val key_{};
     MDB_val value_{};

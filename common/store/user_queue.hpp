@@ -36,7 +36,8 @@
 //
 // Thread-safety: one thread per queue (the owning daemon's); the Env may be shared (read
 // transactions use MDB_NOTLS). Errors: results the caller handles are int codes (0,
-// MDB_NOTFOUND, MDB_MAP_FULL, MDB_TXN_FULL); lmdb::Error (a corrupt file, EIO) propagates.
+// MDB_NOTFOUND, MDB_MAP_FULL, MDB_TXN_FULL, lmdb::kDiskFull for a full disk); lmdb::Error (a
+// corrupt file, EIO) propagates.
 // Ownership: keeps a reference to the Env, which must outlive it; cursors borrow the
 // transaction they were opened in.
 #pragma once
@@ -64,7 +65,8 @@ enum class Stored : std::uint8_t {
     stored,       // new message written under the returned seq
     duplicate,    // (user, sender, id) is stored already: nothing written
     refused,      // new, but the mode allows no new messages
-    out_of_space, // MDB_MAP_FULL / MDB_TXN_FULL (recorded): the transaction must be aborted
+    out_of_space, // MDB_MAP_FULL / MDB_TXN_FULL / lmdb::kDiskFull (recorded): the transaction
+                  // must be aborted
 };
 
 // An entry of the id index: the message's seq, where the caller keeps one a time, and the
@@ -80,7 +82,8 @@ inline constexpr std::uint32_t kUserQueueSchema = 2;
 
 // The result of UserQueue::write_batch.
 struct BatchWrite {
-    int first_rc = 0; // 0: committed with WriteMode::all; else why not (MAP_FULL, TXN_FULL)
+    int first_rc = 0; // 0: committed with WriteMode::all; else why not (MAP_FULL, TXN_FULL,
+                      // lmdb::kDiskFull)
     int rc = 0;       // 0: a write pass committed (all, or deletions_only after first_rc)
 };
 
@@ -115,13 +118,14 @@ public:
     // The user length a prefix holds at key[at]; 0 when the key is too short to hold one (a
     // key never written by us: callers then check the whole size and skip it).
     static std::size_t user_length_at(std::string_view key, std::size_t at);
-    static bool out_of_space(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
+    static bool out_of_space(int rc) { return lmdb::out_of_space(rc); }
 
     // ---- The batch write. Runs `pass(lmdb::Txn*, WriteMode) -> bool` (pass 1; false when
     // LMDB ran out of space, recorded through full()) and commits, stepping down:
     //   1. WriteMode::all in a write transaction (the counter is saved with it if it moved);
     //      while it hits MDB_MAP_FULL and `grow()` (called with no transaction open)
     //      returns true, again;
+    //      (a full disk, lmdb::kDiskFull, is never a reason to grow the map);
     //   2. out of space: the counter is rewound, and WriteMode::deletions_only;
     //   3. out of space again: WriteMode::none in a read transaction (nothing is written;
     //      the outcomes are still worked out).
@@ -134,7 +138,8 @@ public:
     BatchWrite write_batch(Pass&& pass) {
         return write_batch(pass, [] { return false; });
     }
-    // Records an out-of-space rc (MAP_FULL, TXN_FULL) for write_batch; true if it was one.
+    // Records an out-of-space rc (MAP_FULL, TXN_FULL, kDiskFull) for write_batch; true if it
+    // was one.
     bool full(int rc);
 
     // ---- Inside pass 1 (or any transaction).
@@ -290,7 +295,7 @@ int UserQueue::write_pass(Pass& pass, WriteMode mode, std::optional<lmdb::Txn>* 
         lmdb::Txn& txn = *own;
         rc = pass(&txn, mode) && save_seq(txn, seq_before) ? txn.commit() : full_rc_;
     } // an uncommitted transaction is aborted here
-    if (rc != 0) full_rc_ = rc; // commit() reports MDB_MAP_FULL itself
+    if (rc != 0) full_rc_ = rc; // commit() reports MDB_MAP_FULL and kDiskFull itself
     return rc;
 }
 

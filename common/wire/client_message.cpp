@@ -2,6 +2,9 @@
 #include "common/wire/client_message.hpp"
 
 #include "common/wire/client_message_splice.hpp"
+#include "common/wire/legacy_message.hpp"
+
+#include <algorithm>
 
 namespace vartalap {
 namespace {
@@ -9,6 +12,15 @@ namespace {
 using namespace client_json;
 
 std::uint64_t seconds_of(std::uint64_t now_ms) { return now_ms / 1000; }
+
+// ASCII case-insensitive equality with a lower-case `lower` (the original server upper-cased
+// head.type and contentType before comparing: chat-server v2.8.3,
+// libs/event-args/message.js, MessageEvent.fromString).
+bool equals_lower(std::string_view s, std::string_view lower) {
+    return std::equal(s.begin(), s.end(), lower.begin(), lower.end(), [](char a, char b) {
+        return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+    });
+}
 
 // Resets a reused envelope: assigning Envelope{} resets every field, including those later
 // revisions add; the strings filled for every message keep their buffers.
@@ -50,6 +62,22 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
         error = "a message must be a JSON object";
         return false;
     }
+    if (!r.head_seen_once && !(r.version_seen && r.version >= 2.0)) {
+        // The flat shape of app versions up to v2.4.0: read as the v2.1 message it stands
+        // for (legacy_message.hpp). That text has a head, so this branch is not taken again.
+        if (r.duplicate != nullptr) {
+            error = std::string("duplicate key ") + r.duplicate;
+            return false;
+        }
+        std::string v2;
+        if (!legacy_to_v2(text, v2)) {
+            error = "invalid JSON";
+            return false;
+        }
+        ClientMessageLimits v2_limits = limits;
+        v2_limits.max_bytes = std::max(limits.max_bytes, v2.size());
+        return parse_client_message(v2, origin, out, error, v2_limits);
+    }
     // From here on an error frame can name the message.
     if (r.id_is_string && r.id.size() <= limits.max_field_bytes) out.id = r.id;
     if (r.duplicate != nullptr) {
@@ -64,10 +92,6 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
         error = "invalid message id";
         return false;
     }
-    if (is_server_id(r.id)) {
-        error = "reserved message id (the prefix \"~server:\" is the server's)";
-        return false;
-    }
     if (!r.head_seen_once || !r.head_is_object) {
         error = "missing head";
         return false;
@@ -76,9 +100,15 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
         error = "head field has the wrong type or is too long";
         return false;
     }
-    const std::string_view type =
+    // head.type in any letter case ("INDIVIDUAL", "Group"), as the original server took it;
+    // the server's own readings (channel, the flat keys) are lower case.
+    std::string_view type =
         (r.head_strings & (1u << h_type)) != 0 ? r.head[h_type] : std::string_view("individual");
-    if (type != "individual" && type != "group") {
+    if (equals_lower(type, "individual")) {
+        type = "individual";
+    } else if (equals_lower(type, "group")) {
+        type = "group";
+    } else {
         error = "head.type must be individual or group";
         return false;
     }
@@ -92,6 +122,13 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
         return false;
     }
     const std::string_view content_type = r.head[h_content_type];
+    const bool client_ack = equals_lower(content_type, "client_ack");
+    // A CLIENT_ACK's id is the id it acks, which for a group event is one of the server's:
+    // that is the one use of those ids a client has (the app acks events so).
+    if (is_server_id(r.id) && !client_ack) {
+        error = "reserved message id (the prefix \"~server:\" is the server's)";
+        return false;
+    }
     std::string_view action = r.head[h_action];
     std::string_view category = r.head[h_category];
     if (category.empty()) category = (action == "state" || action == "ack") ? "system" : "message";
@@ -113,7 +150,6 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
     if (type == "group") out.flags |= flag_group;
     if (origin.wants_server_ack) out.flags |= flag_wants_server_ack;
 
-    const bool client_ack = content_type == "CLIENT_ACK";
     if (client_ack || action == "state") {
         // Receipts and CLIENT_ACK name the ids they acknowledge.
         if (r.ids_seen) {

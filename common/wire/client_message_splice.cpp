@@ -154,6 +154,15 @@ error_code Splicer::read_top(od::object top, Read& r) {
         } else if (key == "body") {
             if (r.body != BodyKind::absent && r.duplicate == nullptr) r.duplicate = "body";
             VARTALAP_JSON_TRY(read_body(value, r));
+        } else if (key == "_v") {
+            od::json_type type;
+            VARTALAP_JSON_TRY(value.type().get(type));
+            if (type == od::json_type::number) {
+                VARTALAP_JSON_TRY(value.get_double().get(r.version));
+                r.version_seen = true;
+            } else {
+                VARTALAP_JSON_TRY(walk(value, 2));
+            }
         } else {
             if (is_legacy_key(key)) drop = open_drop(key_at);
             VARTALAP_JSON_TRY(walk(value, 2));

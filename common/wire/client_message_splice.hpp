@@ -63,6 +63,8 @@ struct Read {
     const char* duplicate = nullptr; // the first key the server reads that came twice
     std::uint32_t head_seen = 0;     // bits of HeadKey: the key was there
     std::uint32_t head_strings = 0;  // bits of HeadKey: the value was a string
+    bool version_seen = false; // a top-level `_v` number (version its value)
+    double version = 0;
     bool id_seen = false, id_valid_type = false, id_is_string = false;
     std::string_view id;
     std::array<char, 24> id_digits{};

@@ -161,7 +161,7 @@ std::optional<Envelope> decode_envelope(std::string_view header, std::string_vie
         }
         if (ok && root.via.array.size >= kFieldCountRoute) ok = read_uint(f[18], route);
         if (ok && root.via.array.size >= kFieldCount) ok = read_string(f[19], e.confirm_to);
-        if (!ok || status > static_cast<std::uint8_t>(Status::internal) || route > kMaxRoute) {
+        if (!ok || status > static_cast<std::uint8_t>(Status::storage_full) || route > kMaxRoute) {
             fail(error, "envelope field has the wrong type or range");
             return std::nullopt;
         }
@@ -211,6 +211,7 @@ const char* to_string(Status status) {
     case Status::unauthorized: return "unauthorized";
     case Status::not_found: return "not_found";
     case Status::internal: return "internal";
+    case Status::storage_full: return "storage_full";
     }
     return "unknown";
 }

@@ -73,6 +73,7 @@ enum class Status : std::uint8_t {
     unauthorized = 5,
     not_found = 6,
     internal = 7,
+    storage_full = 8,  // a store is full (its LMDB map, or the disk): not taken, retry later
 };
 
 struct Envelope {

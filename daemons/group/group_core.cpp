@@ -30,7 +30,7 @@ using group_store::Role;
 
 constexpr std::size_t kMaxUnknownListed = 10;            // names quoted in one error
 
-bool full(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
+bool full(int rc) { return lmdb::out_of_space(rc); }
 
 // Refusals that the same request would get again: recorded for async operations so a
 // resend is answered the same way. Transient ones (overloaded, internal) are not.

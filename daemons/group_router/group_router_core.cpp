@@ -15,8 +15,9 @@ namespace vartalap::group_router {
 namespace {
 
 constexpr std::string_view kNotMember = "not a member of this group";
+constexpr std::string_view kStorageFull = "server storage full";
 
-bool full(int rc) { return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL; }
+bool full(int rc) { return lmdb::out_of_space(rc); }
 
 } // namespace
 
@@ -129,11 +130,13 @@ void GroupRouterCore::handle_batch(std::span<Envelope> batch) {
         }
         if (!open_txn()) {
             ++counters_.store_full;
+            after_[i] = After::refuse_full;
             continue;
         }
         if (full(outbox_.stage(*txn, copy_, recipients_))) {
             txn_failed = true;
             ++counters_.store_full;
+            after_[i] = After::refuse_full;
             continue;
         }
         staged.push_back(i);
@@ -150,13 +153,18 @@ void GroupRouterCore::handle_batch(std::span<Envelope> batch) {
             for (std::size_t i : staged) after_[i] = After::ack;
             counters_.messages += staged.size();
         } else {
-            // Out of space: none of this batch's messages is durable; no SERVER_ACK, the
-            // senders resend. Deletions are retried with the next transaction.
+            // Out of space (the map, or the disk: lmdb::kDiskFull): none of this batch's
+            // messages is durable; no SERVER_ACK, the senders are told "server storage full"
+            // and resend. Deletions are retried with the next transaction.
             txn->abort();
             outbox_.aborted();
             counters_.store_full += staged.size();
-            spdlog::error("group-router: outbox full; {} group message(s) refused (no SERVER_ACK)",
-                          staged.size());
+            for (std::size_t i : staged) after_[i] = After::refuse_full;
+            if (full_log_.allow(clock_.monotonic_ms()))
+                spdlog::error("group-router: outbox full (LMDB map or disk); {} group message(s) "
+                              "refused (no SERVER_ACK); {} more such batch(es) since the last "
+                              "line, {} refused so far",
+                              staged.size(), full_log_.take_suppressed(), counters_.store_full);
         }
     }
 
@@ -167,6 +175,7 @@ void GroupRouterCore::handle_batch(std::span<Envelope> batch) {
             if (batch[i].has(flag_wants_server_ack)) server_ack(batch[i], Status::ok, {});
             break;
         case After::refuse_not_member: server_ack(batch[i], Status::refused, kNotMember); break;
+        case After::refuse_full: server_ack(batch[i], Status::storage_full, kStorageFull); break;
         case After::forward: forward(batch[i]); break;
         case After::nothing: break;
         }

@@ -33,11 +33,14 @@
 //
 // Thread: the group-router daemon's thread. Not thread-safe. Ownership: references to the
 // Env, Membership, links and Clock, which must outlive the core.
-// Errors: invalid envelopes are counted and dropped; a full outbox map refuses the batch's
-// messages (no SERVER_ACK: senders resend); LMDB failures otherwise throw lmdb::Error.
+// Errors: invalid envelopes are counted and dropped; a full outbox (its LMDB map, or the
+// disk) refuses the batch's messages (no SERVER_ACK; a server_ack with status storage_full,
+// "server storage full", so the senders resend; logged at most every 10 s); LMDB failures
+// otherwise throw lmdb::Error.
 #pragma once
 
 #include "common/clock.hpp"
+#include "common/log.hpp"
 #include "common/wire/envelope.hpp"
 #include "common/store/lmdb.hpp"
 #include "common/store/fanout_outbox.hpp"
@@ -102,7 +105,7 @@ struct GroupRouterCounters {
     std::uint64_t operations_refused = 0;// answered with a refusal
     std::uint64_t operations_lost = 0;   // not queued, or no answer in time (senders resend)
     std::uint64_t store_unavailable = 0; // messages dropped: group store not open
-    std::uint64_t store_full = 0;        // messages dropped: outbox map full
+    std::uint64_t store_full = 0;        // messages refused: outbox map or disk full
     std::uint64_t invalid = 0;
 };
 
@@ -141,7 +144,7 @@ private:
         bool wants_ack = false;
         std::uint64_t deadline_ms = 0;
     };
-    enum class After : std::uint8_t { nothing, ack, refuse_not_member, forward };
+    enum class After : std::uint8_t { nothing, ack, refuse_not_member, refuse_full, forward };
 
     void server_ack(const Envelope& message, Status status, std::string_view error);
     void server_ack(const PendingOperation& operation, Status status, std::string_view error);
@@ -160,6 +163,7 @@ private:
     std::unordered_map<std::uint64_t, PendingOperation> operations_;
     std::uint64_t next_operation_id_;
     std::uint64_t deletions_since_ms_ = 0; // 0: no deletion waiting
+    LogLimiter full_log_{10000};           // a full outbox: one line per 10 s
 
     // Reused per batch.
     std::vector<After> after_;

@@ -114,14 +114,18 @@ void PersistenceCore::handle_batch(std::span<PersistenceInput> batch) {
             std::uint64_t refused = 0;
             for (const Effect& effect : effects_)
                 if (effect.outcome == Outcome::refused) ++refused;
-            counters_.map_full_refusals += refused;
+            // A full disk (lmdb::kDiskFull: no map growth helps) is the same case.
+            const bool disk = first_rc == lmdb::kDiskFull;
+            (disk ? counters_.disk_full_refusals : counters_.map_full_refusals) += refused;
             // Logged for the first and then every 100th full batch: a full store under load
             // must not flood the journal.
             if (count_sampled(full_log_count_, 100))
-                spdlog::error("persistence: LMDB {} ({} of {} bytes used): refused {} "
+                spdlog::error("persistence: {} ({} of {} bytes used): refused {} "
                               "message(s) with \"{}\"; {} ({} full batches so far)",
-                              first_rc == MDB_TXN_FULL ? "transaction too large (MDB_TXN_FULL)"
-                                                       : "map full (MDB_MAP_FULL)",
+                              disk ? "disk full (ENOSPC: " + env_.path().string() + ")"
+                              : first_rc == MDB_TXN_FULL
+                                  ? std::string("LMDB transaction too large (MDB_TXN_FULL)")
+                                  : std::string("LMDB map full (MDB_MAP_FULL)"),
                               env_.used_bytes(), env_.map_size(), refused, kStoreFull,
                               rc == 0 ? "acks applied" : "acks could not be applied either",
                               full_log_count_);
@@ -491,8 +495,10 @@ bool PersistenceCore::expire() {
     if (rc != 0) {
         // Deletions copy pages too; with a completely full map they can fail. Acks (which
         // are tried with deletions only) or growth free the space; expiry tries again.
-        spdlog::error("persistence: LMDB full while expiring {} message(s); retrying later",
-                      expired_.size());
+        if (count_sampled(full_log_count_, 100))
+            spdlog::error("persistence: store full (LMDB map or disk) while expiring {} "
+                          "message(s); retrying later",
+                          expired_.size());
         return false;
     }
     ++counters_.commits;

@@ -13,8 +13,8 @@
 // The class is not thread-safe. Other processes on the same host may open the environment
 // read-only (tools); that is why stale reader slots are cleared periodically.
 // Errors: nothing on the data path throws for bad input: an invalid request gets a reply with
-// status bad_request. A full LMDB map is a refusal (reply status refused, "offline store
-// full"), never an exception. lmdb::Error (corrupt file, EIO) propagates: the daemon cannot
+// status bad_request. A full LMDB map or a full disk is a refusal (reply status refused,
+// "offline store full"), never an exception. lmdb::Error (corrupt file, EIO) propagates: the daemon cannot
 // continue safely and a restart is cheap.
 // Ownership: the core keeps references to the Env, Outbox and Clock; they must outlive it.
 //
@@ -126,6 +126,7 @@ struct PersistenceCounters {
     std::uint64_t stored = 0;           // new messages committed
     std::uint64_t duplicates = 0;       // offline_store of an already stored (to, id)
     std::uint64_t map_full_refusals = 0;// offline_store refused: LMDB full
+    std::uint64_t disk_full_refusals = 0;// offline_store refused: the disk full
     std::uint64_t bad_requests = 0;     // invalid requests answered bad_request / not_found
     std::uint64_t acked = 0;            // messages deleted by an ack
     std::uint64_t expired = 0;          // messages deleted by the TTL

@@ -231,9 +231,11 @@ private:
         add_queue_depth(s, "stored", static_cast<double>(core_->total_count()));
         add_lmdb_use(s, "persistence", *env_, background_sync_.get());
         add_lmdb_use(s, "persistence-acked-ids", core_->acked_ids().env(), &core_->acked_ids().background());
+        add_store_full_refusals(s, c.map_full_refusals, c.disk_full_refusals);
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"stored", c.stored}, {"duplicates", c.duplicates},
-            {"map_full_refusals", c.map_full_refusals}, {"bad_requests", c.bad_requests},
+            {"map_full_refusals", c.map_full_refusals}, {"disk_full_refusals", c.disk_full_refusals},
+            {"bad_requests", c.bad_requests},
             {"acked", c.acked}, {"expired", c.expired}, {"fetches", c.fetches},
             {"rest_pages", c.rest_pages}, {"items_served", c.items_served},
             {"notified", c.notified}, {"notify_dropped", c.notify_dropped},
@@ -249,11 +251,12 @@ private:
         if (!spdlog::should_log(level)) return;
         const PersistenceCounters& c = core_->counters();
         spdlog::log(level,
-                    "{}: {}: stored {} duplicates {} map_full_refusals {} bad_requests {} acked {} "
+                    "{}: {}: stored {} duplicates {} map_full_refusals {} disk_full_refusals {} "
+                    "bad_requests {} acked {} "
                     "expired {} fetches {} rest_pages {} items_served {} notified {} "
                     "notify_dropped {} commits {} syncs {} map_grows {} stale_readers {} "
                     "replies_dropped {} dropped {}",
-                    context_.self.name, what, c.stored, c.duplicates, c.map_full_refusals,
+                    context_.self.name, what, c.stored, c.duplicates, c.map_full_refusals, c.disk_full_refusals,
                     c.bad_requests, c.acked, c.expired, c.fetches, c.rest_pages, c.items_served,
                     c.notified, c.notify_dropped, c.commits, c.syncs, c.map_grows,
                     c.stale_readers, outbox_.replies_dropped(), loop_.dropped());

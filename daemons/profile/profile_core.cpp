@@ -117,9 +117,10 @@ Envelope ProfileCore::login(const Envelope& request) {
     if (auto it = body.find("messageVersion"); it != body.end() && it->is_number())
         record["messageVersion"] = *it;
     record["lastLoginAt"] = clock_.wall_ms();
-    if (users_.put(txn, username, record.dump()) == MDB_MAP_FULL || txn.commit() == MDB_MAP_FULL) {
-        spdlog::error("profile: LMDB map full; login of {} refused", username);
-        return error_reply(request, Status::refused, "profile store is full");
+    if (lmdb::out_of_space(users_.put(txn, username, record.dump())) ||
+        lmdb::out_of_space(txn.commit())) {
+        spdlog::error("profile: store full (LMDB map or disk); login of {} refused", username);
+        return error_reply(request, Status::storage_full, "profile store is full");
     }
     ++counters_.logins;
     if (is_new) ++counters_.new_users;
@@ -143,8 +144,8 @@ Envelope ProfileCore::logout(const Envelope& request) {
     const std::string& accesskey = key->get_ref<const std::string&>();
     switch (revocations_.revoke(request.from, accesskey, keys_.expires_at(accesskey))) {
     case RevocationStore::Result::full:
-        spdlog::error("profile: LMDB map full; logout of {} refused", request.from);
-        return error_reply(request, Status::refused, "profile store is full");
+        spdlog::error("profile: store full (LMDB map or disk); logout of {} refused", request.from);
+        return error_reply(request, Status::storage_full, "profile store is full");
     case RevocationStore::Result::revoked:
         ++counters_.logouts;
         spdlog::info("profile: {} logged out (key revoked, revocation {})", request.from,
@@ -258,9 +259,10 @@ Envelope ProfileCore::remove_token(const Envelope& request) {
     if (stored == record.end() || !stored->is_string() || *stored != *token)
         return reply_to(request, Status::ok, json{{"removed", false}});
     record.erase(stored);
-    if (users_.put(txn, name, record.dump()) == MDB_MAP_FULL || txn.commit() == MDB_MAP_FULL) {
-        spdlog::error("profile: LMDB map full; token removal for {} refused", name);
-        return error_reply(request, Status::refused, "profile store is full");
+    if (lmdb::out_of_space(users_.put(txn, name, record.dump())) ||
+        lmdb::out_of_space(txn.commit())) {
+        spdlog::error("profile: store full (LMDB map or disk); token removal for {} refused", name);
+        return error_reply(request, Status::storage_full, "profile store is full");
     }
     return reply_to(request, Status::ok, json{{"removed", true}});
 }

@@ -75,10 +75,13 @@ RevocationStore::Result RevocationStore::revoke(std::string_view user, std::stri
     const std::uint64_t seq = version_ + 1;
     const std::string seq_bytes = seq_key(seq);
     const std::string record = json{{"user", user}, {"key", key}, {"expires", expires}}.dump();
-    if (revoked_.put(txn, seq_bytes, record) == MDB_MAP_FULL ||
-        by_key_.put(txn, index, seq_bytes) == MDB_MAP_FULL ||
-        meta_.put(txn, kSeqKey, seq_bytes) == MDB_MAP_FULL || txn.commit() == MDB_MAP_FULL)
+    if (lmdb::out_of_space(revoked_.put(txn, seq_bytes, record)) ||
+        lmdb::out_of_space(by_key_.put(txn, index, seq_bytes)) ||
+        lmdb::out_of_space(meta_.put(txn, kSeqKey, seq_bytes)))
         return Result::full;
+    const int committed = txn.commit();
+    if (lmdb::out_of_space(committed)) return Result::full;
+    lmdb::check(committed, "profile: commit a revocation");
     version_ = seq;
     return Result::revoked;
 }

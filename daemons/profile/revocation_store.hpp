@@ -6,7 +6,7 @@
 // (`revocation_epoch`: random hex made with the database, `revocation_seq`: the last seq).
 //
 // Thread-safety: the profile daemon's thread (like ProfileCore). Errors: LMDB failures other
-// than MDB_MAP_FULL throw.
+// than a full map or disk (lmdb::out_of_space) throw.
 #pragma once
 
 #include "common/store/lmdb.hpp"

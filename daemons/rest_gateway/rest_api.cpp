@@ -59,7 +59,9 @@ RestRoute route_request(std::string_view http_method, std::string_view path) {
         offer("DELETE", RestRoute::daemon, "profile", "logout", true);
     } else if (path == "/logout") {
         offer("POST", RestRoute::daemon, "profile", "logout", true);
-    } else if (path == "/profile") {
+    } else if (path == "/profile" || path == "/profile/get") {
+        // /profile/get: the original's deprecated alias (chat-server v2.8.3,
+        // services/profile-ms/profile-ms.js, route '/get' behind nginx's /profile/ prefix).
         offer("GET", RestRoute::daemon, "profile", "profile", true);
     } else if (path == "/contactbook/sync" || path == "/profile/user/sync") {
         offer("POST", RestRoute::daemon, "profile", "contactbook_sync", true);
@@ -70,9 +72,11 @@ RestRoute route_request(std::string_view http_method, std::string_view path) {
         offer("POST", RestRoute::send_strings, "", "", true);
     } else if (path == "/group/create") {
         offer("POST", RestRoute::daemon, "group", "group_create", true);
+        route.app_group = true;
     } else if (path == "/group/get" || path == "/groups") {
         offer("GET", RestRoute::daemon, "group", "group_list", true);
         if (path == "/groups") offer("POST", RestRoute::daemon, "group", "group_create", true);
+        route.app_group = path == "/group/get";
     } else if (parts.size() >= 2 && (parts[0] == "group" || parts[0] == "groups") &&
                valid_group_id(parts[1])) {
         const bool plural = parts[0] == "groups";
@@ -88,8 +92,27 @@ RestRoute route_request(std::string_view http_method, std::string_view path) {
             offer("DELETE", RestRoute::daemon, "group", "group_remove", true);
         }
         if (route.target == RestRoute::not_found) route.group_id.clear();
+        route.app_group = !plural;
+        route.group_change = !plural && parts.size() == 3;
     }
+    if (route.target == RestRoute::not_found || route.target == RestRoute::method_not_allowed)
+        route.app_group = route.group_change = false;
     return route;
+}
+
+std::string app_group_body(bool ok, bool group_change, std::string_view payload,
+                           std::string_view error) {
+    using nlohmann::json;
+    if (ok && !group_change) return std::string(payload);
+    json body;
+    if (ok) {
+        body = json::parse(payload.begin(), payload.end(), nullptr, false);
+        if (body.is_discarded() || !body.is_object()) body = json::object();
+        body["status"] = true;
+    } else {
+        body = {{"status", false}, {"error", error}};
+    }
+    return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::optional<std::vector<std::string>> split_send_body(RestRoute::Target target,
@@ -142,7 +165,15 @@ void SendResults::resolve(std::size_t index, bool accepted, std::string reason) 
     --unresolved_;
 }
 
-std::string SendResults::to_json() const {
+std::vector<std::string_view> SendResults::accepted_ids() const {
+    std::vector<std::string_view> ids;
+    for (const auto& e : entries_)
+        if (e.accepted) ids.push_back(e.id);
+    return ids;
+}
+
+std::string SendResults::to_json(std::string_view error,
+                                 const std::vector<std::string>* acks) const {
     using nlohmann::json;
     json results = json::array();
     for (const auto& e : entries_) {
@@ -151,7 +182,10 @@ std::string SendResults::to_json() const {
         if (!e.accepted) item["reason"] = e.resolved ? e.reason : "not confirmed";
         results.push_back(std::move(item));
     }
-    return json{{"results", std::move(results)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+    json body = {{"results", std::move(results)}};
+    if (!error.empty()) body["error"] = error;
+    if (acks) body["acks"] = *acks;
+    return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 } // namespace vartalap::rest_gateway

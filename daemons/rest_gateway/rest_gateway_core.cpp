@@ -20,6 +20,7 @@ HttpStatus http_status(Status status) {
     case Status::not_found: return HttpStatus::not_found;
     case Status::refused: return HttpStatus::forbidden;
     case Status::overloaded: return HttpStatus::service_unavailable;
+    case Status::storage_full: return HttpStatus::insufficient_storage;
     default: return HttpStatus::internal_server_error;
     }
 }
@@ -77,10 +78,12 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
         auto texts = split_send_body(route.target, request.body,
                                      limits_.max_messages_per_request, error);
         if (!texts) return exchange->respond({HttpStatus::bad_request, json_error(error)});
-        // The app's POST /messages expects 201 Created; /send answers 200.
-        return send(exchange, user, *texts,
-                    route.target == RestRoute::send_strings ? HttpStatus::created
-                                                            : HttpStatus::ok);
+        // The app's POST /messages expects 201 Created; /send answers 200. The original's
+        // POST /messages?ack=true also answered {"acks":[<SERVER_ACK frame>...]} (chat-server
+        // v2.8.3, services/connection-gateway/gateway.js, newMessage).
+        const bool strings = route.target == RestRoute::send_strings;
+        return send(exchange, user, *texts, strings ? HttpStatus::created : HttpStatus::ok,
+                    strings && (query_has(query, "ack", "true") || query_has(query, "ack", "1")));
     }
     if (route.method == "logout")
         // The key to revoke is the one this request was authenticated with; a body, if
@@ -116,22 +119,22 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
             body["cursor"] = std::string(*cursor);
     }
     if (!route.group_id.empty()) body["groupId"] = route.group_id;
-    forward(exchange, route.daemon_kind, route.method, std::move(user),
+    forward(exchange, route, std::move(user),
             body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 // Sends a request to the owner daemon of `kind` (sharded by `user` for persistence). The
 // reply, or 504 after the timeout, goes to `exchange`.
 void RestGatewayCore::forward(const std::shared_ptr<RestExchange>& exchange,
-                              const std::string& kind, std::string method, std::string user,
-                              std::string payload) {
+                              const RestRoute& route, std::string user, std::string payload) {
+    const std::string& kind = route.daemon_kind;
     if (!outbox_.has_owner(kind))
         return exchange->respond({HttpStatus::not_found,
                                   json_error("this deployment runs no " + kind + " daemon")});
     Envelope request;
     request.kind = Kind::request;
     request.request_id = ++next_request_id_;
-    request.method = std::move(method);
+    request.method = route.method;
     request.from = std::move(user);
     request.payload = std::move(payload);
     if (outbox_.to_owner(kind, request) != SendResult::ok) {
@@ -141,17 +144,20 @@ void RestGatewayCore::forward(const std::shared_ptr<RestExchange>& exchange,
     ++counters_.forwarded;
     outbox_.sent();
     pending_[request.request_id] =
-        Pending{exchange, clock_.monotonic_ms() + static_cast<std::uint64_t>(limits_.request_timeout_ms)};
+        Pending{exchange, clock_.monotonic_ms() + static_cast<std::uint64_t>(limits_.request_timeout_ms),
+                route.app_group, route.group_change};
 }
 
 // POST /send and /messages: parse each message as the ws-gateway does, push it to a
 // router, and answer when every message is durable (its session's server_ack) or refused.
 // Acks and ephemeral messages are never stored, so handing them on is all.
 void RestGatewayCore::send(const std::shared_ptr<RestExchange>& exchange, const std::string& user,
-                           const std::vector<std::string>& texts, HttpStatus success) {
+                           const std::vector<std::string>& texts, HttpStatus success,
+                           bool with_acks) {
     auto pending = std::make_shared<PendingSend>(PendingSend{
         exchange, SendResults(texts.size()),
-        clock_.monotonic_ms() + static_cast<std::uint64_t>(limits_.send_timeout_ms), success, {}});
+        clock_.monotonic_ms() + static_cast<std::uint64_t>(limits_.send_timeout_ms), success, {},
+        {}, with_acks ? user : std::string()});
     const std::uint64_t now_ms = clock_.wall_ms();
     Envelope envelope;
     std::string error;
@@ -190,7 +196,20 @@ void RestGatewayCore::send(const std::shared_ptr<RestExchange>& exchange, const 
 
 void RestGatewayCore::finish_send(PendingSend& send) {
     for (const auto token : send.tokens) send_tokens_.erase(token);
-    send.exchange->respond({send.status, send.results.to_json()});
+    // ?ack=true: each accepted message's SERVER_ACK, the frame a WebSocket client gets.
+    std::vector<std::string> acks;
+    if (!send.acks_to.empty()) {
+        const std::uint64_t now_ms = clock_.wall_ms();
+        for (const std::string_view id : send.results.accepted_ids())
+            acks.push_back(server_ack_json(id, send.acks_to, now_ms));
+    }
+    const std::vector<std::string>* with_acks = send.acks_to.empty() ? nullptr : &acks;
+    // A full store refused a message: 507 Insufficient Storage with the error, and still the
+    // per-message results (others may have been accepted).
+    if (!send.storage_full.empty())
+        return send.exchange->respond({HttpStatus::insufficient_storage,
+                                       send.results.to_json(send.storage_full, with_acks)});
+    send.exchange->respond({send.status, send.results.to_json({}, with_acks)});
 }
 
 void RestGatewayCore::on_reply(Envelope&& reply) {
@@ -204,9 +223,17 @@ void RestGatewayCore::on_reply(Envelope&& reply) {
     auto it = pending_.find(reply.request_id);
     if (it == pending_.end()) return; // answered 504 already
     ++counters_.replied;
-    auto exchange = std::move(it->second.exchange);
+    const Pending pending = std::move(it->second);
     pending_.erase(it);
-    exchange->respond({http_status(reply.status), std::move(reply.payload)});
+    if (!pending.app_group)
+        return pending.exchange->respond({http_status(reply.status), std::move(reply.payload)});
+    // The app's /group/... paths: a refused operation is 200 {"status":false,...}, as the
+    // original answered a non-admin removing someone else (rest_api.hpp, app_group_body).
+    const bool ok = reply.status == Status::ok;
+    std::string error = reply.error.empty() ? std::string(to_string(reply.status)) : reply.error;
+    pending.exchange->respond(
+        {ok || reply.status == Status::refused ? HttpStatus::ok : http_status(reply.status),
+         app_group_body(ok, pending.group_change, reply.payload, error)});
 }
 
 void RestGatewayCore::on_router(std::string_view routing_id, const Envelope& e) {
@@ -224,8 +251,9 @@ void RestGatewayCore::on_router(std::string_view routing_id, const Envelope& e) 
     if (it == send_tokens_.end()) return; // answered already (timeout), or a resend
     auto [send, index] = it->second;
     send_tokens_.erase(it);
-    send->results.resolve(index, e.status == Status::ok,
-                          e.error.empty() ? std::string(to_string(e.status)) : e.error);
+    std::string reason = e.error.empty() ? std::string(to_string(e.status)) : e.error;
+    if (e.status == Status::storage_full && send->storage_full.empty()) send->storage_full = reason;
+    send->results.resolve(index, e.status == Status::ok, std::move(reason));
     if (send->results.done()) {
         sends_.erase(send->tokens.front());
         finish_send(*send);

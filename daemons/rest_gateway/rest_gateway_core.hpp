@@ -20,7 +20,10 @@
 //   queue is full, the owner's status mapped (http_status) with its payload as the body,
 //   504 {"error":"upstream timeout"} after request_timeout_ms, and for sends
 //   {"results":[...]} (SendResults) once every message is confirmed, refused, or
-//   send_timeout_ms passed ("not confirmed"); 503 {"error":"shutting down"} on drain.
+//   send_timeout_ms passed ("not confirmed"), with "acks" (each accepted message's
+//   SERVER_ACK frame as a string) for POST /messages?ack=true; 503 {"error":"shutting
+//   down"} on drain. The app's /group/... paths answer a daemon's reply in the original's
+//   shapes (app_group_body in rest_api.hpp): a refused operation is 200 {"status":false,...}.
 //
 // Ownership: the core keeps references to the outbox, clock and access keys (they outlive
 // it) and shared ownership of every exchange it still owes an answer: while a request waits
@@ -70,6 +73,7 @@ enum class HttpStatus : unsigned {
     internal_server_error = 500,
     service_unavailable = 503,
     gateway_timeout = 504,
+    insufficient_storage = 507, // a store is full (Status::storage_full)
 };
 
 // An owner daemon's reply status as an HTTP status.
@@ -174,6 +178,8 @@ private:
     struct Pending {
         std::shared_ptr<RestExchange> exchange;
         std::uint64_t deadline_ms = 0;
+        bool app_group = false;    // RestRoute::app_group: the answer in the app's shapes
+        bool group_change = false; // RestRoute::group_change
     };
     // One POST /send or /messages waiting for its messages' server_acks.
     struct PendingSend {
@@ -182,12 +188,14 @@ private:
         std::uint64_t deadline_ms = 0;
         HttpStatus status = HttpStatus::ok;
         std::vector<std::uint64_t> tokens; // server_ack correlation of the stored messages
+        std::string storage_full;          // set: a message was refused for a full store (507)
+        std::string acks_to;               // set (the sender): answer with "acks" as well
     };
 
-    void forward(const std::shared_ptr<RestExchange>& exchange, const std::string& kind,
-                 std::string method, std::string user, std::string payload);
+    void forward(const std::shared_ptr<RestExchange>& exchange, const RestRoute& route,
+                 std::string user, std::string payload);
     void send(const std::shared_ptr<RestExchange>& exchange, const std::string& user,
-              const std::vector<std::string>& texts, HttpStatus success);
+              const std::vector<std::string>& texts, HttpStatus success, bool with_acks);
     void finish_send(PendingSend& send);
 
     std::string name_;

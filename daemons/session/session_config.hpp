@@ -80,6 +80,7 @@ struct SessionCounters {
     std::uint64_t parked = 0;             // messages that hit the retry limit
     std::uint64_t duplicates = 0;         // deliver for an already stored (recipient, sender, id)
     std::uint64_t map_full_refusals = 0;  // new messages refused because LMDB is full
+    std::uint64_t disk_full_refusals = 0; // new messages refused because the disk is full
     std::uint64_t ephemeral_dropped = 0;  // ephemeral for an offline user, or no capacity
     std::uint64_t overloaded = 0;         // deliver_result overloaded or outbox would_block
     std::uint64_t send_timeouts = 0;      // no deliver_result within send_timeout_ms

@@ -125,19 +125,27 @@ void SessionCore::commit(std::span<Envelope> batch) {
     // connects, results and acks still take effect in memory (retries stop; the acked
     // copies stay stored and a new connection delivers them again, which at-least-once
     // allows).
+    // A full disk (lmdb::kDiskFull) is the same case: nothing is written that does not fit.
     std::uint64_t refused = 0;
     for (const Effect& effect : effects_)
         if (effect.outcome == Outcome::refused) ++refused;
-    counters_.map_full_refusals += refused;
+    const bool disk = write.first_rc == lmdb::kDiskFull;
+    (disk ? counters_.disk_full_refusals : counters_.map_full_refusals) += refused;
+    if (!full_log_.allow(clock_.monotonic_ms())) return;
     lmdb::Env& env = store_.env();
-    spdlog::error("session: LMDB {} ({} of {} bytes used): refused {} new "
-                  "message(s) (no server_ack; the senders are told \"{}\"); {}",
-                  write.first_rc == MDB_TXN_FULL ? "transaction too large (MDB_TXN_FULL)"
-                                                 : "map full (MDB_MAP_FULL)",
-                  env.used_bytes(), env.map_size(), refused, kStorageFull,
+    const std::string what = disk ? "disk full (ENOSPC: " + env.path().string() + ")"
+                             : write.first_rc == MDB_TXN_FULL
+                                 ? "LMDB transaction too large (MDB_TXN_FULL)"
+                                 : "LMDB map full (MDB_MAP_FULL)";
+    spdlog::error("session: {} ({} of {} bytes used): refused {} new message(s) (no "
+                  "server_ack; the senders are told \"{}\"); {}; {} more such batch(es) since "
+                  "the last line; {} refused for a full map, {} for a full disk so far",
+                  what, env.used_bytes(), env.map_size(), refused, kStorageFull,
                   write.rc == 0 ? "acks applied"
                                 : "acks could not be written either (copies stay stored "
-                                  "and are redelivered on the next connect)");
+                                  "and are redelivered on the next connect)",
+                  full_log_.take_suppressed(), counters_.map_full_refusals,
+                  counters_.disk_full_refusals);
 }
 
 SessionCore::Writes SessionCore::writes_of(std::span<const Envelope> batch) const {
@@ -335,7 +343,7 @@ void SessionCore::apply_effects(std::span<Envelope> batch) {
         case Outcome::refused:
             // Counted and logged with the failed commit; the sender is told why there is no
             // SERVER_ACK (instead of silence until its resend).
-            refuse(message, Status::refused, kStorageFull);
+            refuse(message, Status::storage_full, kStorageFull);
             break;
         case Outcome::ephemeral:
             on_ephemeral(message);
@@ -506,8 +514,10 @@ void SessionCore::count_unacked_writes() {
     }
     if (rc != 0) {
         store_.acked().discard_pending();
-        // LMDB full: these writes are not counted (the messages come back once more).
-        spdlog::warn("session: LMDB full: {} unacked write(s) not counted", writes.size());
+        // LMDB or the disk full: these writes are not counted (the messages come back once
+        // more).
+        if (full_log_.allow(clock_.monotonic_ms()))
+            spdlog::warn("session: store full: {} unacked write(s) not counted", writes.size());
         own.reset();
         given_up = 0;
     }

@@ -21,12 +21,14 @@
 // Thread: everything here runs on the session daemon's thread (one thread per shard). The
 // class is not thread-safe; the Env may be shared (read transactions use MDB_NOTLS).
 // Errors: nothing on the data path throws for bad input: invalid envelopes are counted and
-// dropped. A full LMDB map is a refusal (counted, logged), not an exception. lmdb::Error
+// dropped. A full LMDB map or disk is a refusal (counted, logged at most every 10 s), not an
+// exception. lmdb::Error
 // (corrupt file, EIO) propagates: the daemon cannot continue safely and a restart is cheap.
 // Ownership: the core keeps references to the Env, Outbox and Clock; they must outlive it.
 #pragma once
 
 #include "common/clock.hpp"
+#include "common/log.hpp"
 #include "common/wire/envelope.hpp"
 #include "common/store/lmdb.hpp"
 #include "daemons/session/session_config.hpp"
@@ -185,6 +187,7 @@ private:
     bool deferring_ = false;               // apply_writes records deletions (defer_deletions)
     std::uint64_t deferred_since_ms_ = 0;  // when the deferred transaction began
     std::uint64_t next_prune_ms_ = 0;      // monotonic: the next run of prune_acked_ids
+    LogLimiter full_log_{10000};           // a full store: one line per 10 s
 };
 
 } // namespace vartalap::session

@@ -435,6 +435,7 @@ private:
         add_queue_depth(s, "outstanding_handoffs", static_cast<double>(core_->outstanding_handoffs()));
         add_lmdb_use(s, "session", *env_, background_sync_.get());
         add_lmdb_use(s, "session-acked-ids", core_->acked_ids().env(), &core_->acked_ids().background());
+        add_store_full_refusals(s, c.map_full_refusals, c.disk_full_refusals);
         s.histogram("vartalap_delivery_latency_seconds",
                     "taken into flight (for an online recipient: the commit) -> written to the "
                     "client's socket",
@@ -445,7 +446,8 @@ private:
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"stored", c.stored}, {"delivered", c.delivered}, {"acked", c.acked},
             {"retried", c.retried}, {"parked", c.parked}, {"duplicates", c.duplicates},
-            {"map_full_refusals", c.map_full_refusals}, {"ephemeral_dropped", c.ephemeral_dropped},
+            {"map_full_refusals", c.map_full_refusals}, {"disk_full_refusals", c.disk_full_refusals},
+            {"ephemeral_dropped", c.ephemeral_dropped},
             {"overloaded", c.overloaded}, {"send_timeouts", c.send_timeouts},
             {"invalid", c.invalid}, {"stale_results", c.stale_results},
             {"in_flight_limit_hits", c.in_flight_limit_hits},
@@ -470,13 +472,14 @@ private:
         const SessionCounters& c = core_->counters();
         spdlog::log(level,
                     "{}: {}: stored {} delivered {} acked {} retried {} parked {} duplicates {} "
-                    "map_full_refusals {} refusals_sent {} overloaded {} send_timeouts {} "
+                    "map_full_refusals {} disk_full_refusals {} refusals_sent {} overloaded {} "
+                    "send_timeouts {} "
                     "invalid {} dropped {} control_dropped {} online {} in_flight {} "
                     "handoffs_sent {} handoff_resends {} handed_off {} handoff_refusals {} "
                     "handoffs_deferred {} acks_forwarded {} acks_forward_dropped {} fetches {} "
                     "fetched_items {} remote_parked {} outstanding_handoffs {} remote_bytes {}",
                     context_.self.name, what, c.stored, c.delivered, c.acked, c.retried,
-                    c.parked, c.duplicates, c.map_full_refusals, c.refusals_sent, c.overloaded,
+                    c.parked, c.duplicates, c.map_full_refusals, c.disk_full_refusals, c.refusals_sent, c.overloaded,
                     c.send_timeouts, c.invalid, loop_.dropped(), outbox_.control_dropped(),
                     core_->online_users(), core_->in_flight(), c.handoffs_sent,
                     c.handoff_resends, c.handed_off, c.handoff_refusals, c.handoffs_deferred,

@@ -15,6 +15,15 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 namespace net = boost::asio;
 
+bool is_websocket_path(std::string_view path) {
+    // The app's ws_url is configured per deployment; the original server's nginx site took
+    // the upgrade on /wss/ and /v1.0/wss/ (chat-server v2.8.3,
+    // deployment/config/nginx/nginx.docker.conf: `rewrite /v1.0/(.*) /$1`, `location /wss/`),
+    // and its gateway on any path.
+    if (path.starts_with("/v1.0/")) path.remove_prefix(5);
+    return path == "/" || path == "/wss" || path == "/wss/";
+}
+
 bool wants_server_ack(std::string_view query) {
     return query_has(query, "ack", "true") || query_has(query, "ack", "1");
 }
@@ -28,7 +37,7 @@ UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
         return verdict;
     };
     const auto [path, query] = split_target(request.target());
-    if (path != "/wss" && path != "/") return refuse(http::status::not_found);
+    if (!is_websocket_path(path)) return refuse(http::status::not_found);
     if (!beast::websocket::is_upgrade(request)) return refuse(http::status::upgrade_required);
     if (stopping) return refuse(http::status::service_unavailable);
     Credentials credentials = extract_credentials(request);

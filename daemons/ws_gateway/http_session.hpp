@@ -6,8 +6,9 @@
 // Thread: the ws-gateway's io thread only.
 //
 // Answers (all with an empty body and `Connection: close`):
-//   404  a path other than /wss or / (a query string is allowed)
-//   426  a plain request (no WebSocket upgrade) on /wss or /
+//   404  a path other than /wss, /wss/, /v1.0/wss, /v1.0/wss/, / or /v1.0/ (a query string
+//        is allowed on any of them; is_websocket_path)
+//   426  a plain request (no WebSocket upgrade) on one of those paths
 //   401  missing or invalid credentials (headers user + accesskey, or those cookies):
 //        sent before any upgrade, as PROTOCOL.md requires
 //   503  the gateway is at max_connections or draining
@@ -67,6 +68,10 @@ private:
     boost::beast::http::response<boost::beast::http::empty_body> response_;
     ServerState& state_;
 };
+
+// Whether `path` (without the query) is one the gateway upgrades: /wss, /wss/, / and the
+// same under /v1.0.
+bool is_websocket_path(std::string_view path);
 
 // Whether the query asks for SERVER_ACKs: a parameter ack=true (or ack=1).
 bool wants_server_ack(std::string_view query);

@@ -258,7 +258,7 @@ private:
     }
 
     void begin_run() {
-        spdlog::info("{}: WebSocket on {} (/wss, /), router {}", context_.self.name,
+        spdlog::info("{}: WebSocket on {} (/wss, /wss/, /, also under /v1.0), router {}", context_.self.name,
                      bound_listen_, bound_router_);
         watcher_->start();
         listener_->run();

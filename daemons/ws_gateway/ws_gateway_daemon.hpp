@@ -24,9 +24,9 @@
 //   handshake_timeout_seconds 10     to send the upgrade request, and for the close handshake
 //
 // What a client sees:
-//   - upgrade on /wss or / (any query; ?ack=true asks for SERVER_ACKs) with headers or
-//     cookies user + accesskey; otherwise 401 (empty body) before any upgrade, 404 for other
-//     paths, 426 for a plain request, 503 at max_connections or while draining;
+//   - upgrade on /wss, /wss/, / and the same under /v1.0 (any query; ?ack=true asks for
+//     SERVER_ACKs) with headers or cookies user + accesskey; otherwise 401 (empty body)
+//     before any upgrade, 404 for other paths, 426 for a plain request, 503 at max_connections or while draining;
 //   - "ping" -> "pong"; a JSON message -> pushed to a message-router (its SERVER_ACK comes
 //     later, when a session has stored it); an invalid message -> an error frame, the socket
 //     stays open; router busy -> error frame "server busy, retry" (resend);

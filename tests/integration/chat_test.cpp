@@ -1,6 +1,7 @@
 // End to end through every daemon of topology/local.toml, in this process, with real
 // WebSocket and HTTP clients on kernel-chosen loopback ports.
 #include "tests/integration/support/system_fixture.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -124,7 +125,7 @@ TEST_F(ChatTest, AnUnackedMessageIsNotResentOnItsConnectionButComesOnTheNext) {
     again.send_text(ack.dump());
     const std::map<std::string, std::string> auth = {{"user", bob.user}, {"accesskey", bob.access_key}};
     bool gone = false;
-    for (const auto until = std::chrono::steady_clock::now() + 5s;
+    for (const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(5s);
          !gone && std::chrono::steady_clock::now() < until;) {
         const auto response = system_->http("GET", "/v1.0/messages", "", auth);
         gone = response.status == 200 && json::parse(response.body)["messages"].empty();

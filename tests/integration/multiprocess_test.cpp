@@ -4,6 +4,7 @@
 #include "tests/integration/support/group_load.hpp"
 #include "tests/integration/support/system_fixture.hpp"
 #include "topology/shard_map.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -79,7 +80,7 @@ public:
 
     // The next stdout line, or nullopt at the deadline or at EOF.
     std::optional<std::string> line(std::chrono::milliseconds deadline) {
-        const auto until = std::chrono::steady_clock::now() + deadline;
+        const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
         while (true) {
             if (auto newline = buffer_.find('\n'); newline != std::string::npos) {
                 std::string text = buffer_.substr(0, newline);
@@ -99,7 +100,7 @@ public:
     std::optional<std::vector<std::string>> wait_for(const std::string& pattern,
                                                      std::chrono::milliseconds deadline) {
         const std::regex re(pattern);
-        const auto until = std::chrono::steady_clock::now() + deadline;
+        const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
         while (true) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                 until - std::chrono::steady_clock::now());
@@ -114,7 +115,7 @@ public:
     // The exit status (128 + signal if killed), or nullopt if still running at the deadline.
     // Keeps reading stdout meanwhile, so the supervisor never blocks on a full pipe.
     std::optional<int> wait_exit(std::chrono::milliseconds deadline) {
-        const auto until = std::chrono::steady_clock::now() + deadline;
+        const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
         while (!exit_status_) {
             int status = 0;
             if (::waitpid(pid_, &status, WNOHANG) == pid_) {

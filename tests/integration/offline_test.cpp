@@ -2,6 +2,7 @@
 // handoff to persistence, GET /messages, delivery on connect, acks after the handoff, the
 // REST send path, and restarts. Real WebSocket and HTTP clients, kernel-chosen ports.
 #include "tests/integration/support/system_fixture.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -39,7 +40,7 @@ std::vector<std::string> pending_ids(RunningSystem& system, const LoggedIn& who,
 bool wait_for_pending(RunningSystem& system, const LoggedIn& who,
                       const std::function<bool(const std::vector<std::string>&)>& predicate,
                       std::chrono::milliseconds deadline = 10s) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
+    const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
     do {
         if (predicate(pending_ids(system, who))) return true;
     } while (std::chrono::steady_clock::now() < until);

@@ -6,6 +6,7 @@
 // info, uptime): each kind's own counters are free to change.
 #include "tests/integration/support/child_process.hpp"
 #include "tests/integration/support/system_fixture.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 #include <zmq.hpp>
@@ -53,7 +54,7 @@ public:
     // Asks `status` until the daemon reports health "ok" or `deadline` passes (loops publish
     // once a second); returns the last reply (null if none came).
     json status_when_ok(std::chrono::milliseconds deadline) {
-        const auto until = std::chrono::steady_clock::now() + deadline;
+        const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
         json last;
         while (true) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -172,7 +173,7 @@ std::optional<double> sample(const std::string& body, const std::string& name_an
 // second) or the deadline passes; returns the last value seen.
 std::optional<double> scrape_until(const std::string& address, const std::string& name_and_labels,
                                    double want, std::chrono::milliseconds deadline = 10s) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
+    const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
     std::optional<double> value;
     while (std::chrono::steady_clock::now() < until) {
         const auto response = http_at(address, "GET", "/metrics");
@@ -243,7 +244,7 @@ TEST(OpsTest, VartalapctlStatusReportsOkThenDown) {
 
     // The loops publish their first heartbeat right after start: ask until all are ok.
     StatusRun ok;
-    const auto until = std::chrono::steady_clock::now() + 15s;
+    const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(15s);
     do {
         ok = run_status({file.string()});
     } while (ok.exit_code != 0 && std::chrono::steady_clock::now() < until);

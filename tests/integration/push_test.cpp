@@ -11,6 +11,7 @@
 #include "tests/integration/support/system_fixture.hpp"
 #include "tests/integration/support/fake_http_server.hpp"
 #include "tests/unit/push/test_crypto.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -182,7 +183,7 @@ pull = "inproc://push-1"
         envelope.payload = body.dump();
         std::string scratch;
         EXPECT_EQ(send_envelope(dealer_, envelope, scratch), SendResult::ok);
-        const auto deadline = Clock::now() + 5s;
+        const auto deadline = Clock::now() + vartalap::test::scaled(5s);
         Incoming incoming;
         while (Clock::now() < deadline) {
             zmq::pollitem_t item{dealer_.handle(), 0, ZMQ_POLLIN, 0};
@@ -214,7 +215,7 @@ pull = "inproc://push-1"
     // Waits (re-asking the profile daemon) until `user`'s token is `expected`.
     bool wait_for_stored_token(const std::string& user, const std::string& expected,
                                std::chrono::milliseconds deadline = 10s) {
-        const auto until = Clock::now() + deadline;
+        const auto until = Clock::now() + vartalap::test::scaled(deadline);
         for (;;) {
             if (stored_token(user) == expected) return true;
             if (Clock::now() >= until) return false;
@@ -477,7 +478,7 @@ TEST_F(FcmPushTest, OfflineMessageThroughTheWholeSystemIsPushedOnce) {
     ASSERT_TRUE(testing::wait_for_id(bob_ws, "push-e2e-1"));
     bob_ws.send_text(testing::receipt("push-e2e-rc", alice.user, {"push-e2e-1"}).dump());
     ASSERT_TRUE(testing::wait_for_id(alice_ws, "push-e2e-rc"));
-    const auto gone_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    const auto gone_by = std::chrono::steady_clock::now() + vartalap::test::scaled(std::chrono::seconds(10));
     while (system.http("GET", "/messages", "", bob_auth).body.find("push-e2e-1") != std::string::npos &&
            std::chrono::steady_clock::now() < gone_by) {
     }

@@ -1,7 +1,14 @@
 // The systemd units and nginx site that vartalapctl renders, checked by the real tools:
-// systemd-analyze verify and security (exposure ≤ 2.0), and nginx -t.
+// systemd-analyze verify and security (exposure ≤ 2.0), nginx -t, and a real nginx serving
+// the site in front of running daemons.
+#include "tests/integration/support/child_process.hpp"
 #include "tests/integration/support/system_fixture.hpp"
 #include "tools/vartalapctl/render.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -151,6 +158,109 @@ TEST(NginxTest, RenderedSitePassesNginxT) {
     std::ofstream(dir.path() / "site.conf") << site_local;
     const Ran check = run("nginx -t -p " + dir.path().string() + " -c " + (dir.path() / "nginx.conf").string());
     EXPECT_EQ(check.status, 0) << check.output;
+}
+
+// A loopback port free a moment ago (nginx takes a port number, not 0); the caller retries
+// with another if nginx finds it taken after all.
+int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+        throw std::runtime_error("no free port");
+    ::close(fd);
+    return ntohs(address.sin_port);
+}
+
+std::string nginx_binary() {
+    for (const char* dir : {"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"})
+        if (std::filesystem::exists(std::filesystem::path(dir) / "nginx"))
+            return (std::filesystem::path(dir) / "nginx").string();
+    return {};
+}
+
+// Issue 11, section 3: the site `vartalapctl nginx` writes serves the WebSocket paths the
+// app's deployments use (/wss, /wss/, /v1.0/wss, /v1.0/wss/, an upgrade on /) with their
+// query, and REST beside them: a real nginx (foreground, one process) in front of
+// topology/local.toml's daemons.
+TEST(NginxTest, RenderedSiteServesTheAppsPaths) {
+    const std::string nginx = nginx_binary();
+    ASSERT_FALSE(nginx.empty()) << "nginx is not installed (make test installs nginx-light)";
+    TempDir dir;
+    RunningSystem system(local_topology(dir.path() / "data"));
+    // The site for the running system: its gateways' bound ports.
+    topology::Topology topology = system.system().topology();
+    for (auto& spec : topology.daemons)
+        if (spec.kind == "ws-gateway" || spec.kind == "rest-gateway")
+            spec.endpoints["listen"] = system.endpoint(spec.name, "listen");
+    const auto alice = system.login("+911111111111");
+    const auto bob = system.login("+912222222222");
+
+    std::unique_ptr<Child> server;
+    int port = 0;
+    for (int attempt = 0; attempt < 5 && !server; ++attempt) {
+        port = free_port();
+        std::ofstream(dir.path() / "site.conf") << ctl::render_nginx(topology, port, "localhost");
+        std::ofstream(dir.path() / "nginx.conf")
+            << "daemon off;\nmaster_process off;\n"
+            << "pid " << (dir.path() / "nginx.pid").string() << ";\n"
+            << "error_log stderr;\nevents {}\nhttp {\n"
+            << "  access_log off;\n"
+            << "  client_body_temp_path " << dir.path().string() << ";\n"
+            << "  proxy_temp_path " << dir.path().string() << ";\n"
+            << "  fastcgi_temp_path " << dir.path().string() << ";\n"
+            << "  uwsgi_temp_path " << dir.path().string() << ";\n"
+            << "  scgi_temp_path " << dir.path().string() << ";\n"
+            << "  include " << (dir.path() / "site.conf").string() << ";\n}\n";
+        auto child = std::make_unique<Child>(
+            std::vector<std::string>{nginx, "-p", dir.path().string(), "-c",
+                                     (dir.path() / "nginx.conf").string()},
+            true);
+        // Ready when REST answers through it; an nginx that exits (port taken) is retried.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (http_request("127.0.0.1", port, "GET", "/v1.0/alive", "", {}, std::chrono::seconds(1)).status == 200) {
+                server = std::move(child);
+                break;
+            }
+            if (child->wait_exit(std::chrono::milliseconds(50))) break; // exited: try another port
+        }
+    }
+    ASSERT_TRUE(server) << "nginx did not start";
+
+    const WsClient::Headers bob_headers{{"user", bob.user}, {"accesskey", bob.access_key}};
+    auto bob_result = WsClient::connect("127.0.0.1", port, "/v1.0/wss/?ack=true", bob_headers);
+    ASSERT_TRUE(std::holds_alternative<WsClient>(bob_result));
+    WsClient& bob_ws = std::get<WsClient>(bob_result);
+    int n = 0;
+    for (const std::string path : {"/wss", "/wss/", "/v1.0/wss", "/v1.0/wss/", "/", "/v1.0/"}) {
+        SCOPED_TRACE(path);
+        auto result = WsClient::connect("127.0.0.1", port, path + "?ack=true",
+                                        {{"user", alice.user}, {"accesskey", alice.access_key}});
+        ASSERT_TRUE(std::holds_alternative<WsClient>(result))
+            << "HTTP " << std::get<int>(result);
+        WsClient& alice_ws = std::get<WsClient>(result);
+        const std::string id = "n-" + std::to_string(++n);
+        ASSERT_TRUE(alice_ws.send_text(text_message(id, bob.user, "through nginx").dump()));
+        EXPECT_TRUE(wait_for_server_ack(alice_ws, id)); // ?ack=true reached the gateway
+        EXPECT_TRUE(wait_for_id(bob_ws, id));
+        alice_ws.close();
+    }
+    // Without credentials the gateway's 401 comes back through nginx; REST paths go to the
+    // rest-gateway (its JSON 404 for an unknown one).
+    auto anonymous = WsClient::connect("127.0.0.1", port, "/wss/?ack=true", {});
+    ASSERT_TRUE(std::holds_alternative<int>(anonymous));
+    EXPECT_EQ(std::get<int>(anonymous), 401);
+    const auto profile = http_request("127.0.0.1", port, "GET", "/v1.0/profile/get", "",
+                                      {{"user", alice.user}, {"accesskey", alice.access_key}});
+    EXPECT_EQ(profile.status, 200) << profile.body;
+    const auto unknown = http_request("127.0.0.1", port, "GET", "/v1.0/nowhere", "", {});
+    EXPECT_EQ(unknown.status, 404);
+    EXPECT_EQ(unknown.body, R"({"error":"not found"})");
+    bob_ws.close();
 }
 
 } // namespace

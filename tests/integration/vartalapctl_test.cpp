@@ -1,6 +1,7 @@
 // `vartalapctl up` as a real child process: it serves, and SIGTERM drains and exits 0.
 #include "tests/integration/support/child_process.hpp"
 #include "tests/integration/support/system_fixture.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -141,7 +142,7 @@ TEST(VartalapctlTest, NotifiesReadyAndPingsTheWatchdog) {
 
     bool ready = false;
     int pings = 0;
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(10s);
     while ((!ready || pings < 3) && std::chrono::steady_clock::now() < deadline) {
         pollfd item{notify, POLLIN, 0};
         if (::poll(&item, 1, 500) <= 0) continue;

@@ -10,6 +10,7 @@
 #include "tests/integration/support/ws_client.hpp"
 #include "topology/shard_map.hpp"
 #include "topology/topology.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -61,7 +62,7 @@ router = "inproc://profile-test"
 // Receives one envelope within `deadline`; nullopt on timeout.
 std::optional<Incoming> receive(zmq::socket_t& socket, bool router,
                                 std::chrono::milliseconds deadline) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
+    const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
     while (true) {
         Incoming incoming;
         std::string error;
@@ -545,7 +546,7 @@ TEST_F(WsGatewayIdleTest, LiveClientsArePingedAndKeptDeadOnesClosed) {
     // the gateway closes it and announces the disconnect. `live` keeps a read pending
     // (its Beast stream answers pings by itself) while the test watches for that event.
     std::optional<Envelope> event;
-    const auto deadline = std::chrono::steady_clock::now() + 6s;
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(6s);
     while (!event && std::chrono::steady_clock::now() < deadline) {
         EXPECT_FALSE(live.read_text(100ms)); // the server sends no data frames
         if (auto incoming = receive(shard_of("bob"), false, 0ms)) event = incoming->envelope;

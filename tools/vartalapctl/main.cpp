@@ -196,8 +196,8 @@ int main(int argc, char** argv) {
     int nginx_port = 80;
     std::string server_name = "_";
     CLI::App* nginx = app.add_subcommand(
-        "nginx", "Print an nginx site: one public port, /wss to the ws-gateways, REST to the "
-                 "rest-gateways");
+        "nginx", "Print an nginx site: one public port, /wss, /wss/ (also under /v1.0) to the "
+                 "ws-gateways, REST to the rest-gateways");
     nginx->add_option("FILE", file, "topology file (TOML)")->required();
     nginx->add_option("--port", nginx_port, "public port nginx listens on");
     nginx->add_option("--server-name", server_name, "nginx server_name");

@@ -158,7 +158,8 @@ std::string render_nginx(const topology::Topology& topology, int listen_port,
                          const std::string& server_name) {
     std::ostringstream site;
     site << "# Rendered by `vartalapctl nginx` from " << topology.file << ".\n"
-         << "# One public port: /wss (and an upgrade on /) go to the WebSocket gateways,\n"
+         << "# One public port: /wss, /wss/, /v1.0/wss, /v1.0/wss/ (and an upgrade on / or\n"
+         << "# /v1.0/) go to the WebSocket gateways, with their query (?ack=true),\n"
          << "# everything else to the REST gateways. TLS terminates here when configured.\n";
     site << "upstream vartalap_ws {\n"
          // A client reconnects to any gateway: the session re-routes; hash by the user
@@ -178,7 +179,10 @@ std::string render_nginx(const topology::Topology& topology, int listen_port,
          << "    listen " << listen_port << ";\n"
          << "    server_name " << server_name << ";\n"
          << "    client_max_body_size 1m;\n\n"
-         << "    location = /wss {\n"
+         // The paths the app's deployments use for ws_url: the original server's site took
+         // the upgrade under /wss/ and /v1.0/wss/ (chat-server v2.8.3,
+         // deployment/config/nginx/nginx.docker.conf).
+         << "    location ~ ^(/v1\\.0)?/wss/?$ {\n"
          << "        proxy_pass http://vartalap_ws;\n"
          << "        proxy_http_version 1.1;\n"
          << "        proxy_set_header Upgrade $http_upgrade;\n"
@@ -188,7 +192,7 @@ std::string render_nginx(const topology::Topology& topology, int listen_port,
          << "        proxy_read_timeout 1h;\n"
          << "        proxy_send_timeout 1h;\n"
          << "    }\n\n"
-         << "    location = / {\n"
+         << "    location ~ ^(/v1\\.0)?/$ {\n"
          << "        proxy_pass http://$vartalap_root_upstream;\n"
          << "        proxy_http_version 1.1;\n"
          << "        proxy_set_header Upgrade $http_upgrade;\n"

@@ -20,8 +20,8 @@ int render_units(const topology::Topology& topology, const std::string& host,
 // The template unit for one daemon kind, exactly as render_units writes it.
 std::string unit_template(const std::string& kind, const std::string& bindir);
 
-// An nginx site for the public side: one port; /wss (and /) upgraded to the ws-gateway
-// upstreams, REST paths to the rest-gateway upstreams.
+// An nginx site for the public side: one port; /wss, /wss/ (and an upgrade on /), also
+// under /v1.0, to the ws-gateway upstreams, REST paths to the rest-gateway upstreams.
 std::string render_nginx(const topology::Topology& topology, int listen_port,
                          const std::string& server_name);
 

@@ -1,4 +1,5 @@
 #include "tests/integration/support/child_process.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <csignal>
 #include <poll.h>
@@ -36,7 +37,7 @@ Child::~Child() {
 }
 
 std::optional<std::string> Child::line(std::chrono::milliseconds deadline) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
+    const auto until = std::chrono::steady_clock::now() + test::scaled(deadline);
     while (true) {
         if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
             std::string l = buffer_.substr(0, nl);
@@ -56,7 +57,7 @@ std::optional<std::string> Child::line(std::chrono::milliseconds deadline) {
 }
 
 std::string Child::output(std::chrono::milliseconds deadline) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
+    const auto until = std::chrono::steady_clock::now() + test::scaled(deadline);
     while (true) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             until - std::chrono::steady_clock::now());
@@ -74,7 +75,7 @@ std::string Child::output(std::chrono::milliseconds deadline) {
 }
 
 std::optional<int> Child::wait_exit(std::chrono::milliseconds deadline) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
+    const auto until = std::chrono::steady_clock::now() + test::scaled(deadline);
     while (std::chrono::steady_clock::now() < until) {
         int status = 0;
         if (waitpid(pid_, &status, WNOHANG) == pid_) {

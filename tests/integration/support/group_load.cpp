@@ -1,5 +1,6 @@
 // Thread: the test's (see group_load.hpp).
 #include "tests/integration/support/group_load.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -91,7 +92,7 @@ bool GroupLoad::read_copies(const LoggedIn& member, std::size_t& distinct, std::
 }
 
 GroupLoad::Count GroupLoad::wait_for_every_copy(std::chrono::milliseconds deadline) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
+    const auto until = std::chrono::steady_clock::now() + test::scaled(deadline);
     std::vector<std::size_t> distinct(members_.size(), 0), total(members_.size(), 0);
     while (true) {
         Count count;

@@ -1,5 +1,6 @@
 // Thread: the test's (see ws_client.hpp).
 #include "tests/integration/support/ws_client.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <deque>
 
@@ -98,7 +99,7 @@ std::variant<WsClient, int> WsClient::connect(const std::string& host, int port,
                                                const std::string& path, const Headers& headers,
                                                std::chrono::milliseconds deadline) {
     auto impl = std::make_unique<Impl>();
-    const auto until = Clock::now() + deadline;
+    const auto until = Clock::now() + test::scaled(deadline);
     auto& stream = beast::get_lowest_layer(impl->ws);
     if (!connect_tcp(impl->io, stream, host, port, until)) return 0;
 
@@ -147,7 +148,7 @@ bool WsClient::send(const std::string& data, bool text, std::chrono::millisecond
         ec = e;
         done = true;
     });
-    if (!run_until(c.io, [&] { return done; }, Clock::now() + deadline)) {
+    if (!run_until(c.io, [&] { return done; }, Clock::now() + test::scaled(deadline))) {
         // A write that cannot finish leaves the stream unusable: end it.
         c.abort();
         run_until(c.io, [&] { return done; }, Clock::now() + std::chrono::seconds(1));
@@ -161,7 +162,7 @@ bool WsClient::send_text_fragmented(const std::string& text, std::size_t fragmen
     Impl& c = *impl_;
     if (c.closed || fragment_bytes == 0) return false;
     c.ws.text(true);
-    const auto until = Clock::now() + deadline;
+    const auto until = Clock::now() + test::scaled(deadline);
     for (std::size_t at = 0; at < text.size() || at == 0; at += fragment_bytes) {
         const std::size_t n = std::min(fragment_bytes, text.size() - at);
         const bool fin = at + n >= text.size();
@@ -183,6 +184,10 @@ bool WsClient::send_text_fragmented(const std::string& text, std::size_t fragmen
 }
 
 std::optional<std::string> WsClient::read_text(std::chrono::milliseconds deadline) {
+    return read_text_until(Clock::now() + test::scaled(deadline));
+}
+
+std::optional<std::string> WsClient::read_text_until(Clock::time_point until) {
     Impl& c = *impl_;
     if (c.closed) return std::nullopt;
     if (!c.read_pending) {
@@ -193,7 +198,7 @@ std::optional<std::string> WsClient::read_text(std::chrono::milliseconds deadlin
             c.read_done = true;
         });
     }
-    if (!run_until(c.io, [&] { return c.read_done; }, Clock::now() + deadline))
+    if (!run_until(c.io, [&] { return c.read_done; }, until))
         return std::nullopt; // still pending: the next call continues it
     c.read_pending = false;
     if (c.read_ec) {
@@ -209,7 +214,7 @@ std::optional<nlohmann::json> WsClient::read_json_matching(
     const std::function<bool(const nlohmann::json&)>& predicate,
     std::chrono::milliseconds deadline) {
     Impl& c = *impl_;
-    const auto until = Clock::now() + deadline;
+    const auto until = Clock::now() + test::scaled(deadline);
     // Messages kept by earlier calls first, in the order they arrived.
     for (auto it = c.kept.begin(); it != c.kept.end(); ++it)
         if (predicate(*it)) {
@@ -224,9 +229,8 @@ std::optional<nlohmann::json> WsClient::read_json_matching(
             if (predicate(element)) return element;
             c.kept.push_back(std::move(element));
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
-        if (left.count() <= 0) return std::nullopt;
-        auto text = read_text(left);
+        if (Clock::now() >= until) return std::nullopt;
+        auto text = read_text_until(until);
         if (!text) return std::nullopt;
         auto frame = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
         if (frame.is_discarded()) continue;
@@ -272,7 +276,7 @@ HttpResponse http_request(const std::string& host, int port, const std::string& 
                           std::chrono::milliseconds deadline) {
     net::io_context io{1};
     beast::tcp_stream stream(io);
-    const auto until = Clock::now() + deadline;
+    const auto until = Clock::now() + test::scaled(deadline);
     if (!connect_tcp(io, stream, host, port, until)) return {};
 
     http::request<http::string_body> request;

@@ -70,6 +70,8 @@ private:
     struct Impl;
     explicit WsClient(std::unique_ptr<Impl> impl);
     bool send(const std::string& data, bool text, std::chrono::milliseconds deadline);
+    // read_text up to a point in time (the callers have scaled their deadline already).
+    std::optional<std::string> read_text_until(std::chrono::steady_clock::time_point until);
     std::unique_ptr<Impl> impl_;
 };
 
@@ -79,6 +81,7 @@ struct HttpResponse {
 };
 
 // One HTTP/1.1 request with `Connection: close`, bounded by `deadline`.
+// Every deadline of this file is multiplied by test::time_scale() (tests/support/deadline.hpp).
 HttpResponse http_request(const std::string& host, int port, const std::string& method,
                           const std::string& target, const std::string& body,
                           const std::map<std::string, std::string>& headers,

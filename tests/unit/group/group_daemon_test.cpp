@@ -8,6 +8,7 @@
 #include "daemons/factories.hpp"
 
 #include "tests/support/fanout_copies.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,7 +24,7 @@ using nlohmann::json;
 
 std::optional<Incoming> receive(zmq::socket_t& socket, bool router, std::chrono::milliseconds timeout = 3s) {
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(timeout);
     while (std::chrono::steady_clock::now() < deadline) {
         zmq::poll(&item, 1, 50ms);
         Incoming incoming;

@@ -196,6 +196,31 @@ TEST_F(GroupRouterCoreTest, ANonMemberIsRefusedAndNothingIsDelivered) {
     EXPECT_FALSE(core_->outbox().has_pending());
 }
 
+TEST_F(GroupRouterCoreTest, AFullOutboxRefusesWithStorageFullAndNoServerAck) {
+    // A 256 KiB map that copies nobody confirms fill: the batch that no longer fits is
+    // refused, each sender told "server storage full" (status storage_full), nothing acked.
+    core_.reset();
+    env_.reset();
+    lmdb::EnvOptions small;
+    small.map_size = 256u << 10;
+    env_ = std::make_unique<lmdb::Env>(dir_.path() / "small", small);
+    core_ = make_core();
+    links_.sessions_accept = false;
+    int sent = 0;
+    for (; sent < 200 && core_->counters().store_full == 0; ++sent) {
+        Envelope message = group_message("m" + std::to_string(sent), "alice", "g");
+        message.payload.append(16 * 1024, ' ');
+        handle({message});
+    }
+    ASSERT_EQ(core_->counters().store_full, 1u) << "the outbox never filled";
+    const auto acks = links_.of("ack");
+    ASSERT_EQ(acks.size(), static_cast<std::size_t>(sent));
+    for (int i = 0; i + 1 < sent; ++i) EXPECT_EQ(acks[i].envelope.status, Status::ok) << i;
+    EXPECT_EQ(acks.back().envelope.id, "m" + std::to_string(sent - 1));
+    EXPECT_EQ(acks.back().envelope.status, Status::storage_full);
+    EXPECT_EQ(acks.back().envelope.error, "server storage full");
+}
+
 TEST_F(GroupRouterCoreTest, ALargeGroupIsOnePassWithCopiesBatchedPerShard) {
     std::vector<std::string> members;
     for (int i = 0; i < 1000; ++i) members.push_back("user-" + std::to_string(i) + (i % 2 ? "a" : "b"));

@@ -8,6 +8,7 @@
 #include "daemons/daemon.hpp"
 #include "daemons/persistence/persistence_core.hpp"
 #include "daemons/persistence/persistence_daemon.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -33,7 +34,7 @@ public:
 // Receives one envelope from a DEALER or PULL within `timeout`.
 std::optional<Envelope> receive(zmq::socket_t& socket, std::chrono::milliseconds timeout) {
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(timeout);
     while (std::chrono::steady_clock::now() < deadline) {
         zmq::poll(&item, 1, 50ms);
         Incoming incoming;
@@ -156,7 +157,7 @@ TEST(PersistenceDaemonTest, StoresNotifiesServesAndDeletesOverRealSockets) {
         ASSERT_EQ(send_envelope(session_acks, ack, scratch), SendResult::ok);
         // The ack (PULL) and the fetches (ROUTER) travel on different pipes: fetch until the
         // ack shows, within a bound.
-        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(5s);
         std::size_t items = 2;
         while (items != 1 && std::chrono::steady_clock::now() < deadline) {
             ++fetch.request_id;

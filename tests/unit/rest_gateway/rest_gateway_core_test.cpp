@@ -345,6 +345,97 @@ TEST_F(RestGatewayCoreTest, SendIsAnsweredWhenEveryMessageIsDurable) {
     EXPECT_EQ(exchange->responses, 1);
 }
 
+// Issue 11, section 3: the original's POST /messages?ack=true answered {"acks":[...]}, one
+// SERVER_ACK frame (a string) per message; here beside the results, for accepted messages.
+TEST_F(RestGatewayCoreTest, MessagesWithAckTrueCarryTheAcksBesideTheResults) {
+    const json body = json::array({chat("m1").dump(), chat("m2").dump(), "{oops"});
+    auto exchange = request("POST", "/v1.0/messages?ack=true", body.dump());
+    ASSERT_EQ(outbox_.pushed.size(), 2u);
+    core_->on_router("s", server_ack(outbox_.pushed[0].connection));
+    core_->on_router("s", server_ack(outbox_.pushed[1].connection, Status::refused, "no"));
+    ASSERT_TRUE(exchange->response);
+    EXPECT_EQ(exchange->response->status, HttpStatus::created);
+    const json answer = json::parse(exchange->response->body);
+    EXPECT_EQ(answer["results"].size(), 3u);
+    ASSERT_EQ(answer["acks"].size(), 1u);
+    ASSERT_TRUE(answer["acks"][0].is_string());
+    const json ack = json::parse(answer["acks"][0].get<std::string>());
+    EXPECT_EQ(ack["id"], "m1");
+    EXPECT_EQ(ack["head"]["contentType"], "SERVER_ACK");
+    EXPECT_EQ(ack["head"]["to"], "alice");
+    EXPECT_EQ(ack["head"]["from"], "server");
+    EXPECT_EQ(ack["body"]["ts"], clock_.wall_ms() / 1000);
+    // Without ack=true (and on /send) there is no "acks".
+    auto plain = request("POST", "/messages?ack=false", json::array({chat("m3").dump()}).dump());
+    core_->on_router("s", server_ack(outbox_.pushed.back().connection));
+    ASSERT_TRUE(plain->response);
+    EXPECT_FALSE(json::parse(plain->response->body).contains("acks"));
+    auto send = request("POST", "/send?ack=true", chat("m4").dump());
+    core_->on_router("s", server_ack(outbox_.pushed.back().connection));
+    ASSERT_TRUE(send->response);
+    EXPECT_FALSE(json::parse(send->response->body).contains("acks"));
+}
+
+// Issue 11, section 3: the app's /group/... routes answer as the original did; the
+// REST-style /groups/... keep their codes.
+TEST_F(RestGatewayCoreTest, AppGroupRoutesAnswerWithStatus) {
+    auto answer = [this](const std::shared_ptr<FakeExchange>& exchange, Status status,
+                         std::string payload, std::string error) {
+        Envelope reply;
+        reply.kind = Kind::reply;
+        reply.request_id = outbox_.owner_requests.back().second.request_id;
+        reply.status = status;
+        reply.error = std::move(error);
+        reply.payload = payload.empty() ? json{{"error", reply.error}}.dump() : std::move(payload);
+        core_->on_reply(std::move(reply));
+        EXPECT_TRUE(exchange->response);
+    };
+    auto added = request("POST", "/group/g-1/add", R"({"members":["bob"]})");
+    answer(added, Status::ok, R"({"groupId":"g-1","members":[]})", "");
+    EXPECT_EQ(added->response->status, HttpStatus::ok);
+    EXPECT_EQ(json::parse(added->response->body)["status"], true);
+    EXPECT_EQ(json::parse(added->response->body)["groupId"], "g-1");
+
+    auto refused = request("POST", "/v1.0/group/g-1/remove", R"({"member":"carol"})");
+    answer(refused, Status::refused, "", "only an admin can remove other members");
+    EXPECT_EQ(refused->response->status, HttpStatus::ok);
+    EXPECT_EQ(json::parse(refused->response->body),
+              (json{{"status", false}, {"error", "only an admin can remove other members"}}));
+
+    auto missing = request("POST", "/group/g-9/add", R"({"members":["bob"]})");
+    answer(missing, Status::not_found, "", "no such group");
+    EXPECT_EQ(missing->response->status, HttpStatus::not_found);
+    EXPECT_EQ(json::parse(missing->response->body), (json{{"status", false}, {"error", "no such group"}}));
+
+    auto rest_style = request("DELETE", "/groups/g-1/members", R"({"member":"carol"})");
+    answer(rest_style, Status::refused, "", "only an admin can remove other members");
+    EXPECT_EQ(rest_style->response->status, HttpStatus::forbidden);
+    EXPECT_EQ(json::parse(rest_style->response->body),
+              (json{{"error", "only an admin can remove other members"}}));
+
+    auto created = request("POST", "/group/create", R"({"name":"n","members":[]})");
+    answer(created, Status::ok, R"({"groupId":"g-2"})", "");
+    EXPECT_EQ(created->response->body, R"({"groupId":"g-2"})");
+}
+
+TEST_F(RestGatewayCoreTest, AMessageRefusedForAFullStoreMakesTheSendA507WithItsResults) {
+    const json body = json::array({chat("m1"), chat("m2")});
+    auto exchange = request("POST", "/send", body.dump());
+    ASSERT_EQ(outbox_.pushed.size(), 2u);
+    core_->on_router("session-1", server_ack(outbox_.pushed[0].connection));
+    core_->on_router("session-1", server_ack(outbox_.pushed[1].connection, Status::storage_full,
+                                             "server storage full"));
+    ASSERT_TRUE(exchange->response);
+    EXPECT_EQ(exchange->response->status, HttpStatus::insufficient_storage);
+    const json answer = json::parse(exchange->response->body);
+    EXPECT_EQ(answer["error"], "server storage full");
+    EXPECT_EQ(answer["results"][0], (json{{"id", "m1"}, {"status", "accepted"}}));
+    EXPECT_EQ(answer["results"][1],
+              (json{{"id", "m2"}, {"status", "refused"}, {"reason", "server storage full"}}));
+    // An owner daemon's storage_full reply (a login the profile store cannot take) is 507 too.
+    EXPECT_EQ(http_status(Status::storage_full), HttpStatus::insufficient_storage);
+}
+
 TEST_F(RestGatewayCoreTest, UnconfirmedMessagesTimeOut) {
     const json body = json::array({chat("m1").dump(), chat("m2").dump()});
     auto exchange = request("POST", "/v1.0/messages", body.dump());

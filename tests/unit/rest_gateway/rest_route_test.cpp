@@ -26,6 +26,13 @@ TEST(RestRouteTest, ProfilePaths) {
     EXPECT_TRUE(route_request("DELETE", "/v1.0/login").needs_auth);
     EXPECT_EQ(route_request("GET", "/logout").allow, "POST");
     EXPECT_EQ(route_request("GET", "/v1.01/alive").target, RestRoute::not_found);
+    // The original's /profile/get (and /profile/, its '/' route) answer like /profile.
+    for (const char* path : {"/profile/get", "/v1.0/profile/get", "/profile/", "/profile"}) {
+        const auto route = route_request("GET", path);
+        EXPECT_EQ(route.target, RestRoute::daemon) << path;
+        EXPECT_EQ(route.method, "profile") << path;
+        EXPECT_TRUE(route.needs_auth) << path;
+    }
     EXPECT_EQ(route_request("GET", "/nowhere").target, RestRoute::not_found);
 }
 
@@ -63,6 +70,31 @@ TEST(RestRouteTest, GroupPathsInBothForms) {
     EXPECT_EQ(route_request("GET", "/group/g-1/add").target, RestRoute::method_not_allowed);
     EXPECT_EQ(route_request("POST", "/groups/g-1/add").target, RestRoute::not_found);
     EXPECT_EQ(route_request("GET", "/group//add").target, RestRoute::not_found);
+    // The app's /group/... paths answer in the original's shapes; /groups/... do not.
+    EXPECT_TRUE(route_request("POST", "/group/g-1/add").app_group);
+    EXPECT_TRUE(route_request("POST", "/group/g-1/add").group_change);
+    EXPECT_TRUE(route_request("POST", "/v1.0/group/g-1/remove").group_change);
+    EXPECT_TRUE(route_request("GET", "/group/g-1").app_group);
+    EXPECT_FALSE(route_request("GET", "/group/g-1").group_change);
+    EXPECT_TRUE(route_request("POST", "/group/create").app_group);
+    EXPECT_TRUE(route_request("GET", "/group/get").app_group);
+    EXPECT_FALSE(route_request("POST", "/groups/g-1/members").app_group);
+    EXPECT_FALSE(route_request("DELETE", "/groups/g-1/members").app_group);
+    EXPECT_FALSE(route_request("GET", "/groups").app_group);
+    EXPECT_FALSE(route_request("GET", "/group/g-1/add").app_group); // a 405 is not shaped
+}
+
+TEST(RestRouteTest, AppGroupBodies) {
+    using nlohmann::json;
+    // add/remove: the group with "status": true (the app returns resp["status"]).
+    const json added = json::parse(app_group_body(true, true, R"({"groupId":"g","name":"n"})", ""));
+    EXPECT_EQ(added, (json{{"groupId", "g"}, {"name", "n"}, {"status", true}}));
+    EXPECT_EQ(json::parse(app_group_body(true, true, "", "")), (json{{"status", true}}));
+    // Other successes are the daemon's payload as it is ({"groupId"}, a group, a list).
+    EXPECT_EQ(app_group_body(true, false, R"([{"groupId":"g"}])", ""), R"([{"groupId":"g"}])");
+    // Failures: {"status": false, "error": ...}.
+    EXPECT_EQ(json::parse(app_group_body(false, true, R"({"error":"x"})", "only an admin")),
+              (json{{"status", false}, {"error", "only an admin"}}));
 }
 
 TEST(SendBodyTest, ObjectsAndStrings) {

@@ -5,6 +5,7 @@
 #include "common/zmq/socket.hpp"
 #include "daemons/event_loop.hpp"
 #include "daemons/loop_daemon.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,7 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds deadline = 5s) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
+    const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
     while (std::chrono::steady_clock::now() < until) {
         if (done()) return true;
         std::this_thread::yield();

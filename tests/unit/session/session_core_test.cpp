@@ -194,7 +194,7 @@ TEST_F(SessionCoreTest, MapFullRefusesNewMessagesButStillAppliesAcks) {
     EXPECT_EQ(outbox_.refusals[0].connection, 7u);
     EXPECT_EQ(outbox_.refusals[0].id, "m" + std::to_string(stored));
     EXPECT_EQ(outbox_.refusals[0].sender, "alice");
-    EXPECT_EQ(outbox_.refusals[0].status, Status::refused);
+    EXPECT_EQ(outbox_.refusals[0].status, Status::storage_full);
     EXPECT_EQ(outbox_.refusals[0].reason, "server storage full");
 
     // A batch with a new message and acks: the message is refused, the acks are applied.

@@ -6,6 +6,7 @@
 #include "common/zmq/socket.hpp"
 #include "daemons/factories.hpp"
 #include "daemons/session/session_core.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -34,7 +35,7 @@ public:
 std::optional<Incoming> receive(zmq::socket_t& socket, std::chrono::milliseconds timeout,
                                 bool router = true, int* resyncs = nullptr) {
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(timeout);
     while (std::chrono::steady_clock::now() < deadline) {
         zmq::poll(&item, 1, 50ms);
         Incoming incoming;

@@ -551,7 +551,7 @@ TEST_F(OfflinePathTest, MapFullRefusalWithPersistenceToo) {
     handle(std::move(big));
     EXPECT_TRUE(outbox_.server_acks.empty());
     ASSERT_EQ(outbox_.refusals.size(), 1u);
-    EXPECT_EQ(outbox_.refusals[0].status, Status::refused);
+    EXPECT_EQ(outbox_.refusals[0].status, Status::storage_full);
     EXPECT_EQ(outbox_.refusals[0].reason, "server storage full");
     EXPECT_TRUE(requests_of(Kind::offline_store).empty()); // never durable: never handed off
 }

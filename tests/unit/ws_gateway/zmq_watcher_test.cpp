@@ -4,6 +4,7 @@
 // Thread: the test's thread runs the io_context; a peer thread owns the DEALER.
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -24,7 +25,7 @@ std::size_t run_peer(zmq::context_t& context, const std::string& endpoint, std::
     dealer.connect(endpoint);
     std::string scratch;
     std::size_t sent = 0, received = 0;
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(20s);
     while (received < count && std::chrono::steady_clock::now() < deadline) {
         while (sent < count && sent - received < window) {
             Envelope e;
@@ -78,7 +79,7 @@ TEST(ZmqAsioWatcherTest, NoLostWakeupsUnderLoad) {
 
     std::size_t received = 0;
     std::thread peer([&] { received = run_peer(context, "inproc://watcher-test", kCount, 50); });
-    const auto deadline = std::chrono::steady_clock::now() + 25s;
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(25s);
     while (answered < kCount && std::chrono::steady_clock::now() < deadline)
         io.run_one_for(100ms);
     peer.join();
@@ -112,7 +113,7 @@ TEST(ZmqAsioWatcherTest, RestartAfterStopStillWakesUp) {
     Envelope e;
     e.kind = Kind::deliver;
     ASSERT_EQ(send_envelope(push, e, scratch), SendResult::ok);
-    const auto deadline = std::chrono::steady_clock::now() + 2s;
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(2s);
     while (got == 0 && std::chrono::steady_clock::now() < deadline) io.run_one_for(50ms);
     EXPECT_EQ(got, 1u);
     watcher.stop();

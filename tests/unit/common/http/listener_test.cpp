@@ -1,5 +1,6 @@
 // The connection cap of the one HTTP listener (common/http/listener.hpp), over loopback.
 #include "common/http/listener.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
@@ -17,7 +18,7 @@ using tcp = net::ip::tcp;
 // Runs the io_context until `done` or 5 s.
 template <class Done>
 void run_until(net::io_context& io, Done done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(std::chrono::seconds(5));
     while (!done() && std::chrono::steady_clock::now() < deadline) {
         io.restart();
         io.run_for(std::chrono::milliseconds(10));

@@ -5,6 +5,7 @@
 #include "common/store/background_sync.hpp"
 
 #include "tests/support/fixtures.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -35,7 +36,7 @@ void put(Env& env, const std::string& key, const std::string& value) {
 // Waits (with a deadline) until `done` holds.
 template <class Done>
 bool eventually(Done done, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
+    const auto deadline = std::chrono::steady_clock::now() + vartalap::test::scaled(limit);
     while (!done()) {
         if (std::chrono::steady_clock::now() > deadline) return false;
         std::this_thread::yield();

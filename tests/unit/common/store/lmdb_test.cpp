@@ -1,10 +1,13 @@
 // The LMDB wrapper's environment flags over real files: MDB_WRITEMAP on writable
 // environments whose commits do not sync, never on others nor on read-only ones; the sparse
 // data file it implies (grown with the map); and what a commit without a sync survives: the
-// crash of the process that made it.
+// crash of the process that made it. A full disk (a small tmpfs; skipped unless root): a
+// write that finds no space is kDiskFull, never SIGBUS or an exception, in both modes, and
+// the next write after space is freed succeeds.
 #include "common/store/lmdb.hpp"
 
 #include "tests/support/fixtures.hpp"
+#include "tests/support/tmpfs.hpp"
 
 #include <gtest/gtest.h>
 
@@ -141,6 +144,50 @@ TEST(LmdbEnvTest, AnUnsyncedCommitSurvivesTheCrashOfItsProcess) {
     Env env(dir.path(), options(/*no_sync=*/true));
     EXPECT_EQ(get(env, "d", "committed"), "yes");
     EXPECT_EQ(get(env, "d", "uncommitted"), std::nullopt);
+}
+
+// Fills a 1 MiB tmpfs with 4 KiB values, one commit each, in `no_sync` mode (MDB_WRITEMAP:
+// without the reservation the process dies of SIGBUS) or with syncing commits (pwrite: LMDB
+// would report the short write as EIO, an exception).
+void fill_until_full_then_resume(bool no_sync) {
+    test::TempDirectory dir("lmdb-full");
+    test::Tmpfs tmpfs(dir.path() / "fs", "1m");
+    if (!tmpfs.mounted()) GTEST_SKIP() << "needs a tmpfs it can mount (" << tmpfs.error() << ")";
+    Env env(tmpfs.path(), options(no_sync));
+    const std::string value(4096, 'v');
+    int committed = 0;
+    int rc = 0;
+    while (rc == 0 && committed < 1000) {
+        Txn txn(env, Txn::read_write);
+        const Db db = Db::open(txn, "d");
+        rc = db.put(txn, "k" + std::to_string(committed), value);
+        if (rc == 0) rc = txn.commit();
+        if (rc == 0) ++committed;
+    }
+    ASSERT_EQ(rc, kDiskFull) << mdb_strerror(rc) << " after " << committed;
+    EXPECT_TRUE(out_of_space(rc));
+    EXPECT_GT(committed, 50); // most of the 1 MiB holds data
+    EXPECT_GE(env.disk_full_count(), 1u);
+    for (int i = 0; i < committed; ++i) EXPECT_EQ(get(env, "d", "k" + std::to_string(i)), value) << i;
+
+    // Still full: refused again, nothing thrown. Then space is freed: accepted.
+    {
+        Txn txn(env, Txn::read_write);
+        const Db db = Db::open(txn, "d");
+        EXPECT_EQ(db.put(txn, "again", value), kDiskFull);
+    }
+    ASSERT_TRUE(tmpfs.resize("4m"));
+    put(env, "d", "after", value);
+    EXPECT_EQ(get(env, "d", "after"), value);
+    EXPECT_EQ(get(env, "d", "k0"), value);
+}
+
+TEST(LmdbDiskFullTest, WithWriteMapAFullDiskIsAResultAndWritesResumeWhenSpaceIsFreed) {
+    fill_until_full_then_resume(/*no_sync=*/true);
+}
+
+TEST(LmdbDiskFullTest, WithSyncedCommitsAFullDiskIsAResultAndWritesResumeWhenSpaceIsFreed) {
+    fill_until_full_then_resume(/*no_sync=*/false);
 }
 
 } // namespace

@@ -115,6 +115,106 @@ TEST(ClientMessageTest, RefusesIdsInTheServersNamespaceButNotIdsThatOnlyContainI
         o, e, error)) << error;
     EXPECT_TRUE(is_server_id("~server:x"));
     EXPECT_FALSE(is_server_id("~serve"));
+    // But a CLIENT_ACK names the message it acks by its id: a group event's is the server's
+    // (found by `make chaos`: the app-like checker's acks of events were refused).
+    ASSERT_TRUE(parse_client_message(
+        R"({"_v":2.1,"id":"~server:g1:7","head":{"type":"individual","to":"server","contentType":"CLIENT_ACK"}})",
+        o, e, error)) << error;
+    EXPECT_EQ(e.ids, std::vector<std::string>{"~server:g1:7"});
+}
+
+// Issue 11, section 3: the flat shape of app versions up to v2.4.0 (vartalap v2.4.0,
+// lib/models/socketMessage.dart, toMap), exactly as that app writes it.
+TEST(ClientMessageTest, FlatLegacyMessageIsReadAsItsV21Form) {
+    const std::string flat =
+        R"({"msgId":"l1","to":"bob","from":"mallory","type":"text","chatId":"c1","text":"old \"app\"",)"
+        R"("state":"new","module":null,"action":null,"chatType":"individual"})";
+    Envelope e;
+    std::string error;
+    ASSERT_TRUE(parse_client_message(flat, origin(), e, error)) << error;
+    EXPECT_EQ(e.kind, Kind::client_message);
+    EXPECT_EQ(e.route, Route::chat);
+    EXPECT_EQ(e.id, "l1");
+    EXPECT_EQ(e.from, "alice"); // the authenticated user, not the "from" it wrote
+    EXPECT_EQ(e.to, "bob");
+    EXPECT_EQ(e.channel, "individual");
+    EXPECT_FALSE(e.has(flag_group));
+    const json out = json::parse(e.payload);
+    // What a v2.5 app reads (lib/models/remoteMessage.dart: _v, head.type, contentType,
+    // action, from are required there).
+    EXPECT_EQ(out["_v"], 2.1);
+    EXPECT_EQ(out["id"], "l1");
+    EXPECT_EQ(out["head"]["type"], "individual");
+    EXPECT_EQ(out["head"]["to"], "bob");
+    EXPECT_EQ(out["head"]["from"], "alice");
+    EXPECT_EQ(out["head"]["chatid"], "c1");
+    EXPECT_EQ(out["head"]["contentType"], "text");
+    EXPECT_EQ(out["head"]["action"], "message");
+    EXPECT_EQ(out["body"]["text"], "old \"app\"");
+    EXPECT_EQ(out["body"]["ts"], 1700000000);
+    // What a v2.4.0 app reads: the flat keys, the server's.
+    EXPECT_EQ(out["msgId"], "l1");
+    EXPECT_EQ(out["from"], "alice");
+    EXPECT_EQ(out["to"], "bob");
+    EXPECT_EQ(out["type"], "text");
+    EXPECT_EQ(out["chatId"], "c1");
+    EXPECT_EQ(out["text"], "old \"app\"");
+    EXPECT_EQ(out["chatType"], "individual");
+    EXPECT_EQ(out["action"], "message");
+    // Each flat key once: no client-written duplicate left for a parser to pick.
+    EXPECT_EQ(e.payload.find("mallory"), std::string::npos);
+
+    // A group message of that app: chatType group, `to` the group id.
+    ASSERT_TRUE(parse_client_message(
+        R"({"msgId":"l2","to":"grp-1","from":"alice","type":"text","chatId":"grp-1","text":"hi all","state":"new","chatType":"group"})",
+        origin(), e, error)) << error;
+    EXPECT_TRUE(e.has(flag_group));
+    EXPECT_EQ(e.channel, "group");
+    EXPECT_EQ(json::parse(e.payload)["chatType"], "group");
+    // The original read `chatType || module`, and `chatid` as well as `chatId`.
+    ASSERT_TRUE(parse_client_message(
+        R"({"msgId":"l3","to":"grp-1","type":"text","chatid":"grp-1","text":"x","module":"group"})",
+        origin(), e, error)) << error;
+    EXPECT_EQ(e.channel, "group");
+    EXPECT_EQ(json::parse(e.payload)["head"]["chatid"], "grp-1");
+    // _v below 2 is flat too; other members stay.
+    ASSERT_TRUE(parse_client_message(R"({"_v":1.0,"msgId":7,"to":"bob","text":"x","extra":{"k":1}})",
+                                     origin(), e, error)) << error;
+    EXPECT_EQ(e.id, "7");
+    EXPECT_EQ(json::parse(e.payload)["extra"]["k"], 1);
+    // Flat messages are refused with the usual reasons.
+    EXPECT_FALSE(parse_client_message(R"({"to":"bob","text":"no id"})", origin(), e, error));
+    EXPECT_EQ(error, "missing message id");
+    EXPECT_FALSE(parse_client_message(R"({"msgId":"l4","to":5,"text":"x"})", origin(), e, error));
+    EXPECT_EQ(error, "head field has the wrong type or is too long");
+    EXPECT_EQ(e.id, "l4"); // named in the error frame
+    EXPECT_FALSE(parse_client_message(R"({"msgId":"l5","to":"bob","chatType":"broadcast"})", origin(), e, error));
+    EXPECT_EQ(error, "head.type must be individual or group");
+    EXPECT_FALSE(parse_client_message(R"({"msgId":"~server:g:1","to":"bob"})", origin(), e, error));
+    EXPECT_NE(error.find("reserved message id"), std::string::npos);
+}
+
+// Issue 11, section 3: head.type in any letter case, as the original upper-cased it.
+TEST(ClientMessageTest, HeadTypeInAnyLetterCase) {
+    Envelope e;
+    std::string error;
+    ASSERT_TRUE(parse({{"_v", 2.1}, {"id", "u1"}, {"head", {{"type", "INDIVIDUAL"}, {"to", "bob"}}},
+                       {"body", {{"text", "x"}}}}, e, error)) << error;
+    EXPECT_EQ(e.channel, "individual");
+    EXPECT_FALSE(e.has(flag_group));
+    json out = json::parse(e.payload);
+    EXPECT_EQ(out["head"]["type"], "INDIVIDUAL"); // the client's text is kept
+    EXPECT_EQ(out["chatType"], "individual");     // the server's flat keys are lower case
+    ASSERT_TRUE(parse({{"_v", 2.1}, {"id", "u2"}, {"head", {{"type", "Group"}, {"to", "g-1"}}},
+                       {"body", {{"text", "x"}}}}, e, error)) << error;
+    EXPECT_EQ(e.channel, "group");
+    EXPECT_TRUE(e.has(flag_group));
+    EXPECT_EQ(json::parse(e.payload)["chatType"], "group");
+    EXPECT_FALSE(parse({{"id", "u3"}, {"head", {{"type", "Groups"}, {"to", "g-1"}}}}, e, error));
+    EXPECT_FALSE(parse({{"id", "u4"}, {"head", {{"type", "grou"}, {"to", "g-1"}}}}, e, error));
+    // contentType CLIENT_ACK too (the original upper-cased it as well).
+    ASSERT_TRUE(parse({{"id", "m9"}, {"head", {{"to", "server"}, {"contentType", "client_ack"}}}}, e, error));
+    EXPECT_EQ(e.route, Route::ack);
 }
 
 TEST(ClientMessageTest, RejectsMalformedMessagesWithReasons) {
@@ -126,8 +226,12 @@ TEST(ClientMessageTest, RejectsMalformedMessagesWithReasons) {
     EXPECT_FALSE(parse_client_message("[1,2]", o, e, error));
     EXPECT_FALSE(parse_client_message(R"({"head":{"to":"bob"}})", o, e, error));
     EXPECT_EQ(error, "missing message id");
-    EXPECT_FALSE(parse_client_message(R"({"id":"x"})", o, e, error));
+    EXPECT_FALSE(parse_client_message(R"({"_v":2.1,"id":"x"})", o, e, error));
     EXPECT_EQ(error, "missing head");
+    // Without `_v` (or with one below 2) and without a head, a message is flat (legacy):
+    // read as such, this one has no `to`.
+    EXPECT_FALSE(parse_client_message(R"({"id":"x"})", o, e, error));
+    EXPECT_EQ(error, "missing head.to");
     EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{}})", o, e, error));
     EXPECT_EQ(error, "missing head.to");
     EXPECT_FALSE(parse_client_message(R"({"id":"x","head":{"to":"b","type":"broadcast"}})", o, e, error));
