@@ -88,7 +88,7 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
     if (route.method == "logout")
         // The key to revoke is the one this request was authenticated with; a body, if
         // any, is ignored.
-        return forward(exchange, route.daemon_kind, route.method, std::move(user),
+        return forward(exchange, route, std::move(user),
                        json{{"accesskey", request.access_key}}.dump());
     // The REST → internal translation: a JSON object for the owner daemon's method.
     std::string payload = std::move(request.body);
