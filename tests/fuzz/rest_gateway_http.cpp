@@ -15,6 +15,7 @@
 #include "daemons/rest_gateway/rest_gateway_core.hpp"
 #include "daemons/rest_gateway/rest_http.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
+#include "tests/support/fixtures.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
@@ -38,13 +39,6 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using namespace vartalap;
 using namespace vartalap::rest_gateway;
-
-class StepClock final : public Clock {
-public:
-    std::uint64_t monotonic_ms() const override { return now_ms; }
-    std::uint64_t wall_ms() const override { return 1'700'000'000'000 + now_ms; }
-    std::uint64_t now_ms = 1'000'000;
-};
 
 class CheckingOutbox final : public RestOutbox {
 public:
@@ -93,7 +87,7 @@ const AccessKeys& access_keys() {
 
 // What comes back for the request just handled: owner replies and server_acks, some left
 // out so that the timeouts answer them.
-void answer_upstream(RestGatewayCore& core, CheckingOutbox& outbox, StepClock& clock) {
+void answer_upstream(RestGatewayCore& core, CheckingOutbox& outbox, test::ManualClock& clock) {
     for (Envelope& request : outbox.owner_requests) {
         if (request.request_id % 3 == 0) continue; // times out
         Envelope reply;
@@ -114,8 +108,9 @@ void answer_upstream(RestGatewayCore& core, CheckingOutbox& outbox, StepClock& c
         core.on_router("session-1", ack); // a resend's second ack is ignored
     }
     outbox.stored_tokens.clear();
-    clock.now_ms += static_cast<std::uint64_t>(
-        std::max(core.limits().request_timeout_ms, core.limits().send_timeout_ms)) + 1;
+    clock.advance(static_cast<std::uint64_t>(
+                      std::max(core.limits().request_timeout_ms, core.limits().send_timeout_ms)) +
+                  1);
     core.expire();
 }
 
@@ -129,7 +124,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     server.close_remote();
 
     CheckingOutbox outbox;
-    StepClock clock;
+    test::ManualClock clock;
+    clock.wall += clock.monotonic; // the wall time this target has always used
     RestLimits limits;
     limits.max_body_bytes = 16 * 1024; // small, so that inputs of a few KiB reach the limit
     limits.max_messages_per_request = 16;

@@ -20,6 +20,7 @@
 #include "daemons/ws_gateway/websocket_session.hpp"
 #include "daemons/ws_gateway/ws_gateway_core.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
+#include "tests/support/fixtures.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
@@ -41,12 +42,6 @@ namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using namespace vartalap;
 using namespace vartalap::ws_gateway;
-
-class FixedClock final : public Clock {
-public:
-    std::uint64_t monotonic_ms() const override { return 1'000'000; }
-    std::uint64_t wall_ms() const override { return 1'700'000'000'000; }
-};
 
 class CheckingOutbox final : public WsGatewayOutbox {
 public:
@@ -134,7 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     CheckingOutbox outbox;
     outbox.user = verdict.user;
-    FixedClock clock;
+    test::ManualClock clock;
     WsGatewayOptions options;
     options.max_frame_bytes = 2048; // small, so that inputs of a few KiB reach the limit
     WsGatewayCore core("ws-fuzz", outbox, clock, options);

@@ -16,7 +16,7 @@ using nlohmann::json;
 
 using Headers = std::map<std::string, std::string>;
 
-Headers auth(const LoggedIn& who) {
+Headers json_auth(const LoggedIn& who) {
     return {{"user", who.user}, {"accesskey", who.access_key}, {"content-type", "application/json"}};
 }
 
@@ -42,7 +42,7 @@ protected:
     std::string create_group(const LoggedIn& admin, const std::vector<std::string>& members) {
         const auto created = system_->http("POST", "/v1.0/group/create",
                                            json{{"name", "team"}, {"members", members}, {"profilePic", nullptr}}.dump(),
-                                           auth(admin));
+                                           json_auth(admin));
         EXPECT_EQ(created.status, 200) << created.body;
         return json::parse(created.body).at("groupId").get<std::string>();
     }
@@ -85,7 +85,7 @@ TEST_F(AppShapesTest, GroupAddAndRemoveAnswerWithAStatusBool) {
     const std::string group = create_group(alice, {bob.user});
 
     auto added = system_->http("POST", "/group/" + group + "/add",
-                               json{{"members", {carol.user}}}.dump(), auth(alice));
+                               json{{"members", {carol.user}}}.dump(), json_auth(alice));
     ASSERT_EQ(added.status, 200) << added.body;
     json body = json::parse(added.body);
     ASSERT_TRUE(body["status"].is_boolean()) << added.body;
@@ -95,37 +95,37 @@ TEST_F(AppShapesTest, GroupAddAndRemoveAnswerWithAStatusBool) {
     // A non-admin removing someone else: refused, as 200 {"status": false, "error"} on the
     // app's path, and 403 on the REST-style one.
     auto refused = system_->http("POST", "/v1.0/group/" + group + "/remove",
-                                 json{{"member", carol.user}}.dump(), auth(bob));
+                                 json{{"member", carol.user}}.dump(), json_auth(bob));
     ASSERT_EQ(refused.status, 200) << refused.body;
     body = json::parse(refused.body);
     EXPECT_EQ(body["status"], false);
     EXPECT_EQ(body["error"], "only an admin can remove other members");
     auto rest_style = system_->http("DELETE", "/v1.0/groups/" + group + "/members",
-                                    json{{"member", carol.user}}.dump(), auth(bob));
+                                    json{{"member", carol.user}}.dump(), json_auth(bob));
     EXPECT_EQ(rest_style.status, 403) << rest_style.body;
     EXPECT_FALSE(json::parse(rest_style.body).contains("status"));
 
     // The admin removes carol; bob leaves by himself.
     auto removed = system_->http("POST", "/group/" + group + "/remove",
-                                 json{{"member", carol.user}}.dump(), auth(alice));
+                                 json{{"member", carol.user}}.dump(), json_auth(alice));
     ASSERT_EQ(removed.status, 200) << removed.body;
     EXPECT_EQ(json::parse(removed.body)["status"], true);
     auto left = system_->http("POST", "/group/" + group + "/remove",
-                              json{{"member", bob.user}}.dump(), auth(bob));
+                              json{{"member", bob.user}}.dump(), json_auth(bob));
     ASSERT_EQ(left.status, 200) << left.body;
     EXPECT_EQ(json::parse(left.body)["status"], true);
 
     // Not a member: the original's 404 {status: false}; the REST-style path keeps its 404.
     auto outsider = system_->http("POST", "/group/" + group + "/add",
-                                  json{{"members", {carol.user}}}.dump(), auth(dave));
+                                  json{{"members", {carol.user}}}.dump(), json_auth(dave));
     EXPECT_EQ(outsider.status, 404) << outsider.body;
     EXPECT_EQ(json::parse(outsider.body)["status"], false);
     auto outsider_rest = system_->http("POST", "/groups/" + group + "/members",
-                                       json{{"members", {carol.user}}}.dump(), auth(dave));
+                                       json{{"members", {carol.user}}}.dump(), json_auth(dave));
     EXPECT_EQ(outsider_rest.status, 404) << outsider_rest.body;
     EXPECT_FALSE(json::parse(outsider_rest.body).contains("status"));
     // After all that the group is alice alone.
-    auto got = system_->http("GET", "/group/" + group, {}, auth(alice));
+    auto got = system_->http("GET", "/group/" + group, {}, json_auth(alice));
     ASSERT_EQ(got.status, 200) << got.body;
     EXPECT_EQ(json::parse(got.body)["members"].size(), 1u);
 }
@@ -192,7 +192,7 @@ TEST_F(AppShapesTest, FlatLegacyMessagesAreAcceptedOnWebSocketAndRest) {
 
     // REST: POST /messages (an array of serialized messages) and POST /send (an object).
     const json strings = json::array({flat_message("1718000000003", alice.user, bob.user, "rest strings").dump()});
-    auto posted = system_->http("POST", "/v1.0/messages", strings.dump(), auth(alice));
+    auto posted = system_->http("POST", "/v1.0/messages", strings.dump(), json_auth(alice));
     ASSERT_EQ(posted.status, 201) << posted.body;
     EXPECT_EQ(json::parse(posted.body)["results"][0], (json{{"id", "1718000000003"}, {"status", "accepted"}}));
     got = wait_for_id(bob_ws, "1718000000003");
@@ -201,7 +201,7 @@ TEST_F(AppShapesTest, FlatLegacyMessagesAreAcceptedOnWebSocketAndRest) {
 
     auto sent = system_->http("POST", "/v1.0/send",
                               flat_message("1718000000004", alice.user, bob.user, "rest object").dump(),
-                              auth(alice));
+                              json_auth(alice));
     ASSERT_EQ(sent.status, 200) << sent.body;
     EXPECT_EQ(json::parse(sent.body)["results"][0]["status"], "accepted");
     got = wait_for_id(bob_ws, "1718000000004");
@@ -250,11 +250,11 @@ TEST_F(AppShapesTest, HeadTypeInAnyLetterCase) {
 TEST_F(AppShapesTest, ProfileGetAndMessagesAcks) {
     auto alice = system_->login("+911111111111");
     auto bob = system_->login("+912222222222");
-    const auto profile = system_->http("GET", "/v1.0/profile", {}, auth(alice));
+    const auto profile = system_->http("GET", "/v1.0/profile", {}, json_auth(alice));
     ASSERT_EQ(profile.status, 200) << profile.body;
     EXPECT_EQ(json::parse(profile.body)["username"], alice.user);
     for (const char* path : {"/profile/get", "/v1.0/profile/get"}) {
-        const auto alias = system_->http("GET", path, {}, auth(alice));
+        const auto alias = system_->http("GET", path, {}, json_auth(alice));
         EXPECT_EQ(alias.status, 200) << path;
         EXPECT_EQ(alias.body, profile.body) << path;
     }
@@ -263,7 +263,7 @@ TEST_F(AppShapesTest, ProfileGetAndMessagesAcks) {
     auto bob_ws = system_->connect(bob);
     const json strings = json::array({text_message("k-1", bob.user, "one").dump(),
                                       text_message("k-2", bob.user, "two").dump(), "{oops"});
-    auto posted = system_->http("POST", "/v1.0/messages?ack=true", strings.dump(), auth(alice));
+    auto posted = system_->http("POST", "/v1.0/messages?ack=true", strings.dump(), json_auth(alice));
     ASSERT_EQ(posted.status, 201) << posted.body;
     const json answer = json::parse(posted.body);
     EXPECT_EQ(answer["results"].size(), 3u);
@@ -281,7 +281,7 @@ TEST_F(AppShapesTest, ProfileGetAndMessagesAcks) {
     EXPECT_TRUE(wait_for_id(bob_ws, "k-2"));
     // Without the query: the results only, as before.
     auto plain = system_->http("POST", "/v1.0/messages",
-                               json::array({text_message("k-3", bob.user, "three").dump()}).dump(), auth(alice));
+                               json::array({text_message("k-3", bob.user, "three").dump()}).dump(), json_auth(alice));
     ASSERT_EQ(plain.status, 201) << plain.body;
     EXPECT_FALSE(json::parse(plain.body).contains("acks"));
 }

@@ -20,9 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-std::map<std::string, std::string> auth(const LoggedIn& who) {
-    return {{"user", who.user}, {"accesskey", who.access_key}};
-}
 
 bool is_frame(const json& m, const std::string& content_type) {
     return m.is_object() && m.contains("head") && m["head"].is_object() &&

@@ -14,9 +14,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-std::map<std::string, std::string> auth(const LoggedIn& who) {
-    return {{"user", who.user}, {"accesskey", who.access_key}};
-}
 
 // GET /messages pages until `next` is null; the ids in order.
 std::vector<std::string> pending_ids(RunningSystem& system, const LoggedIn& who, int limit = 500) {

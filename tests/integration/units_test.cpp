@@ -82,6 +82,21 @@ host = "core"
 router = "tcp://10.0.0.2:6102"
 )";
 
+// nginx.conf in `dir` around the site in dir/site.conf: `prelude` first, every temporary
+// path in `dir`, nothing logged but errors (to stderr).
+void write_nginx_conf(const std::filesystem::path& dir, const std::string& prelude) {
+    std::ofstream(dir / "nginx.conf")
+        << prelude << "pid " << (dir / "nginx.pid").string() << ";\n"
+        << "error_log stderr;\nevents {}\nhttp {\n"
+        << "  access_log off;\n"
+        << "  client_body_temp_path " << dir.string() << ";\n"
+        << "  proxy_temp_path " << dir.string() << ";\n"
+        << "  fastcgi_temp_path " << dir.string() << ";\n"
+        << "  uwsgi_temp_path " << dir.string() << ";\n"
+        << "  scgi_temp_path " << dir.string() << ";\n"
+        << "  include " << (dir / "site.conf").string() << ";\n}\n";
+}
+
 topology::Topology two_hosts() {
     auto loaded = topology::load_string(kTwoHosts, "two-hosts.toml");
     if (!loaded.topology) throw std::runtime_error(loaded.errors.front().str());
@@ -144,16 +159,7 @@ TEST(NginxTest, RenderedSitePassesNginxT) {
     EXPECT_NE(site.find("server 10.0.0.1:8081;"), std::string::npos);
     std::ofstream(dir.path() / "site.conf") << site;
     // The upstream host "edge" must resolve for nginx -t; map it like /etc/hosts would.
-    std::ofstream(dir.path() / "nginx.conf")
-        << "pid " << (dir.path() / "nginx.pid").string() << ";\n"
-        << "error_log stderr;\nevents {}\nhttp {\n"
-        << "  access_log off;\n"
-        << "  client_body_temp_path " << dir.path().string() << ";\n"
-        << "  proxy_temp_path " << dir.path().string() << ";\n"
-        << "  fastcgi_temp_path " << dir.path().string() << ";\n"
-        << "  uwsgi_temp_path " << dir.path().string() << ";\n"
-        << "  scgi_temp_path " << dir.path().string() << ";\n"
-        << "  include " << (dir.path() / "site.conf").string() << ";\n}\n";
+    write_nginx_conf(dir.path(), "");
     const std::string site_local = std::regex_replace(site, std::regex("server edge:"), "server 127.0.0.1:");
     std::ofstream(dir.path() / "site.conf") << site_local;
     const Ran check = run("nginx -t -p " + dir.path().string() + " -c " + (dir.path() / "nginx.conf").string());
@@ -204,17 +210,7 @@ TEST(NginxTest, RenderedSiteServesTheAppsPaths) {
     for (int attempt = 0; attempt < 5 && !server; ++attempt) {
         port = free_port();
         std::ofstream(dir.path() / "site.conf") << ctl::render_nginx(topology, port, "localhost");
-        std::ofstream(dir.path() / "nginx.conf")
-            << "daemon off;\nmaster_process off;\n"
-            << "pid " << (dir.path() / "nginx.pid").string() << ";\n"
-            << "error_log stderr;\nevents {}\nhttp {\n"
-            << "  access_log off;\n"
-            << "  client_body_temp_path " << dir.path().string() << ";\n"
-            << "  proxy_temp_path " << dir.path().string() << ";\n"
-            << "  fastcgi_temp_path " << dir.path().string() << ";\n"
-            << "  uwsgi_temp_path " << dir.path().string() << ";\n"
-            << "  scgi_temp_path " << dir.path().string() << ";\n"
-            << "  include " << (dir.path() / "site.conf").string() << ";\n}\n";
+        write_nginx_conf(dir.path(), "daemon off;\nmaster_process off;\n");
         auto child = std::make_unique<Child>(
             std::vector<std::string>{nginx, "-p", dir.path().string(), "-c",
                                      (dir.path() / "nginx.conf").string()},

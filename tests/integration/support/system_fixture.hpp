@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -44,6 +45,11 @@ struct LoggedIn {
     std::string user;
     std::string access_key;
 };
+
+// The headers that authenticate `who` (a WebSocket upgrade or a REST request).
+inline std::map<std::string, std::string> auth(const LoggedIn& who) {
+    return {{"user", who.user}, {"accesskey", who.access_key}};
+}
 
 class RunningSystem {
 public:
