@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace vartalap {
 
 using nlohmann::json;
@@ -16,6 +18,7 @@ std::string RevocationList::id(std::string_view user, std::string_view key) {
 
 std::optional<Envelope> RevocationList::poll(std::uint64_t now_ms, std::uint64_t request_id,
                                              std::uint64_t interval_ms, std::uint64_t timeout_ms) {
+    if (timeout_ms == 0) timeout_ms = std::max<std::uint64_t>(2 * interval_ms, 500);
     if (in_flight_) {
         if (now_ms - sent_at_ms_ < timeout_ms) return std::nullopt;
         ++polls_failed_; // lost; ask again
@@ -28,14 +31,27 @@ std::optional<Envelope> RevocationList::poll(std::uint64_t now_ms, std::uint64_t
     request.request_id = request_id;
     request.payload = json{{"epoch", epoch_}, {"since", since_}}.dump();
     in_flight_ = true;
-    in_flight_id_ = request_id;
+    if (in_flight_ids_.size() == kRemembered) in_flight_ids_.erase(in_flight_ids_.begin());
+    in_flight_ids_.push_back(request_id);
     sent_at_ms_ = now_ms;
     return request;
+}
+
+void RevocationList::send_failed() {
+    if (!in_flight_ids_.empty()) in_flight_ids_.pop_back();
+    in_flight_ = !in_flight_ids_.empty();
+    ++polls_failed_;
+}
+
+bool RevocationList::is_reply(const Envelope& reply) const {
+    return in_flight_ && std::find(in_flight_ids_.begin(), in_flight_ids_.end(), reply.request_id) !=
+                             in_flight_ids_.end();
 }
 
 bool RevocationList::apply(const Envelope& reply, std::uint64_t now_seconds,
                            std::vector<std::pair<std::string, std::string>>& added) {
     in_flight_ = false;
+    in_flight_ids_.clear();
     const json body = json::parse(reply.payload, nullptr, false);
     if (reply.status != Status::ok || !body.is_object()) {
         ++polls_failed_;

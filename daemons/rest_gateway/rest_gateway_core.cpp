@@ -87,9 +87,10 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
     }
     if (route.method == "logout")
         // The key to revoke is the one this request was authenticated with; a body, if
-        // any, is ignored.
+        // any, is ignored. This gateway refuses the key as soon as profile confirms; the
+        // others (and this one, after a restart) learn it from their poll.
         return forward(exchange, route, std::move(user),
-                       json{{"accesskey", request.access_key}}.dump());
+                       json{{"accesskey", request.access_key}}.dump(), request.access_key);
     // The REST → internal translation: a JSON object for the owner daemon's method.
     std::string payload = std::move(request.body);
     json body;
@@ -126,7 +127,8 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
 // Sends a request to the owner daemon of `kind` (sharded by `user` for persistence). The
 // reply, or 504 after the timeout, goes to `exchange`.
 void RestGatewayCore::forward(const std::shared_ptr<RestExchange>& exchange,
-                              const RestRoute& route, std::string user, std::string payload) {
+                              const RestRoute& route, std::string user, std::string payload,
+                              std::string logout_key) {
     const std::string& kind = route.daemon_kind;
     if (!outbox_.has_owner(kind))
         return exchange->respond({HttpStatus::not_found,
@@ -135,7 +137,7 @@ void RestGatewayCore::forward(const std::shared_ptr<RestExchange>& exchange,
     request.kind = Kind::request;
     request.request_id = ++next_request_id_;
     request.method = route.method;
-    request.from = std::move(user);
+    request.from = user;
     request.payload = std::move(payload);
     if (outbox_.to_owner(kind, request) != SendResult::ok) {
         ++counters_.busy;
@@ -145,7 +147,8 @@ void RestGatewayCore::forward(const std::shared_ptr<RestExchange>& exchange,
     outbox_.sent();
     pending_[request.request_id] =
         Pending{exchange, clock_.monotonic_ms() + static_cast<std::uint64_t>(limits_.request_timeout_ms),
-                route.app_group, route.group_change};
+                route.app_group, route.group_change, std::move(logout_key),
+                std::move(user)};
 }
 
 // POST /send and /messages: parse each message as the ws-gateway does, push it to a
@@ -225,6 +228,9 @@ void RestGatewayCore::on_reply(Envelope&& reply) {
     ++counters_.replied;
     const Pending pending = std::move(it->second);
     pending_.erase(it);
+    if (!pending.logout_key.empty() && reply.status == Status::ok)
+        revocations_.revoke_here(pending.logout_user, pending.logout_key,
+                                 access_keys_.expires_at(pending.logout_key));
     if (!pending.app_group)
         return pending.exchange->respond({http_status(reply.status), std::move(reply.payload)});
     // The app's /group/... paths: a refused operation is 200 {"status":false,...}, as the
@@ -269,7 +275,10 @@ void RestGatewayCore::expire() {
     if (outbox_.has_owner("profile"))
         if (auto poll = revocations_.poll(now, ++next_request_id_,
                                           static_cast<std::uint64_t>(limits_.revocation_poll_ms))) {
-            if (outbox_.to_owner("profile", *poll) == SendResult::ok) outbox_.sent();
+            if (outbox_.to_owner("profile", *poll) == SendResult::ok)
+                outbox_.sent();
+            else
+                revocations_.send_failed();
         }
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (it->second.deadline_ms <= now) {

@@ -180,6 +180,8 @@ private:
         std::uint64_t deadline_ms = 0;
         bool app_group = false;    // RestRoute::app_group: the answer in the app's shapes
         bool group_change = false; // RestRoute::group_change
+        std::string logout_key;    // a logout: the key revoked here too once profile says ok
+        std::string logout_user;
     };
     // One POST /send or /messages waiting for its messages' server_acks.
     struct PendingSend {
@@ -193,7 +195,7 @@ private:
     };
 
     void forward(const std::shared_ptr<RestExchange>& exchange, const RestRoute& route,
-                 std::string user, std::string payload);
+                 std::string user, std::string payload, std::string logout_key = {});
     void send(const std::shared_ptr<RestExchange>& exchange, const std::string& user,
               const std::vector<std::string>& texts, HttpStatus success, bool with_acks);
     void finish_send(PendingSend& send);

@@ -302,6 +302,8 @@ private:
         if (!request) return;
         if (send_envelope(profile_, *request, revocation_scratch_) == SendResult::ok)
             profile_watcher_->poke();
+        else
+            revocations_.send_failed();
     }
 
     // Replies to the revocation poll; a newly revoked key closes its open socket here.

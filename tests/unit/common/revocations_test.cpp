@@ -78,5 +78,36 @@ TEST(RevocationList, AFailedOrLostPollIsCountedAndAskedAgain) {
     EXPECT_FALSE(list.synced());
 }
 
+TEST(RevocationList, AnUnsentPollIsAskedAgainAtTheNextTick) {
+    RevocationList list;
+    ASSERT_TRUE(list.poll(1000, 1, 250));
+    list.send_failed(); // e.g. no profile daemon connected yet
+    EXPECT_EQ(list.polls_failed(), 1u);
+    EXPECT_FALSE(list.poll(1100, 2, 250)); // the interval still applies
+    auto again = list.poll(1250, 3, 250);  // not the lost-poll timeout
+    ASSERT_TRUE(again);
+    Envelope unsent;
+    unsent.request_id = 1;
+    EXPECT_FALSE(list.is_reply(reply_to(unsent, json::object())));
+    EXPECT_TRUE(list.is_reply(reply_to(*again, json::object())));
+}
+
+TEST(RevocationList, ALostPollIsAskedAgainSoonAndALateAnswerStillCounts) {
+    RevocationList list;
+    std::vector<std::pair<std::string, std::string>> added;
+    auto first = list.poll(1000, 7, 250);
+    ASSERT_TRUE(first);
+    EXPECT_FALSE(list.poll(1499, 8, 250)); // default timeout: max(2 x 250, 500) ms
+    auto second = list.poll(1500, 9, 250);
+    ASSERT_TRUE(second);
+    // The first poll's answer arrives after all: it is applied, and the second's is not needed.
+    const auto late = reply_to(*first, json{{"epoch", "e"}, {"complete", true},
+                                            {"entries", json::array({entry(1, "a", "k")})}});
+    ASSERT_TRUE(list.is_reply(late));
+    ASSERT_TRUE(list.apply(late, 100, added));
+    EXPECT_TRUE(list.revoked("a", "k"));
+    EXPECT_FALSE(list.is_reply(reply_to(*second, json::object())));
+}
+
 } // namespace
 } // namespace vartalap

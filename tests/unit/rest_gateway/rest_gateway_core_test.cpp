@@ -171,6 +171,34 @@ TEST_F(RestGatewayCoreTest, LogoutForwardsTheRequestsOwnKey) {
     EXPECT_EQ(request("POST", "/logout", {}, "")->response->status, HttpStatus::unauthorized);
 }
 
+TEST_F(RestGatewayCoreTest, ALogoutThisGatewayForwardedIsRefusedHereAtOnce) {
+    auto logout = request("POST", "/logout");
+    ASSERT_EQ(outbox_.owner_requests.size(), 1u);
+    // Refused by profile: the key stays good.
+    Envelope refused;
+    refused.kind = Kind::reply;
+    refused.request_id = outbox_.owner_requests[0].second.request_id;
+    refused.status = Status::internal;
+    core_->on_reply(Envelope(refused));
+    ASSERT_TRUE(logout->response);
+    EXPECT_NE(logout->response->status, HttpStatus::ok);
+    EXPECT_FALSE(request("GET", "/profile")->response); // forwarded: not refused
+    // Confirmed: refused here before any poll answer.
+    auto again = request("POST", "/logout");
+    Envelope ok;
+    ok.kind = Kind::reply;
+    ok.request_id = outbox_.owner_requests.back().second.request_id;
+    ok.status = Status::ok;
+    ok.payload = "{}";
+    core_->on_reply(Envelope(ok));
+    ASSERT_TRUE(again->response);
+    EXPECT_EQ(again->response->status, HttpStatus::ok);
+    auto after = request("GET", "/profile");
+    ASSERT_TRUE(after->response);
+    EXPECT_EQ(after->response->status, HttpStatus::unauthorized);
+    EXPECT_EQ(after->response->body, R"({"error":"access key revoked"})");
+}
+
 TEST_F(RestGatewayCoreTest, ARevokedKeyIsRefusedOnceThePollBringsIt) {
     core_->expire();
     ASSERT_EQ(outbox_.owner_requests.size(), 1u);
