@@ -194,10 +194,9 @@ WsClient connect(int ws_port, const LoggedIn& who) {
 // `from` sends `id` to `to`: SERVER_ACK to the sender, the message to the recipient.
 void send_and_deliver(WsClient& from_ws, WsClient& to_ws, const std::string& to,
                       const std::string& id, std::chrono::milliseconds deadline = 5s) {
-    ASSERT_TRUE(from_ws.send_text(text_message(id, to, "text of " + id).dump()))
-        << "sending " << id << ": the socket is closed (close code " << from_ws.close_code()
-        << ", reason '" << from_ws.close_reason() << "') or the write failed";
-    ASSERT_TRUE(wait_for_server_ack(from_ws, id, deadline)) << "no SERVER_ACK for " << id;
+    ASSERT_TRUE(send_until_server_ack(from_ws, text_message(id, to, "text of " + id).dump(), id, deadline))
+        << "no SERVER_ACK for " << id << " (close code " << from_ws.close_code() << ", reason '"
+        << from_ws.close_reason() << "')";
     auto got = wait_for_id(to_ws, id, deadline);
     ASSERT_TRUE(got) << id << " not delivered";
     EXPECT_EQ((*got)["body"]["text"], "text of " + id);
