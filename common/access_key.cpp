@@ -9,6 +9,9 @@
 #include <boost/algorithm/hex.hpp>
 
 #include <charconv>
+#include <climits>
+#include <cstdint>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -60,14 +63,34 @@ std::string base64url_encode(std::string_view bytes) {
     return out;
 }
 
-AccessKeys::AccessKeys(std::string secret) : secret_(std::move(secret)) {
+bool base64url_decode(std::string_view text, std::string& out) {
+    // Back to standard base64 with padding, then OpenSSL's decoder (which keeps the
+    // padding's zero bytes: they are cut from the end).
+    if (text.size() % 4 == 1) return false;
+    std::string standard(text);
+    for (char& c : standard) {
+        if (c == '-') c = '+';
+        else if (c == '_') c = '/';
+        else if (c == '+' || c == '/' || c == '=') return false;
+    }
+    const std::size_t padding = (4 - standard.size() % 4) % 4;
+    standard.append(padding, '=');
+    out.assign(standard.size() / 4 * 3, '\0');
+    const int written = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                        reinterpret_cast<const unsigned char*>(standard.data()),
+                                        static_cast<int>(standard.size()));
+    if (written < 0) return false;
+    out.resize(static_cast<std::size_t>(written) - padding);
+    return true;
+}
+
+AccessKeys::AccessKeys(std::string secret, std::uint64_t max_age_seconds)
+    : secret_(std::move(secret)), max_age_(max_age_seconds) {
     if (secret_.size() < kMinSecretBytes)
         throw std::invalid_argument("access key secret must be at least 32 bytes");
 }
 
-std::string AccessKeys::sign(std::string_view user, std::string_view issued_at) const {
-    std::string message = "v1|";
-    message.append(user).append("|").append(issued_at);
+std::string AccessKeys::sign(std::string_view message) const {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
     HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
@@ -76,23 +99,95 @@ std::string AccessKeys::sign(std::string_view user, std::string_view issued_at) 
 }
 
 std::string AccessKeys::issue(std::string_view user, std::uint64_t now_seconds) const {
+    unsigned char nonce_bytes[8];
+    if (RAND_bytes(nonce_bytes, sizeof nonce_bytes) != 1) throw std::runtime_error("RAND_bytes failed");
+    const std::string nonce =
+        base64url_encode(std::string_view(reinterpret_cast<const char*>(nonce_bytes), sizeof nonce_bytes));
     const std::string issued_at = std::to_string(now_seconds);
-    return "v1." + issued_at + "." + sign(user, issued_at);
+    std::string message = "v2|";
+    message.append(user).append("|").append(issued_at).append("|").append(nonce);
+    return "v2." + issued_at + "." + nonce + "." + sign(message);
 }
 
 bool AccessKeys::verify(std::string_view user, std::string_view key) const {
-    if (user.empty() || user.size() > 256 || key.size() > 128) return false;
-    if (key.substr(0, 3) != "v1.") return false;
-    const auto rest = key.substr(3);
+    return verify(user, key, static_cast<std::uint64_t>(std::time(nullptr)));
+}
+
+namespace {
+
+struct KeyParts {
+    std::string_view version;   // "v1" or "v2"
+    std::string_view issued_at; // digits
+    std::string_view nonce;     // v2 only
+    std::string_view signature;
+};
+
+bool base64url_chars(std::string_view text) {
+    for (char c : text)
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    return true;
+}
+
+// The parts of a key, or nullopt when it is not one of the two formats.
+std::optional<KeyParts> parse_key(std::string_view key) {
+    if (key.size() < 3 || key.size() > 128) return std::nullopt;
+    KeyParts parts;
+    parts.version = key.substr(0, 2);
+    if (key.substr(2, 1) != "." || (parts.version != "v1" && parts.version != "v2"))
+        return std::nullopt;
+    auto rest = key.substr(3);
     const auto dot = rest.find('.');
-    if (dot == std::string_view::npos || dot == 0 || dot > 20) return false;
-    const auto issued_at = rest.substr(0, dot);
-    for (char c : issued_at)
-        if (c < '0' || c > '9') return false;
-    const auto signature = rest.substr(dot + 1);
-    const std::string expected = sign(user, issued_at);
-    return signature.size() == expected.size() &&
-           CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) == 0;
+    if (dot == std::string_view::npos || dot == 0 || dot > 20) return std::nullopt;
+    parts.issued_at = rest.substr(0, dot);
+    for (char c : parts.issued_at)
+        if (c < '0' || c > '9') return std::nullopt;
+    rest = rest.substr(dot + 1);
+    if (parts.version == "v2") {
+        const auto nonce_end = rest.find('.');
+        if (nonce_end == std::string_view::npos || nonce_end == 0 || nonce_end > 32) return std::nullopt;
+        parts.nonce = rest.substr(0, nonce_end);
+        if (!base64url_chars(parts.nonce)) return std::nullopt;
+        rest = rest.substr(nonce_end + 1);
+    }
+    parts.signature = rest;
+    return parts;
+}
+
+std::uint64_t seconds_of(std::string_view digits) {
+    std::uint64_t value = 0;
+    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    return ec == std::errc{} && ptr == digits.data() + digits.size() ? value : UINT64_MAX;
+}
+
+} // namespace
+
+bool AccessKeys::verify(std::string_view user, std::string_view key,
+                        std::uint64_t now_seconds) const {
+    if (user.empty() || user.size() > 256) return false;
+    const auto parts = parse_key(key);
+    if (!parts) return false;
+    if (max_age_ != 0) {
+        const std::uint64_t issued = seconds_of(parts->issued_at);
+        if (issued == UINT64_MAX || issued > UINT64_MAX - max_age_ ||
+            issued + max_age_ <= now_seconds)
+            return false;
+    }
+    std::string message(parts->version);
+    message.append("|").append(user).append("|").append(parts->issued_at);
+    if (parts->version == "v2") message.append("|").append(parts->nonce);
+    const std::string expected = sign(message);
+    return parts->signature.size() == expected.size() &&
+           CRYPTO_memcmp(parts->signature.data(), expected.data(), expected.size()) == 0;
+}
+
+std::uint64_t AccessKeys::expires_at(std::string_view key) const {
+    const auto parts = parse_key(key);
+    if (max_age_ == 0 || !parts) return 0;
+    const std::uint64_t issued = seconds_of(parts->issued_at);
+    if (issued == UINT64_MAX || issued > UINT64_MAX - max_age_) return 0;
+    return issued + max_age_;
 }
 
 std::string secret_from_config(std::string_view configured) {

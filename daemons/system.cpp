@@ -31,7 +31,8 @@ void System::start() {
     const std::filesystem::path data_dir(topology_.data_dir);
     access_keys_ = std::make_unique<AccessKeys>(
         topology_.secret.empty() ? load_or_create_secret(data_dir / "secret.key")
-                                 : secret_from_config(topology_.secret));
+                                 : secret_from_config(topology_.secret),
+        static_cast<std::uint64_t>(topology_.access_key_max_age_days) * 86400);
     zmq_ = std::make_unique<zmq::context_t>(1);
     zmq_->set(zmq::ctxopt::blocky, false); // sockets close with their own LINGER, never -1
 

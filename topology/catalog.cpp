@@ -39,6 +39,8 @@ constexpr std::array kLinkRules = {
     LinkRule{"ws-gateway", "PUSH", "message-router", "pull"},
     // connect/disconnect go straight to the user's session shard.
     LinkRule{"ws-gateway", "PUSH", "session", "pull"},
+    // The revocation list's poll (docs/INTERNAL_PROTOCOL.md, "Identity and revocation").
+    LinkRule{"ws-gateway", "DEALER", "profile", "router"},
     LinkRule{"rest-gateway", "PUSH", "message-router", "pull"},
     LinkRule{"rest-gateway", "DEALER", "profile", "router"},
     LinkRule{"rest-gateway", "DEALER", "persistence", "router"},

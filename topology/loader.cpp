@@ -18,8 +18,10 @@ namespace {
 
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug", "info", "warn",
                                                         "error", "critical", "off"};
-constexpr std::array<std::string_view, 5> kSystemKeys = {"name", "data_dir", "log_level",
-                                                         "secret", "threads"};
+constexpr std::array<std::string_view, 6> kSystemKeys = {"name", "data_dir", "log_level",
+                                                         "secret", "threads",
+                                                         "access_key_max_age_days"};
+constexpr std::int64_t kMaxKeyAgeDays = 36500;
 constexpr std::int64_t kMaxThreads = 64;
 constexpr std::array<std::string_view, 5> kDaemonPlainKeys = {"kind", "name", "host", "slots",
                                                               "options"};
@@ -197,6 +199,15 @@ void Loader::read_system(const toml::table& table) {
         }
         if (name == "threads") {
             read_threads(node, line);
+            continue;
+        }
+        if (name == "access_key_max_age_days") {
+            const auto days = node.value_exact<std::int64_t>();
+            if (!days || *days < 0 || *days > kMaxKeyAgeDays)
+                add(line, "system.access_key_max_age_days must be an integer from 0 (keys never "
+                          "expire) to " + std::to_string(kMaxKeyAgeDays));
+            else
+                topology_.access_key_max_age_days = static_cast<int>(*days);
             continue;
         }
         if (const auto value = string_value(node, "system." + name))

@@ -65,6 +65,9 @@ struct Topology {
     std::string data_dir = "./data";// LMDB environments live in <data_dir>/<instance name>/
     std::string log_level = "info";
     std::string secret;             // configured access-key secret ("" = <data_dir>/secret.key)
+    // Access keys older than this are refused by every gateway (0: they never expire); a
+    // revoked key is kept on the revocation list only until then.
+    int access_key_max_age_days = 0;
     // Event-loop threads shared by the daemons one process runs (ws-gateway, message-router,
     // session, persistence, profile, group, group-router), placed round-robin in file order;
     // 0: a thread per daemon. rest-gateway and push keep a thread each.

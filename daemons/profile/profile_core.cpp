@@ -34,17 +34,18 @@ bool valid_username(std::string_view name) {
 } // namespace
 
 bool DevelopmentIdentityProvider::verify(std::string_view, std::string_view token,
-                                         std::string& reason) const {
+                                         Identity& identity, std::string& reason) const {
     if (token.empty()) {
         reason = "empty identity token";
         return false;
     }
+    identity = {};
     return true;
 }
 
 ProfileCore::ProfileCore(lmdb::Env& env, const IdentityProvider& identity,
                          const AccessKeys& keys, const Clock& clock)
-    : env_(env), identity_(identity), keys_(keys), clock_(clock) {
+    : env_(env), revocations_(env), identity_(identity), keys_(keys), clock_(clock) {
     lmdb::Txn txn(env_, lmdb::Txn::read_write);
     users_ = lmdb::Db::open(txn, "users");
     lmdb::check(txn.commit(), "profile: create users db");
@@ -52,6 +53,8 @@ ProfileCore::ProfileCore(lmdb::Env& env, const IdentityProvider& identity,
 
 Envelope ProfileCore::handle(const Envelope& request) {
     if (request.method == "login") return login(request);
+    if (request.method == "logout") return logout(request);
+    if (request.method == "revocations") return revocation_list(request);
     if (request.method == "profile") return profile(request);
     if (request.method == "contactbook_sync") return contactbook_sync(request);
     if (request.method == "notification_token") return notification_token_request(request);
@@ -69,15 +72,21 @@ Envelope ProfileCore::login(const Envelope& request) {
     };
     const std::string username = string_field("username");
     const std::string token = string_field("authToken");
-    if (!valid_username(username) || token.size() > kMaxTokenBytes) {
+    if (!valid_username(username)) {
         ++counters_.refused_logins;
-        return reply_to(request, Status::unauthorized, json::object());
+        return reply_to(request, Status::unauthorized, json{{"error", "invalid username"}});
+    }
+    if (token.size() > kMaxTokenBytes) {
+        ++counters_.refused_logins;
+        return reply_to(request, Status::unauthorized, json{{"error", "identity token too long"}});
     }
     std::string reason;
-    if (!identity_.verify(username, token, reason)) {
+    Identity identity;
+    if (!identity_.verify(username, token, identity, reason)) {
         ++counters_.refused_logins;
         spdlog::info("profile: login refused for {}: {}", username, reason);
-        return reply_to(request, Status::unauthorized, json::object());
+        return reply_to(request, Status::unauthorized,
+                        json{{"error", "invalid identity token: " + reason}});
     }
 
     lmdb::Txn txn(env_, lmdb::Txn::read_write);
@@ -85,6 +94,20 @@ Envelope ProfileCore::login(const Envelope& request) {
     const bool is_new = users_.get(txn, username, existing) == MDB_NOTFOUND;
     json record = is_new ? json::object() : json::parse(existing, nullptr, false);
     if (record.is_discarded() || !record.is_object()) record = json::object();
+    // The first login with an identity binds the username to its `sub`; another `sub`
+    // later is someone else.
+    if (!identity.sub.empty()) {
+        auto bound = record.find("sub");
+        if (bound != record.end() && bound->is_string() && *bound != identity.sub) {
+            ++counters_.refused_logins;
+            ++counters_.sub_mismatches;
+            spdlog::warn("profile: login refused for {}: username is bound to another identity",
+                         username);
+            return reply_to(request, Status::unauthorized,
+                            json{{"error", "username is bound to another identity"}});
+        }
+        record["sub"] = identity.sub;
+    }
     if (is_new) record["createdAt"] = clock_.wall_ms();
     const std::string notification_token = string_field("notificationToken");
     if (!notification_token.empty() && notification_token.size() <= kMaxTokenBytes)
@@ -106,6 +129,56 @@ Envelope ProfileCore::login(const Envelope& request) {
                          {"username", username},
                          {"accesskey", keys_.issue(username, clock_.wall_ms() / 1000)},
                          {"isNew", is_new}});
+}
+
+// From a rest-gateway that checked `from` + the key: {"accesskey"} -> ok {"status": true}.
+Envelope ProfileCore::logout(const Envelope& request) {
+    const json body = json::parse(request.payload, nullptr, false);
+    const json* key = nullptr;
+    if (body.is_object())
+        if (auto it = body.find("accesskey"); it != body.end() && it->is_string()) key = &*it;
+    const std::uint64_t now_s = clock_.wall_ms() / 1000;
+    if (!key || request.from.empty() ||
+        !keys_.verify(request.from, key->get_ref<const std::string&>(), now_s))
+        return reply_to(request, Status::unauthorized, json{{"error", "invalid access key"}});
+    const std::string& accesskey = key->get_ref<const std::string&>();
+    switch (revocations_.revoke(request.from, accesskey, keys_.expires_at(accesskey))) {
+    case RevocationStore::Result::full:
+        spdlog::error("profile: store full (LMDB map or disk); logout of {} refused", request.from);
+        return error_reply(request, Status::storage_full, "profile store is full");
+    case RevocationStore::Result::revoked:
+        ++counters_.logouts;
+        spdlog::info("profile: {} logged out (key revoked, revocation {})", request.from,
+                     revocations_.version());
+        break;
+    case RevocationStore::Result::already:
+        break;
+    }
+    return reply_to(request, Status::ok, json{{"status", true}});
+}
+
+// The gateways' poll: {"epoch", "since"} -> ok {"epoch","version","entries","complete"}.
+Envelope ProfileCore::revocation_list(const Envelope& request) {
+    constexpr std::size_t kMaxPerReply = 1000;
+    const json body = json::parse(request.payload, nullptr, false);
+    std::string epoch;
+    std::uint64_t since = 0;
+    if (body.is_object()) {
+        if (auto it = body.find("epoch"); it != body.end() && it->is_string()) epoch = *it;
+        if (auto it = body.find("since"); it != body.end() && it->is_number_unsigned())
+            since = it->get<std::uint64_t>();
+    }
+    const RevocationStore::Page page = revocations_.since(epoch, since, kMaxPerReply);
+    json entries = json::array();
+    for (const Revocation& r : page.entries)
+        entries.push_back({{"seq", r.seq}, {"user", r.user}, {"key", r.key}, {"expires", r.expires}});
+    return reply_to(request, Status::ok,
+                    json{{"epoch", page.epoch}, {"version", page.version},
+                         {"entries", std::move(entries)}, {"complete", page.complete}});
+}
+
+void ProfileCore::prune_revocations() {
+    counters_.revocations_pruned += revocations_.prune(clock_.wall_ms() / 1000, 1000);
 }
 
 Envelope ProfileCore::profile(const Envelope& request) {

@@ -1,5 +1,6 @@
-// profile: /login (issues access keys, stores the device's notification token),
-// /profile and /contactbook/sync. ProfileCore is the socket-free logic over a real LMDB
+// profile: /login (checks the identity token, binds the username to its `sub`, issues access
+// keys, stores the device's notification token), /logout (revokes a key), the revocation
+// list the gateways poll, /profile and /contactbook/sync. ProfileCore is the socket-free logic over a real LMDB
 // store; the daemon in profile_daemon.cpp owns the ROUTER socket that rest-gateways talk to.
 //
 // Thread-safety: ProfileCore belongs to the daemon's thread. Errors: bad requests become
@@ -10,6 +11,7 @@
 #include "common/clock.hpp"
 #include "common/wire/envelope.hpp"
 #include "common/store/lmdb.hpp"
+#include "daemons/profile/revocation_store.hpp"
 
 #include <memory>
 #include <string>
@@ -17,20 +19,27 @@
 
 namespace vartalap::profile {
 
-// Checks that the holder of an identity token is `username`. The production provider
-// (RS256 ID tokens verified offline against configured certificates) implements this too.
+// Who an identity token says its holder is.
+struct Identity {
+    std::string sub;          // the provider's stable user id; "" = none (development)
+    std::string phone_number; // "" when the token carries none
+};
+
+// Checks an identity token presented for `username`: the development provider below, and
+// FirebaseIdentityProvider (firebase_token.hpp), which verifies Firebase ID tokens offline.
 class IdentityProvider {
 public:
     virtual ~IdentityProvider() = default;
-    // True if `token` proves `username`; otherwise false and a reason for the log.
-    virtual bool verify(std::string_view username, std::string_view token,
+    // True if `token` is valid for `username` (and `identity` says whose it is); otherwise
+    // false and a reason for the log (never the token itself).
+    virtual bool verify(std::string_view username, std::string_view token, Identity& identity,
                         std::string& reason) const = 0;
 };
 
-// Development only: any non-empty token proves any username.
+// Development only: any non-empty token proves any username (no `sub`: nothing is bound).
 class DevelopmentIdentityProvider final : public IdentityProvider {
 public:
-    bool verify(std::string_view username, std::string_view token,
+    bool verify(std::string_view username, std::string_view token, Identity& identity,
                 std::string& reason) const override;
 };
 
@@ -38,6 +47,9 @@ struct ProfileCounters {
     std::uint64_t logins = 0;
     std::uint64_t refused_logins = 0;
     std::uint64_t new_users = 0;
+    std::uint64_t sub_mismatches = 0; // refused: the username is bound to another sub
+    std::uint64_t logouts = 0;        // keys revoked
+    std::uint64_t revocations_pruned = 0;
 };
 
 class ProfileCore {
@@ -46,16 +58,22 @@ public:
                 const Clock& clock);
 
     // Serves one request envelope (kind request); returns the reply (kind reply, same
-    // request_id). Methods: "login", "profile", "contactbook_sync", and for the push daemon
-    // only "notification_token" and "remove_token" (gateways never forward these).
+    // request_id). Methods: "login", "logout", "profile", "contactbook_sync",
+    // "revocations" (the gateways' poll), and for the push daemon only
+    // "notification_token" and "remove_token" (gateways never forward these).
     Envelope handle(const Envelope& request);
     const ProfileCounters& counters() const { return counters_; }
+    // Periodic duty: forgets revocations of keys that expired anyway (bounded per call).
+    void prune_revocations();
+    const RevocationStore& revocations() const { return revocations_; }
 
     // Device notification token stored for `username` ("" if none); the push daemon reads it.
     std::string notification_token(std::string_view username);
 
 private:
     Envelope login(const Envelope& request);
+    Envelope logout(const Envelope& request);
+    Envelope revocation_list(const Envelope& request);
     Envelope profile(const Envelope& request);
     Envelope contactbook_sync(const Envelope& request);
     Envelope notification_token_request(const Envelope& request);
@@ -63,6 +81,7 @@ private:
 
     lmdb::Env& env_;
     lmdb::Db users_;
+    RevocationStore revocations_;
     const IdentityProvider& identity_;
     const AccessKeys& keys_;
     const Clock& clock_;

@@ -17,10 +17,10 @@
 #pragma once
 
 #include "common/clock.hpp"
-#include "daemons/push/http_client.hpp"
+#include "common/http/http_client.hpp"
 #include "daemons/push/oauth.hpp"
 #include "daemons/push/provider.hpp"
-#include "daemons/push/url.hpp"
+#include "common/http/url.hpp"
 
 #include <optional>
 #include <string>

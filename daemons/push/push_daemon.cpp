@@ -18,7 +18,7 @@
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/push/fcm.hpp"
-#include "daemons/push/http_client.hpp"
+#include "common/http/http_client.hpp"
 #include "daemons/push/profile_client.hpp"
 #include "daemons/push/push_core.hpp"
 #include "daemons/push/webhook.hpp"

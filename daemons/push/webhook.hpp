@@ -8,9 +8,9 @@
 #pragma once
 
 #include "common/clock.hpp"
-#include "daemons/push/http_client.hpp"
+#include "common/http/http_client.hpp"
 #include "daemons/push/provider.hpp"
-#include "daemons/push/url.hpp"
+#include "common/http/url.hpp"
 
 namespace vartalap::push {
 

@@ -56,6 +56,9 @@ RestRoute route_request(std::string_view http_method, std::string_view path) {
         offer("GET", RestRoute::alive, "", "", false);
     } else if (path == "/login") {
         offer("POST", RestRoute::daemon, "profile", "login", false);
+        offer("DELETE", RestRoute::daemon, "profile", "logout", true);
+    } else if (path == "/logout") {
+        offer("POST", RestRoute::daemon, "profile", "logout", true);
     } else if (path == "/profile" || path == "/profile/get") {
         // /profile/get: the original's deprecated alias (chat-server v2.8.3,
         // services/profile-ms/profile-ms.js, route '/get' behind nginx's /profile/ prefix).

@@ -2,6 +2,7 @@
 // also under /v1.0/:
 //   GET  /alive                                   "OK"
 //   POST /login                                   → profile
+//   POST /logout, DELETE /login                   → profile (revokes the request's key)
 //   GET  /profile (/profile/get), POST /contactbook/sync (/profile/user/sync)  → profile
 //   POST /send (object or array), POST /messages (array of JSON strings)  → message-router,
 //        answered when each message is durable (a session's server_ack) or refused

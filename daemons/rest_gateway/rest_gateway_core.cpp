@@ -57,8 +57,13 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
     }
     std::string user;
     if (route.needs_auth) {
-        if (request.user.empty() || !access_keys_.verify(request.user, request.access_key))
+        if (request.user.empty() ||
+            !access_keys_.verify(request.user, request.access_key, clock_.wall_ms() / 1000))
             return exchange->respond({HttpStatus::unauthorized, "{}"});
+        if (revocations_.revoked(request.user, request.access_key)) {
+            ++counters_.revoked_refused;
+            return exchange->respond({HttpStatus::unauthorized, json_error("access key revoked")});
+        }
         user = std::move(request.user);
     }
     // Bodies are parsed and written out again, which recurses once per nesting level: a
@@ -80,6 +85,12 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
         return send(exchange, user, *texts, strings ? HttpStatus::created : HttpStatus::ok,
                     strings && (query_has(query, "ack", "true") || query_has(query, "ack", "1")));
     }
+    if (route.method == "logout")
+        // The key to revoke is the one this request was authenticated with; a body, if
+        // any, is ignored. This gateway refuses the key as soon as profile confirms; the
+        // others (and this one, after a restart) learn it from their poll.
+        return forward(exchange, route, std::move(user),
+                       json{{"accesskey", request.access_key}}.dump(), request.access_key);
     // The REST → internal translation: a JSON object for the owner daemon's method.
     std::string payload = std::move(request.body);
     json body;
@@ -116,7 +127,8 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
 // Sends a request to the owner daemon of `kind` (sharded by `user` for persistence). The
 // reply, or 504 after the timeout, goes to `exchange`.
 void RestGatewayCore::forward(const std::shared_ptr<RestExchange>& exchange,
-                              const RestRoute& route, std::string user, std::string payload) {
+                              const RestRoute& route, std::string user, std::string payload,
+                              std::string logout_key) {
     const std::string& kind = route.daemon_kind;
     if (!outbox_.has_owner(kind))
         return exchange->respond({HttpStatus::not_found,
@@ -125,7 +137,7 @@ void RestGatewayCore::forward(const std::shared_ptr<RestExchange>& exchange,
     request.kind = Kind::request;
     request.request_id = ++next_request_id_;
     request.method = route.method;
-    request.from = std::move(user);
+    request.from = user;
     request.payload = std::move(payload);
     if (outbox_.to_owner(kind, request) != SendResult::ok) {
         ++counters_.busy;
@@ -135,7 +147,8 @@ void RestGatewayCore::forward(const std::shared_ptr<RestExchange>& exchange,
     outbox_.sent();
     pending_[request.request_id] =
         Pending{exchange, clock_.monotonic_ms() + static_cast<std::uint64_t>(limits_.request_timeout_ms),
-                route.app_group, route.group_change};
+                route.app_group, route.group_change, std::move(logout_key),
+                std::move(user)};
 }
 
 // POST /send and /messages: parse each message as the ws-gateway does, push it to a
@@ -204,11 +217,20 @@ void RestGatewayCore::finish_send(PendingSend& send) {
 
 void RestGatewayCore::on_reply(Envelope&& reply) {
     if (reply.kind != Kind::reply) return dropped("malformed reply", "not a reply");
+    if (revocations_.is_reply(reply)) {
+        std::vector<std::pair<std::string, std::string>> added;
+        if (!revocations_.apply(reply, clock_.wall_ms() / 1000, added))
+            dropped("malformed revocation list", reply.error);
+        return;
+    }
     auto it = pending_.find(reply.request_id);
     if (it == pending_.end()) return; // answered 504 already
     ++counters_.replied;
     const Pending pending = std::move(it->second);
     pending_.erase(it);
+    if (!pending.logout_key.empty() && reply.status == Status::ok)
+        revocations_.revoke_here(pending.logout_user, pending.logout_key,
+                                 access_keys_.expires_at(pending.logout_key));
     if (!pending.app_group)
         return pending.exchange->respond({http_status(reply.status), std::move(reply.payload)});
     // The app's /group/... paths: a refused operation is 200 {"status":false,...}, as the
@@ -250,6 +272,14 @@ void RestGatewayCore::dropped(std::string_view what, std::string_view detail) {
 
 void RestGatewayCore::expire() {
     const std::uint64_t now = clock_.monotonic_ms();
+    if (outbox_.has_owner("profile"))
+        if (auto poll = revocations_.poll(now, ++next_request_id_,
+                                          static_cast<std::uint64_t>(limits_.revocation_poll_ms))) {
+            if (outbox_.to_owner("profile", *poll) == SendResult::ok)
+                outbox_.sent();
+            else
+                revocations_.send_failed();
+        }
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (it->second.deadline_ms <= now) {
             ++counters_.upstream_timeouts;

@@ -13,7 +13,8 @@
 //
 // Answers (bodies are JSON unless said otherwise):
 //   404 {"error":"not found"}, 405 {"error":"method not allowed"} (+ Allow), 200 "OK"
-//   (text/plain) for /alive, 401 {} for missing or invalid credentials, 400 for a body
+//   (text/plain) for /alive, 401 {} for missing or invalid credentials (401 {"error":
+//   "access key revoked"} for a key on the revocation list), 400 for a body
 //   that is nested too deeply, not a JSON object, or not a valid send body, 404 when the
 //   deployment runs no daemon of the owner kind, 503 "server busy, retry" when the owner's
 //   queue is full, the owner's status mapped (http_status) with its payload as the body,
@@ -31,6 +32,7 @@
 #pragma once
 
 #include "common/access_key.hpp"
+#include "common/revocations.hpp"
 #include "common/wire/client_message.hpp"
 #include "common/clock.hpp"
 #include "common/wire/envelope.hpp"
@@ -55,6 +57,7 @@ struct RestLimits {
     int request_timeout_ms = 5000;          // a daemon that does not answer → 504
     int send_timeout_ms = 10000;            // a message not confirmed durable → "not confirmed"
     int idle_timeout_s = 60;                // keep-alive connection with no request
+    int revocation_poll_ms = 250;           // how often the revocation list is polled
 };
 
 // The HTTP status codes the gateway answers with.
@@ -135,6 +138,7 @@ struct RestCounters {
     std::uint64_t messages_pushed = 0;   // /send messages pushed to a router
     std::uint64_t busy = 0;              // "server busy, retry" (a peer at its HWM)
     std::uint64_t malformed = 0;
+    std::uint64_t revoked_refused = 0;   // 401 for a revoked key
 };
 
 class RestGatewayCore {
@@ -154,8 +158,10 @@ public:
     // Counts (and logs, sampled) a dropped peer message.
     void dropped(std::string_view what, std::string_view detail);
     // Periodic duty: answers requests whose daemon did not reply (504) and sends whose
-    // messages were not all confirmed in time.
+    // messages were not all confirmed in time; polls the profile daemon's revocation list
+    // when due (every revocation_poll_ms).
     void expire();
+    const RevocationList& revocations() const { return revocations_; }
     // Shutdown: answers every request still waiting (503) and every send (what was
     // confirmed so far).
     void drain();
@@ -174,6 +180,8 @@ private:
         std::uint64_t deadline_ms = 0;
         bool app_group = false;    // RestRoute::app_group: the answer in the app's shapes
         bool group_change = false; // RestRoute::group_change
+        std::string logout_key;    // a logout: the key revoked here too once profile says ok
+        std::string logout_user;
     };
     // One POST /send or /messages waiting for its messages' server_acks.
     struct PendingSend {
@@ -187,7 +195,7 @@ private:
     };
 
     void forward(const std::shared_ptr<RestExchange>& exchange, const RestRoute& route,
-                 std::string user, std::string payload);
+                 std::string user, std::string payload, std::string logout_key = {});
     void send(const std::shared_ptr<RestExchange>& exchange, const std::string& user,
               const std::vector<std::string>& texts, HttpStatus success, bool with_acks);
     void finish_send(PendingSend& send);
@@ -206,6 +214,7 @@ private:
         send_tokens_;
     std::uint64_t next_request_id_ = 0;
     std::uint64_t next_token_ = 0;
+    RevocationList revocations_;
 };
 
 } // namespace vartalap::rest_gateway

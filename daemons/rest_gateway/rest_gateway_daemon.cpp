@@ -24,6 +24,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <thread>
 
@@ -100,6 +101,8 @@ public:
             static_cast<int>(std::min<std::uint64_t>(uint_option(self, "idle_timeout_seconds",
                                                                  d.idle_timeout_s), 86'400));
         message_limits.max_bytes = uint_option(self, "max_message_bytes", 64 * 1024);
+        limits.revocation_poll_ms = static_cast<int>(std::clamp<std::uint64_t>(
+            uint_option(self, "revocation_poll_ms", d.revocation_poll_ms), 50, 1000));
     }
 
     void reload(const topology::DaemonSpec& fresh) override {
@@ -307,9 +310,11 @@ private:
         }
     }
 
-    // Periodic duty (every 250 ms): the core's timeouts, then the metrics.
+    // Periodic duty (every 250 ms, or revocation_poll_ms if shorter): the core's timeouts
+    // and revocation poll, then the metrics.
     void schedule_sweep() {
-        sweep_.expires_after(std::chrono::milliseconds(250));
+        sweep_.expires_after(std::chrono::milliseconds(
+            std::min(250, core_->limits().revocation_poll_ms)));
         sweep_.async_wait([this](beast::error_code ec) {
             if (ec) return;
             std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
@@ -331,8 +336,11 @@ private:
             {"forwarded", c.forwarded}, {"replied", c.replied},
             {"upstream_timeouts", c.upstream_timeouts},
             {"messages_pushed", c.messages_pushed}, {"busy", c.busy},
-            {"malformed", c.malformed}};
+            {"malformed", c.malformed}, {"revoked_refused", c.revoked_refused},
+            {"revocation_polls_failed", core_->revocations().polls_failed()}};
         add_counters(s, "rest_gateway", rows);
+        s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
+                static_cast<double>(core_->revocations().size()));
     }
 
     DaemonContext context_;

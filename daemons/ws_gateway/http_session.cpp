@@ -29,7 +29,8 @@ bool wants_server_ack(std::string_view query) {
 }
 
 UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
-                             const AccessKeys& access_keys, bool stopping, bool at_capacity) {
+                             const AccessKeys& access_keys, bool stopping, bool at_capacity,
+                             const RevocationList* revoked) {
     UpgradeVerdict verdict;
     const auto refuse = [&verdict](http::status status) {
         verdict.status = status;
@@ -39,10 +40,14 @@ UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
     if (!is_websocket_path(path)) return refuse(http::status::not_found);
     if (!beast::websocket::is_upgrade(request)) return refuse(http::status::upgrade_required);
     if (stopping) return refuse(http::status::service_unavailable);
-    std::optional<std::string> user = authenticate(request, access_keys);
-    if (!user) return refuse(http::status::unauthorized);
+    Credentials credentials = extract_credentials(request);
+    if (credentials.user.empty() || !access_keys.verify(credentials.user, credentials.access_key))
+        return refuse(http::status::unauthorized);
+    if (revoked && revoked->revoked(credentials.user, credentials.access_key))
+        return refuse(http::status::unauthorized);
     if (at_capacity) return refuse(http::status::service_unavailable);
-    verdict.user = std::move(*user);
+    verdict.user = std::move(credentials.user);
+    verdict.access_key = std::move(credentials.access_key);
     verdict.wants_server_ack = wants_server_ack(query);
     return verdict;
 }
@@ -66,23 +71,25 @@ void HttpSession::on_read_failed(ReadFailure failure, beast::error_code ec) {
 void HttpSession::on_request(Request&& request) {
     const bool at_capacity = state_.websockets >= state_.core->options().max_connections;
     UpgradeVerdict verdict =
-        check_upgrade(request, *state_.access_keys, state_.stopping, at_capacity);
+        check_upgrade(request, *state_.access_keys, state_.stopping, at_capacity, state_.revocations);
     if (verdict.status != http::status::switching_protocols) {
         if (verdict.status == http::status::service_unavailable && !state_.stopping)
             spdlog::warn("{}: at max_connections ({}): upgrade refused with 503",
                          state_.core->name(), state_.core->options().max_connections);
         return respond(verdict.status);
     }
-    upgrade(std::move(request), std::move(verdict.user), verdict.wants_server_ack);
+    upgrade(std::move(request), std::move(verdict));
 }
 
-void HttpSession::upgrade(Request&& request, std::string user, bool wants_ack) {
+void HttpSession::upgrade(Request&& request, UpgradeVerdict&& verdict) {
     // The WebSocket stream has its own timeouts; the socket leaves the tcp_stream (and its
     // timers) behind.
     stream().expires_never();
     auto session = std::make_shared<WebsocketSession>(stream().release_socket(), state_,
                                                       state_.core->next_connection_id(),
-                                                      std::move(user), wants_ack);
+                                                      std::move(verdict.user),
+                                                      verdict.wants_server_ack);
+    session->set_access_key(std::move(verdict.access_key));
     session->run(std::move(request));
 }
 

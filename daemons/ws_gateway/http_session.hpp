@@ -21,6 +21,7 @@
 #pragma once
 
 #include "common/access_key.hpp"
+#include "common/revocations.hpp"
 #include "common/http/session.hpp"
 #include "daemons/ws_gateway/server_state.hpp"
 
@@ -41,13 +42,15 @@ inline constexpr std::size_t kUpgradeMaxBufferBytes = 16 * 1024; // read buffer 
 struct UpgradeVerdict {
     boost::beast::http::status status = boost::beast::http::status::switching_protocols;
     std::string user;
+    std::string access_key; // the key it authenticated with (a revocation closes its socket)
     bool wants_server_ack = false;
 };
 
-// The decisions of HttpSession::on_request, in its order (404, 426, 503 draining, 401, 503
-// full). Pure: reads the request and the flags only.
+// The decisions of HttpSession::on_request, in its order (404, 426, 503 draining, 401 (a
+// bad key, or one on `revoked`), 503 full). Pure: reads the request and the flags only.
 UpgradeVerdict check_upgrade(const boost::beast::http::request<boost::beast::http::string_body>& request,
-                             const AccessKeys& access_keys, bool stopping, bool at_capacity);
+                             const AccessKeys& access_keys, bool stopping, bool at_capacity,
+                             const RevocationList* revoked = nullptr);
 
 class HttpSession final : public HttpSessionBase<boost::beast::http::string_body> {
 public:
@@ -60,7 +63,7 @@ private:
     void on_read_failed(ReadFailure failure, boost::beast::error_code ec) override;
     void on_written(boost::beast::error_code ec) override;
     void respond(boost::beast::http::status status);
-    void upgrade(Request&& request, std::string user, bool wants_server_ack);
+    void upgrade(Request&& request, UpgradeVerdict&& verdict);
 
     boost::beast::http::response<boost::beast::http::empty_body> response_;
     ServerState& state_;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "common/http/listener.hpp"
+#include "common/revocations.hpp"
 
 #include <boost/beast/core/flat_buffer.hpp>
 
@@ -57,6 +58,7 @@ private:
 struct ServerState {
     WsGatewayCore* core = nullptr;
     const AccessKeys* access_keys = nullptr;
+    const RevocationList* revocations = nullptr; // keys revoked at the profile daemon
     ConnectionCount handshakes;    // HttpSession objects alive (the listener's cap)
     std::size_t websockets = 0;    // WebsocketSession objects alive (handshaking, open, closing)
     bool stopping = false;         // drain started: refuse upgrades, close new WebSockets

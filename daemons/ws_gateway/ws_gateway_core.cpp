@@ -256,6 +256,15 @@ void WsGatewayCore::close_connection(const Envelope& request) {
     connection->close(kCloseReplaced, "replaced");
 }
 
+void WsGatewayCore::revoke(std::string_view user, std::string_view key) {
+    auto it = by_user_.find(user);
+    if (it == by_user_.end()) return;
+    ClientConnection* connection = find(it->second);
+    if (!connection || connection->access_key() != key) return;
+    ++counters_.revoked_closed;
+    connection->close(kCloseRevoked, "access key revoked");
+}
+
 void WsGatewayCore::keep_alive() {
     // A connection's keep_alive may close its socket; that ends its read later (a handler),
     // never inside this loop, so the registry does not change under it.

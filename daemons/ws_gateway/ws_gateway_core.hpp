@@ -44,6 +44,8 @@ inline constexpr std::uint16_t kCloseTryAgainLater = 1013;  // connect event cou
 // application code, not 1008, so that a client can tell "you were replaced, do not
 // reconnect in a loop" from "you broke a rule".
 inline constexpr std::uint16_t kCloseReplaced = 4000;
+// The access key this connection authenticated with was revoked (a logout): log in again.
+inline constexpr std::uint16_t kCloseRevoked = 4001;
 
 struct WsGatewayOptions {
     std::size_t max_frame_bytes = 65536;    // larger client frames close with 1009
@@ -87,6 +89,9 @@ public:
     std::uint64_t id() const { return id_; }
     const std::string& user() const { return user_; }
     bool wants_server_ack() const { return wants_server_ack_; }
+    // The access key of the upgrade ("" when not recorded): revoke() compares it.
+    const std::string& access_key() const { return access_key_; }
+    void set_access_key(std::string key) { access_key_ = std::move(key); }
     // Wall time (epoch ms) the connection was registered (WsGatewayCore::opened): every
     // `connect` for it carries this, resyncs too, so a session orders a user's connections
     // by when they opened, not by when their connects happen to arrive.
@@ -111,6 +116,7 @@ protected:
 private:
     std::uint64_t id_;
     std::string user_;
+    std::string access_key_;
     std::uint64_t opened_at_ms_ = 0;
     bool wants_server_ack_;
 };
@@ -148,6 +154,7 @@ struct WsGatewayCounters {
     std::uint64_t replies_dropped = 0;   // deliver_result unroutable or at the ROUTER's HWM
     std::uint64_t resyncs = 0;           // sessions that asked to hear every connection again
     std::uint64_t events_dropped = 0;    // connect/disconnect not queued (session at HWM)
+    std::uint64_t revoked_closed = 0;    // closed with 4001: their access key was revoked
 };
 
 class WsGatewayCore {
@@ -186,6 +193,10 @@ public:
     // The keep-alive sweep (every idle_ping_seconds): keep_alive() of every registered
     // connection.
     void keep_alive();
+
+    // `key` of `user` was revoked: that user's connection here, if it opened with that key,
+    // is closed with 4001 "access key revoked" (a connection with another key stays).
+    void revoke(std::string_view user, std::string_view key);
 
     // Drain: closes every connection with 1001; they stay registered until closed() so
     // that each sends its disconnect.

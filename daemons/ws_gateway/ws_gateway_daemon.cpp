@@ -73,7 +73,9 @@ WsGatewayOptions read_options(const topology::DaemonSpec& spec) {
 class WsGateway final : public Daemon {
 public:
     explicit WsGateway(const DaemonContext& context)
-        : context_(context), options_(read_options(context.self)) {}
+        : context_(context), options_(read_options(context.self)),
+          revocation_poll_ms_(static_cast<std::uint64_t>(
+              option_in_range(context.self, "revocation_poll_ms", 250, 50, 1000))) {}
 
     ~WsGateway() override {
         request_stop();
@@ -91,6 +93,7 @@ public:
         drain_timer_ = std::make_unique<net::steady_timer>(*io_);
         publish_timer_ = std::make_unique<net::steady_timer>(*io_);
         keep_alive_timer_ = std::make_unique<net::steady_timer>(*io_);
+        revocation_timer_ = std::make_unique<net::steady_timer>(*io_);
 
         router_ = bind_role(context_.zmq, zmq::socket_type::router, self.name, "router",
                             self.endpoint("router"));
@@ -132,6 +135,15 @@ public:
             session_pushes_.push_back(std::move(push));
         }
 
+        // The revocation list's poll: one DEALER to the profile daemon(s).
+        const auto profiles = topology::peers(context_.topology, context_.self, "profile", "router");
+        if (!profiles.empty()) {
+            profile_ = make_socket(context_.zmq, zmq::socket_type::dealer);
+            for (const auto& profile : profiles) profile_.connect(profile.endpoint);
+            profile_watcher_ =
+                std::make_unique<ZmqAsioWatcher>(*io_, profile_, [this] { on_profile(); });
+        }
+
         watcher_ = std::make_unique<ZmqAsioWatcher>(*io_, router_, [this] { on_router(); });
         outbox_ = std::make_unique<ws_gateway::ZmqOutbox>(router_push_, std::move(pushes),
                                                           *shards_, router_, *watcher_);
@@ -139,6 +151,7 @@ public:
                                               options_);
         state_.core = core_.get();
         state_.access_keys = &context_.access_keys;
+        state_.revocations = &revocations_;
     }
 
     void start() override {
@@ -223,8 +236,12 @@ private:
             {"overloaded", c.overloaded}, {"server_acks", c.server_acks},
             {"own_frames_dropped", c.own_frames_dropped}, {"bad_requests", c.bad_requests},
             {"replies_dropped", c.replies_dropped}, {"resyncs", c.resyncs},
-            {"events_dropped", c.events_dropped}, {"malformed", malformed_}};
+            {"events_dropped", c.events_dropped}, {"malformed", malformed_},
+            {"revoked_closed", c.revoked_closed},
+            {"revocation_polls_failed", revocations_.polls_failed()}};
         add_counters(s, "ws_gateway", rows);
+        s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
+                static_cast<double>(revocations_.size()));
     }
 
     // Only "impossible" failures escape a handler (a ZeroMQ error other than EAGAIN and
@@ -247,6 +264,10 @@ private:
         listener_->run();
         schedule_publish();
         schedule_keep_alive();
+        if (profile_watcher_) {
+            profile_watcher_->start();
+            schedule_revocation_poll();
+        }
     }
 
     // The gateway's own thread (no shared loop).
@@ -260,7 +281,48 @@ private:
         router_.close();
         router_push_.close();
         for (zmq::socket_t& push : session_pushes_) push.close();
+        if (profile_watcher_) profile_watcher_->stop();
+        if (profile_) profile_.close();
         spdlog::info("{}: stopped", context_.self.name);
+    }
+
+    // Every revocation_poll_ms: ask the profile daemon for revocations after the last one.
+    void schedule_revocation_poll() {
+        revocation_timer_->expires_after(std::chrono::milliseconds(revocation_poll_ms_));
+        revocation_timer_->async_wait([this](const boost::system::error_code& ec) {
+            if (ec || drained_) return;
+            poll_revocations();
+            schedule_revocation_poll();
+        });
+    }
+
+    void poll_revocations() {
+        auto request = revocations_.poll(context_.clock.monotonic_ms(), ++revocation_request_id_,
+                                         revocation_poll_ms_);
+        if (!request) return;
+        if (send_envelope(profile_, *request, revocation_scratch_) == SendResult::ok)
+            profile_watcher_->poke();
+        else
+            revocations_.send_failed();
+    }
+
+    // Replies to the revocation poll; a newly revoked key closes its open socket here.
+    void on_profile() {
+        for (int i = 0; i < kRouterBatch; ++i) {
+            const ReceiveResult result =
+                receive_envelope(profile_, /*router=*/false, profile_incoming_, &receive_error_);
+            if (result == ReceiveResult::empty) return;
+            if (result == ReceiveResult::malformed || !revocations_.is_reply(profile_incoming_.envelope)) {
+                ++malformed_;
+                continue;
+            }
+            revoked_.clear();
+            if (!revocations_.apply(profile_incoming_.envelope, context_.clock.wall_ms() / 1000,
+                                    revoked_))
+                continue;
+            for (const auto& [user, key] : revoked_) core_->revoke(user, key);
+            poll_revocations(); // sends only when the reply said more follow
+        }
     }
 
     // Every idle_ping_seconds (read again each time: SIGHUP may change it; 0 is off, checked
@@ -335,6 +397,8 @@ private:
         watcher_->stop();
         publish_timer_->cancel();
         keep_alive_timer_->cancel();
+        revocation_timer_->cancel();
+        if (profile_watcher_) profile_watcher_->stop();
         if (own_io_) {
             io_->stop();
             return;
@@ -358,6 +422,7 @@ private:
     std::unique_ptr<net::steady_timer> drain_timer_;
     std::unique_ptr<net::steady_timer> publish_timer_;
     std::unique_ptr<net::steady_timer> keep_alive_timer_;
+    std::unique_ptr<net::steady_timer> revocation_timer_;
     Publisher publisher_{context_.board, context_.clock};
     std::chrono::steady_clock::time_point drain_deadline_;
 
@@ -372,6 +437,14 @@ private:
 
     Incoming incoming_;
     std::string receive_error_;
+    zmq::socket_t profile_; // DEALER to the profile daemon(s); empty without one
+    std::unique_ptr<ZmqAsioWatcher> profile_watcher_;
+    RevocationList revocations_;
+    Incoming profile_incoming_;
+    std::vector<std::pair<std::string, std::string>> revoked_;
+    std::string revocation_scratch_;
+    std::uint64_t revocation_request_id_ = 0;
+    const std::uint64_t revocation_poll_ms_;
     std::uint64_t malformed_ = 0;
 
     std::string bound_listen_;

@@ -50,8 +50,9 @@ public:
     bool has_owner(std::string_view kind) const override { return kind != "push"; }
     SendResult to_owner(std::string_view, const Envelope& request) override {
         FUZZ_CHECK(request.kind == Kind::request);
-        if (request.method == "login") FUZZ_CHECK(request.from.empty());
-        else FUZZ_CHECK(authenticated && request.from == user); // the rest need credentials
+        // login and the periodic revocation poll carry no user; the rest need credentials.
+        if (request.method == "login" || request.method == "revocations") FUZZ_CHECK(request.from.empty());
+        else FUZZ_CHECK(authenticated && request.from == user);
         FUZZ_CHECK(nlohmann::json::accept(request.payload));
         owner_requests.push_back(request);
         return request.request_id % 7 == 6 ? SendResult::would_block : SendResult::ok;

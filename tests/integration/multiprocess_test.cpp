@@ -194,10 +194,9 @@ WsClient connect(int ws_port, const LoggedIn& who) {
 // `from` sends `id` to `to`: SERVER_ACK to the sender, the message to the recipient.
 void send_and_deliver(WsClient& from_ws, WsClient& to_ws, const std::string& to,
                       const std::string& id, std::chrono::milliseconds deadline = 5s) {
-    ASSERT_TRUE(from_ws.send_text(text_message(id, to, "text of " + id).dump()))
-        << "sending " << id << ": the socket is closed (close code " << from_ws.close_code()
-        << ", reason '" << from_ws.close_reason() << "') or the write failed";
-    ASSERT_TRUE(wait_for_server_ack(from_ws, id, deadline)) << "no SERVER_ACK for " << id;
+    ASSERT_TRUE(send_until_server_ack(from_ws, text_message(id, to, "text of " + id).dump(), id, deadline))
+        << "no SERVER_ACK for " << id << " (close code " << from_ws.close_code() << ", reason '"
+        << from_ws.close_reason() << "')";
     auto got = wait_for_id(to_ws, id, deadline);
     ASSERT_TRUE(got) << id << " not delivered";
     EXPECT_EQ((*got)["body"]["text"], "text of " + id);
@@ -377,6 +376,93 @@ TEST(MultiprocessTest, GroupCopiesSurviveTheKillOfASessionShard) {
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
                 killed.c_str(), count.duplicates);
     EXPECT_EQ(count.present, load.expected()) << "group copies lost: " << load.expected() - count.present;
+
+    supervisor.signal(SIGTERM);
+    EXPECT_TRUE(supervisor.wait_exit(15s));
+}
+
+// Issue 11, section 2: a logout at the rest-gateway reaches both ws-gateway processes within
+// a second (the open socket closes with 4001, the other gateway refuses the upgrade), the
+// other device's key stays good, and the revocation outlives a SIGKILL of the profile daemon
+// and of a gateway.
+TEST(MultiprocessTest, LogoutReachesEveryGatewayProcessAndSurvivesKills) {
+    TempDir dir;
+    const auto file = dir.path() / "multiprocess.toml";
+    write_test_topology(file, dir.path());
+    auto loaded = topology::load_file(file);
+    ASSERT_TRUE(loaded.topology);
+    const topology::Topology& topo = *loaded.topology;
+    const std::string ws1 = topo.of_kind("ws-gateway")[0]->name;
+    const std::string ws2 = topo.of_kind("ws-gateway")[1]->name;
+    const std::string profile = topo.of_kind("profile")[0]->name;
+
+    Supervisor supervisor({VARTALAPCTL_PATH, "up", file.string(), "--spawn"});
+    std::map<std::string, int> ports;
+    bool ready = false;
+    while (auto text = supervisor.line(30s)) {
+        std::smatch m;
+        if (std::regex_match(*text, m, std::regex(R"(listening (\S+) listen 127\.0\.0\.1:(\d+))")))
+            ports[m[1]] = std::stoi(m[2]);
+        if (*text == "ready") {
+            ready = true;
+            break;
+        }
+    }
+    ASSERT_TRUE(ready) << "the supervisor did not print ready within 30 s";
+    const int rest_port = ports[topo.of_kind("rest-gateway")[0]->name];
+    const LoggedIn phone = login(rest_port, "alice");
+    const LoggedIn tablet = login(rest_port, "alice");
+    ASSERT_NE(phone.access_key, tablet.access_key);
+    auto upgrade_status = [](int port, const LoggedIn& who) {
+        auto result = WsClient::connect("127.0.0.1", port, "/wss", {{"user", who.user}, {"accesskey", who.access_key}});
+        return std::holds_alternative<int>(result) ? std::get<int>(result) : 101;
+    };
+    auto rest_status = [&](const LoggedIn& who) {
+        return http_request("127.0.0.1", rest_port, "GET", "/v1.0/profile", {},
+                            {{"user", who.user}, {"accesskey", who.access_key}}).status;
+    };
+    // Within `deadline`, `check` holds (each call is a round trip to a gateway).
+    auto within = [](std::chrono::milliseconds deadline, const std::function<bool()>& check) {
+        const auto until = std::chrono::steady_clock::now() + deadline;
+        do {
+            if (check()) return true;
+        } while (std::chrono::steady_clock::now() < until);
+        return false;
+    };
+
+    WsClient phone_ws = connect(ports[ws1], phone);
+    const auto logout = http_request("127.0.0.1", rest_port, "POST", "/logout", {},
+                                     {{"user", "alice"}, {"accesskey", phone.access_key}});
+    ASSERT_EQ(logout.status, 200) << logout.body;
+    const auto logged_out = std::chrono::steady_clock::now();
+    EXPECT_FALSE(phone_ws.read_json_matching([](const json&) { return false; }, 1500ms));
+    EXPECT_EQ(phone_ws.close_code(), 4001);
+    EXPECT_LT(std::chrono::steady_clock::now() - logged_out, 1s) << "the socket was closed too late";
+    EXPECT_TRUE(within(1s, [&] { return upgrade_status(ports[ws2], phone) == 401; }));
+    EXPECT_LT(std::chrono::steady_clock::now() - logged_out, 1500ms);
+    EXPECT_EQ(rest_status(phone), 401);
+    EXPECT_EQ(rest_status(tablet), 200);
+    EXPECT_EQ(upgrade_status(ports[ws2], tablet), 101);
+
+    // SIGKILL the profile daemon and the second gateway; the supervisor restarts both.
+    for (const std::string& instance : {profile, ws2}) {
+        const int pid = supervisor.pid_of(instance);
+        ASSERT_GT(pid, 0);
+        ASSERT_EQ(::kill(pid, SIGKILL), 0);
+        if (instance == ws2) {
+            auto port = supervisor.wait_for("listening " + ws2 + R"( listen 127\.0\.0\.1:(\d+))", 15s);
+            ASSERT_TRUE(port) << ws2 << " was not restarted";
+            ports[ws2] = std::stoi((*port)[1]);
+        }
+        ASSERT_TRUE(supervisor.wait_for("ready " + instance, 15s)) << instance << " was not restarted";
+    }
+    EXPECT_TRUE(within(1s, [&] { return upgrade_status(ports[ws2], phone) == 401; }));
+    EXPECT_EQ(upgrade_status(ports[ws1], phone), 401);
+    EXPECT_EQ(upgrade_status(ports[ws2], tablet), 101);
+    // The restarted profile daemon still has the list and takes a new logout.
+    EXPECT_EQ(http_request("127.0.0.1", rest_port, "POST", "/logout", {},
+                           {{"user", "alice"}, {"accesskey", tablet.access_key}}).status, 200);
+    EXPECT_TRUE(within(1s, [&] { return upgrade_status(ports[ws1], tablet) == 401; }));
 
     supervisor.signal(SIGTERM);
     EXPECT_TRUE(supervisor.wait_exit(15s));

@@ -186,4 +186,27 @@ bool wait_for_server_ack(WsClient& client, const std::string& id, std::chrono::m
         .has_value();
 }
 
+bool send_until_server_ack(WsClient& client, const std::string& text, const std::string& id,
+                           std::chrono::milliseconds deadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
+        if (!client.send_text(text)) return false;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            until - std::chrono::steady_clock::now());
+        if (left <= std::chrono::milliseconds::zero()) return false;
+        auto answer = client.read_json_matching(
+            [&](const nlohmann::json& m) {
+                if (!m.is_object() || m.value("id", "") != id || !m.contains("head")) return false;
+                const std::string type = m["head"].value("contentType", "");
+                return type == "SERVER_ACK" || type == "error";
+            },
+            left);
+        if (!answer) return false;
+        if ((*answer)["head"].value("contentType", "") == "SERVER_ACK") return true;
+        // "server busy, retry": the gateway took nothing (e.g. its PUSH to the routers is not
+        // connected yet, just after start); an app resends the same id, and so does this.
+        if ((*answer)["body"].value("error", "") != "server busy, retry") return false;
+    }
+}
+
 } // namespace vartalap::testing

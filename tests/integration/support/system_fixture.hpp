@@ -98,5 +98,10 @@ std::optional<nlohmann::json> wait_for_id(WsClient& client, const std::string& i
 // Waits for the SERVER_ACK of message `id`.
 bool wait_for_server_ack(WsClient& client, const std::string& id,
                          std::chrono::milliseconds deadline = std::chrono::seconds(5));
+// Sends `text` (a message with `id`) until its SERVER_ACK arrives, again after each "server
+// busy, retry" error frame as the app would, within `deadline`. False on any other error frame,
+// a closed socket or the deadline.
+bool send_until_server_ack(WsClient& client, const std::string& text, const std::string& id,
+                           std::chrono::milliseconds deadline = std::chrono::seconds(5));
 
 } // namespace vartalap::testing

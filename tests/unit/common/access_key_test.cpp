@@ -1,6 +1,8 @@
 #include "common/access_key.hpp"
 
 #include <filesystem>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <thread>
@@ -19,8 +21,52 @@ TEST(AccessKeyTest, IssuedKeyVerifiesOnlyForItsUser) {
     EXPECT_FALSE(keys.verify("", key));
     EXPECT_FALSE(keys.verify("alice", ""));
     EXPECT_FALSE(keys.verify("alice", key + "x"));
-    EXPECT_FALSE(keys.verify("alice", "v1.1700000001." + key.substr(key.rfind('.') + 1)));
+    EXPECT_FALSE(keys.verify("alice", "v2.1700000001." + key.substr(14)));
     EXPECT_FALSE(AccessKeys(std::string(32, 't')).verify("alice", key)); // another secret
+    // Two logins in one second (two devices) get different keys.
+    EXPECT_NE(keys.issue("alice", 1700000000), key);
+    // A nonce changed under the same signature does not verify.
+    std::string other_nonce = key;
+    other_nonce[14] = other_nonce[14] == 'A' ? 'B' : 'A';
+    EXPECT_FALSE(keys.verify("alice", other_nonce));
+}
+
+TEST(AccessKeyTest, KeysOfTheFirstFormatStillVerify) {
+    // "v1.<issued_at>.<base64url(HMAC-SHA256(secret, "v1|alice|1700000000"))>", as issued
+    // before the nonce was added.
+    AccessKeys keys(kSecret);
+    const std::string v1 = "v1.1700000000." + base64url_encode([] {
+        unsigned char digest[32];
+        unsigned int length = 0;
+        const std::string message = "v1|alice|1700000000";
+        HMAC(EVP_sha256(), kSecret.data(), static_cast<int>(kSecret.size()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &length);
+        return std::string(reinterpret_cast<char*>(digest), length);
+    }());
+    EXPECT_TRUE(keys.verify("alice", v1));
+    EXPECT_FALSE(keys.verify("bob", v1));
+}
+
+TEST(AccessKeyTest, KeysOlderThanTheMaxAgeAreRefused) {
+    AccessKeys keys(kSecret, 3600);
+    const auto key = keys.issue("alice", 1000);
+    EXPECT_TRUE(keys.verify("alice", key, 4599));
+    EXPECT_FALSE(keys.verify("alice", key, 4600));
+    EXPECT_EQ(keys.expires_at(key), 4600u);
+    EXPECT_EQ(AccessKeys(kSecret).expires_at(key), 0u); // no max age: never
+    EXPECT_TRUE(AccessKeys(kSecret).verify("alice", key, 1u << 31));
+}
+
+TEST(AccessKeyTest, Base64urlRoundTrip) {
+    std::string out;
+    for (const std::string& bytes : {std::string(), std::string("f"), std::string("fo"),
+                                    std::string("foo"), std::string("\xff\xfe\x00", 3)}) {
+        ASSERT_TRUE(base64url_decode(base64url_encode(bytes), out));
+        EXPECT_EQ(out, bytes);
+    }
+    EXPECT_FALSE(base64url_decode("a", out));
+    EXPECT_FALSE(base64url_decode("ab+c", out));
+    EXPECT_FALSE(base64url_decode("ab=c", out));
 }
 
 TEST(AccessKeyTest, ShortSecretIsRefused) {

@@ -87,5 +87,124 @@ TEST_F(ProfileCoreTest, ProfileOfTheCaller) {
     EXPECT_EQ(core_.handle(request("nope", json::object(), "alice")).status, Status::not_found);
 }
 
+// A provider whose token is the identity's sub ("sub/phone" gives a phone too).
+class SubIsTokenProvider final : public IdentityProvider {
+public:
+    bool verify(std::string_view, std::string_view token, Identity& identity,
+                std::string& reason) const override {
+        if (token.empty()) {
+            reason = "empty";
+            return false;
+        }
+        const auto slash = token.find('/');
+        identity.sub = std::string(token.substr(0, slash));
+        identity.phone_number = slash == std::string_view::npos ? "" : std::string(token.substr(slash + 1));
+        return true;
+    }
+};
+
+TEST_F(ProfileCoreTest, TheFirstLoginBindsTheUsernameToItsSub) {
+    SubIsTokenProvider subs;
+    ProfileCore core(*env_, subs, keys_, clock_);
+    auto login = [&](const char* user, const char* token) {
+        return core.handle(request("login", {{"username", user}, {"authToken", token}}));
+    };
+    EXPECT_EQ(login("alice", "sub-a").status, Status::ok);
+    EXPECT_EQ(login("alice", "sub-a").status, Status::ok);
+    const auto refused = login("alice", "sub-b");
+    EXPECT_EQ(refused.status, Status::unauthorized);
+    EXPECT_EQ(json::parse(refused.payload)["error"], "username is bound to another identity");
+    EXPECT_EQ(core.counters().sub_mismatches, 1u);
+    // Another username is free to bind sub-b.
+    EXPECT_EQ(login("bob", "sub-b").status, Status::ok);
+    // The binding is durable: a new core over the same store keeps it.
+    ProfileCore again(*env_, subs, keys_, clock_);
+    EXPECT_EQ(again.handle(request("login", {{"username", "alice"}, {"authToken", "sub-b"}})).status,
+              Status::unauthorized);
+    // A user made by the development provider (no sub) is bound by its first real login.
+    EXPECT_EQ(core_.handle(request("login", {{"username", "carol"}, {"authToken", "dev"}})).status, Status::ok);
+    EXPECT_EQ(login("carol", "sub-c").status, Status::ok);
+    EXPECT_EQ(login("carol", "sub-d").status, Status::unauthorized);
+}
+
+TEST_F(ProfileCoreTest, ARefusedLoginSaysWhyInJson) {
+    const auto reply = core_.handle(request("login", {{"username", "a"}, {"authToken", ""}}));
+    EXPECT_EQ(reply.status, Status::unauthorized);
+    EXPECT_EQ(json::parse(reply.payload)["error"], "invalid identity token: empty identity token");
+}
+
+TEST_F(ProfileCoreTest, LogoutRevokesThatKeyDurablyAndListsIt) {
+    auto key_of = [&](const char* user) {
+        return json::parse(core_.handle(request("login", {{"username", user}, {"authToken", "t"}})).payload)["accesskey"]
+            .get<std::string>();
+    };
+    const std::string phone = key_of("alice");
+    const std::string bob = key_of("bob");
+    auto list = [&](ProfileCore& core, const std::string& epoch, std::uint64_t since) {
+        return json::parse(core.handle(request("revocations", {{"epoch", epoch}, {"since", since}})).payload);
+    };
+    auto empty = list(core_, "", 0);
+    EXPECT_EQ(empty["entries"].size(), 0u);
+    EXPECT_EQ(empty["version"], 0);
+    const std::string epoch = empty["epoch"];
+    EXPECT_EQ(epoch.size(), 32u);
+
+    EXPECT_EQ(core_.handle(request("logout", {{"accesskey", phone}}, "alice")).status, Status::ok);
+    EXPECT_EQ(core_.handle(request("logout", {{"accesskey", phone}}, "alice")).status, Status::ok);
+    EXPECT_EQ(core_.counters().logouts, 1u);
+    // A key of another user, or none: not a logout.
+    EXPECT_EQ(core_.handle(request("logout", {{"accesskey", bob}}, "alice")).status, Status::unauthorized);
+    EXPECT_EQ(core_.handle(request("logout", json::object(), "alice")).status, Status::unauthorized);
+
+    auto one = list(core_, epoch, 0);
+    ASSERT_EQ(one["entries"].size(), 1u);
+    EXPECT_EQ(one["entries"][0]["user"], "alice");
+    EXPECT_EQ(one["entries"][0]["key"], phone);
+    EXPECT_EQ(one["entries"][0]["seq"], 1);
+    EXPECT_EQ(one["version"], 1);
+    EXPECT_EQ(one["complete"], true);
+    EXPECT_EQ(list(core_, epoch, 1)["entries"].size(), 0u);
+    // A stale epoch gets the whole list.
+    EXPECT_EQ(list(core_, "stale", 1)["entries"].size(), 1u);
+
+    // Durable: a new core over the same directory (a restart) has the same epoch and list.
+    env_.reset();
+    env_ = std::make_unique<lmdb::Env>(dir_);
+    ProfileCore restarted(*env_, identity_, keys_, clock_);
+    auto after = list(restarted, epoch, 0);
+    EXPECT_EQ(after["epoch"], epoch);
+    ASSERT_EQ(after["entries"].size(), 1u);
+    EXPECT_EQ(restarted.handle(request("logout", {{"accesskey", bob}}, "bob")).status, Status::ok);
+    EXPECT_EQ(list(restarted, epoch, 1)["entries"][0]["seq"], 2);
+}
+
+TEST_F(ProfileCoreTest, RevocationsOfKeysPastTheirMaxAgeArePruned) {
+    AccessKeys aging(std::string(32, 'k'), 3600);
+    ProfileCore core(*env_, identity_, aging, clock_);
+    const std::uint64_t now = clock_.wall_ms() / 1000;
+    const std::string old_key = aging.issue("alice", now - 3500);
+    const std::string new_key = aging.issue("alice", now);
+    EXPECT_EQ(core.handle(request("logout", {{"accesskey", old_key}}, "alice")).status, Status::ok);
+    EXPECT_EQ(core.handle(request("logout", {{"accesskey", new_key}}, "alice")).status, Status::ok);
+    EXPECT_EQ(aging.expires_at(old_key), now + 100);
+    core.prune_revocations();
+    EXPECT_EQ(core.counters().revocations_pruned, 0u);
+    // Too old to verify: nothing to revoke.
+    EXPECT_EQ(core.handle(request("logout", {{"accesskey", aging.issue("alice", now - 3600)}}, "alice")).status,
+              Status::unauthorized);
+
+    class LaterClock final : public Clock {
+    public:
+        std::uint64_t monotonic_ms() const override { return 2000; }
+        std::uint64_t wall_ms() const override { return 1700000000000 + 200'000; }
+    } later;
+    ProfileCore core_later(*env_, identity_, aging, later);
+    core_later.prune_revocations();
+    EXPECT_EQ(core_later.counters().revocations_pruned, 1u);
+    auto left = json::parse(core_later.handle(request("revocations", {{"epoch", ""}, {"since", 0}})).payload);
+    ASSERT_EQ(left["entries"].size(), 1u);
+    EXPECT_EQ(left["entries"][0]["key"], new_key);
+}
+
 } // namespace
 } // namespace vartalap::profile

@@ -1,5 +1,5 @@
 #include "daemons/push/fcm.hpp"
-#include "daemons/push/url.hpp"
+#include "common/http/url.hpp"
 #include "daemons/push/webhook.hpp"
 
 #include <gtest/gtest.h>

@@ -79,13 +79,20 @@ protected:
         r.target = std::move(target);
         r.body = std::move(body);
         if (!user.empty()) {
-            r.access_key = keys_.issue(user, 1);
+            r.access_key = key_of(user);
             r.user = std::move(user);
         }
         r.token = token_;
         auto exchange = std::make_shared<FakeExchange>();
         core_->handle(exchange, std::move(r));
         return exchange;
+    }
+
+    // One key per user for the whole test (each issue() makes a new one: a new nonce).
+    const std::string& key_of(const std::string& user) {
+        auto it = keys_of_.find(user);
+        if (it == keys_of_.end()) it = keys_of_.emplace(user, keys_.issue(user, 1)).first;
+        return it->second;
     }
 
     static json chat(const std::string& id, const std::string& to = "bob") {
@@ -110,6 +117,7 @@ protected:
     AccessKeys keys_;
     RestLimits limits_;
     std::optional<std::string> token_;
+    std::map<std::string, std::string> keys_of_;
     std::unique_ptr<RestGatewayCore> core_;
 };
 
@@ -140,6 +148,96 @@ TEST_F(RestGatewayCoreTest, WrongKeyIsUnauthorized) {
     auto exchange = std::make_shared<FakeExchange>();
     core_->handle(exchange, std::move(r));
     EXPECT_EQ(exchange->response->status, HttpStatus::unauthorized);
+}
+
+TEST_F(RestGatewayCoreTest, LogoutForwardsTheRequestsOwnKey) {
+    for (const auto& [method, path] : {std::pair{"POST", "/logout"}, std::pair{"POST", "/v1.0/logout"},
+                                       std::pair{"DELETE", "/login"}}) {
+        outbox_.owner_requests.clear();
+        request(method, path, R"({"accesskey":"someone else's"})");
+        ASSERT_EQ(outbox_.owner_requests.size(), 1u) << path;
+        const Envelope& sent = outbox_.owner_requests[0].second;
+        EXPECT_EQ(outbox_.owner_requests[0].first, "profile");
+        EXPECT_EQ(sent.method, "logout");
+        EXPECT_EQ(sent.from, "alice");
+        EXPECT_EQ(json::parse(sent.payload)["accesskey"], key_of("alice"));
+        EXPECT_EQ(json::parse(sent.payload).size(), 1u);
+    }
+    // No body, or one that is not JSON: a logout all the same.
+    outbox_.owner_requests.clear();
+    request("POST", "/logout", "");
+    request("DELETE", "/v1.0/login", "not json");
+    EXPECT_EQ(outbox_.owner_requests.size(), 2u);
+    EXPECT_EQ(request("POST", "/logout", {}, "")->response->status, HttpStatus::unauthorized);
+}
+
+TEST_F(RestGatewayCoreTest, ALogoutThisGatewayForwardedIsRefusedHereAtOnce) {
+    auto logout = request("POST", "/logout");
+    ASSERT_EQ(outbox_.owner_requests.size(), 1u);
+    // Refused by profile: the key stays good.
+    Envelope refused;
+    refused.kind = Kind::reply;
+    refused.request_id = outbox_.owner_requests[0].second.request_id;
+    refused.status = Status::internal;
+    core_->on_reply(Envelope(refused));
+    ASSERT_TRUE(logout->response);
+    EXPECT_NE(logout->response->status, HttpStatus::ok);
+    EXPECT_FALSE(request("GET", "/profile")->response); // forwarded: not refused
+    // Confirmed: refused here before any poll answer.
+    auto again = request("POST", "/logout");
+    Envelope ok;
+    ok.kind = Kind::reply;
+    ok.request_id = outbox_.owner_requests.back().second.request_id;
+    ok.status = Status::ok;
+    ok.payload = "{}";
+    core_->on_reply(Envelope(ok));
+    ASSERT_TRUE(again->response);
+    EXPECT_EQ(again->response->status, HttpStatus::ok);
+    auto after = request("GET", "/profile");
+    ASSERT_TRUE(after->response);
+    EXPECT_EQ(after->response->status, HttpStatus::unauthorized);
+    EXPECT_EQ(after->response->body, R"({"error":"access key revoked"})");
+}
+
+TEST_F(RestGatewayCoreTest, ARevokedKeyIsRefusedOnceThePollBringsIt) {
+    core_->expire();
+    ASSERT_EQ(outbox_.owner_requests.size(), 1u);
+    Envelope poll = outbox_.owner_requests[0].second;
+    EXPECT_EQ(poll.method, "revocations");
+    EXPECT_EQ(json::parse(poll.payload), (json{{"epoch", ""}, {"since", 0}}));
+    // Not again while it is in flight.
+    clock_.now_ms += 300;
+    core_->expire();
+    EXPECT_EQ(outbox_.owner_requests.size(), 1u);
+
+    Envelope reply;
+    reply.kind = Kind::reply;
+    reply.request_id = poll.request_id;
+    reply.status = Status::ok;
+    reply.payload = json{{"epoch", "e1"}, {"version", 1}, {"complete", true},
+                         {"entries", {{{"seq", 1}, {"user", "alice"}, {"key", key_of("alice")}, {"expires", 0}}}}}
+                        .dump();
+    core_->on_reply(std::move(reply));
+    EXPECT_TRUE(core_->revocations().synced());
+    auto refused = request("GET", "/profile");
+    EXPECT_EQ(refused->response->status, HttpStatus::unauthorized);
+    EXPECT_EQ(refused->response->body, R"({"error":"access key revoked"})");
+    EXPECT_EQ(core_->counters().revoked_refused, 1u);
+    // alice's key from another login (another device) still works.
+    RestRequest other;
+    other.method = "GET";
+    other.target = "/profile";
+    other.user = "alice";
+    other.access_key = keys_.issue("alice", 2);
+    auto exchange = std::make_shared<FakeExchange>();
+    core_->handle(exchange, std::move(other));
+    EXPECT_FALSE(exchange->response); // forwarded to profile
+    // The next poll asks for what follows.
+    clock_.now_ms += 300;
+    core_->expire();
+    const Envelope& next = outbox_.owner_requests.back().second;
+    EXPECT_EQ(next.method, "revocations");
+    EXPECT_EQ(json::parse(next.payload), (json{{"epoch", "e1"}, {"since", 1}}));
 }
 
 TEST_F(RestGatewayCoreTest, ReplyIsCorrelatedByRequestId) {

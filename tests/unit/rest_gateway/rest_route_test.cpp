@@ -18,7 +18,13 @@ TEST(RestRouteTest, ProfilePaths) {
     EXPECT_EQ(route_request("POST", "/profile/user/sync").method, "contactbook_sync");
     EXPECT_TRUE(route_request("POST", "/contactbook/sync").needs_auth);
     EXPECT_EQ(route_request("GET", "/login").target, RestRoute::method_not_allowed);
-    EXPECT_EQ(route_request("GET", "/login").allow, "POST");
+    EXPECT_EQ(route_request("GET", "/login").allow, "POST, DELETE");
+    const auto logout = route_request("POST", "/v1.0/logout");
+    EXPECT_EQ(logout.method, "logout");
+    EXPECT_TRUE(logout.needs_auth);
+    EXPECT_EQ(route_request("DELETE", "/login").method, "logout");
+    EXPECT_TRUE(route_request("DELETE", "/v1.0/login").needs_auth);
+    EXPECT_EQ(route_request("GET", "/logout").allow, "POST");
     EXPECT_EQ(route_request("GET", "/v1.01/alive").target, RestRoute::not_found);
     // The original's /profile/get (and /profile/, its '/' route) answer like /profile.
     for (const char* path : {"/profile/get", "/v1.0/profile/get", "/profile/", "/profile"}) {

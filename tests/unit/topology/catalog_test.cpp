@@ -35,6 +35,7 @@ TEST(TopologyLocal, LinksFollowFromTheKinds) {
     std::vector<std::string> expected = {
         "ws-1 PUSH router-1 pull inproc://router-1",
         "ws-1 PUSH session-1 pull inproc://session-1",
+        "ws-1 DEALER profile-1 router inproc://profile-1",
         "rest-1 PUSH router-1 pull inproc://router-1",
         "rest-1 DEALER profile-1 router inproc://profile-1",
         "router-1 PUSH session-1 pull inproc://session-1",
@@ -216,14 +217,14 @@ TEST(CatalogPeers, RefusesALinkTheCatalogDoesNotHave) {
     ASSERT_TRUE(result.topology) << all_errors(result);
     const Topology& topology = *result.topology;
     const DaemonSpec& gateway = *topology.find("ws-1");
-    EXPECT_THROW(peers(topology, gateway, "profile", "router"), std::logic_error);
+    EXPECT_THROW(peers(topology, gateway, "group", "router"), std::logic_error);
     EXPECT_THROW(peers(topology, gateway, "session", "router"), std::logic_error); // wrong role
     EXPECT_THROW(peers(topology, *topology.find("profile-1"), "session", "pull"), std::logic_error);
     try {
-        peers(topology, gateway, "profile", "router");
+        peers(topology, gateway, "group", "router");
     } catch (const std::logic_error& error) {
         EXPECT_STREQ(error.what(), "ws-1: the catalog has no link from a ws-gateway to the "
-                                   "router endpoint of a profile");
+                                   "router endpoint of a group");
     }
 }
 

@@ -591,5 +591,19 @@ TEST(TopologyErrors, ThreadsOutOfRangeOrNotAnInteger) {
     }
 }
 
+TEST(TopologyLoad, AccessKeyMaxAgeDefaultsToNeverAndIsChecked) {
+    const LoadResult defaulted = load("[system]\nname = \"x\"\n");
+    ASSERT_TRUE(defaulted.topology) << all_errors(defaulted);
+    EXPECT_EQ(defaulted.topology->access_key_max_age_days, 0);
+    const LoadResult year = load("[system]\naccess_key_max_age_days = 365\n");
+    ASSERT_TRUE(year.topology) << all_errors(year);
+    EXPECT_EQ(year.topology->access_key_max_age_days, 365);
+    for (const char* value : {"-1", "36501", "\"30\"", "1.5"}) {
+        const LoadResult result = load(std::string("[system]\naccess_key_max_age_days = ") + value + "\n");
+        EXPECT_TRUE(has_error(result, 2, {"system.access_key_max_age_days must be an integer from 0"}))
+            << value;
+    }
+}
+
 } // namespace
 } // namespace vartalap::topology

@@ -147,6 +147,23 @@ TEST_F(WsGatewayCoreTest, ConnectNotQueuedRefusesTheConnection) {
     EXPECT_EQ(core_.counters().events_dropped, 1u);
 }
 
+TEST_F(WsGatewayCoreTest, ARevokedKeyClosesOnlyItsOwnConnection) {
+    FakeConnection alice(core_, "alice", false);
+    alice.set_access_key("v1.1.key-a");
+    FakeConnection bob(core_, "bob", false);
+    bob.set_access_key("v1.1.key-b");
+    ASSERT_TRUE(core_.opened(alice));
+    ASSERT_TRUE(core_.opened(bob));
+    core_.revoke("alice", "v1.1.other-device-key"); // another key of alice: nothing
+    core_.revoke("carol", "v1.1.key-a");            // nobody
+    EXPECT_EQ(alice.close_code, 0);
+    core_.revoke("alice", "v1.1.key-a");
+    EXPECT_EQ(alice.close_code, kCloseRevoked);
+    EXPECT_EQ(alice.close_reason, "access key revoked");
+    EXPECT_EQ(bob.close_code, 0);
+    EXPECT_EQ(core_.counters().revoked_closed, 1u);
+}
+
 TEST_F(WsGatewayCoreTest, NewConnectionReplacesTheOldOneWithoutADisconnect) {
     FakeConnection first(core_, "alice", false);
     FakeConnection second(core_, "alice", false);

@@ -1,9 +1,9 @@
 // Thread: any (pure functions).
-#include "daemons/push/url.hpp"
+#include "common/http/url.hpp"
 
 #include <algorithm>
 
-namespace vartalap::push {
+namespace vartalap {
 
 std::string Url::host_header() const {
     const bool ipv6 = host.find(':') != std::string::npos;
@@ -66,4 +66,4 @@ std::optional<Url> parse_url(std::string_view text) {
     return url;
 }
 
-} // namespace vartalap::push
+} // namespace vartalap

@@ -1,5 +1,6 @@
-// A small asynchronous HTTP/1.1 client for the providers: POST a body, get the status, the
-// body and Retry-After. HTTPS verifies the server: certificate chain against the system
+// A small asynchronous HTTP/1.1 client for outbound calls (the push daemon's providers, the
+// profile daemon's certificate fetch): POST a body or GET, get the status, the body,
+// Retry-After and Cache-Control. HTTPS verifies the server: certificate chain against the system
 // trust store (or `ca_file`), host name (or IP) against the certificate, SNI sent for names.
 // Connections are kept alive and reused per origin, because a TLS handshake per push would
 // cost more than the push (FCM asks senders to reuse connections).
@@ -17,7 +18,7 @@
 // (providers answer with small JSON documents).
 #pragma once
 
-#include "daemons/push/url.hpp"
+#include "common/http/url.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -31,7 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace vartalap::push {
+namespace vartalap {
 
 struct HttpClientOptions {
     std::string ca_file;                                 // PEM CAs trusted instead of the system store
@@ -42,6 +43,8 @@ struct HttpClientOptions {
 };
 
 struct HttpRequest {
+    enum class Method : std::uint8_t { post, get };
+    Method method = Method::post; // a GET sends no body and no Content-Type
     Url url;
     std::string content_type;
     std::string body;
@@ -53,6 +56,7 @@ struct HttpResponse {
     unsigned status = 0;
     std::string body;
     std::string retry_after;         // the Retry-After header, "" if absent
+    std::string cache_control;       // the Cache-Control header, "" if absent
 };
 
 namespace detail {
@@ -67,8 +71,8 @@ public:
     HttpClient(const HttpClient&) = delete;
     HttpClient& operator=(const HttpClient&) = delete;
 
-    // Sends `request` as a POST; `done` is called exactly once with the outcome, unless the
-    // io_context stops first.
+    // Sends `request` (a POST, or a GET by its method); `done` is called exactly once with
+    // the outcome, unless the io_context stops first.
     void post(HttpRequest request, std::function<void(HttpResponse)> done);
     // Periodic duty: close idle connections older than idle_timeout.
     void close_expired_idle();
@@ -88,4 +92,4 @@ private:
     std::size_t in_flight_ = 0;
 };
 
-} // namespace vartalap::push
+} // namespace vartalap

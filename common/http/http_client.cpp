@@ -5,7 +5,7 @@
 // if both sides keep it alive. A reused connection may have been closed by the server while
 // idle; such a failure is retried once on a fresh connection (a duplicate push is harmless,
 // a lost one is not).
-#include "daemons/push/http_client.hpp"
+#include "common/http/http_client.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -20,7 +20,7 @@
 #include <optional>
 #include <stdexcept>
 
-namespace vartalap::push {
+namespace vartalap {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -74,16 +74,19 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 public:
     Exchange(HttpClient& client, HttpRequest request, std::function<void(HttpResponse)> done)
         : client_(client), request_(std::move(request)), done_(std::move(done)), resolver_(client.io_) {
-        message_.method(http::verb::post);
+        const bool get = request_.method == HttpRequest::Method::get;
+        message_.method(get ? http::verb::get : http::verb::post);
         message_.target(request_.url.target);
         message_.version(11);
         message_.set(http::field::host, request_.url.host_header());
-        message_.set(http::field::user_agent, "vartalap-push");
-        message_.set(http::field::content_type, request_.content_type);
+        message_.set(http::field::user_agent, "vartalap");
+        if (!get) message_.set(http::field::content_type, request_.content_type);
         if (!request_.authorization.empty()) message_.set(http::field::authorization, request_.authorization);
         message_.keep_alive(true);
-        message_.body() = std::move(request_.body);
-        message_.prepare_payload();
+        if (!get) {
+            message_.body() = std::move(request_.body);
+            message_.prepare_payload();
+        }
     }
 
     void start() {
@@ -160,6 +163,8 @@ private:
         result.status = response.result_int();
         if (auto it = response.find(http::field::retry_after); it != response.end())
             result.retry_after = std::string(it->value());
+        if (auto it = response.find(http::field::cache_control); it != response.end())
+            result.cache_control = std::string(it->value());
         result.body = std::move(response.body());
         if (response.keep_alive() && buffer_.size() == 0) {
             connection_->tcp().expires_never();
@@ -268,4 +273,4 @@ void HttpClient::close_all_idle() {
     idle_.clear();
 }
 
-} // namespace vartalap::push
+} // namespace vartalap

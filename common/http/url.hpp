@@ -1,5 +1,6 @@
-// The absolute http:// and https:// URLs the push daemon posts to (configured, so trusted
-// more than traffic, but still checked so a typo fails at start instead of at first push).
+// The absolute http:// and https:// URLs the daemons call out to (push providers, the
+// identity certificates): configured, so trusted more than traffic, but still checked so a
+// typo fails at start instead of at first use.
 // Thread-safety: plain values and a pure function.
 #pragma once
 
@@ -7,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace vartalap::push {
+namespace vartalap {
 
 struct Url {
     bool tls = false;      // https
@@ -25,4 +26,4 @@ struct Url {
 // numeric port; userinfo and fragments are refused (they have no use here).
 std::optional<Url> parse_url(std::string_view text);
 
-} // namespace vartalap::push
+} // namespace vartalap
