@@ -134,6 +134,7 @@ LoadResult Loader::run(std::string_view text) {
     check_endpoints();
     check_slots();
     check_required_kinds();
+    check_development_identity();
     return finish();
 }
 

@@ -16,6 +16,9 @@ namespace vartalap {
 struct Credentials {
     std::string user;
     std::string access_key;
+    // Either came from a cookie: a browser attaches cookies to requests other sites make it
+    // send, so such a request is checked for its Origin (cross_site.hpp).
+    bool from_cookie = false;
 };
 
 // Value of cookie `name` in a Cookie header value ("a=1; b=2"), or nullopt.
@@ -31,9 +34,15 @@ Credentials extract_credentials(const Fields& fields) {
         if (auto it = fields.find(boost::beast::http::field::cookie); it != fields.end()) {
             const std::string_view cookies(it->value().data(), it->value().size());
             if (c.user.empty())
-                if (auto v = cookie_value(cookies, "user")) c.user = std::string(*v);
+                if (auto v = cookie_value(cookies, "user")) {
+                    c.user = std::string(*v);
+                    c.from_cookie = true;
+                }
             if (c.access_key.empty())
-                if (auto v = cookie_value(cookies, "accesskey")) c.access_key = std::string(*v);
+                if (auto v = cookie_value(cookies, "accesskey")) {
+                    c.access_key = std::string(*v);
+                    c.from_cookie = true;
+                }
         }
     }
     return c;

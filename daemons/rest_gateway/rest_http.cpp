@@ -14,7 +14,12 @@ RestRequest to_rest_request(http::request<http::string_body>& request) {
     Credentials credentials = extract_credentials(request);
     r.user = std::move(credentials.user);
     r.access_key = std::move(credentials.access_key);
+    r.cookie_auth = credentials.from_cookie;
     if (auto it = request.find("token"); it != request.end()) r.token = std::string(it->value());
+    if (auto it = request.find(http::field::origin); it != request.end()) r.origin = std::string(it->value());
+    if (auto it = request.find(http::field::host); it != request.end()) r.host = std::string(it->value());
+    if (auto it = request.find(http::field::content_type); it != request.end())
+        r.content_type = std::string(it->value());
     return r;
 }
 

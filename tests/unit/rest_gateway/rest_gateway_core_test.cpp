@@ -78,6 +78,7 @@ protected:
         r.method = std::move(method);
         r.target = std::move(target);
         r.body = std::move(body);
+        r.content_type = "application/json";
         if (!user.empty()) {
             r.access_key = key_of(user);
             r.user = std::move(user);
