@@ -21,6 +21,14 @@ struct Credentials {
     bool from_cookie = false;
 };
 
+// The value of header `field` (a beast::http::field or a name), empty when absent.
+template <class Fields, class Field>
+std::string_view header_value(const Fields& fields, Field field) {
+    const auto it = fields.find(field);
+    if (it == fields.end()) return {};
+    return std::string_view(it->value().data(), it->value().size());
+}
+
 // Value of cookie `name` in a Cookie header value ("a=1; b=2"), or nullopt.
 std::optional<std::string_view> cookie_value(std::string_view cookie_header, std::string_view name);
 

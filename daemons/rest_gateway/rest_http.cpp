@@ -16,10 +16,9 @@ RestRequest to_rest_request(http::request<http::string_body>& request) {
     r.access_key = std::move(credentials.access_key);
     r.cookie_auth = credentials.from_cookie;
     if (auto it = request.find("token"); it != request.end()) r.token = std::string(it->value());
-    if (auto it = request.find(http::field::origin); it != request.end()) r.origin = std::string(it->value());
-    if (auto it = request.find(http::field::host); it != request.end()) r.host = std::string(it->value());
-    if (auto it = request.find(http::field::content_type); it != request.end())
-        r.content_type = std::string(it->value());
+    r.origin = header_value(request, http::field::origin);
+    r.host = header_value(request, http::field::host);
+    r.content_type = header_value(request, http::field::content_type);
     return r;
 }
 

@@ -44,14 +44,10 @@ UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
     if (!beast::websocket::is_upgrade(request)) return refuse(http::status::upgrade_required);
     if (stopping) return refuse(http::status::service_unavailable);
     Credentials credentials = extract_credentials(request);
-    if (credentials.from_cookie) {
-        const auto origin = request.find(http::field::origin);
-        const auto host = request.find(http::field::host);
-        if (!origin_allowed(origin == request.end() ? std::string_view{} : origin->value(),
-                            host == request.end() ? std::string_view{} : host->value(),
-                            allowed_origins))
-            return refuse(http::status::forbidden);
-    }
+    if (credentials.from_cookie &&
+        !origin_allowed(header_value(request, http::field::origin),
+                        header_value(request, http::field::host), allowed_origins))
+        return refuse(http::status::forbidden);
     if (credentials.user.empty() || !access_keys.verify(credentials.user, credentials.access_key))
         return refuse(http::status::unauthorized);
     if (revoked && revoked->revoked(credentials.user, credentials.access_key))
@@ -84,13 +80,11 @@ void HttpSession::on_request(Request&& request) {
     UpgradeVerdict verdict = check_upgrade(request, *state_.access_keys, state_.stopping, at_capacity,
                                            state_.revocations, state_.core->options().allowed_origins);
     if (verdict.status == http::status::forbidden) {
-        if (count_sampled(state_.origin_refused)) {
-            const auto origin = request.find(http::field::origin);
+        if (count_sampled(state_.origin_refused))
             spdlog::warn("{}: refused a cookie-authenticated upgrade from origin '{}' with 403; "
                          "{} so far", state_.core->name(),
-                         origin == request.end() ? std::string_view{} : origin->value().substr(0, 100),
+                         header_value(request, http::field::origin).substr(0, 100),
                          state_.origin_refused);
-        }
         return respond(verdict.status, R"({"error":"origin not allowed"})");
     }
     if (verdict.status != http::status::switching_protocols) {
