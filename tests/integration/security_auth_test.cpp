@@ -90,7 +90,7 @@ TEST_F(SecurityAuthTest, AKeyDatedInTheFutureIsRefused) {
 }
 
 TEST_F(SecurityAuthTest, ReservedAndMalformedUsernamesCannotLogIn) {
-    for (const std::string name : {"server", "SERVER", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e",
+    for (const std::string& name : std::vector<std::string>{"server", "SERVER", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e",
                                    "../../etc", "a b", std::string(65, '9')}) {
         const json body = {{"username", name}, {"authToken", "dev-token"}, {"notificationToken", "x"}};
         const auto response = system().http("POST", "/v1.0/login", body.dump());
@@ -122,7 +122,7 @@ TEST_F(SecurityAuthTest, ReservedAndMalformedRecipientsAreRefusedOnTheSocket) {
     WsClient alice_ws = system().connect(alice);
     WsClient bob_ws = system().connect(bob);
     int n = 0;
-    for (const std::string to : {"server", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e",
+    for (const std::string& to : std::vector<std::string>{"server", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e",
                                  std::string("bob\0x", 5), "bob smith", "../../etc/passwd", "a\x01",
                                  std::string(300, 'b')}) {
         const std::string id = "bad-" + std::to_string(++n);
@@ -206,7 +206,7 @@ TEST_F(SecurityAuthTest, ACookieUpgradeFromAForeignOriginIsRefused) {
     EXPECT_EQ(http_request("127.0.0.1", system().ws_port(), "GET", "/wss", {}, headers).status, 403);
     // The server's own page, and the one allowed origin, may use the cookies.
     int n = 0;
-    for (const std::string origin : {"http://127.0.0.1:" + std::to_string(system().ws_port()),
+    for (const std::string& origin : std::vector<std::string>{"http://127.0.0.1:" + std::to_string(system().ws_port()),
                                      std::string(kAllowedOrigin)}) {
         auto ws = WsClient::connect("127.0.0.1", system().ws_port(), "/wss?ack=true",
                                     {{"Cookie", cookie_of(alice)}, {"Origin", origin}});
@@ -225,7 +225,7 @@ TEST_F(SecurityAuthTest, ACookiePostFromAForeignOriginIsRefused) {
     const LoggedIn bob = system().login("+911000000042");
     WsClient bob_ws = system().connect(bob);
     // A form-like text/plain POST /send (a "simple" request: no preflight) and a JSON one.
-    for (const std::string type : {"text/plain", "application/json"}) {
+    for (const std::string& type : std::vector<std::string>{"text/plain", "application/json"}) {
         const auto refused = system().http("POST", "/send", text_message("x-" + type, bob.user, "pwned").dump(),
                                            {{"Cookie", cookie_of(alice)}, {"Origin", "https://evil.example"},
                                             {"Content-Type", type}});
@@ -250,7 +250,7 @@ TEST_F(SecurityAuthTest, RestWritesWithABodyMustBeJson) {
     const LoggedIn alice = system().login("+911000000051");
     const LoggedIn bob = system().login("+911000000052");
     WsClient bob_ws = system().connect(bob);
-    for (const std::string type : {"text/plain", "application/x-www-form-urlencoded", ""}) {
+    for (const std::string& type : std::vector<std::string>{"text/plain", "application/x-www-form-urlencoded", ""}) {
         const auto refused = system().http("POST", "/send", text_message("j-1", bob.user, "x").dump(),
                                            {{"user", alice.user}, {"accesskey", alice.access_key},
                                             {"Content-Type", type}});

@@ -77,7 +77,7 @@ TEST(AccessKeyTest, KeysOfReservedOrMalformedUsernamesNeverVerify) {
     // A user registered as "server" before names were reserved keeps a correctly signed
     // key; it verifies no more (common/names.hpp).
     AccessKeys keys(kSecret);
-    for (const std::string user : {"server", "SERVER", "~server:x", "a b", "a/../b",
+    for (const std::string& user : std::vector<std::string>{"server", "SERVER", "~server:x", "a b", "a/../b",
                                    "0f8fad5b-d9cb-469f-a165-70867728950e", std::string(65, 'a')}) {
         EXPECT_FALSE(keys.verify(user, keys.issue(user, 1000), 1000)) << user;
     }

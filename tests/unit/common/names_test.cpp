@@ -11,13 +11,13 @@ namespace vartalap {
 namespace {
 
 TEST(NamesTest, TheAppsPhoneNumbersAndTestNamesAreValid) {
-    for (const std::string name : {"+911234567890", "+14155550123", "911234567890", "alice",
+    for (const std::string& name : std::vector<std::string>{"+911234567890", "+14155550123", "911234567890", "alice",
                                    "user-42", "bot_1.v2", "a", std::string(kMaxUsernameBytes, '9')})
         EXPECT_EQ(check_username(name), NameProblem::none) << name;
 }
 
 TEST(NamesTest, AddressesTheProtocolGivesAMeaningAreReserved) {
-    for (const std::string name : {"server", "Server", "SERVER", "~server:g-1:7", "~", "~alice",
+    for (const std::string& name : std::vector<std::string>{"server", "Server", "SERVER", "~server:g-1:7", "~", "~alice",
                                    "0f8fad5b-d9cb-469f-a165-70867728950e",
                                    "0F8FAD5B-D9CB-469F-A165-70867728950E"})
         EXPECT_EQ(check_username(name), NameProblem::reserved) << name;
@@ -36,11 +36,11 @@ TEST(NamesTest, BadBytesAndLengthsAreRefused) {
     EXPECT_EQ(check_username(std::string(kMaxUsernameBytes + 1, 'a')), NameProblem::too_long);
     EXPECT_EQ(check_group_id(std::string(kMaxGroupIdBytes + 1, 'a')), NameProblem::too_long);
     EXPECT_EQ(check_group_id(std::string(kMaxGroupIdBytes, 'a')), NameProblem::none);
-    for (const std::string name : {std::string("a\0b", 3), std::string("a b"), std::string("a\tb"),
+    for (const std::string& name : std::vector<std::string>{std::string("a\0b", 3), std::string("a b"), std::string("a\tb"),
                                    std::string("a\nb"), std::string("a\x7f"), std::string("../etc"),
                                    std::string("a/b"), std::string("a\\b"), std::string("a\"b"),
                                    std::string("a;b"), std::string("a,b"), std::string("caf\xc3\xa9"),
-                                   std::string("a\xe2\x80\xaeb")}) {
+                                   std::string("a\xe2\x80\xae" "b")}) {
         EXPECT_EQ(check_username(name), NameProblem::bad_character) << name;
         EXPECT_EQ(check_group_id(name), NameProblem::bad_character) << name;
     }

@@ -74,7 +74,7 @@ TEST_F(ProfileCoreTest, LoginRefusals) {
 
 // Issue 12: names the protocol gives a meaning cannot be registered (common/names.hpp).
 TEST_F(ProfileCoreTest, ReservedUsernamesCannotLogIn) {
-    for (const std::string name : {"server", "Server", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e",
+    for (const std::string& name : std::vector<std::string>{"server", "Server", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e",
                                    "../x", std::string("a\0b", 3), std::string(65, '1')}) {
         const auto reply = core_.handle(request("login", {{"username", name}, {"authToken", "t"}}));
         EXPECT_EQ(reply.status, Status::bad_request) << name;

@@ -561,7 +561,7 @@ TEST_F(RestGatewayCoreTest, WritesWithABodyMustBeJson) {
         core_->handle(exchange, std::move(r));
         return exchange;
     };
-    for (const std::string type : {"text/plain", "", "application/x-www-form-urlencoded",
+    for (const std::string& type : std::vector<std::string>{"text/plain", "", "application/x-www-form-urlencoded",
                                    "multipart/form-data; boundary=b"}) {
         auto refused = send_as(type);
         ASSERT_TRUE(refused->response) << type;

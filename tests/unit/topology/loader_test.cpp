@@ -629,7 +629,7 @@ router = "inproc://profile-1"
 } // namespace
 
 TEST(TopologyIdentity, DevelopmentProviderBehindAPublicListenerIsRefused) {
-    for (const std::string listen : {"0.0.0.0:8080", "10.0.0.1:8080", "[::]:8080", "chat.example.org:443"}) {
+    for (const std::string& listen : std::vector<std::string>{"0.0.0.0:8080", "10.0.0.1:8080", "[::]:8080", "chat.example.org:443"}) {
         const LoadResult result = load(gateway_and_profile(listen, ""), "profile");
         EXPECT_TRUE(has_error(result, 6, {"daemon 'profile-1'", "identity_provider \"development\"",
                                           "daemon 'ws-1'", "non-loopback address '" + listen + "' (line 4)",
@@ -645,7 +645,7 @@ TEST(TopologyIdentity, DevelopmentProviderBehindAPublicListenerIsRefused) {
 }
 
 TEST(TopologyIdentity, LoopbackListenersOrARealProviderAreFine) {
-    for (const std::string listen : {"127.0.0.1:8080", "127.0.0.2:0", "localhost:8080", "[::1]:8080"}) {
+    for (const std::string& listen : std::vector<std::string>{"127.0.0.1:8080", "127.0.0.2:0", "localhost:8080", "[::1]:8080"}) {
         const LoadResult result = load(gateway_and_profile(listen, ""), "profile");
         EXPECT_TRUE(result.topology) << listen << ": " << all_errors(result);
     }

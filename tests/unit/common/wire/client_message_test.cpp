@@ -272,12 +272,12 @@ TEST(ClientMessageTest, RecipientsFollowTheUsernameRule) {
                     {"head", {{"type", type}, {"to", to}, {"chatid", "c"}, {"contentType", "text"}}},
                     {"body", {{"text", "x"}}}};
     };
-    for (const std::string to : {"server", "Server", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e"}) {
+    for (const std::string& to : std::vector<std::string>{"server", "Server", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e"}) {
         EXPECT_FALSE(parse(message_to(to), e, error)) << to;
         EXPECT_EQ(error, "invalid recipient (head.to): reserved") << to;
         EXPECT_EQ(e.id, "m1");
     }
-    for (const std::string to : {std::string("a\0b", 3), std::string("a b"), std::string("../../etc/passwd"),
+    for (const std::string& to : std::vector<std::string>{std::string("a\0b", 3), std::string("a b"), std::string("../../etc/passwd"),
                                  std::string("a\x01"), std::string("caf\xc3\xa9")}) {
         EXPECT_FALSE(parse(message_to(to), e, error)) << to;
         EXPECT_EQ(error, "invalid recipient (head.to): a character that is not allowed") << to;
