@@ -301,9 +301,8 @@ void Loader::check_development_identity() {
         const auto* provider = draft.spec.options.get("identity_provider");
         if (provider && !(provider->is_string() && provider->value_or(std::string_view{}) == "development"))
             continue; // another provider (or a wrong type, which the daemon refuses at start)
-        const auto line = draft.key_lines.find("options");
-        add(provider ? static_cast<int>(provider->source().begin.line)
-                     : (line != draft.key_lines.end() ? line->second : draft.spec.line),
+        const auto options = draft.key_lines.find("options");
+        add(provider && options != draft.key_lines.end() ? options->second : draft.spec.line,
             draft.label + ": identity_provider \"development\" accepts any identity token, "
             "so anyone could log in as anyone, but " + drafts_[exposed->daemon].label +
             " serves the non-loopback address '" + exposed->text + "' (line " +

@@ -499,10 +499,11 @@ TEST_F(RestGatewayCoreTest, DeliverIsAnsweredNotConnected) {
 // Issue 12, "Cross-site use of cookie auth": a browser attaches the user's cookies to a
 // POST another site's page makes it send; only the Origin says who asked.
 TEST_F(RestGatewayCoreTest, CookieAuthenticatedWritesFromAForeignOriginAre403) {
-    const auto cookie_send = [&](const std::string& origin, const std::string& method = "POST") {
+    const auto cookie_send = [&](const std::string& origin, const std::string& method = "POST",
+                                 const std::string& target = "/send") {
         RestRequest r;
         r.method = method;
-        r.target = "/send";
+        r.target = target;
         r.body = chat("x1").dump();
         r.content_type = "application/json";
         r.user = "alice";
@@ -519,7 +520,8 @@ TEST_F(RestGatewayCoreTest, CookieAuthenticatedWritesFromAForeignOriginAre403) {
     EXPECT_EQ(evil->response->status, HttpStatus::forbidden);
     EXPECT_EQ(evil->response->body, R"({"error":"origin not allowed"})");
     EXPECT_EQ(cookie_send("null")->response->status, HttpStatus::forbidden);
-    EXPECT_EQ(cookie_send("https://evil.example", "DELETE")->response->status, HttpStatus::forbidden);
+    EXPECT_EQ(cookie_send("https://evil.example", "DELETE", "/groups/g-1/members")->response->status,
+              HttpStatus::forbidden);
     EXPECT_TRUE(outbox_.pushed.empty());
     EXPECT_EQ(core_->counters().origin_refused, 3u);
     // The server's own origin, and a request with no Origin, go through.

@@ -605,13 +605,9 @@ TEST(TopologyLoad, AccessKeyMaxAgeDefaultsToNeverAndIsChecked) {
     }
 }
 
-} // namespace
-} // namespace vartalap::topology
 
 // ---------------------------------------------------------------------------------------
 // Identity (issue 12): the development provider logs anyone in as anyone.
-
-namespace {
 
 std::string gateway_and_profile(const std::string& listen, const std::string& profile_options) {
     return R"toml([[daemon]]
@@ -626,8 +622,6 @@ router = "inproc://profile-1"
 )toml" + profile_options;
 }
 
-} // namespace
-
 TEST(TopologyIdentity, DevelopmentProviderBehindAPublicListenerIsRefused) {
     for (const std::string& listen : std::vector<std::string>{"0.0.0.0:8080", "10.0.0.1:8080", "[::]:8080", "chat.example.org:443"}) {
         const LoadResult result = load(gateway_and_profile(listen, ""), "profile");
@@ -637,11 +631,11 @@ TEST(TopologyIdentity, DevelopmentProviderBehindAPublicListenerIsRefused) {
             << listen;
         EXPECT_EQ(result.errors.size(), 1u) << all_errors(result);
     }
-    // Said explicitly: the error points at the option.
+    // Said explicitly: the error points at the options.
     const LoadResult explicit_dev = load(
         gateway_and_profile("0.0.0.0:8080", "[daemon.options]\nidentity_provider = \"development\"\n"),
         "profile");
-    EXPECT_TRUE(has_error(explicit_dev, 11, {"identity_provider \"development\""})) << all_errors(explicit_dev);
+    EXPECT_TRUE(has_error(explicit_dev, 10, {"identity_provider \"development\""})) << all_errors(explicit_dev);
 }
 
 TEST(TopologyIdentity, LoopbackListenersOrARealProviderAreFine) {
@@ -656,3 +650,6 @@ TEST(TopologyIdentity, LoopbackListenersOrARealProviderAreFine) {
     // "127.evil.example" is a host name, not a loopback address.
     EXPECT_FALSE(load(gateway_and_profile("127.evil.example:80", ""), "profile").topology);
 }
+
+} // namespace
+} // namespace vartalap::topology
