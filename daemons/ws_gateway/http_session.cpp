@@ -3,8 +3,8 @@
 
 #include "common/http/cross_site.hpp"
 #include "common/http/http_auth.hpp"
-#include "common/log.hpp"
 #include "common/http/target.hpp"
+#include "common/log.hpp"
 #include "daemons/ws_gateway/ws_gateway_core.hpp"
 #include "daemons/ws_gateway/websocket_session.hpp"
 
