@@ -22,7 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-constexpr const char* kSecret = "hex:5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5e";
+constexpr const char* kSecret = "hex:5ec05ec05ec05ec05ec05ec05ec05ec05ec05ec05ec05ec05ec05ec05ec05ec0";
 constexpr const char* kAllowedOrigin = "https://app.example.com";
 
 std::uint64_t now_seconds() {
