@@ -11,6 +11,7 @@ zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
     socket.set(zmq::sockopt::sndhwm, options.send_hwm);
     socket.set(zmq::sockopt::rcvhwm, options.receive_hwm);
     socket.set(zmq::sockopt::linger, options.linger_ms);
+    socket.set(zmq::sockopt::maxmsgsize, kMaxInternalFrameBytes);
     if (type == zmq::socket_type::router) socket.set(zmq::sockopt::router_mandatory, 1);
     if (!options.routing_id.empty()) socket.set(zmq::sockopt::routing_id, options.routing_id);
     return socket;
