@@ -21,21 +21,6 @@ std::string last_endpoint(zmq::socket_ref socket) {
     return socket.get(zmq::sockopt::last_endpoint);
 }
 
-zmq::socket_t bind_role(zmq::context_t& context, zmq::socket_type type, const std::string& daemon,
-                        const std::string& role, const std::string& endpoint,
-                        const std::string& why) {
-    if (endpoint.empty())
-        throw std::runtime_error(daemon + ": no `" + role + "` endpoint configured" +
-                                 (why.empty() ? "" : " (" + why + ")"));
-    zmq::socket_t socket = make_socket(context, type);
-    try {
-        socket.bind(endpoint);
-    } catch (const zmq::error_t& e) {
-        throw std::runtime_error(daemon + ": cannot bind " + role + " '" + endpoint + "': " + e.what());
-    }
-    return socket;
-}
-
 SendResult send_envelope(zmq::socket_ref socket, const Envelope& envelope,
                          std::string& scratch, std::string_view routing_id) {
     encode_envelope(envelope, scratch);

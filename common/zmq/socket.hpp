@@ -39,12 +39,8 @@ zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
 // The endpoint a socket actually bound (resolves tcp://127.0.0.1:* to the kernel's port).
 std::string last_endpoint(zmq::socket_ref socket);
 
-// A daemon's socket for `role`, made by make_socket and bound to `endpoint`. Throws
-// std::runtime_error naming `daemon` and `role` when the endpoint is empty ("no `role`
-// endpoint configured", `why` appended in parentheses if given) or cannot be bound.
-zmq::socket_t bind_role(zmq::context_t& context, zmq::socket_type type, const std::string& daemon,
-                        const std::string& role, const std::string& endpoint,
-                        const std::string& why = {});
+// A daemon binds its sockets with bind_socket (daemons/transport.hpp), which adds CURVE on
+// tcp:// when the topology has host keys.
 
 // Sends [routing_id if non-empty] [header] [envelope] without blocking. `scratch` is a
 // reusable buffer so the hot path does not allocate per message. Never leaves a partly
