@@ -4,6 +4,7 @@
 #include "tests/integration/support/child_process.hpp"
 #include "tests/integration/support/system_fixture.hpp"
 #include "tests/support/deadline.hpp"
+#include "tools/vartalapctl/status.hpp"
 
 #include "common/wire/envelope.hpp"
 #include "common/zmq/curve.hpp"
@@ -44,7 +45,7 @@ int free_port() {
     return ntohs(address.sin_port);
 }
 
-// local.toml with every ZeroMQ endpoint on a loopback tcp:// port, the gateways on host
+// local.toml with every ZeroMQ endpoint (control included) on a loopback tcp:// port, the gateways on host
 // "edge" and the rest on host "core", each host with a key pair of its own.
 struct CurveCluster {
     TempDir dir;
@@ -62,7 +63,7 @@ struct CurveCluster {
                 const bool gateway = daemon.kind == "ws-gateway" || daemon.kind == "rest-gateway";
                 daemon.host = gateway ? "edge" : "core";
                 for (auto& [role, endpoint] : daemon.endpoints)
-                    if (endpoint.rfind("inproc://", 0) == 0)
+                    if (endpoint.rfind("inproc://", 0) == 0 || role == "control")
                         endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
             }
             t.host_keys["edge"] = {edge.public_key, edge_file.string(), 0};
@@ -242,6 +243,52 @@ TEST(CurveTest, OversizedFrameIsDroppedAndTheRouterGoesOn) {
     const auto hello = text_message("c-2", "bob", "still here");
     ASSERT_TRUE(send_until_server_ack(alice_ws, hello.dump(), "c-2", test::scaled(10s)));
     EXPECT_TRUE(wait_for_id(bob_ws, "c-2", test::scaled(5s)));
+}
+
+TEST(CurveTest, StatusAsksCurveControlSocketsWithAHostKey) {
+    CurveCluster cluster;
+    RunningSystem system(cluster.topology);
+    // vartalapctl status: a host's readable secret key file makes it a CURVE client.
+    EXPECT_TRUE(wait_until(
+        [&] {
+            const auto statuses = ctl::query_status(cluster.topology, "", test::scaled(2s));
+            return ctl::status_exit_code(statuses) == 0 && statuses.size() == cluster.topology.daemons.size();
+        },
+        10s));
+    // A plain DEALER gets no status from the same control socket.
+    Outsider plain(zmq::socket_type::dealer, cluster.endpoint("session-1", "control"));
+    plain.socket.send(zmq::message_t(), zmq::send_flags::sndmore);
+    plain.socket.send(zmq::str_buffer("status"), zmq::send_flags::none);
+    zmq::pollitem_t item{plain.socket.handle(), 0, ZMQ_POLLIN, 0};
+    EXPECT_EQ(zmq::poll(&item, 1, test::scaled(1s)), 0);
+    EXPECT_TRUE(wait_until([&] { return refused(system, "session-1", "handshake") >= 1; }, 5s));
+}
+
+TEST(CurveTest, ADaemonRefusesAKeyFileOthersCanReadOrOfAnotherHost) {
+    CurveCluster cluster;
+    const auto edge_file = cluster.topology.keys_of("edge")->secret_key_file;
+    std::filesystem::permissions(edge_file, std::filesystem::perms::group_read,
+                                 std::filesystem::perm_options::add);
+    try {
+        System system(cluster.topology);
+        system.start();
+        ADD_FAILURE() << "started with a key file of mode 0640";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("has mode 0640"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("chmod 600"), std::string::npos) << e.what();
+    }
+    std::filesystem::permissions(edge_file, std::filesystem::perms::group_read,
+                                 std::filesystem::perm_options::remove);
+    // core's secret file named for edge: its public key is not edge's.
+    cluster.topology.host_keys["edge"].secret_key_file = cluster.topology.keys_of("core")->secret_key_file;
+    try {
+        System system(cluster.topology);
+        system.start();
+        ADD_FAILURE() << "started with another host's key";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("does not belong to host 'edge'"), std::string::npos)
+            << e.what();
+    }
 }
 
 TEST(CurveTest, ValidateRefusesPlainTcpUnlessInsecureTcp) {
