@@ -64,11 +64,29 @@ struct CurveCluster {
                 daemon.host = gateway ? "edge" : "core";
                 for (auto& [role, endpoint] : daemon.endpoints)
                     if (endpoint.rfind("inproc://", 0) == 0 || role == "control")
-                        endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
+                        endpoint = "tcp://127.0.0.1:0";
             }
             t.host_keys["edge"] = {edge.public_key, edge_file.string(), 0};
             t.host_keys["core"] = {core.public_key, core_file.string(), 0};
         });
+    }
+
+    // Starts the system on fresh ports the kernel picked. A port is released between
+    // free_port() and the daemon's bind, so a parallel test may take it: then again.
+    std::unique_ptr<RunningSystem> start() {
+        for (int attempt = 1;; ++attempt) {
+            for (auto& daemon : topology.daemons)
+                for (auto& [role, endpoint] : daemon.endpoints)
+                    if (endpoint.rfind("tcp://", 0) == 0)
+                        endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
+            try {
+                return std::make_unique<RunningSystem>(topology);
+            } catch (const std::runtime_error& e) {
+                if (attempt == 5 || std::string(e.what()).find("Address already in use") ==
+                                        std::string::npos)
+                    throw;
+            }
+        }
     }
     std::string endpoint(const std::string& instance, const std::string& role) const {
         return topology.find(instance)->endpoint(role);
@@ -153,7 +171,8 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 
 TEST(CurveTest, ChatBetweenTwoUsersOverCurveTcp) {
     CurveCluster cluster;
-    RunningSystem system(cluster.topology);
+    auto running = cluster.start();
+    RunningSystem& system = *running;
     const LoggedIn alice = system.login("alice");
     const LoggedIn bob = system.login("bob");
     WsClient bob_ws = system.connect(bob);
@@ -168,7 +187,8 @@ TEST(CurveTest, ChatBetweenTwoUsersOverCurveTcp) {
 
 TEST(CurveTest, PersistenceAnswersNoDealerWithoutTheKeys) {
     CurveCluster cluster;
-    RunningSystem system(cluster.topology);
+    auto running = cluster.start();
+    RunningSystem& system = *running;
     const std::string router = cluster.endpoint("persistence-1", "router");
     const auto wait = test::scaled(1500ms);
 
@@ -193,7 +213,8 @@ TEST(CurveTest, PersistenceAnswersNoDealerWithoutTheKeys) {
 
 TEST(CurveTest, PushWithoutTheKeysDeliversNothing) {
     CurveCluster cluster;
-    RunningSystem system(cluster.topology);
+    auto running = cluster.start();
+    RunningSystem& system = *running;
     WsClient bob_ws = system.connect(system.login("bob"));
     const std::string pull = cluster.endpoint("router-1", "pull");
 
@@ -215,7 +236,8 @@ TEST(CurveTest, PushWithoutTheKeysDeliversNothing) {
 
 TEST(CurveTest, OversizedFrameIsDroppedAndTheRouterGoesOn) {
     CurveCluster cluster;
-    RunningSystem system(cluster.topology);
+    auto running = cluster.start();
+    RunningSystem& system = *running;
     const LoggedIn alice = system.login("alice");
     WsClient bob_ws = system.connect(system.login("bob"));
     const auto counter = [&](const std::string& name) {
@@ -247,7 +269,8 @@ TEST(CurveTest, OversizedFrameIsDroppedAndTheRouterGoesOn) {
 
 TEST(CurveTest, StatusAsksCurveControlSocketsWithAHostKey) {
     CurveCluster cluster;
-    RunningSystem system(cluster.topology);
+    auto running = cluster.start();
+    RunningSystem& system = *running;
     // vartalapctl status: a host's readable secret key file makes it a CURVE client.
     EXPECT_TRUE(wait_until(
         [&] {
