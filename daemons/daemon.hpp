@@ -24,6 +24,7 @@
 namespace vartalap {
 
 class EventLoop;
+class Transport;
 
 struct DaemonContext {
     zmq::context_t& zmq;                  // the process's one context (inproc needs one)
@@ -38,6 +39,10 @@ struct DaemonContext {
     // The event-loop thread a ZeroMQ-loop daemon runs on (`[system] threads`); null: a
     // thread of its own. Daemons with an Asio loop of their own (gateways, push) ignore it.
     EventLoop* loop = nullptr;
+    // The process's internal transport (daemons/transport.hpp): CURVE on tcp:// when the
+    // topology has host keys. Null: plain sockets (a daemon run alone by a test; refused for
+    // a tcp:// endpoint of a topology with keys).
+    Transport* transport = nullptr;
 };
 
 class Daemon {

@@ -3,6 +3,7 @@
 #include "daemons/ops_server.hpp"
 
 #include "daemons/event_loop.hpp"
+#include "daemons/transport.hpp"
 
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
@@ -46,6 +47,19 @@ metrics::Identity identity_of(const topology::DaemonSpec& spec) {
     return {spec.name, spec.kind, spec.host};
 }
 
+// The counters every daemon's metrics carry whatever its kind.
+void add_refusals(const OpsEntry& entry, metrics::Snapshot& process) {
+    if (!entry.refusals) return;
+    const char* help = "connections to the daemon's tcp:// sockets refused by CURVE: key = a "
+                       "client key not in the topology, handshake = no or wrong keys";
+    process.counter("vartalap_internal_refused_total", help,
+                    static_cast<double>(entry.refusals->key.load(std::memory_order_relaxed)),
+                    metrics::label("reason", "key"));
+    process.counter("vartalap_internal_refused_total", help,
+                    static_cast<double>(entry.refusals->handshake.load(std::memory_order_relaxed)),
+                    metrics::label("reason", "handshake"));
+}
+
 metrics::Health health(const OpsEntry& entry, std::uint64_t started_ms, std::uint64_t now_ms,
                        bool draining) {
     return metrics::health_of(entry.board->last_publish_ms(), started_ms, now_ms, draining);
@@ -58,6 +72,9 @@ nlohmann::json status_json(const OpsEntry& entry, std::uint64_t started_ms, std:
     const auto last = entry.board->last_publish_ms();
     nlohmann::json counters = nlohmann::json::object();
     nlohmann::json gauges = nlohmann::json::object();
+    metrics::Snapshot process;
+    add_refusals(entry, process);
+    metrics::add_to_json(process, counters, gauges);
     metrics::add_to_json(entry.board->snapshot(), counters, gauges);
     return {
         {"instance", entry.spec->name},
@@ -88,6 +105,7 @@ std::string metrics_text(const OpsEntry& entry, std::uint64_t started_ms, std::u
         process.gauge("vartalap_last_publish_age_seconds",
                       "age of the metrics the daemon's loop last published",
                       static_cast<double>(now_ms - std::min(now_ms, *last)) / 1000.0);
+    add_refusals(entry, process);
     const metrics::Identity identity = identity_of(*entry.spec);
     return metrics::render_prometheus(process, identity) +
            metrics::render_prometheus(entry.board->snapshot(), identity);
@@ -165,8 +183,9 @@ struct OpsServer::Impl {
     };
 
     Impl(zmq::context_t& zmq_context, std::vector<OpsEntry> all, const Clock& clock_ref,
-         const std::atomic<bool>& draining_flag)
-        : zmq(zmq_context), entries(std::move(all)), clock(clock_ref), draining_ref(draining_flag) {}
+         const std::atomic<bool>& draining_flag, Transport* transport_ptr)
+        : zmq(zmq_context), entries(std::move(all)), clock(clock_ref), draining_ref(draining_flag),
+          transport(transport_ptr) {}
 
     bool draining() const { return draining_ref.load(std::memory_order_relaxed); }
 
@@ -177,6 +196,7 @@ struct OpsServer::Impl {
                 Control& c = controls.emplace_back();
                 c.entry = entry;
                 c.socket = make_socket(zmq, zmq::socket_type::router);
+                if (transport) transport->prepare_bind(c.socket, *entry.spec, control);
                 try {
                     c.socket.bind(control);
                 } catch (const zmq::error_t& e) {
@@ -273,6 +293,7 @@ struct OpsServer::Impl {
     std::vector<OpsEntry> entries;
     const Clock& clock;
     const std::atomic<bool>& draining_ref;
+    Transport* transport; // null: plain control sockets
     ConnectionCount http_connections; // before io: sessions still queued in io count down at its end
     asio::io_context io{1};
     std::list<Control> controls;      // stable addresses: the watchers' handlers hold them
@@ -281,8 +302,9 @@ struct OpsServer::Impl {
     std::thread thread;
 };
 
-OpsServer::OpsServer(zmq::context_t& zmq, std::vector<OpsEntry> entries, const Clock& clock)
-    : impl_(std::make_unique<Impl>(zmq, std::move(entries), clock, draining_)) {}
+OpsServer::OpsServer(zmq::context_t& zmq, std::vector<OpsEntry> entries, const Clock& clock,
+                     Transport* transport)
+    : impl_(std::make_unique<Impl>(zmq, std::move(entries), clock, draining_, transport)) {}
 
 OpsServer::~OpsServer() { stop(); }
 

@@ -10,6 +10,7 @@
 
 #include "common/clock.hpp"
 #include "common/metrics.hpp"
+#include "common/zmq/zap_guard.hpp"
 #include "topology/topology.hpp"
 
 #include <atomic>
@@ -25,7 +26,12 @@ namespace vartalap {
 struct OpsEntry {
     const topology::DaemonSpec* spec = nullptr;
     const metrics::Board* board = nullptr;
+    // The daemon's refused CURVE handshakes (null: no CURVE in this topology); published as
+    // vartalap_internal_refused_total{reason="key"|"handshake"} with every kind's metrics.
+    const ZapGuard::Refusals* refusals = nullptr;
 };
+
+class Transport;
 
 // The `status` reply (INTERNAL_PROTOCOL.md, "Control socket") for one daemon.
 nlohmann::json status_json(const OpsEntry& entry, std::uint64_t started_ms, std::uint64_t now_ms,
@@ -40,7 +46,9 @@ std::string control_reply(std::string_view request, const OpsEntry& entry,
 
 class OpsServer {
 public:
-    OpsServer(zmq::context_t& zmq, std::vector<OpsEntry> entries, const Clock& clock);
+    // `transport` (may be null: plain sockets) secures the control sockets bound at tcp://.
+    OpsServer(zmq::context_t& zmq, std::vector<OpsEntry> entries, const Clock& clock,
+              Transport* transport = nullptr);
     ~OpsServer();
     OpsServer(const OpsServer&) = delete;
     OpsServer& operator=(const OpsServer&) = delete;

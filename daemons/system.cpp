@@ -2,12 +2,16 @@
 #include "daemons/system.hpp"
 
 #include "daemons/event_loop.hpp"
+#include "daemons/transport.hpp"
 
 #include "common/log.hpp"
 #include "topology/catalog.hpp"
+#include "topology/endpoints.hpp"
 
 #include <algorithm>
+#include <set>
 #include <stdexcept>
+#include <sys/stat.h>
 
 namespace vartalap {
 
@@ -17,6 +21,43 @@ namespace {
 bool shares_event_loop(std::string_view kind) {
     return kind == "ws-gateway" || kind == "message-router" || kind == "session" ||
            kind == "persistence" || kind == "profile" || kind == "group" || kind == "group-router";
+}
+
+// ipc:// endpoints are socket files: their directory must exist before a bind, and only the
+// daemons' user should enter it (whoever can connect to the sockets can talk as a daemon).
+// A directory made here is 0700; an existing one that others may enter is reported.
+void prepare_ipc_directories(const std::vector<const topology::DaemonSpec*>& specs) {
+    std::set<std::filesystem::path> seen;
+    for (const auto* spec : specs)
+        for (const auto& [role, endpoint] : spec->endpoints) {
+            if (endpoint.rfind("ipc://", 0) != 0) continue;
+            const std::filesystem::path parent = std::filesystem::path(endpoint.substr(6)).parent_path();
+            if (parent.empty() || !seen.insert(parent).second) continue;
+            if (std::filesystem::create_directories(parent)) {
+                std::filesystem::permissions(parent, std::filesystem::perms::owner_all);
+                continue;
+            }
+            struct stat info {};
+            if (::stat(parent.c_str(), &info) == 0 && (info.st_mode & 077) != 0)
+                spdlog::warn("ipc directory {} has mode {:04o}: other local users may connect to "
+                             "the daemons' ipc:// sockets and talk as a daemon; chmod 700 it",
+                             parent.string(), info.st_mode & 07777);
+        }
+}
+
+// Plain tcp:// allowed by `insecure_tcp = true`: said loudly at every start.
+void warn_insecure_tcp(const topology::Topology& topology) {
+    if (topology.curve() || !topology.insecure_tcp) return;
+    for (const auto& spec : topology.daemons)
+        for (const auto& [role, endpoint] : spec.endpoints)
+            if (topology::is_tcp_endpoint(endpoint)) {
+                spdlog::warn("INSECURE: {}: insecure_tcp = true: tcp:// sockets ({} '{}', ...) are "
+                             "plain text and accept anyone who reaches the port: they can send "
+                             "as any user and read stored messages. Give the hosts CURVE keys "
+                             "(`vartalapctl keys`, docs/SECURITY.md)",
+                             topology.file, spec.name, endpoint);
+                return;
+            }
 }
 
 } // namespace
@@ -42,13 +83,11 @@ void System::start() {
     if (specs_.empty())
         throw std::runtime_error("no daemon of the topology matches host '" + host_ +
                                  "' and instance '" + instance_ + "'");
-    // ipc:// endpoints are socket files: their directory must exist before a bind.
-    for (const auto* spec : specs_)
-        for (const auto& [role, endpoint] : spec->endpoints)
-            if (endpoint.rfind("ipc://", 0) == 0) {
-                const std::filesystem::path parent = std::filesystem::path(endpoint.substr(6)).parent_path();
-                if (!parent.empty()) std::filesystem::create_directories(parent);
-            }
+    prepare_ipc_directories(specs_);
+    warn_insecure_tcp(topology_);
+    std::set<std::string> hosts;
+    for (const auto* spec : specs_) hosts.insert(spec->host);
+    transport_ = std::make_unique<Transport>(*zmq_, topology_, hosts);
     // `[system] threads`: the ZeroMQ-loop daemons share that many event loops, round-robin
     // in file order (a loop of one daemon is named after it); 0 leaves each its own thread.
     std::vector<const topology::DaemonSpec*> sharing;
@@ -69,10 +108,10 @@ void System::start() {
         if (loop_count > 0 && shares_event_loop(spec->kind)) loop = loops_[placed++ % loop_count].get();
         contexts_.push_back(std::make_unique<DaemonContext>(DaemonContext{
             *zmq_, topology_, *spec, data_dir / spec->name, *access_keys_, clock_,
-            boards_.back().get(), loop}));
-        ops_entries.push_back({spec, boards_.back().get()});
+            boards_.back().get(), loop, transport_.get()}));
+        ops_entries.push_back({spec, boards_.back().get(), transport_->refusals(spec->name)});
     }
-    ops_ = std::make_unique<OpsServer>(*zmq_, std::move(ops_entries), clock_);
+    ops_ = std::make_unique<OpsServer>(*zmq_, std::move(ops_entries), clock_, transport_.get());
     started_ms_ = clock_.monotonic_ms();
 
     started_ = true; // from here on, stop() cleans up whatever exists
@@ -135,6 +174,9 @@ void System::stop() {
     running_ = 0;
     contexts_.clear();
     specs_.clear();
+    // Only now: until every CURVE server socket is closed, its ZAP handler must answer.
+    if (transport_) transport_->stop();
+    transport_.reset();
     if (zmq_) zmq_->close();
     zmq_.reset();
 }
@@ -166,6 +208,12 @@ std::vector<std::string> System::reload(const topology::Topology& fresh) {
             });
         };
         if (!same_slots(next->slots, now.slots)) restart.push_back(now.name + ": slots changed");
+        const auto* keys = topology_.keys_of(now.host);
+        const auto* next_keys = fresh.keys_of(now.host);
+        if ((keys == nullptr) != (next_keys == nullptr) ||
+            (keys && (keys->public_key != next_keys->public_key ||
+                      keys->secret_key_file != next_keys->secret_key_file)))
+            restart.push_back(now.name + ": its host's CURVE keys changed");
         if (next->kind == now.kind) daemons_[i]->reload(*next);
     }
     for (const auto& spec : fresh.daemons)

@@ -17,6 +17,7 @@
 namespace vartalap {
 
 class EventLoop;
+class Transport;
 
 class System {
 public:
@@ -27,8 +28,9 @@ public:
     System(const System&) = delete;
     System& operator=(const System&) = delete;
 
-    // Loads (or creates) the access-key secret, creates every daemon, binds all, connects
-    // all, starts all. Throws std::runtime_error naming the daemon that failed, after
+    // Loads (or creates) the access-key secret, makes the internal transport (the hosts'
+    // CURVE keys and the ZAP guard, daemons/transport.hpp), creates every daemon, binds all,
+    // connects all, starts all. Throws std::runtime_error naming the daemon that failed, after
     // stopping whatever had started.
     void start();
     // Drains in order: gateways stop accepting first, then routers, sessions, the rest.
@@ -54,6 +56,7 @@ private:
     std::string instance_;
     SystemClock clock_;
     std::unique_ptr<zmq::context_t> zmq_;
+    std::unique_ptr<Transport> transport_;                // after zmq_: its sockets close first
     std::unique_ptr<AccessKeys> access_keys_;
     std::vector<const topology::DaemonSpec*> specs_;
     std::vector<std::unique_ptr<DaemonContext>> contexts_;

@@ -109,4 +109,6 @@ bool same_binding(const ParsedEndpoint& a, const ParsedEndpoint& b) {
     return a.address == b.address || wildcard_address(a.address) || wildcard_address(b.address);
 }
 
+bool is_tcp_endpoint(std::string_view text) { return text.rfind("tcp://", 0) == 0; }
+
 } // namespace vartalap::topology

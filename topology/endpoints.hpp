@@ -39,6 +39,9 @@ struct ParsedEndpoint {
 // inproc://NAME, ipc://PATH (at most kMaxIpcPathBytes) or tcp://HOST:PORT (PORT may be *).
 std::string parse_zmq_endpoint(std::string_view text, ParsedEndpoint& out);
 
+// True for a tcp:// ZeroMQ endpoint (the transport that crosses hosts: CURVE applies).
+bool is_tcp_endpoint(std::string_view text);
+
 // True if two endpoints bound on the same host would clash (EADDRINUSE at start): the same
 // inproc name or ipc path, or the same TCP port on the same or a wildcard address. An HTTP
 // listener is a tcp ParsedEndpoint: it shares the port space with ZeroMQ's tcp://. Ports

@@ -18,9 +18,10 @@ namespace {
 
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug", "info", "warn",
                                                         "error", "critical", "off"};
-constexpr std::array<std::string_view, 6> kSystemKeys = {"name", "data_dir", "log_level",
+constexpr std::array<std::string_view, 7> kSystemKeys = {"name", "data_dir", "log_level",
                                                          "secret", "threads",
-                                                         "access_key_max_age_days"};
+                                                         "access_key_max_age_days",
+                                                         "insecure_tcp"};
 constexpr std::int64_t kMaxKeyAgeDays = 36500;
 constexpr std::int64_t kMaxThreads = 64;
 constexpr std::array<std::string_view, 5> kDaemonPlainKeys = {"kind", "name", "host", "slots",
@@ -134,6 +135,7 @@ LoadResult Loader::run(std::string_view text) {
     check_endpoints();
     check_slots();
     check_required_kinds();
+    check_transport();
     check_development_identity();
     return finish();
 }
@@ -173,11 +175,17 @@ void Loader::read_root(const toml::table& root) {
                 continue;
             }
             for (auto&& element : *array) read_daemon(*element.as_table());
+        } else if (key == "host") {
+            if (const auto* table = node.as_table())
+                read_hosts(*table);
+            else
+                add(line, "'host' must be a table of hosts: write [host.NAME] before each "
+                          "host's keys");
         } else {
             add(line, "unknown top-level key '" + std::string(key.str()) + "'" +
-                          suggestion(key.str(), std::array<std::string_view, 2>{
-                                                    "system", "daemon"}) +
-                          "; expected [system] and [[daemon]] tables");
+                          suggestion(key.str(), std::array<std::string_view, 3>{
+                                                    "system", "daemon", "host"}) +
+                          "; expected [system], [[daemon]] and [host.NAME] tables");
         }
     }
 }
@@ -200,6 +208,14 @@ void Loader::read_system(const toml::table& table) {
         }
         if (name == "threads") {
             read_threads(node, line);
+            continue;
+        }
+        if (name == "insecure_tcp") {
+            if (const auto* value = node.as_boolean())
+                topology_.insecure_tcp = value->get();
+            else
+                add(line, "system.insecure_tcp must be a boolean (true or false), not " +
+                              type_name(node));
             continue;
         }
         if (name == "access_key_max_age_days") {

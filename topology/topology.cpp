@@ -56,6 +56,11 @@ bool DaemonSpec::option_bool(std::string_view key, bool fallback) const {
                                 " must be a boolean (true or false)");
 }
 
+const HostKeys* Topology::keys_of(std::string_view host) const {
+    const auto it = host_keys.find(std::string(host));
+    return it == host_keys.end() ? nullptr : &it->second;
+}
+
 std::vector<const DaemonSpec*> Topology::of_kind(std::string_view kind) const {
     std::vector<const DaemonSpec*> out;
     for (const auto& daemon : daemons)

@@ -61,6 +61,14 @@ struct DaemonSpec {
     std::vector<std::string> option_strings(std::string_view key) const;
 };
 
+// A host's CURVE identity ([host.NAME] in the file; topology/README.md, "Internal transport"):
+// every daemon placed on the host uses this key pair on its tcp:// sockets.
+struct HostKeys {
+    std::string public_key;       // Z85, 40 characters
+    std::string secret_key_file;  // where the host keeps its secret key (0600; `vartalapctl keys`)
+    int line = 0;                 // where [host.NAME] starts
+};
+
 struct Topology {
     std::string file;               // for diagnostics
     std::string name = "vartalap";
@@ -75,7 +83,15 @@ struct Topology {
     // 0: a thread per daemon. rest-gateway and push keep a thread each.
     int threads = 1;
     std::vector<DaemonSpec> daemons;
+    // CURVE key pairs by host. When present, every host has one and every tcp:// ZeroMQ
+    // endpoint is CURVE (the loader checks it); absent, a tcp:// endpoint needs
+    // `insecure_tcp = true`.
+    std::map<std::string, HostKeys> host_keys;
+    bool insecure_tcp = false;      // [system] insecure_tcp: plain tcp:// allowed (warned)
 
+    // True when the file names host keys: tcp:// endpoints are CURVE.
+    bool curve() const { return !host_keys.empty(); }
+    const HostKeys* keys_of(std::string_view host) const; // null without [host.<host>]
     std::vector<const DaemonSpec*> of_kind(std::string_view kind) const;
     const DaemonSpec* find(std::string_view name) const;
     // Distinct `host` values in file order.

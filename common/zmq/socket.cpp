@@ -11,6 +11,7 @@ zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
     socket.set(zmq::sockopt::sndhwm, options.send_hwm);
     socket.set(zmq::sockopt::rcvhwm, options.receive_hwm);
     socket.set(zmq::sockopt::linger, options.linger_ms);
+    socket.set(zmq::sockopt::maxmsgsize, kMaxInternalFrameBytes);
     if (type == zmq::socket_type::router) socket.set(zmq::sockopt::router_mandatory, 1);
     if (!options.routing_id.empty()) socket.set(zmq::sockopt::routing_id, options.routing_id);
     return socket;
@@ -18,21 +19,6 @@ zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
 
 std::string last_endpoint(zmq::socket_ref socket) {
     return socket.get(zmq::sockopt::last_endpoint);
-}
-
-zmq::socket_t bind_role(zmq::context_t& context, zmq::socket_type type, const std::string& daemon,
-                        const std::string& role, const std::string& endpoint,
-                        const std::string& why) {
-    if (endpoint.empty())
-        throw std::runtime_error(daemon + ": no `" + role + "` endpoint configured" +
-                                 (why.empty() ? "" : " (" + why + ")"));
-    zmq::socket_t socket = make_socket(context, type);
-    try {
-        socket.bind(endpoint);
-    } catch (const zmq::error_t& e) {
-        throw std::runtime_error(daemon + ": cannot bind " + role + " '" + endpoint + "': " + e.what());
-    }
-    return socket;
 }
 
 SendResult send_envelope(zmq::socket_ref socket, const Envelope& envelope,

@@ -1,7 +1,7 @@
 // ZeroMQ socket helpers shared by every daemon (the Asio integration is asio_watcher.hpp).
 //
-// Every socket is made by make_socket, which sets the high-water marks and LINGER (so
-// shutdown is bounded) and, for ROUTER, router_mandatory (so an unroutable send fails with
+// Every socket is made by make_socket, which sets the high-water marks, LINGER (so
+// shutdown is bounded), the largest frame it takes (ZMQ_MAXMSGSIZE) and, for ROUTER, router_mandatory (so an unroutable send fails with
 // EHOSTUNREACH instead of being dropped silently). Sends and receives here never block:
 // a full peer is reported to the caller, who applies its queue's stated policy.
 //
@@ -12,10 +12,19 @@
 #include "common/wire/envelope.hpp"
 #include "common/wire/send_result.hpp"
 
+#include <cstdint>
 #include <string>
 #include <zmq.hpp>
 
 namespace vartalap {
+
+// Bound on every internal message frame a socket accepts (ZMQ_MAXMSGSIZE): the envelope
+// decoder's frame limit (DecodeLimits::max_frame_bytes, 4 MiB: above the largest legal
+// envelope, a persistence `fetched` reply of about 2 MiB plus one stored message) plus 1 KiB
+// for CURVE's per-frame box (33 bytes). A bigger frame makes ZeroMQ drop the connection that
+// sent it before buffering it.
+inline constexpr std::int64_t kMaxInternalFrameBytes =
+    static_cast<std::int64_t>(DecodeLimits{}.max_frame_bytes) + 1024;
 
 struct SocketOptions {
     int send_hwm = 10000;    // messages queued per peer before sends report would_block
@@ -30,12 +39,8 @@ zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
 // The endpoint a socket actually bound (resolves tcp://127.0.0.1:* to the kernel's port).
 std::string last_endpoint(zmq::socket_ref socket);
 
-// A daemon's socket for `role`, made by make_socket and bound to `endpoint`. Throws
-// std::runtime_error naming `daemon` and `role` when the endpoint is empty ("no `role`
-// endpoint configured", `why` appended in parentheses if given) or cannot be bound.
-zmq::socket_t bind_role(zmq::context_t& context, zmq::socket_type type, const std::string& daemon,
-                        const std::string& role, const std::string& endpoint,
-                        const std::string& why = {});
+// A daemon binds its sockets with bind_socket (daemons/transport.hpp), which adds CURVE on
+// tcp:// when the topology has host keys.
 
 // Sends [routing_id if non-empty] [header] [envelope] without blocking. `scratch` is a
 // reusable buffer so the hot path does not allocate per message. Never leaves a partly

@@ -11,6 +11,7 @@
 // serve requests (answer, or ask the profile daemon first) → apply what the profile
 // answered → periodic duties (send pending events, expire unanswered profile checks).
 #include "daemons/group/group_daemon.hpp"
+#include "daemons/transport.hpp"
 
 #include "common/log.hpp"
 #include "common/wire/builders.hpp"
@@ -60,8 +61,7 @@ public:
     }
 
     void bind() override {
-        router_ = bind_role(context_.zmq, zmq::socket_type::router, context_.self.name, "router",
-                            context_.self.endpoint("router"));
+        router_ = bind_socket(context_, zmq::socket_type::router, "router");
         env_ = group_store::shared_env(context_.data_dir, env_options_);
         core_ = std::make_unique<GroupCore>(
             *env_, sessions_.instances().size(),
@@ -75,7 +75,7 @@ public:
         options.routing_id = context_.self.name;
         profile_ = make_socket(context_.zmq, zmq::socket_type::dealer, options);
         const auto profiles = topology::peers(context_.topology, context_.self, "profile", "router");
-        for (const auto& profile : profiles) profile_.connect(profile.endpoint);
+        for (const auto& profile : profiles) connect_socket(context_, profile_, profile);
         if (profiles.empty())
             spdlog::warn("{}: no profile daemon in the topology: every add of a new member is refused",
                          context_.self.name);
@@ -85,7 +85,7 @@ public:
             // A shard that is not connected refuses the send instead of queueing in memory:
             // the event stays in the outbox (LMDB) and is retried.
             push.set(zmq::sockopt::immediate, 1);
-            push.connect(session.endpoint);
+            connect_socket(context_, push, session);
             pushes_.push_back(std::move(push));
         }
         spdlog::info("{}: group store {} opened, {} session shard(s), {} pending event copies",

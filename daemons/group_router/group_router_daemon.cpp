@@ -15,6 +15,7 @@
 // into one batch → core.handle_batch (one commit, then acks and sends) → confirmations →
 // replies of the group daemon → core.on_timer (resends, deletions, operation expiry).
 #include "daemons/group_router/group_router_daemon.hpp"
+#include "daemons/transport.hpp"
 
 #include "common/log.hpp"
 #include "common/zmq/socket.hpp"
@@ -113,12 +114,10 @@ public:
         core_ = std::make_unique<GroupRouterCore>(
             *env_, *membership_, links_, sessions_.instances().size(),
             [this](std::string_view user) { return sessions_.index_for(user); }, context_.clock, config_);
-        pull_ = bind_role(context_.zmq, zmq::socket_type::pull, context_.self.name, "pull",
-                          context_.self.endpoint("pull"));
+        pull_ = bind_socket(context_, zmq::socket_type::pull, "pull");
         bound_["pull"] = last_endpoint(pull_);
-        router_ = bind_role(context_.zmq, zmq::socket_type::router, context_.self.name, "router",
-                            context_.self.endpoint("router"),
-                            "sessions confirm the copies they stored there");
+        router_ = bind_socket(context_, zmq::socket_type::router, "router",
+                              "sessions confirm the copies they stored there");
         bound_["router"] = last_endpoint(router_);
     }
 
@@ -129,19 +128,19 @@ public:
             // A shard that is not connected refuses instead of queueing in memory: the copy
             // stays in the outbox and is retried (see fanout_outbox.hpp).
             push.set(zmq::sockopt::immediate, 1);
-            push.connect(session.endpoint);
+            connect_socket(context_, push, session);
             links_.sessions.push_back(std::move(push));
         }
         SocketOptions options;
         options.routing_id = context_.self.name; // ROUTERs answer and address us by name
         links_.group = make_socket(context_.zmq, zmq::socket_type::dealer, options);
         for (const auto& group : topology::peers(context_.topology, context_.self, "group", "router"))
-            if (group.daemon->name == group_name_) links_.group.connect(group.endpoint);
+            if (group.daemon->name == group_name_) connect_socket(context_, links_.group, group);
         auto add_gateways = [&](const std::vector<topology::Peer>& gateways) {
             for (const auto& gateway : gateways) {
                 if (gateway.endpoint.empty()) continue;
                 auto dealer = make_socket(context_.zmq, zmq::socket_type::dealer, options);
-                dealer.connect(gateway.endpoint);
+                connect_socket(context_, dealer, gateway);
                 links_.gateways.emplace_back(gateway.daemon->name, std::move(dealer));
             }
         };

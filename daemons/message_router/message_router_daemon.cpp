@@ -2,6 +2,7 @@
 // session shard and one PUSH to every group-router, around MessageRouterCore.
 // Thread: the message-router's loop thread (LoopDaemon hooks); the core runs on it too.
 #include "daemons/message_router/message_router_core.hpp"
+#include "daemons/transport.hpp"
 
 #include "common/log.hpp"
 #include "common/zmq/socket.hpp"
@@ -27,8 +28,7 @@ public:
                                                        kHoldTimeoutMs))) {}
 
     void bind() override {
-        pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
-        pull_.bind(context_.self.endpoint("pull"));
+        pull_ = bind_socket(context_, zmq::socket_type::pull, "pull");
         bound_pull_ = last_endpoint(pull_);
     }
 
@@ -40,7 +40,7 @@ public:
         for (const auto& session : topology::peers(context_.topology, context_.self, "session", "pull")) {
             auto push = make_socket(context_.zmq, zmq::socket_type::push);
             push.set(zmq::sockopt::immediate, 1);
-            push.connect(session.endpoint);
+            connect_socket(context_, push, session);
             pushes_.push_back(std::move(push));
         }
         const auto group_routers = topology::peers(context_.topology, context_.self, "group-router", "pull");
@@ -49,7 +49,8 @@ public:
             // ZMQ_IMMEDIATE keeps messages off a group-router that is not connected.
             group_push_ = make_socket(context_.zmq, zmq::socket_type::push);
             group_push_.set(zmq::sockopt::immediate, 1);
-            for (const auto& group_router : group_routers) group_push_.connect(group_router.endpoint);
+            for (const auto& group_router : group_routers)
+                connect_socket(context_, group_push_, group_router);
         }
         // Refusals of messages held too long go straight to the sender's gateway.
         SocketOptions options;
@@ -57,7 +58,7 @@ public:
         auto add_gateways = [&](const std::vector<topology::Peer>& gateways) {
             for (const auto& gateway : gateways) {
                 auto dealer = make_socket(context_.zmq, zmq::socket_type::dealer, options);
-                dealer.connect(gateway.endpoint);
+                connect_socket(context_, dealer, gateway);
                 gateways_.emplace_back(gateway.daemon->name, std::move(dealer));
             }
         };

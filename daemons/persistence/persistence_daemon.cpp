@@ -13,6 +13,7 @@
 // periodic duties. Sends never block: a reply to a peer at its high-water mark is dropped
 // (the requester times out and asks again), a notification at the push HWM is dropped.
 #include "daemons/persistence/persistence_daemon.hpp"
+#include "daemons/transport.hpp"
 
 #include "common/store/lmdb.hpp"
 #include "common/log.hpp"
@@ -121,12 +122,7 @@ public:
             // push daemon can send any user's notification.
             outbox_.push = make_socket(context_.zmq, zmq::socket_type::push);
             for (const topology::Peer& push : push_daemons) {
-                try {
-                    outbox_.push.connect(push.endpoint);
-                } catch (const zmq::error_t& e) {
-                    throw std::runtime_error(context_.self.name + ": cannot connect to " +
-                                             push.daemon->name + " pull '" + push.endpoint + "': " + e.what());
-                }
+                connect_socket(context_, outbox_.push, push);
             }
             outbox_.push_configured = true;
         }
@@ -149,8 +145,7 @@ public:
 protected:
 private:
     zmq::socket_t bind_socket(zmq::socket_type type, const std::string& role) {
-        zmq::socket_t socket =
-            bind_role(context_.zmq, type, context_.self.name, role, context_.self.endpoint(role));
+        zmq::socket_t socket = vartalap::bind_socket(context_, type, role);
         bound_[role] = last_endpoint(socket);
         return socket;
     }

@@ -2,6 +2,7 @@
 // profile LMDB environment, around ProfileCore.
 // Thread: the profile daemon's loop (LoopDaemon hooks); ProfileCore runs on it too.
 #include "daemons/profile/cert_fetcher.hpp"
+#include "daemons/transport.hpp"
 #include "daemons/profile/firebase_token.hpp"
 #include "daemons/profile/profile_core.hpp"
 
@@ -29,8 +30,7 @@ public:
         make_identity_provider();
         env_ = std::make_unique<lmdb::Env>(context_.data_dir);
         core_ = std::make_unique<ProfileCore>(*env_, *identity_, context_.access_keys, context_.clock);
-        router_ = make_socket(context_.zmq, zmq::socket_type::router);
-        router_.bind(context_.self.endpoint("router"));
+        router_ = bind_socket(context_, zmq::socket_type::router, "router");
         bound_router_ = last_endpoint(router_);
     }
     void connect() override {}

@@ -11,6 +11,7 @@
 // sends in flight, at most kDrainBoundMs → close. Notifications still queued are dropped
 // (counted in the log): pushes are hints, and the messages stay stored in persistence.
 #include "daemons/push/push_daemon.hpp"
+#include "daemons/transport.hpp"
 #include "daemons/event_loop.hpp"
 #include "daemons/publisher.hpp"
 
@@ -68,15 +69,14 @@ public:
 
     void bind() override {
         configure();
-        pull_ = make_socket(context_.zmq, zmq::socket_type::pull);
-        pull_.bind(context_.self.endpoint("pull"));
+        pull_ = bind_socket(context_, zmq::socket_type::pull, "pull");
         bound_pull_ = last_endpoint(pull_);
     }
 
     void connect() override {
         dealer_ = make_socket(context_.zmq, zmq::socket_type::dealer);
         for (const auto& profile : topology::peers(context_.topology, context_.self, "profile", "router"))
-            dealer_.connect(profile.endpoint);
+            connect_socket(context_, dealer_, profile);
         profile_ = std::make_unique<ProfileClient>(io_, dealer_, context_.clock, profile_timeout_ms_);
         core_ = std::make_unique<PushCore>(config_, *profile_, *provider_, context_.clock,
                                            [this](std::uint64_t bound) {

@@ -3,6 +3,7 @@
 // the DEALERs to the owner daemons (profile, persistence, group) and the timeout sweep
 // (see rest_gateway_daemon.hpp).
 #include "daemons/rest_gateway/rest_gateway_daemon.hpp"
+#include "daemons/transport.hpp"
 
 #include "common/http/cross_site.hpp"
 #include "common/http/listener.hpp"
@@ -166,8 +167,7 @@ public:
             });
         const auto bound = listener_->local_endpoint();
         bound_listen_ = to_host_port(bound);
-        router_ = make_socket(context_.zmq, zmq::socket_type::router);
-        router_.bind(context_.self.endpoint("router"));
+        router_ = bind_socket(context_, zmq::socket_type::router, "router");
         bound_router_ = last_endpoint(router_);
     }
 
@@ -178,13 +178,13 @@ public:
         // refused at once and the client is told "server busy, retry".
         push_.set(zmq::sockopt::immediate, 1);
         for (const auto& router : topology::peers(context_.topology, context_.self, "message-router", "pull"))
-            push_.connect(router.endpoint);
+            connect_socket(context_, push_, router);
         // One DEALER per owner kind, connected to every instance (round robin), except for
         // persistence, which is sharded: one DEALER per shard, chosen by the user's slot.
         auto round_robin = [this](const std::vector<topology::Peer>& instances) {
             Owner owner;
             owner.dealers.push_back(make_socket(context_.zmq, zmq::socket_type::dealer));
-            for (const auto& instance : instances) owner.dealers.back().connect(instance.endpoint);
+            for (const auto& instance : instances) connect_socket(context_, owner.dealers.back(), instance);
             owner.present = !instances.empty();
             return owner;
         };
@@ -198,7 +198,7 @@ public:
             persistence.shards = std::make_unique<topology::ShardMap>(context_.topology, "persistence");
             for (const auto& shard : shards) { // in ShardMap order: dealer i reaches shard i
                 persistence.dealers.push_back(make_socket(context_.zmq, zmq::socket_type::dealer));
-                persistence.dealers.back().connect(shard.endpoint);
+                connect_socket(context_, persistence.dealers.back(), shard);
             }
             persistence.present = true;
         }

@@ -21,6 +21,7 @@
 #include "topology/catalog.hpp"
 #include "topology/shard_map.hpp"
 #include "daemons/session/session_daemon.hpp"
+#include "daemons/transport.hpp"
 
 #include "topology/topology.hpp"
 #include "daemons/session/session_core.hpp"
@@ -271,8 +272,7 @@ public:
     }
 
     void bind() override {
-        pull_ = bind_role(context_.zmq, zmq::socket_type::pull, context_.self.name, "pull",
-                          context_.self.endpoint("pull"));
+        pull_ = bind_socket(context_, zmq::socket_type::pull, "pull");
         bound_["pull"] = last_endpoint(pull_);
     }
 
@@ -285,7 +285,7 @@ public:
         gateways.insert(gateways.end(), rest_gateways.begin(), rest_gateways.end());
         for (const topology::Peer& gateway : gateways) {
             if (gateway.endpoint.empty()) continue;
-            outbox_.add(gateway.daemon->name, connected(zmq::socket_type::dealer, gateway, "router"));
+            outbox_.add(gateway.daemon->name, connected(zmq::socket_type::dealer, gateway));
         }
         // The offline path: per persistence shard, requests (DEALER) and acks (PUSH).
         const auto requests = topology::peers(context_.topology, context_.self, "persistence", "router");
@@ -295,8 +295,8 @@ public:
             std::vector<DealerOutbox::PersistenceShard> shards; // in ShardMap order: i is shard i
             for (std::size_t i = 0; i < requests.size(); ++i)
                 shards.push_back({requests[i].daemon->name,
-                                  connected(zmq::socket_type::dealer, requests[i], "router"),
-                                  connected(zmq::socket_type::push, acks[i], "pull")});
+                                  connected(zmq::socket_type::dealer, requests[i]),
+                                  connected(zmq::socket_type::push, acks[i])});
             outbox_.set_persistence(std::move(map), std::move(shards));
         }
         // Confirmations (copies_stored) of the group copies and group events this shard
@@ -306,7 +306,7 @@ public:
         owners.insert(owners.end(), groups.begin(), groups.end());
         for (const topology::Peer& owner : owners) {
             if (owner.endpoint.empty()) continue;
-            outbox_.add_confirm_target(owner.daemon->name, connected(zmq::socket_type::dealer, owner, "router"));
+            outbox_.add_confirm_target(owner.daemon->name, connected(zmq::socket_type::dealer, owner));
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, env_options_);
         if (durability_ == lmdb::Durability::process)
@@ -326,19 +326,13 @@ public:
 
 protected:
 private:
-    // A socket connected to `peer`'s `role` endpoint. The routing id is this instance's name:
-    // ROUTER peers answer to it, and their logs name us.
-    zmq::socket_t connected(zmq::socket_type type, const topology::Peer& peer, const std::string& role) {
-        const std::string& endpoint = peer.endpoint;
+    // A socket connected to `peer` (its endpoint of the link). The routing id is this
+    // instance's name: ROUTER peers answer to it, and their logs name us.
+    zmq::socket_t connected(zmq::socket_type type, const topology::Peer& peer) {
         SocketOptions options;
         if (type == zmq::socket_type::dealer) options.routing_id = context_.self.name;
         zmq::socket_t socket = make_socket(context_.zmq, type, options);
-        try {
-            socket.connect(endpoint);
-        } catch (const zmq::error_t& e) {
-            throw std::runtime_error(context_.self.name + ": cannot connect to " + peer.daemon->name +
-                                     " " + role + " '" + endpoint + "': " + e.what());
-        }
+        connect_socket(context_, socket, peer);
         return socket;
     }
 

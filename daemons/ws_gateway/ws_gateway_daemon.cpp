@@ -2,6 +2,7 @@
 // posts on the gateway's loop (its own thread, or a shared EventLoop); request_stop from any
 // thread (see ws_gateway_daemon.hpp).
 #include "daemons/ws_gateway/ws_gateway_daemon.hpp"
+#include "daemons/transport.hpp"
 
 #include "common/http/cross_site.hpp"
 #include "common/http/listener.hpp"
@@ -101,8 +102,7 @@ public:
         keep_alive_timer_ = std::make_unique<net::steady_timer>(*io_);
         revocation_timer_ = std::make_unique<net::steady_timer>(*io_);
 
-        router_ = bind_role(context_.zmq, zmq::socket_type::router, self.name, "router",
-                            self.endpoint("router"));
+        router_ = bind_socket(context_, zmq::socket_type::router, "router");
         bound_router_ = last_endpoint(router_);
 
         const std::string listen = self.endpoint("listen");
@@ -130,13 +130,13 @@ public:
         // refused at once and the client is told "server busy, retry".
         router_push_.set(zmq::sockopt::immediate, 1);
         for (const auto& router : topology::peers(context_.topology, context_.self, "message-router", "pull"))
-            router_push_.connect(router.endpoint);
+            connect_socket(context_, router_push_, router);
 
         shards_ = std::make_unique<topology::ShardMap>(context_.topology, "session");
         std::vector<zmq::socket_ref> pushes; // in ShardMap order: push i reaches shard i
         for (const auto& session : topology::peers(context_.topology, context_.self, "session", "pull")) {
             zmq::socket_t push = make_socket(context_.zmq, zmq::socket_type::push);
-            push.connect(session.endpoint);
+            connect_socket(context_, push, session);
             pushes.emplace_back(push);
             session_pushes_.push_back(std::move(push));
         }
@@ -145,7 +145,7 @@ public:
         const auto profiles = topology::peers(context_.topology, context_.self, "profile", "router");
         if (!profiles.empty()) {
             profile_ = make_socket(context_.zmq, zmq::socket_type::dealer);
-            for (const auto& profile : profiles) profile_.connect(profile.endpoint);
+            for (const auto& profile : profiles) connect_socket(context_, profile_, profile);
             profile_watcher_ =
                 std::make_unique<ZmqAsioWatcher>(*io_, profile_, [this] { on_profile(); });
         }

@@ -47,6 +47,7 @@ std::string read_file(const std::filesystem::path& path) {
 const char* kTwoHosts = R"(
 [system]
 data_dir = "/var/lib/vartalap"
+insecure_tcp = true
 [[daemon]]
 kind = "ws-gateway"
 name = "ws-1"

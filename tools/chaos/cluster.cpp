@@ -55,6 +55,8 @@ void Cluster::start() {
     if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = pattern;
     std::filesystem::create_directories(dir_ / "ipc");
+    // Only this user may reach the daemons' ipc:// sockets (they warn otherwise).
+    std::filesystem::permissions(dir_ / "ipc", std::filesystem::perms::owner_all);
     const auto file = dir_ / "topology.toml";
     render_topology(options_.topology, file, dir_, options_.durability);
     const auto loaded = topology::load_file(file);

@@ -15,6 +15,9 @@
 //   vartalapctl status FILE [--json] [--timeout-ms N] [--host HOST]
 //                                 ask every daemon's control socket for its status (status.hpp);
 //                                 exit 0 only if all are ok, 1 otherwise, 2 for a bad FILE
+//   vartalapctl keys DIR --host HOST [--host HOST ...]
+//                                 a CURVE key pair per host for tcp:// (keys.hpp); prints the
+//                                 [host.HOST] entries for the topology
 //
 // `up` prints "listening <instance> <role> <address>" for every bound endpoint and then
 // "ready" on stdout (tests and scripts parse these lines), sends READY=1 to systemd, and
@@ -29,6 +32,7 @@
 #include "common/version.hpp"
 #include "daemons/serve.hpp"
 #include "daemons/system.hpp"
+#include "tools/vartalapctl/keys.hpp"
 #include "tools/vartalapctl/render.hpp"
 #include "tools/vartalapctl/status.hpp"
 #include "tools/vartalapctl/supervisor.hpp"
@@ -69,6 +73,9 @@ int run_validate(const std::string& file) {
     const auto loaded = load_or_report(file);
     if (!loaded) return kExitFailure;
     std::cout << file << ": ok (" << loaded->daemons.size() << " daemons)\n";
+    if (loaded->insecure_tcp && !loaded->curve())
+        std::cerr << file << ": warning: insecure_tcp = true: tcp:// endpoints are plain text; "
+                             "anyone who reaches them can act as a daemon (vartalapctl keys)\n";
     return kExitOk;
 }
 
@@ -213,6 +220,14 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 600000));
     status->add_option("--host", host, "ask only the daemons placed on this host (default: all)");
 
+    std::string keys_dir;
+    std::vector<std::string> key_hosts;
+    CLI::App* keys = app.add_subcommand(
+        "keys", "Make a CURVE key pair per host for the tcp:// internal transport: DIR/HOST.key "
+                "(secret, 0600) and DIR/HOST.pub; prints the [host.HOST] topology entries");
+    keys->add_option("DIR", keys_dir, "where the key files go (created 0700)")->required();
+    keys->add_option("--host", key_hosts, "a host of the topology (repeat for each)")->required();
+
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -226,6 +241,7 @@ int main(int argc, char** argv) {
             return kExitOk;
         }
         if (*status) return vartalap::ctl::run_status(file, status_json, timeout_ms, host);
+        if (*keys) return vartalap::ctl::run_keys(keys_dir, key_hosts, std::cout, std::cerr);
         if (*validate) return run_validate(file);
         if (*show) return run_show(file);
         if (*up && spawn)

@@ -99,6 +99,8 @@ std::string unit_template(const std::string& kind, const std::string& bindir) {
          << "StateDirectory=vartalap\n"
          << "StateDirectoryMode=0700\n"
          << "RuntimeDirectory=vartalap\n"
+         // ipc:// sockets live here: only the daemons' user may enter (docs/SECURITY.md).
+         << "RuntimeDirectoryMode=0700\n"
          << "RuntimeDirectoryPreserve=yes\n"
          << kHardening << "\n"
          << "[Install]\n"

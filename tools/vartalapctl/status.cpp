@@ -1,6 +1,10 @@
 // Thread: main (see status.hpp).
 #include "tools/vartalapctl/status.hpp"
 
+#include "common/zmq/curve.hpp"
+#include "common/zmq/socket.hpp"
+#include "topology/endpoints.hpp"
+
 #include <zmq.hpp>
 
 #include <algorithm>
@@ -203,6 +207,28 @@ std::vector<DaemonStatus> query_status(const topology::Topology& topology,
     }
 
     zmq::context_t context(1);
+    // tcp:// control sockets are CURVE when the file has host keys: ask with the key pair of a
+    // host whose secret key file this user can read (the asked host's first).
+    std::optional<CurveKeyPair> own;
+    std::string key_problem = "no host's CURVE secret key file is readable here (run it on a "
+                              "host of the topology, as the daemons' user)";
+    if (topology.curve()) {
+        std::vector<std::string> hosts = topology.hosts();
+        if (!host.empty()) hosts.insert(hosts.begin(), host);
+        for (const std::string& candidate : hosts) {
+            const topology::HostKeys* keys = topology.keys_of(candidate);
+            if (!keys) continue;
+            try {
+                CurveKeyPair pair = read_curve_secret_file(keys->secret_key_file);
+                if (pair.public_key == keys->public_key) {
+                    own = std::move(pair);
+                    break;
+                }
+            } catch (const std::exception& e) {
+                key_problem = e.what();
+            }
+        }
+    }
     // sockets[i] asks statuses[at[i]].
     std::vector<zmq::socket_t> sockets;
     std::vector<std::size_t> at;
@@ -216,6 +242,15 @@ std::vector<DaemonStatus> query_status(const topology::Topology& topology,
         }
         zmq::socket_t socket(context, zmq::socket_type::dealer);
         socket.set(zmq::sockopt::linger, 0); // exit at once even if nobody ever answers
+        socket.set(zmq::sockopt::maxmsgsize, kMaxInternalFrameBytes);
+        if (topology.curve() && topology::is_tcp_endpoint(address)) {
+            if (!own) {
+                statuses[i].missing = "unknown";
+                statuses[i].note = "control '" + address + "' is CURVE: " + key_problem;
+                continue;
+            }
+            make_curve_client(socket, *own, topology.keys_of(specs[i]->host)->public_key);
+        }
         try {
             socket.connect(address);
             // Without ZMQ_IMMEDIATE the message waits in the pipe until the peer is there.

@@ -74,7 +74,7 @@ name = "prod"
 data_dir = "/var/lib/vartalap"
 log_level = "debug"
 secret = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-
+insecure_tcp = true             # tcp:// below without CURVE keys (keys_test.cpp has them)
 [[daemon]]
 kind = "ws-gateway"
 name = "ws-1"
@@ -573,13 +573,13 @@ pull = "inproc://gr-1"
 }
 
 TEST(TopologyLoad, ThreadsDefaultsToOneAndTakesZeroToSixtyFour) {
-    const LoadResult defaulted = load("[system]\nname = \"x\"\n");
+    const LoadResult defaulted = load("[system]\nname = \"x\"\ninsecure_tcp = true\n");
     ASSERT_TRUE(defaulted.topology) << all_errors(defaulted);
     EXPECT_EQ(defaulted.topology->threads, 1);
-    const LoadResult each = load("[system]\nthreads = 0\n");
+    const LoadResult each = load("[system]\nthreads = 0\ninsecure_tcp = true\n");
     ASSERT_TRUE(each.topology) << all_errors(each);
     EXPECT_EQ(each.topology->threads, 0);
-    const LoadResult four = load("[system]\nthreads = 4\n");
+    const LoadResult four = load("[system]\nthreads = 4\ninsecure_tcp = true\n");
     ASSERT_TRUE(four.topology) << all_errors(four);
     EXPECT_EQ(four.topology->threads, 4);
 }
@@ -592,10 +592,10 @@ TEST(TopologyErrors, ThreadsOutOfRangeOrNotAnInteger) {
 }
 
 TEST(TopologyLoad, AccessKeyMaxAgeDefaultsToNeverAndIsChecked) {
-    const LoadResult defaulted = load("[system]\nname = \"x\"\n");
+    const LoadResult defaulted = load("[system]\nname = \"x\"\ninsecure_tcp = true\n");
     ASSERT_TRUE(defaulted.topology) << all_errors(defaulted);
     EXPECT_EQ(defaulted.topology->access_key_max_age_days, 0);
-    const LoadResult year = load("[system]\naccess_key_max_age_days = 365\n");
+    const LoadResult year = load("[system]\naccess_key_max_age_days = 365\ninsecure_tcp = true\n");
     ASSERT_TRUE(year.topology) << all_errors(year);
     EXPECT_EQ(year.topology->access_key_max_age_days, 365);
     for (const char* value : {"-1", "36501", "\"30\"", "1.5"}) {

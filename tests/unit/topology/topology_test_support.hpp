@@ -15,9 +15,13 @@ namespace vartalap::topology::test {
 
 // The other required kinds, appended after a snippet under test so that the snippet's own
 // line numbers start at 1. TCP endpoints with fixed ports keep it valid in multi-host tests;
-// its profile uses the firebase provider, so snippets may listen on any address.
-inline std::string required_tail(std::string_view without_kind = {}) {
+// plain text (no CURVE keys), which a snippet without its own [system] table allows here
+// (one with it says `insecure_tcp = true` itself where it needs a valid file); its profile
+// uses the firebase provider, so snippets may listen on any address.
+inline std::string required_tail(std::string_view without_kind = {},
+                                 bool allow_insecure_tcp = true) {
     std::string tail;
+    if (allow_insecure_tcp) tail += "\n[system]\ninsecure_tcp = true\n";
     if (without_kind != "message-router")
         tail += "\n[[daemon]]\nkind = \"message-router\"\nname = \"tail-router\"\n"
                 "pull = \"tcp://127.0.0.1:17001\"\n";
@@ -36,7 +40,8 @@ inline std::string required_tail(std::string_view without_kind = {}) {
 }
 
 inline LoadResult load(std::string_view snippet, std::string_view without_kind = {}) {
-    return load_string(std::string(snippet) + required_tail(without_kind), "t.toml");
+    const bool has_system = snippet.find("[system]") != std::string_view::npos;
+    return load_string(std::string(snippet) + required_tail(without_kind, !has_system), "t.toml");
 }
 
 inline std::string all_errors(const LoadResult& result) {

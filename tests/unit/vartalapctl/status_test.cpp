@@ -101,7 +101,8 @@ TEST(StatusFormat, JsonArrayKeepsRepliesAndNamesTheMissing) {
 }
 
 TEST(StatusQuery, UnservedEndpointsAreDownAndMissingOnesUnknownWithinTheTimeout) {
-    const auto loaded = topology::load_string(R"toml(
+    const auto loaded = topology::load_string(R"toml([system]
+insecure_tcp = true
 [[daemon]]
 kind = "message-router"
 name = "router-1"
