@@ -1,6 +1,8 @@
 // Thread: any (const, no shared mutable state).
 #include "common/access_key.hpp"
 
+#include "common/names.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -165,15 +167,15 @@ std::uint64_t seconds_of(std::string_view digits) {
 
 bool AccessKeys::verify(std::string_view user, std::string_view key,
                         std::uint64_t now_seconds) const {
-    if (user.empty() || user.size() > 256) return false;
+    if (!valid_username(user)) return false;
     const auto parts = parse_key(key);
     if (!parts) return false;
-    if (max_age_ != 0) {
-        const std::uint64_t issued = seconds_of(parts->issued_at);
-        if (issued == UINT64_MAX || issued > UINT64_MAX - max_age_ ||
-            issued + max_age_ <= now_seconds)
-            return false;
-    }
+    const std::uint64_t issued = seconds_of(parts->issued_at);
+    if (issued == UINT64_MAX ||
+        (issued > now_seconds && issued - now_seconds > kAccessKeyMaxFutureSkewSeconds))
+        return false;
+    if (max_age_ != 0 && (issued > UINT64_MAX - max_age_ || issued + max_age_ <= now_seconds))
+        return false;
     std::string message(parts->version);
     message.append("|").append(user).append("|").append(parts->issued_at);
     if (parts->version == "v2") message.append("|").append(parts->nonce);

@@ -16,6 +16,11 @@
 
 namespace vartalap {
 
+// A key whose issue time is further than this ahead of the verifier's clock is refused: a
+// key dated in the future would outlive the max age, and no honest issuer's clock is that
+// far ahead (profile and gateways keep NTP time; a few minutes cover a drifting host).
+inline constexpr std::uint64_t kAccessKeyMaxFutureSkewSeconds = 300;
+
 class AccessKeys {
 public:
     // `secret`: raw bytes, at least 32 (checked: throws std::invalid_argument).
@@ -23,8 +28,10 @@ public:
     explicit AccessKeys(std::string secret, std::uint64_t max_age_seconds = 0);
 
     std::string issue(std::string_view user, std::uint64_t now_seconds) const;
-    // Constant-time comparison of the signature. Rejects empty users, malformed keys, and
-    // keys older than the max age at `now_seconds` (by default the system clock's).
+    // Constant-time comparison of the signature. Rejects users that are not valid usernames
+    // (common/names.hpp: empty, reserved, bad characters), malformed keys, keys issued more
+    // than kAccessKeyMaxFutureSkewSeconds after `now_seconds` (by default the system
+    // clock's), and keys older than the max age at `now_seconds`.
     bool verify(std::string_view user, std::string_view key) const;
     bool verify(std::string_view user, std::string_view key, std::uint64_t now_seconds) const;
     // When a revocation of `key` may be forgotten: issued_at + max age (0: never, or a

@@ -136,6 +136,7 @@ LoadResult Loader::run(std::string_view text) {
     check_slots();
     check_required_kinds();
     check_transport();
+    check_development_identity();
     return finish();
 }
 

@@ -8,7 +8,8 @@
 //   3. check what needs every daemon at once         loader_checks.cpp (check_*):
 //      unique names, endpoints (clashes, transports across hosts), slot coverage of each
 //      sharded kind, the kinds a topology needs, group placement; the hosts' CURVE keys
-//      and the tcp:// rule (loader_keys.cpp)
+//      and the tcp:// rule (loader_keys.cpp); no development identity provider behind a
+//      public listener
 //   4. finish: sort the diagnostics by line; a Topology only when there are none
 //
 // The loader never stops at the first problem: an operator fixing a file wants every error
@@ -110,6 +111,7 @@ private:
                              bool complete);
     void check_required_kinds();
     void check_group_placement(std::ptrdiff_t groups);
+    void check_development_identity();
 
     // loader_keys.cpp: [host.NAME] key pairs and the tcp:// rule.
     void read_hosts(const toml::table& table);

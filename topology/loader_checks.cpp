@@ -263,4 +263,53 @@ void Loader::check_group_placement(std::ptrdiff_t groups) {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Identity.
+
+namespace {
+
+// Whether a listener on `host` is reachable only from this machine: localhost, 127.0.0.0/8,
+// ::1. A wildcard, another address or any other host name may be reachable from outside.
+bool loopback_host(std::string_view host) {
+    if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+    if (!host.starts_with("127.")) return false;
+    int dots = 0;
+    for (char c : host) {
+        if (c == '.') ++dots;
+        else if (c < '0' || c > '9') return false;
+    }
+    return dots == 3;
+}
+
+} // namespace
+
+// The development identity provider accepts any non-empty token for any username: behind a
+// listener others can reach, anyone logs in as anyone. It is for a developer's machine.
+void Loader::check_development_identity() {
+    const BoundEndpoint* exposed = nullptr;
+    for (const auto& endpoint : endpoints_) {
+        const std::string& kind = drafts_[endpoint.daemon].spec.kind;
+        if (endpoint.role == "listen" && (kind == "ws-gateway" || kind == "rest-gateway") &&
+            !loopback_host(endpoint.parsed.address)) {
+            exposed = &endpoint;
+            break;
+        }
+    }
+    if (!exposed) return;
+    for (const auto& draft : drafts_) {
+        if (draft.spec.kind != "profile") continue;
+        const auto* provider = draft.spec.options.get("identity_provider");
+        if (provider && !(provider->is_string() && provider->value_or(std::string_view{}) == "development"))
+            continue; // another provider (or a wrong type, which the daemon refuses at start)
+        const auto options = draft.key_lines.find("options");
+        add(provider && options != draft.key_lines.end() ? options->second : draft.spec.line,
+            draft.label + ": identity_provider \"development\" accepts any identity token, "
+            "so anyone could log in as anyone, but " + drafts_[exposed->daemon].label +
+            " serves the non-loopback address '" + exposed->text + "' (line " +
+            std::to_string(exposed->line) + "); set identity_provider = \"firebase\" "
+            "(README.md, \"Running with the Firebase identity provider\") or listen on "
+            "127.0.0.1");
+    }
+}
+
 } // namespace vartalap::topology::detail

@@ -31,6 +31,23 @@ std::string DaemonSpec::option_string(std::string_view key, std::string_view fal
     throw std::invalid_argument(name + ": option " + std::string(key) + " must be a string");
 }
 
+std::vector<std::string> DaemonSpec::option_strings(std::string_view key) const {
+    const toml::node* node = options.get(key);
+    if (!node) return {};
+    std::vector<std::string> out;
+    const auto* array = node->as_array();
+    if (array)
+        for (const toml::node& item : *array) {
+            const auto* value = item.as_string();
+            if (!value) break;
+            out.push_back(value->get());
+        }
+    if (!array || out.size() != array->size())
+        throw std::invalid_argument(name + ": option " + std::string(key) +
+                                    " must be an array of strings");
+    return out;
+}
+
 bool DaemonSpec::option_bool(std::string_view key, bool fallback) const {
     const toml::node* node = options.get(key);
     if (!node) return fallback;

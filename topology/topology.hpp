@@ -57,6 +57,8 @@ struct DaemonSpec {
     std::int64_t option_int(std::string_view key, std::int64_t fallback) const;
     std::string option_string(std::string_view key, std::string_view fallback) const;
     bool option_bool(std::string_view key, bool fallback) const;
+    // An array of strings (empty when absent); anything else throws as above.
+    std::vector<std::string> option_strings(std::string_view key) const;
 };
 
 // A host's CURVE identity ([host.NAME] in the file; topology/README.md, "Internal transport"):

@@ -16,7 +16,18 @@ namespace vartalap {
 struct Credentials {
     std::string user;
     std::string access_key;
+    // Either came from a cookie: a browser attaches cookies to requests other sites make it
+    // send, so such a request is checked for its Origin (cross_site.hpp).
+    bool from_cookie = false;
 };
+
+// The value of header `field` (a beast::http::field or a name), empty when absent.
+template <class Fields, class Field>
+std::string_view header_value(const Fields& fields, Field field) {
+    const auto it = fields.find(field);
+    if (it == fields.end()) return {};
+    return std::string_view(it->value().data(), it->value().size());
+}
 
 // Value of cookie `name` in a Cookie header value ("a=1; b=2"), or nullopt.
 std::optional<std::string_view> cookie_value(std::string_view cookie_header, std::string_view name);
@@ -31,9 +42,15 @@ Credentials extract_credentials(const Fields& fields) {
         if (auto it = fields.find(boost::beast::http::field::cookie); it != fields.end()) {
             const std::string_view cookies(it->value().data(), it->value().size());
             if (c.user.empty())
-                if (auto v = cookie_value(cookies, "user")) c.user = std::string(*v);
+                if (auto v = cookie_value(cookies, "user")) {
+                    c.user = std::string(*v);
+                    c.from_cookie = true;
+                }
             if (c.access_key.empty())
-                if (auto v = cookie_value(cookies, "accesskey")) c.access_key = std::string(*v);
+                if (auto v = cookie_value(cookies, "accesskey")) {
+                    c.access_key = std::string(*v);
+                    c.from_cookie = true;
+                }
         }
     }
     return c;

@@ -1,6 +1,8 @@
 // Thread: any (see group_store.hpp); the registry is guarded by its own mutex.
 #include "common/store/group_store.hpp"
 
+#include "common/names.hpp"
+
 #include <boost/endian/conversion.hpp>
 
 #include <map>
@@ -66,13 +68,6 @@ bool read_header(Reader& reader, GroupRecord* out, std::uint32_t& count) {
         out->profile_pic.assign(pic);
         out->created_at_ms = created;
     }
-    return true;
-}
-
-bool valid_token(std::string_view text, std::size_t max) {
-    if (text.empty() || text.size() > max) return false;
-    for (unsigned char c : text)
-        if (c <= ' ' || c == 0x7f || c == '"' || c == ';' || c == ',' || c == '\\') return false;
     return true;
 }
 
@@ -153,11 +148,9 @@ bool member_views(std::string_view bytes, std::vector<std::string_view>& out) {
     return reader.at_end();
 }
 
-bool valid_username(std::string_view username) { return valid_token(username, kMaxUsernameBytes); }
+bool valid_username(std::string_view username) { return vartalap::valid_username(username); }
 
-bool valid_group_id(std::string_view group_id) {
-    return valid_token(group_id, kMaxGroupIdBytes) && group_id != "server";
-}
+bool valid_group_id(std::string_view group_id) { return vartalap::valid_group_id(group_id); }
 
 std::string encode_applied(Status status, std::string_view group_id, std::string_view error) {
     std::string out;

@@ -21,6 +21,7 @@
 // throw and never read past the input.
 #pragma once
 
+#include "common/names.hpp"
 #include "common/store/lmdb.hpp"
 #include "common/wire/envelope.hpp"
 
@@ -39,8 +40,8 @@ inline constexpr const char* kAppliedOpsDb = "applied_ops";
 inline constexpr const char* kMetaDb = "meta";
 
 // Limits. LMDB keys are at most 511 bytes: [2][user][group id] and [2][actor][op id] fit.
-inline constexpr std::size_t kMaxUsernameBytes = 64;   // as the profile daemon accepts
-inline constexpr std::size_t kMaxGroupIdBytes = 128;   // client-generated ids (async create)
+using vartalap::kMaxUsernameBytes; // common/names.hpp: the one username rule
+using vartalap::kMaxGroupIdBytes;  // client-generated ids (async create)
 inline constexpr std::size_t kMaxOpIdBytes = 250;      // a client message id
 inline constexpr std::size_t kMaxNameBytes = 256;
 inline constexpr std::size_t kMaxProfilePicBytes = 4096; // a URL or a reference, not an image
@@ -72,9 +73,9 @@ bool decode(std::string_view bytes, GroupRecord& out);
 // as the bytes are: for LMDB values, until the read transaction ends). `out` is cleared.
 bool member_views(std::string_view bytes, std::vector<std::string_view>& out);
 
-// 1..kMaxUsernameBytes bytes, no spaces, control characters, quotes, ';' or ','.
+// common/names.hpp's rules (a member is a valid username; a group id 1..kMaxGroupIdBytes
+// bytes of the same characters, not reserved).
 bool valid_username(std::string_view username);
-// Same character rules, 1..kMaxGroupIdBytes bytes, and not "server".
 bool valid_group_id(std::string_view group_id);
 
 // The recorded outcome of an async operation (applied_ops): [u8 status][u16 len][group id]

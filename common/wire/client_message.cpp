@@ -1,6 +1,7 @@
 // Thread: any (each thread parses with its own JsonInput and scratch buffers).
 #include "common/wire/client_message.hpp"
 
+#include "common/names.hpp"
 #include "common/wire/client_message_splice.hpp"
 #include "common/wire/legacy_message.hpp"
 
@@ -173,6 +174,16 @@ bool parse_client_message(std::string_view text, const ClientOrigin& origin, Env
         } else {
             out.route = Route::receipt;
             out.flags |= flag_system;
+        }
+    }
+    // The recipient: a user (the login rule, common/names.hpp) or, for head.type group, a
+    // group id (or the original sender of a receipt: a username passes that rule too). An
+    // ack's `to` names nobody (it is often "server") and is not checked.
+    if (out.route != Route::ack) {
+        const NameProblem problem = type == "group" ? check_group_id(to) : check_username(to);
+        if (problem != NameProblem::none) {
+            error = "invalid recipient (head.to): " + std::string(describe(problem));
+            return false;
         }
     }
     if (r.ephemeral || action == "typing") out.flags |= flag_ephemeral;

@@ -2,6 +2,8 @@
 // Thread: the profile daemon's thread.
 #include "daemons/profile/profile_core.hpp"
 
+#include "common/log.hpp"
+#include "common/names.hpp"
 #include "common/wire/builders.hpp"
 
 #include <nlohmann/json.hpp>
@@ -12,7 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::size_t kMaxUsernameBytes = 64;  // E.164 is at most 16; room for test/bot ids
 constexpr std::size_t kMaxTokenBytes = 4096;   // an ID token (JWT) with headroom
 constexpr std::size_t kMaxSyncUsers = 5000;    // one contact book sync request
 
@@ -22,13 +23,6 @@ Envelope reply_to(const Envelope& request, Status status, const json& body) {
 
 Envelope error_reply(const Envelope& request, Status status, std::string_view reason) {
     return make_reply(request, status, {}, reason);
-}
-
-bool valid_username(std::string_view name) {
-    if (name.empty() || name.size() > kMaxUsernameBytes) return false;
-    for (unsigned char c : name)
-        if (c <= ' ' || c == 0x7f || c == '"' || c == ';' || c == ',') return false;
-    return true;
 }
 
 } // namespace
@@ -72,9 +66,15 @@ Envelope ProfileCore::login(const Envelope& request) {
     };
     const std::string username = string_field("username");
     const std::string token = string_field("authToken");
-    if (!valid_username(username)) {
+    // A name the protocol gives a meaning (server, ~..., a group-id shape), or one with
+    // characters no address may hold, is the client's error: 400, not 401.
+    if (const NameProblem problem = check_username(username); problem != NameProblem::none) {
         ++counters_.refused_logins;
-        return reply_to(request, Status::unauthorized, json{{"error", "invalid username"}});
+        if (count_sampled(counters_.invalid_usernames))
+            spdlog::info("profile: login refused: username {} ({} such so far)", describe(problem),
+                         counters_.invalid_usernames);
+        return reply_to(request, Status::bad_request,
+                        json{{"error", "invalid username: " + std::string(describe(problem))}});
     }
     if (token.size() > kMaxTokenBytes) {
         ++counters_.refused_logins;

@@ -48,6 +48,7 @@ struct ProfileCounters {
     std::uint64_t refused_logins = 0;
     std::uint64_t new_users = 0;
     std::uint64_t sub_mismatches = 0; // refused: the username is bound to another sub
+    std::uint64_t invalid_usernames = 0; // refused (400): reserved or malformed (common/names.hpp)
     std::uint64_t logouts = 0;        // keys revoked
     std::uint64_t revocations_pruned = 0;
 };

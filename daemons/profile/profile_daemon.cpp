@@ -121,7 +121,8 @@ private:
         }
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"logins", c.logins}, {"refused_logins", c.refused_logins}, {"new_users", c.new_users},
-            {"sub_mismatches", c.sub_mismatches}, {"logouts", c.logouts},
+            {"sub_mismatches", c.sub_mismatches}, {"invalid_usernames", c.invalid_usernames},
+            {"logouts", c.logouts},
             {"revocations_pruned", c.revocations_pruned},
             {"certificate_refreshes", fetcher_ ? fetcher_->refreshes() : 0},
             {"certificate_refresh_failures", fetcher_ ? fetcher_->failures() : 0},

@@ -1,6 +1,7 @@
 // Thread: the rest-gateway's thread (see rest_gateway_core.hpp).
 #include "daemons/rest_gateway/rest_gateway_core.hpp"
 
+#include "common/http/cross_site.hpp"
 #include "common/http/target.hpp"
 #include "common/log.hpp"
 
@@ -54,6 +55,28 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
         return exchange->respond({HttpStatus::ok, "OK", "text/plain"});
     default:
         break;
+    }
+    // What a browser may do with cookies (common/http/cross_site.hpp): another site's page
+    // can make it POST here with the user's cookies, so a cookie-authenticated write must
+    // come from an allowed Origin; and a form or a text/plain fetch can carry any body, so a
+    // write's body must be declared JSON (the app always sends application/json).
+    const bool write = request.method == "POST" || request.method == "PUT" ||
+                       request.method == "DELETE" || request.method == "PATCH";
+    if (write && request.cookie_auth &&
+        !origin_allowed(request.origin, request.host, limits_.allowed_origins)) {
+        if (count_sampled(counters_.origin_refused))
+            spdlog::warn("{}: refused a cookie-authenticated {} {} from origin '{}' with 403; {} so far",
+                         name_, request.method, path, request.origin.substr(0, 100),
+                         counters_.origin_refused);
+        return exchange->respond({HttpStatus::forbidden, json_error("origin not allowed")});
+    }
+    if (write && !request.body.empty() && !json_content_type(request.content_type)) {
+        if (count_sampled(counters_.content_type_refused))
+            spdlog::warn("{}: refused a {} {} with Content-Type '{}' (415); {} so far", name_,
+                         request.method, path, request.content_type.substr(0, 100),
+                         counters_.content_type_refused);
+        return exchange->respond({HttpStatus::unsupported_media_type,
+                                  json_error("Content-Type must be application/json")});
     }
     std::string user;
     if (route.needs_auth) {
@@ -173,6 +196,7 @@ void RestGatewayCore::send(const std::shared_ptr<RestExchange>& exchange, const 
         origin.wants_server_ack = true;
         origin.now_ms = now_ms;
         if (!parse_client_message(texts[i], origin, envelope, error, message_limits_)) {
+            ++counters_.messages_refused;
             pending->results.resolve(i, false, error);
             continue;
         }

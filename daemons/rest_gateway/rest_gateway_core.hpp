@@ -13,7 +13,10 @@
 //
 // Answers (bodies are JSON unless said otherwise):
 //   404 {"error":"not found"}, 405 {"error":"method not allowed"} (+ Allow), 200 "OK"
-//   (text/plain) for /alive, 401 {} for missing or invalid credentials (401 {"error":
+//   (text/plain) for /alive, 403 {"error":"origin not allowed"} for a write (POST, PUT,
+//   DELETE) authenticated by cookie whose Origin is neither the server's own nor in
+//   allowed_origins, 415 {"error":...} for a write with a body whose Content-Type is not
+//   application/json, 401 {} for missing or invalid credentials (401 {"error":
 //   "access key revoked"} for a key on the revocation list), 400 for a body
 //   that is nested too deeply, not a JSON object, or not a valid send body, 404 when the
 //   deployment runs no daemon of the owner kind, 503 "server busy, retry" when the owner's
@@ -58,6 +61,9 @@ struct RestLimits {
     int send_timeout_ms = 10000;            // a message not confirmed durable → "not confirmed"
     int idle_timeout_s = 60;                // keep-alive connection with no request
     int revocation_poll_ms = 250;           // how often the revocation list is polled
+    // Origins (besides the server's own) whose cookie-authenticated writes are accepted
+    // (common/http/cross_site.hpp); header-authenticated requests (the app) are not checked.
+    std::vector<std::string> allowed_origins;
 };
 
 // The HTTP status codes the gateway answers with.
@@ -70,6 +76,7 @@ enum class HttpStatus : unsigned {
     not_found = 404,
     method_not_allowed = 405,
     payload_too_large = 413,
+    unsupported_media_type = 415, // a write with a body that is not application/json
     internal_server_error = 500,
     service_unavailable = 503,
     gateway_timeout = 504,
@@ -90,6 +97,10 @@ struct RestRequest {
     std::string user;   // credentials as sent (headers, else cookies); verified here
     std::string access_key;
     std::optional<std::string> token; // the `token` header (an identity token for login)
+    bool cookie_auth = false;  // user or access_key came from a cookie (a browser's)
+    std::string origin;        // the Origin header ("" when absent)
+    std::string host;          // the Host header
+    std::string content_type;  // the Content-Type header
 };
 
 struct RestResponse {
@@ -139,6 +150,9 @@ struct RestCounters {
     std::uint64_t busy = 0;              // "server busy, retry" (a peer at its HWM)
     std::uint64_t malformed = 0;
     std::uint64_t revoked_refused = 0;   // 401 for a revoked key
+    std::uint64_t origin_refused = 0;    // 403: a cookie-authenticated write from a foreign Origin
+    std::uint64_t content_type_refused = 0; // 415: a write whose body is not application/json
+    std::uint64_t messages_refused = 0;  // send-body messages the codec refused (bad recipient, ...)
 };
 
 class RestGatewayCore {

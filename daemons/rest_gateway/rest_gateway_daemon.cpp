@@ -5,6 +5,7 @@
 #include "daemons/rest_gateway/rest_gateway_daemon.hpp"
 #include "daemons/transport.hpp"
 
+#include "common/http/cross_site.hpp"
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
 #include "common/http/session.hpp"
@@ -24,6 +25,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/string_body.hpp>
+
+#include <spdlog/fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <memory>
@@ -104,6 +108,10 @@ public:
         message_limits.max_bytes = uint_option(self, "max_message_bytes", 64 * 1024);
         limits.revocation_poll_ms = static_cast<int>(std::clamp<std::uint64_t>(
             uint_option(self, "revocation_poll_ms", d.revocation_poll_ms), 50, 1000));
+        limits.allowed_origins = self.option_strings("allowed_origins");
+        for (const std::string& origin : limits.allowed_origins)
+            if (const std::string error = origin_entry_error(origin); !error.empty())
+                throw std::invalid_argument(self.name + ": option allowed_origins: " + error);
     }
 
     void reload(const topology::DaemonSpec& fresh) override {
@@ -112,7 +120,12 @@ public:
             ClientMessageLimits message_limits = core_->message_limits();
             RestLimits next;
             ClientMessageLimits next_messages = message_limits;
-            read_limits(fresh, next, next_messages);
+            try {
+                read_limits(fresh, next, next_messages);
+            } catch (const std::exception& e) {
+                spdlog::error("{}: SIGHUP: {}; limits unchanged", context_.self.name, e.what());
+                return;
+            }
             LimitChanges changes;
             changes.apply("max_body_bytes", limits.max_body_bytes, next.max_body_bytes);
             changes.apply("max_connections", limits.max_connections, next.max_connections);
@@ -123,6 +136,11 @@ public:
             changes.apply("idle_timeout_seconds", limits.idle_timeout_s, next.idle_timeout_s);
             changes.apply("max_message_bytes", message_limits.max_bytes, next_messages.max_bytes);
             changes.log(context_.self.name);
+            if (limits.allowed_origins != next.allowed_origins) {
+                spdlog::info("{}: SIGHUP: allowed_origins now [{}]", context_.self.name,
+                             fmt::join(next.allowed_origins, ", "));
+                limits.allowed_origins = std::move(next.allowed_origins);
+            }
             core_->set_limits(limits, message_limits);
             if (listener_) listener_->set_max_connections(limits.max_connections);
         });
@@ -337,6 +355,8 @@ private:
             {"upstream_timeouts", c.upstream_timeouts},
             {"messages_pushed", c.messages_pushed}, {"busy", c.busy},
             {"malformed", c.malformed}, {"revoked_refused", c.revoked_refused},
+            {"origin_refused", c.origin_refused}, {"content_type_refused", c.content_type_refused},
+            {"messages_refused", c.messages_refused},
             {"revocation_polls_failed", core_->revocations().polls_failed()}};
         add_counters(s, "rest_gateway", rows);
         s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",

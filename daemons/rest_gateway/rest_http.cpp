@@ -14,7 +14,11 @@ RestRequest to_rest_request(http::request<http::string_body>& request) {
     Credentials credentials = extract_credentials(request);
     r.user = std::move(credentials.user);
     r.access_key = std::move(credentials.access_key);
+    r.cookie_auth = credentials.from_cookie;
     if (auto it = request.find("token"); it != request.end()) r.token = std::string(it->value());
+    r.origin = header_value(request, http::field::origin);
+    r.host = header_value(request, http::field::host);
+    r.content_type = header_value(request, http::field::content_type);
     return r;
 }
 

@@ -1,8 +1,10 @@
 // Thread: the ws-gateway's io thread (see http_session.hpp).
 #include "daemons/ws_gateway/http_session.hpp"
 
+#include "common/http/cross_site.hpp"
 #include "common/http/http_auth.hpp"
 #include "common/http/target.hpp"
+#include "common/log.hpp"
 #include "daemons/ws_gateway/ws_gateway_core.hpp"
 #include "daemons/ws_gateway/websocket_session.hpp"
 
@@ -30,7 +32,8 @@ bool wants_server_ack(std::string_view query) {
 
 UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
                              const AccessKeys& access_keys, bool stopping, bool at_capacity,
-                             const RevocationList* revoked) {
+                             const RevocationList* revoked,
+                             const std::vector<std::string>& allowed_origins) {
     UpgradeVerdict verdict;
     const auto refuse = [&verdict](http::status status) {
         verdict.status = status;
@@ -41,6 +44,10 @@ UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
     if (!beast::websocket::is_upgrade(request)) return refuse(http::status::upgrade_required);
     if (stopping) return refuse(http::status::service_unavailable);
     Credentials credentials = extract_credentials(request);
+    if (credentials.from_cookie &&
+        !origin_allowed(header_value(request, http::field::origin),
+                        header_value(request, http::field::host), allowed_origins))
+        return refuse(http::status::forbidden);
     if (credentials.user.empty() || !access_keys.verify(credentials.user, credentials.access_key))
         return refuse(http::status::unauthorized);
     if (revoked && revoked->revoked(credentials.user, credentials.access_key))
@@ -70,8 +77,16 @@ void HttpSession::on_read_failed(ReadFailure failure, beast::error_code ec) {
 
 void HttpSession::on_request(Request&& request) {
     const bool at_capacity = state_.websockets >= state_.core->options().max_connections;
-    UpgradeVerdict verdict =
-        check_upgrade(request, *state_.access_keys, state_.stopping, at_capacity, state_.revocations);
+    UpgradeVerdict verdict = check_upgrade(request, *state_.access_keys, state_.stopping, at_capacity,
+                                           state_.revocations, state_.core->options().allowed_origins);
+    if (verdict.status == http::status::forbidden) {
+        if (count_sampled(state_.origin_refused))
+            spdlog::warn("{}: refused a cookie-authenticated upgrade from origin '{}' with 403; "
+                         "{} so far", state_.core->name(),
+                         header_value(request, http::field::origin).substr(0, 100),
+                         state_.origin_refused);
+        return respond(verdict.status, R"({"error":"origin not allowed"})");
+    }
     if (verdict.status != http::status::switching_protocols) {
         if (verdict.status == http::status::service_unavailable && !state_.stopping)
             spdlog::warn("{}: at max_connections ({}): upgrade refused with 503",
@@ -93,7 +108,7 @@ void HttpSession::upgrade(Request&& request, UpgradeVerdict&& verdict) {
     session->run(std::move(request));
 }
 
-void HttpSession::respond(http::status status) {
+void HttpSession::respond(http::status status, std::string body) {
     response_ = {};
     response_.version(11);
     response_.result(status);
@@ -104,7 +119,9 @@ void HttpSession::respond(http::status status) {
     } else {
         response_.keep_alive(false);
     }
-    response_.content_length(0);
+    if (!body.empty()) response_.set(http::field::content_type, "application/json");
+    response_.body() = std::move(body);
+    response_.prepare_payload();
     write_response(response_, std::nullopt); // within the handshake deadline
 }
 

@@ -5,10 +5,13 @@
 //
 // Thread: the ws-gateway's io thread only.
 //
-// Answers (all with an empty body and `Connection: close`):
+// Answers (all with `Connection: close`, and an empty body unless said otherwise):
 //   404  a path other than /wss, /wss/, /v1.0/wss, /v1.0/wss/, / or /v1.0/ (a query string
 //        is allowed on any of them; is_websocket_path)
 //   426  a plain request (no WebSocket upgrade) on one of those paths
+//   403  {"error":"origin not allowed"}: credentials from cookies on a request whose Origin
+//        is neither the server's own nor in allowed_origins (common/http/cross_site.hpp):
+//        another site's page cannot open a socket with the user's cookies
 //   401  missing or invalid credentials (headers user + accesskey, or those cookies):
 //        sent before any upgrade, as PROTOCOL.md requires
 //   503  the gateway is at max_connections or draining
@@ -30,6 +33,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vartalap::ws_gateway {
 
@@ -46,11 +50,13 @@ struct UpgradeVerdict {
     bool wants_server_ack = false;
 };
 
-// The decisions of HttpSession::on_request, in its order (404, 426, 503 draining, 401 (a
-// bad key, or one on `revoked`), 503 full). Pure: reads the request and the flags only.
+// The decisions of HttpSession::on_request, in its order (404, 426, 503 draining, 403 (cookie
+// credentials from an Origin not allowed), 401 (a bad key, or one on `revoked`), 503 full).
+// Pure: reads the request, the flags and `allowed_origins` only.
 UpgradeVerdict check_upgrade(const boost::beast::http::request<boost::beast::http::string_body>& request,
                              const AccessKeys& access_keys, bool stopping, bool at_capacity,
-                             const RevocationList* revoked = nullptr);
+                             const RevocationList* revoked = nullptr,
+                             const std::vector<std::string>& allowed_origins = {});
 
 class HttpSession final : public HttpSessionBase<boost::beast::http::string_body> {
 public:
@@ -62,10 +68,10 @@ private:
     void on_request(Request&& request) override;
     void on_read_failed(ReadFailure failure, boost::beast::error_code ec) override;
     void on_written(boost::beast::error_code ec) override;
-    void respond(boost::beast::http::status status);
+    void respond(boost::beast::http::status status, std::string body = {});
     void upgrade(Request&& request, UpgradeVerdict&& verdict);
 
-    boost::beast::http::response<boost::beast::http::empty_body> response_;
+    boost::beast::http::response<boost::beast::http::string_body> response_;
     ServerState& state_;
 };
 

@@ -12,6 +12,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace vartalap {
@@ -62,6 +63,7 @@ struct ServerState {
     ConnectionCount handshakes;    // HttpSession objects alive (the listener's cap)
     std::size_t websockets = 0;    // WebsocketSession objects alive (handshaking, open, closing)
     bool stopping = false;         // drain started: refuse upgrades, close new WebSockets
+    std::uint64_t origin_refused = 0; // cookie-authenticated upgrades from a foreign Origin (403)
     ReadBufferPool read_buffers;
 };
 

@@ -4,6 +4,7 @@
 #include "daemons/ws_gateway/ws_gateway_daemon.hpp"
 #include "daemons/transport.hpp"
 
+#include "common/http/cross_site.hpp"
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
 #include "common/zmq/socket.hpp"
@@ -23,6 +24,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <stdexcept>
 #include <thread>
@@ -68,6 +70,10 @@ WsGatewayOptions read_options(const topology::DaemonSpec& spec) {
         option_in_range(spec, "max_connections", 10000, 1, 10'000'000));
     o.handshake_timeout_seconds = static_cast<std::uint32_t>(
         option_in_range(spec, "handshake_timeout_seconds", 10, 1, 600));
+    o.allowed_origins = spec.option_strings("allowed_origins");
+    for (const std::string& origin : o.allowed_origins)
+        if (const std::string error = origin_entry_error(origin); !error.empty())
+            throw std::invalid_argument(spec.name + ": option allowed_origins: " + error);
     return o;
 }
 
@@ -207,6 +213,11 @@ private:
         changes.apply("max_connections", current.max_connections, next.max_connections);
         changes.apply("handshake_timeout_seconds", current.handshake_timeout_seconds,
                       next.handshake_timeout_seconds);
+        if (current.allowed_origins != next.allowed_origins) {
+            spdlog::info("{}: SIGHUP: allowed_origins now [{}]", context_.self.name,
+                         fmt::join(next.allowed_origins, ", "));
+            current.allowed_origins = std::move(next.allowed_origins);
+        }
         core_->set_options(current);
         changes.log(context_.self.name);
     }
@@ -238,7 +249,8 @@ private:
             {"replies_dropped", c.replies_dropped}, {"resyncs", c.resyncs},
             {"events_dropped", c.events_dropped}, {"malformed", malformed_},
             {"revoked_closed", c.revoked_closed},
-            {"revocation_polls_failed", revocations_.polls_failed()}};
+            {"revocation_polls_failed", revocations_.polls_failed()},
+            {"origin_refused", state_.origin_refused}};
         add_counters(s, "ws_gateway", rows);
         s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
                 static_cast<double>(revocations_.size()));

@@ -3,10 +3,12 @@
 //
 // Input: "<user>\n<key>" (no newline: all of it is the key for user "alice"). Besides "no
 // crash, no leak, no UB": only the key issued for exactly that user verifies (a key that
-// verifies has a v1 or v2 prefix and a decimal timestamp), and a key verifies for no other user;
+// verifies has a v1 or v2 prefix and a decimal timestamp at most 300 s ahead, and its user
+// is a valid username), and a key verifies for no other user;
 // the configured-secret parser and the cookie reader take any text.
 #include "common/access_key.hpp"
 #include "common/http/http_auth.hpp"
+#include "common/names.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 #include <charconv>
@@ -41,15 +43,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view user = newline == std::string_view::npos ? "alice" : input.substr(0, newline);
     const std::string_view key = newline == std::string_view::npos ? input : input.substr(newline + 1);
 
-    if (keys().verify(user, key)) {
-        FUZZ_CHECK(!user.empty());
+    const std::uint64_t now = 1'800'000'000;
+    if (keys().verify(user, key, now)) {
+        FUZZ_CHECK(vartalap::valid_username(user));
         std::uint64_t seconds = 0;
         FUZZ_CHECK(issued_at(key, seconds));
-        FUZZ_CHECK(!keys().verify(std::string(user) + "x", key));
+        FUZZ_CHECK(seconds <= now + vartalap::kAccessKeyMaxFutureSkewSeconds);
+        FUZZ_CHECK(!keys().verify(std::string(user) + "x", key, now));
     }
-    // A key issued for this user verifies for it (the round trip of any user name up to the
-    // 256 bytes verify() takes).
-    if (!user.empty() && user.size() <= 256) FUZZ_CHECK(keys().verify(user, keys().issue(user, size)));
+    // A key issued for a valid username verifies for it, unless dated too far ahead; no key
+    // verifies for a name the rule refuses (common/names.hpp).
+    const bool valid = vartalap::valid_username(user);
+    FUZZ_CHECK(keys().verify(user, keys().issue(user, size), now) == valid);
+    FUZZ_CHECK(!keys().verify(user, keys().issue(user, now + vartalap::kAccessKeyMaxFutureSkewSeconds + 1 + size), now));
 
     try {
         const std::string secret = vartalap::secret_from_config(input);

@@ -15,6 +15,7 @@
 // every client_message sent on is from the authenticated user with a valid JSON payload,
 // every frame the gateway queues is JSON or "pong", and every queued frame is reported done.
 #include "common/access_key.hpp"
+#include "common/http/cross_site.hpp"
 #include "common/http/http_auth.hpp"
 #include "daemons/ws_gateway/http_session.hpp"
 #include "daemons/ws_gateway/websocket_session.hpp"
@@ -119,6 +120,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     UpgradeVerdict verdict = check_upgrade(request, access_keys(), false, false);
     if (verdict.status != http::status::switching_protocols) return 0;
     FUZZ_CHECK(access_keys().verify(verdict.user, extract_credentials(request).access_key));
+    // Cookie credentials are taken only from the server's own origin (or none: no Origin).
+    if (extract_credentials(request).from_cookie)
+        FUZZ_CHECK(origin_allowed(header_value(request, http::field::origin),
+                                  header_value(request, http::field::host), {}));
 
     // What the HTTP read took beyond the request goes back in front of the stream's input.
     const auto rest = buffer.cdata();

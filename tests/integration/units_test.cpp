@@ -81,6 +81,9 @@ kind = "profile"
 name = "profile-1"
 host = "core"
 router = "tcp://10.0.0.2:6102"
+[daemon.options]
+identity_provider = "firebase"
+firebase_project_id = "units-test"
 )";
 
 // nginx.conf in `dir` around the site in dir/site.conf: `prelude` first, every temporary

@@ -57,6 +57,7 @@ private:
         }
         http::request<http::string_body> request(http::verb::post, "/login", 11);
         request.set(http::field::host, host_);
+        request.set(http::field::content_type, "application/json");
         request.keep_alive(true);
         request.body() = json{{"username", user}, {"authToken", "loadgen"}}.dump();
         request.prepare_payload();

@@ -285,6 +285,8 @@ HttpResponse http_request(const std::string& host, int port, const std::string& 
     request.version(11);
     request.set(http::field::host, host + ":" + std::to_string(port));
     request.keep_alive(false);
+    // As the app's Dart http client sends a JSON body; a test may override it (or send "").
+    if (!body.empty()) request.set(http::field::content_type, "application/json; charset=utf-8");
     for (const auto& [name, value] : headers) request.set(name, value);
     request.body() = body;
     request.prepare_payload();

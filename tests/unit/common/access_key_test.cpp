@@ -57,6 +57,33 @@ TEST(AccessKeyTest, KeysOlderThanTheMaxAgeAreRefused) {
     EXPECT_TRUE(AccessKeys(kSecret).verify("alice", key, 1u << 31));
 }
 
+TEST(AccessKeyTest, KeysDatedInTheFutureAreRefused) {
+    // Issue 12: a key dated ahead would outlive any max age; a few minutes of clock skew
+    // between the profile's host and a gateway's are allowed, no more.
+    for (const std::uint64_t max_age : {std::uint64_t{0}, std::uint64_t{3600}}) {
+        AccessKeys keys(kSecret, max_age);
+        const std::uint64_t now = 1'700'000'000;
+        EXPECT_TRUE(keys.verify("alice", keys.issue("alice", now), now));
+        EXPECT_TRUE(keys.verify("alice", keys.issue("alice", now + kAccessKeyMaxFutureSkewSeconds), now));
+        EXPECT_FALSE(keys.verify("alice", keys.issue("alice", now + kAccessKeyMaxFutureSkewSeconds + 1), now));
+        EXPECT_FALSE(keys.verify("alice", keys.issue("alice", now + 86'400 * 365), now));
+        // Far future issue times cannot overflow the comparison.
+        EXPECT_FALSE(keys.verify("alice", keys.issue("alice", UINT64_MAX - 1), now));
+        EXPECT_FALSE(keys.verify("alice", keys.issue("alice", 99'999'999'999'999ull), 0));
+    }
+}
+
+TEST(AccessKeyTest, KeysOfReservedOrMalformedUsernamesNeverVerify) {
+    // A user registered as "server" before names were reserved keeps a correctly signed
+    // key; it verifies no more (common/names.hpp).
+    AccessKeys keys(kSecret);
+    for (const std::string& user : std::vector<std::string>{"server", "SERVER", "~server:x", "a b", "a/../b",
+                                   "0f8fad5b-d9cb-469f-a165-70867728950e", std::string(65, 'a')}) {
+        EXPECT_FALSE(keys.verify(user, keys.issue(user, 1000), 1000)) << user;
+    }
+    EXPECT_TRUE(keys.verify("+911234567890", keys.issue("+911234567890", 1000), 1000));
+}
+
 TEST(AccessKeyTest, Base64urlRoundTrip) {
     std::string out;
     for (const std::string& bytes : {std::string(), std::string("f"), std::string("fo"),

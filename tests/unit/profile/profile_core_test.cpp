@@ -64,10 +64,28 @@ TEST_F(ProfileCoreTest, LoginIssuesAVerifiableKeyAndRemembersTheUser) {
 TEST_F(ProfileCoreTest, LoginRefusals) {
     EXPECT_EQ(core_.handle(request("login", {{"username", "a"}})).status, Status::unauthorized);
     EXPECT_EQ(core_.handle(request("login", {{"username", "a"}, {"authToken", ""}})).status, Status::unauthorized);
-    EXPECT_EQ(core_.handle(request("login", {{"username", ""}, {"authToken", "t"}})).status, Status::unauthorized);
-    EXPECT_EQ(core_.handle(request("login", {{"username", "a b"}, {"authToken", "t"}})).status, Status::unauthorized);
+    // A username no one may have is the client's error (400), whatever the token.
+    EXPECT_EQ(core_.handle(request("login", {{"username", ""}, {"authToken", "t"}})).status, Status::bad_request);
+    EXPECT_EQ(core_.handle(request("login", {{"username", "a b"}, {"authToken", "t"}})).status, Status::bad_request);
     EXPECT_EQ(core_.handle(request("login", json::array())).status, Status::bad_request);
     EXPECT_EQ(core_.counters().refused_logins, 4u);
+    EXPECT_EQ(core_.counters().invalid_usernames, 2u);
+}
+
+// Issue 12: names the protocol gives a meaning cannot be registered (common/names.hpp).
+TEST_F(ProfileCoreTest, ReservedUsernamesCannotLogIn) {
+    for (const std::string& name : std::vector<std::string>{"server", "Server", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e",
+                                   "../x", std::string("a\0b", 3), std::string(65, '1')}) {
+        const auto reply = core_.handle(request("login", {{"username", name}, {"authToken", "t"}}));
+        EXPECT_EQ(reply.status, Status::bad_request) << name;
+        EXPECT_NE(json::parse(reply.payload)["error"].get<std::string>().find("invalid username"),
+                  std::string::npos);
+    }
+    EXPECT_EQ(json::parse(core_.handle(request("login", {{"username", "server"}, {"authToken", "t"}})).payload)["error"],
+              "invalid username: reserved");
+    EXPECT_EQ(core_.counters().logins, 0u);
+    // The app's usernames: E.164 phone numbers.
+    EXPECT_EQ(core_.handle(request("login", {{"username", "+911234567890"}, {"authToken", "t"}})).status, Status::ok);
 }
 
 TEST_F(ProfileCoreTest, ContactbookSyncListsRegisteredUsers) {

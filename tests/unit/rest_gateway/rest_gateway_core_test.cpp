@@ -78,6 +78,7 @@ protected:
         r.method = std::move(method);
         r.target = std::move(target);
         r.body = std::move(body);
+        r.content_type = "application/json";
         if (!user.empty()) {
             r.access_key = key_of(user);
             r.user = std::move(user);
@@ -493,6 +494,112 @@ TEST_F(RestGatewayCoreTest, DeliverIsAnsweredNotConnected) {
     EXPECT_EQ(outbox_.replies[0].second.kind, Kind::deliver_result);
     EXPECT_EQ(outbox_.replies[0].second.request_id, 77u);
     EXPECT_EQ(outbox_.replies[0].second.status, Status::not_connected);
+}
+
+// Issue 12, "Cross-site use of cookie auth": a browser attaches the user's cookies to a
+// POST another site's page makes it send; only the Origin says who asked.
+TEST_F(RestGatewayCoreTest, CookieAuthenticatedWritesFromAForeignOriginAre403) {
+    const auto cookie_send = [&](const std::string& origin, const std::string& method = "POST",
+                                 const std::string& target = "/send") {
+        RestRequest r;
+        r.method = method;
+        r.target = target;
+        r.body = chat("x1").dump();
+        r.content_type = "application/json";
+        r.user = "alice";
+        r.access_key = key_of("alice");
+        r.cookie_auth = true;
+        r.origin = origin;
+        r.host = "chat.example.org";
+        auto exchange = std::make_shared<FakeExchange>();
+        core_->handle(exchange, std::move(r));
+        return exchange;
+    };
+    auto evil = cookie_send("https://evil.example");
+    ASSERT_TRUE(evil->response);
+    EXPECT_EQ(evil->response->status, HttpStatus::forbidden);
+    EXPECT_EQ(evil->response->body, R"({"error":"origin not allowed"})");
+    EXPECT_EQ(cookie_send("null")->response->status, HttpStatus::forbidden);
+    EXPECT_EQ(cookie_send("https://evil.example", "DELETE", "/groups/g-1/members")->response->status,
+              HttpStatus::forbidden);
+    EXPECT_TRUE(outbox_.pushed.empty());
+    EXPECT_EQ(core_->counters().origin_refused, 3u);
+    // The server's own origin, and a request with no Origin, go through.
+    EXPECT_FALSE(cookie_send("https://chat.example.org")->response); // waits for its server_ack
+    EXPECT_FALSE(cookie_send("")->response);
+    EXPECT_EQ(outbox_.pushed.size(), 2u);
+    // A listed origin goes through too.
+    limits_.allowed_origins = {"https://app.example.com"};
+    core_->set_limits(limits_, ClientMessageLimits{});
+    EXPECT_FALSE(cookie_send("https://app.example.com")->response);
+    EXPECT_EQ(outbox_.pushed.size(), 3u);
+    // Headers (the app) are never checked for their Origin.
+    RestRequest app;
+    app.method = "POST";
+    app.target = "/send";
+    app.body = chat("x2").dump();
+    app.content_type = "application/json";
+    app.user = "alice";
+    app.access_key = key_of("alice");
+    app.origin = "https://evil.example";
+    auto exchange = std::make_shared<FakeExchange>();
+    core_->handle(exchange, std::move(app));
+    EXPECT_FALSE(exchange->response);
+    EXPECT_EQ(outbox_.pushed.size(), 4u);
+    EXPECT_EQ(core_->counters().origin_refused, 3u);
+}
+
+TEST_F(RestGatewayCoreTest, WritesWithABodyMustBeJson) {
+    const auto send_as = [&](const std::string& content_type, const std::string& target = "/send",
+                             const std::string& body = {}) {
+        RestRequest r;
+        r.method = "POST";
+        r.target = target;
+        r.body = body.empty() ? chat("y1").dump() : body;
+        r.content_type = content_type;
+        r.user = "alice";
+        r.access_key = key_of("alice");
+        auto exchange = std::make_shared<FakeExchange>();
+        core_->handle(exchange, std::move(r));
+        return exchange;
+    };
+    for (const std::string& type : std::vector<std::string>{"text/plain", "", "application/x-www-form-urlencoded",
+                                   "multipart/form-data; boundary=b"}) {
+        auto refused = send_as(type);
+        ASSERT_TRUE(refused->response) << type;
+        EXPECT_EQ(refused->response->status, HttpStatus::unsupported_media_type) << type;
+        EXPECT_EQ(refused->response->body, R"({"error":"Content-Type must be application/json"})");
+    }
+    EXPECT_EQ(send_as("text/plain", "/login", R"({"username":"bob"})")->response->status,
+              HttpStatus::unsupported_media_type);
+    EXPECT_TRUE(outbox_.pushed.empty());
+    EXPECT_TRUE(outbox_.owner_requests.empty());
+    EXPECT_EQ(core_->counters().content_type_refused, 5u);
+    // What the app's Dart client sends.
+    EXPECT_FALSE(send_as("application/json; charset=utf-8")->response);
+    EXPECT_EQ(outbox_.pushed.size(), 1u);
+    // A logout has no body: no Content-Type needed.
+    RestRequest logout;
+    logout.method = "POST";
+    logout.target = "/logout";
+    logout.user = "alice";
+    logout.access_key = key_of("alice");
+    auto exchange = std::make_shared<FakeExchange>();
+    core_->handle(exchange, std::move(logout));
+    EXPECT_FALSE(exchange->response); // forwarded to profile
+}
+
+TEST_F(RestGatewayCoreTest, ARecipientThatCannotBeAUserIsRefusedPerMessage) {
+    auto exchange = request("POST", "/send", json::array({chat("z1", "server"), chat("z2", "bob")}).dump());
+    ASSERT_EQ(outbox_.pushed.size(), 1u);
+    EXPECT_EQ(outbox_.pushed[0].to, "bob");
+    EXPECT_EQ(core_->counters().messages_refused, 1u);
+    core_->on_router("session-1", server_ack(outbox_.pushed[0].connection));
+    ASSERT_TRUE(exchange->response);
+    const json body = json::parse(exchange->response->body);
+    EXPECT_EQ(body["results"][0]["status"], "refused") << body;
+    EXPECT_EQ(body["results"][0]["reason"], "invalid recipient (head.to): reserved") << body;
+    EXPECT_EQ(body["results"][1]["status"], "accepted") << body;
 }
 
 TEST_F(RestGatewayCoreTest, DrainAnswersEverythingWaiting) {

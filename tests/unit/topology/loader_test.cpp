@@ -605,5 +605,51 @@ TEST(TopologyLoad, AccessKeyMaxAgeDefaultsToNeverAndIsChecked) {
     }
 }
 
+
+// ---------------------------------------------------------------------------------------
+// Identity (issue 12): the development provider logs anyone in as anyone.
+
+std::string gateway_and_profile(const std::string& listen, const std::string& profile_options) {
+    return R"toml([[daemon]]
+kind = "ws-gateway"
+name = "ws-1"
+listen = ")toml" + listen + R"toml("
+router = "inproc://ws-1"
+[[daemon]]
+kind = "profile"
+name = "profile-1"
+router = "inproc://profile-1"
+)toml" + profile_options;
+}
+
+TEST(TopologyIdentity, DevelopmentProviderBehindAPublicListenerIsRefused) {
+    for (const std::string& listen : std::vector<std::string>{"0.0.0.0:8080", "10.0.0.1:8080", "[::]:8080", "chat.example.org:443"}) {
+        const LoadResult result = load(gateway_and_profile(listen, ""), "profile");
+        EXPECT_TRUE(has_error(result, 6, {"daemon 'profile-1'", "identity_provider \"development\"",
+                                          "daemon 'ws-1'", "non-loopback address '" + listen + "' (line 4)",
+                                          "identity_provider = \"firebase\""}))
+            << listen;
+        EXPECT_EQ(result.errors.size(), 1u) << all_errors(result);
+    }
+    // Said explicitly: the error points at the options.
+    const LoadResult explicit_dev = load(
+        gateway_and_profile("0.0.0.0:8080", "[daemon.options]\nidentity_provider = \"development\"\n"),
+        "profile");
+    EXPECT_TRUE(has_error(explicit_dev, 10, {"identity_provider \"development\""})) << all_errors(explicit_dev);
+}
+
+TEST(TopologyIdentity, LoopbackListenersOrARealProviderAreFine) {
+    for (const std::string& listen : std::vector<std::string>{"127.0.0.1:8080", "127.0.0.2:0", "localhost:8080", "[::1]:8080"}) {
+        const LoadResult result = load(gateway_and_profile(listen, ""), "profile");
+        EXPECT_TRUE(result.topology) << listen << ": " << all_errors(result);
+    }
+    const LoadResult firebase = load(gateway_and_profile(
+        "0.0.0.0:8080", "[daemon.options]\nidentity_provider = \"firebase\"\nfirebase_project_id = \"p\"\n"),
+        "profile");
+    EXPECT_TRUE(firebase.topology) << all_errors(firebase);
+    // "127.evil.example" is a host name, not a loopback address.
+    EXPECT_FALSE(load(gateway_and_profile("127.evil.example:80", ""), "profile").topology);
+}
+
 } // namespace
 } // namespace vartalap::topology

@@ -16,7 +16,8 @@ namespace vartalap::topology::test {
 // The other required kinds, appended after a snippet under test so that the snippet's own
 // line numbers start at 1. TCP endpoints with fixed ports keep it valid in multi-host tests;
 // plain text (no CURVE keys), which a snippet without its own [system] table allows here
-// (one with it says `insecure_tcp = true` itself where it needs a valid file).
+// (one with it says `insecure_tcp = true` itself where it needs a valid file); its profile
+// uses the firebase provider, so snippets may listen on any address.
 inline std::string required_tail(std::string_view without_kind = {},
                                  bool allow_insecure_tcp = true) {
     std::string tail;
@@ -29,7 +30,9 @@ inline std::string required_tail(std::string_view without_kind = {},
                 "pull = \"tcp://127.0.0.1:17002\"\n";
     if (without_kind != "profile")
         tail += "\n[[daemon]]\nkind = \"profile\"\nname = \"tail-profile\"\n"
-                "router = \"tcp://127.0.0.1:17003\"\n";
+                "router = \"tcp://127.0.0.1:17003\"\n"
+                // Snippets listen on public addresses: the development provider would be refused.
+                "[daemon.options]\nidentity_provider = \"firebase\"\nfirebase_project_id = \"t\"\n";
     if (without_kind != "rest-gateway")
         tail += "\n[[daemon]]\nkind = \"rest-gateway\"\nname = \"tail-rest\"\n"
                 "listen = \"127.0.0.1:0\"\nrouter = \"tcp://127.0.0.1:17004\"\n";

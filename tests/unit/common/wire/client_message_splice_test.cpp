@@ -104,18 +104,18 @@ TEST(ClientMessageSpliceTest, AMissingOrNullBodyBecomesOneWithTheServerTime) {
 TEST(ClientMessageSpliceTest, EscapesAreReadUnescapedAndWrittenAsSent) {
     Envelope e;
     const std::string text =
-        R"({"\u0069d":"m\"1","h\u0065ad":{"t\u006f":"b\u00f6b","chatid":"c\\d"},)"
+        R"({"\u0069d":"m\"1","h\u0065ad":{"t\u006f":"b\u006fb","chatid":"c\\d"},)"
         R"("body":{"te\u0078t":"line\nnext \ud83d\ude00 \"q\"","k\u0065y":"\u00e9"}})";
     const std::string out = payload_of(text, &e);
     EXPECT_EQ(e.id, "m\"1");
-    EXPECT_EQ(e.to, "b\xC3\xB6" "b");
+    EXPECT_EQ(e.to, "bob"); // a recipient is ASCII (common/names.hpp); its escapes are read
     // The client's members are kept as written, escapes included.
     EXPECT_NE(out.find(R"("k\u0065y":"\u00e9")"), std::string::npos) << out;
-    EXPECT_NE(out.find(R"("t\u006f":"b\u00f6b")"), std::string::npos) << out;
+    EXPECT_NE(out.find(R"("t\u006f":"b\u006fb")"), std::string::npos) << out;
     const json parsed = json::parse(out);
     EXPECT_EQ(parsed["text"], "line\nnext \xF0\x9F\x98\x80 \"q\"");
     EXPECT_EQ(parsed["msgId"], "m\"1");
-    EXPECT_EQ(parsed["to"], "b\xC3\xB6" "b");
+    EXPECT_EQ(parsed["to"], "bob");
     EXPECT_EQ(parsed["chatId"], "c\\d");
     EXPECT_EQ(parsed["head"]["from"], "alice");
     // The stamped user is escaped too.

@@ -261,6 +261,46 @@ TEST(ClientMessageTest, RejectsMalformedMessagesWithReasons) {
     EXPECT_TRUE(parse_client_message(text, o, e, error)) << error;
 }
 
+// Issue 12: a recipient is checked with the login rule (common/names.hpp), so nobody can
+// address `server` (whose frames clients take for the server's), a server id, or a name no
+// one could register.
+TEST(ClientMessageTest, RecipientsFollowTheUsernameRule) {
+    Envelope e;
+    std::string error;
+    const auto message_to = [](const std::string& to, const std::string& type = "individual") {
+        return json{{"_v", 2.1}, {"id", "m1"},
+                    {"head", {{"type", type}, {"to", to}, {"chatid", "c"}, {"contentType", "text"}}},
+                    {"body", {{"text", "x"}}}};
+    };
+    for (const std::string& to : std::vector<std::string>{"server", "Server", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e"}) {
+        EXPECT_FALSE(parse(message_to(to), e, error)) << to;
+        EXPECT_EQ(error, "invalid recipient (head.to): reserved") << to;
+        EXPECT_EQ(e.id, "m1");
+    }
+    for (const std::string& to : std::vector<std::string>{std::string("a\0b", 3), std::string("a b"), std::string("../../etc/passwd"),
+                                 std::string("a\x01"), std::string("caf\xc3\xa9")}) {
+        EXPECT_FALSE(parse(message_to(to), e, error)) << to;
+        EXPECT_EQ(error, "invalid recipient (head.to): a character that is not allowed") << to;
+    }
+    EXPECT_FALSE(parse(message_to(std::string(65, 'a')), e, error));
+    EXPECT_EQ(error, "invalid recipient (head.to): too long");
+    EXPECT_TRUE(parse(message_to("+911234567890"), e, error)) << error;
+    // A typing indicator and a receipt are addressed too.
+    EXPECT_FALSE(parse({{"id", "t"}, {"head", {{"to", "server"}, {"action", "typing"}, {"ephemeral", true}}},
+                        {"body", {{"typing", true}}}},
+                       e, error));
+    EXPECT_FALSE(parse({{"id", "r"}, {"head", {{"to", "a b"}, {"action", "state"}}},
+                        {"body", {{"ids", {"x"}}, {"state", "read"}}}},
+                       e, error));
+    // Group messages go to a group id: a server-made one is a UUID; `server` is no group.
+    EXPECT_TRUE(parse(message_to("0f8fad5b-d9cb-469f-a165-70867728950e", "group"), e, error)) << error;
+    EXPECT_FALSE(parse(message_to("server", "group"), e, error));
+    EXPECT_FALSE(parse(message_to(std::string(129, 'g'), "group"), e, error));
+    // An ack's `to` names nobody: CLIENT_ACK and a receipt to "server" stay acks.
+    EXPECT_TRUE(parse({{"id", "m9"}, {"head", {{"to", "server"}, {"contentType", "CLIENT_ACK"}}}}, e, error));
+    EXPECT_EQ(e.route, Route::ack);
+}
+
 TEST(ClientMessageTest, ServerAckShape) {
     const json ack = json::parse(server_ack_json("m1", "alice", 1700000000999));
     EXPECT_EQ(ack["_v"], 2.1);
