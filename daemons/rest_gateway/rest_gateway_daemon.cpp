@@ -357,7 +357,8 @@ private:
             {"malformed", c.malformed}, {"revoked_refused", c.revoked_refused},
             {"origin_refused", c.origin_refused}, {"content_type_refused", c.content_type_refused},
             {"messages_refused", c.messages_refused},
-            {"revocation_polls_failed", core_->revocations().polls_failed()}};
+            {"revocation_polls_failed", core_->revocations().polls_failed()},
+            {"accept_failures", listener_ ? listener_->accept_failures() : 0}};
         add_counters(s, "rest_gateway", rows);
         s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
                 static_cast<double>(core_->revocations().size()));

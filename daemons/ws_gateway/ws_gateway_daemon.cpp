@@ -250,7 +250,8 @@ private:
             {"events_dropped", c.events_dropped}, {"malformed", malformed_},
             {"revoked_closed", c.revoked_closed},
             {"revocation_polls_failed", revocations_.polls_failed()},
-            {"origin_refused", state_.origin_refused}};
+            {"origin_refused", state_.origin_refused},
+            {"accept_failures", listener_ ? listener_->accept_failures() : 0}};
         add_counters(s, "ws_gateway", rows);
         s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
                 static_cast<double>(revocations_.size()));
