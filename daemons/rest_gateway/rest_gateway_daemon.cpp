@@ -9,6 +9,7 @@
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
 #include "common/http/session.hpp"
+#include "common/fd_limit.hpp"
 #include "common/log.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
@@ -126,6 +127,8 @@ public:
                 spdlog::error("{}: SIGHUP: {}; limits unchanged", context_.self.name, e.what());
                 return;
             }
+            next.max_connections = fit_connection_cap(context_.self.name, "max_connections",
+                                                      next.max_connections, 0);
             LimitChanges changes;
             changes.apply("max_body_bytes", limits.max_body_bytes, next.max_body_bytes);
             changes.apply("max_connections", limits.max_connections, next.max_connections);
@@ -151,6 +154,11 @@ public:
     }
 
     void bind() override {
+        // The connection cap must fit the descriptor limit (common/fd_limit.hpp).
+        RestLimits fitted = core_->limits();
+        fitted.max_connections = fit_connection_cap(context_.self.name, "max_connections",
+                                                    fitted.max_connections, 0);
+        core_->set_limits(fitted, core_->message_limits());
         const std::string listen = context_.self.endpoint("listen");
         const tcp::endpoint endpoint = tcp_endpoint_of(context_.self.name, "listen", listen);
         listener_ = std::make_shared<HttpListener>(

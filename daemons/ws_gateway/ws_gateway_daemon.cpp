@@ -4,6 +4,7 @@
 #include "daemons/ws_gateway/ws_gateway_daemon.hpp"
 #include "daemons/transport.hpp"
 
+#include "common/fd_limit.hpp"
 #include "common/http/cross_site.hpp"
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
@@ -91,6 +92,10 @@ public:
 
     void bind() override {
         const topology::DaemonSpec& self = context_.self;
+        // WebSockets plus the pending handshakes must fit the descriptor limit (fd_limit.hpp).
+        options_.max_connections = fit_connection_cap(self.name, "max_connections",
+                                                      options_.max_connections,
+                                                      ws_gateway::kMaxPendingHandshakes);
         if (context_.loop != nullptr) {
             io_ = &context_.loop->io(); // a shared event loop (System, `[system] threads`)
         } else {
@@ -204,6 +209,9 @@ private:
             spdlog::error("{}: SIGHUP: {}; limits unchanged", context_.self.name, e.what());
             return;
         }
+        next.max_connections = fit_connection_cap(context_.self.name, "max_connections",
+                                                  next.max_connections,
+                                                  ws_gateway::kMaxPendingHandshakes);
         WsGatewayOptions current = core_->options();
         LimitChanges changes;
         changes.apply("max_frame_bytes", current.max_frame_bytes, next.max_frame_bytes);
@@ -426,7 +434,7 @@ private:
     }
 
     const DaemonContext& context_;
-    const WsGatewayOptions options_; // as started; SIGHUP changes the core's copy
+    WsGatewayOptions options_; // as started, max_connections fitted at bind (SIGHUP: the core)
     // Declared before io_: sessions still pending when the loop stops are destroyed with
     // the io_context, and their destructors update these counters.
     ws_gateway::ServerState state_;
