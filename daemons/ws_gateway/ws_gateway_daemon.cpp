@@ -71,6 +71,9 @@ WsGatewayOptions read_options(const topology::DaemonSpec& spec) {
         option_in_range(spec, "max_connections", 10000, 1, 10'000'000));
     o.handshake_timeout_seconds = static_cast<std::uint32_t>(
         option_in_range(spec, "handshake_timeout_seconds", 10, 1, 600));
+    o.max_handshakes_per_source = static_cast<std::size_t>(option_in_range(
+        spec, "max_handshakes_per_source", 32, 1,
+        static_cast<std::int64_t>(ws_gateway::kMaxPendingHandshakes)));
     o.allowed_origins = spec.option_strings("allowed_origins");
     for (const std::string& origin : o.allowed_origins)
         if (const std::string error = origin_entry_error(origin); !error.empty())
@@ -112,15 +115,13 @@ public:
 
         const std::string listen = self.endpoint("listen");
         try {
-            // Beyond kMaxPendingHandshakes unauthenticated connections, new ones are
-            // closed at once.
+            // Beyond kMaxPendingHandshakes unauthenticated connections (or
+            // max_handshakes_per_source from one address: on_accepted), new ones are closed
+            // at once.
             listener_ = std::make_shared<HttpListener>(
                 *io_, tcp_endpoint_of(self.name, "listen", listen), self.name,
-                state_.handshakes, ws_gateway::kMaxPendingHandshakes, [this](tcp::socket&& socket) {
-                    boost::system::error_code ignored;
-                    socket.set_option(tcp::no_delay(true), ignored); // small frames, latency matters
-                    std::make_shared<ws_gateway::HttpSession>(std::move(socket), state_)->run();
-                });
+                state_.handshakes, ws_gateway::kMaxPendingHandshakes,
+                [this](tcp::socket&& socket) { on_accepted(std::move(socket)); });
         } catch (const std::exception& e) {
             throw std::runtime_error(self.name + ": cannot listen on '" + listen +
                                      "': " + e.what());
@@ -201,6 +202,28 @@ public:
     }
 
 private:
+    // A new connection: closed at once when its source address already has
+    // max_handshakes_per_source pending upgrades (counted, logged at most every 10 s).
+    void on_accepted(tcp::socket&& socket) {
+        boost::system::error_code ec;
+        const tcp::endpoint remote = socket.remote_endpoint(ec);
+        if (ec) return; // the peer is gone already; the socket closes here
+        SourceCount::Token source;
+        const std::size_t cap = core_->options().max_handshakes_per_source;
+        if (!state_.handshakes_by_source.enter(source_key(remote.address()), cap, source)) {
+            ++state_.source_refused;
+            if (state_.source_refused_log.allow(context_.clock.monotonic_ms()))
+                spdlog::warn("{}: {} has max_handshakes_per_source ({}) pending upgrades: "
+                             "connection closed ({} in all, {} not logged since the last line)",
+                             context_.self.name, remote.address().to_string(), cap,
+                             state_.source_refused, state_.source_refused_log.take_suppressed());
+            return;
+        }
+        socket.set_option(tcp::no_delay(true), ec); // small frames, latency matters
+        std::make_shared<ws_gateway::HttpSession>(std::move(socket), state_, std::move(source))
+            ->run();
+    }
+
     void apply_reload(const topology::DaemonSpec& fresh) {
         WsGatewayOptions next;
         try {
@@ -221,6 +244,8 @@ private:
         changes.apply("max_connections", current.max_connections, next.max_connections);
         changes.apply("handshake_timeout_seconds", current.handshake_timeout_seconds,
                       next.handshake_timeout_seconds);
+        changes.apply("max_handshakes_per_source", current.max_handshakes_per_source,
+                      next.max_handshakes_per_source);
         if (current.allowed_origins != next.allowed_origins) {
             spdlog::info("{}: SIGHUP: allowed_origins now [{}]", context_.self.name,
                          fmt::join(next.allowed_origins, ", "));
@@ -259,7 +284,8 @@ private:
             {"revoked_closed", c.revoked_closed},
             {"revocation_polls_failed", revocations_.polls_failed()},
             {"origin_refused", state_.origin_refused},
-            {"accept_failures", listener_ ? listener_->accept_failures() : 0}};
+            {"accept_failures", listener_ ? listener_->accept_failures() : 0},
+            {"handshakes_refused_per_source", state_.source_refused}};
         add_counters(s, "ws_gateway", rows);
         s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
                 static_cast<double>(revocations_.size()));
