@@ -66,6 +66,16 @@ public:
         }
         return true;
     }
+    // The response head (up to the blank line), or nullopt on close or timeout first.
+    std::optional<std::string> read_head() {
+        std::string all;
+        char byte = 0;
+        while (all.find("\r\n\r\n") == std::string::npos) {
+            if (::recv(fd_, &byte, 1, 0) != 1) return std::nullopt;
+            all.push_back(byte);
+        }
+        return all;
+    }
     // Everything the server sends until it closes (or the receive timeout passes: then
     // nullopt).
     std::optional<std::string> read_until_closed() {
@@ -158,6 +168,57 @@ TEST(ExhaustionTest, RestBodyBudgetRefusesBigUploadsButNotSmallSends) {
     ASSERT_TRUE(wait_for_metric(metrics, buffered, 0.0));
     const HttpResponse big = system.http("POST", "/send", std::string(kMiB, ' '), auth(alice));
     EXPECT_EQ(big.status, 400) << big.body;
+}
+
+// ws-gateway: one source address opens many connections and never sends an upgrade; past
+// max_handshakes_per_source its connections are closed at once, and a client from another
+// address (127.0.0.2) still upgrades.
+TEST(ExhaustionTest, OneSourceCannotHoldAllPendingHandshakes) {
+    constexpr int kCap = 8;
+    TempDir dir;
+    RunningSystem system(local_topology(dir.path(), [](topology::Topology& t) {
+        for (auto& daemon : t.daemons)
+            if (daemon.kind == "ws-gateway")
+                daemon.options.insert_or_assign("max_handshakes_per_source",
+                                                static_cast<std::int64_t>(kCap));
+    }));
+    const LoggedIn alice = system.login("+911000000311");
+
+    // kCap + 4 half-open connections from 127.0.0.1; accepts are in order, so the last
+    // four are the ones closed.
+    std::vector<RawConnection> idle;
+    for (int i = 0; i < kCap + 4; ++i) {
+        idle.emplace_back(system.ws_port());
+        ASSERT_TRUE(idle.back().ok()) << i;
+    }
+    for (int i = kCap; i < kCap + 4; ++i) {
+        const auto closed = idle[static_cast<std::size_t>(i)].read_until_closed();
+        ASSERT_TRUE(closed) << "connection " << i << " was not closed";
+        EXPECT_EQ(*closed, "");
+    }
+    EXPECT_TRUE(wait_for_metric(system.endpoint("ws-1", "metrics"),
+                                "vartalap_ws_gateway_handshakes_refused_per_source_total", 4.0));
+
+    // Another address upgrades.
+    RawConnection other(system.ws_port(), "127.0.0.2");
+    ASSERT_TRUE(other.ok());
+    ASSERT_TRUE(other.send("GET /wss HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+                           "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nuser: " + alice.user +
+                           "\r\naccesskey: " + alice.access_key + "\r\n\r\n"));
+    const auto head = other.read_head();
+    ASSERT_TRUE(head);
+    EXPECT_EQ(head->rfind("HTTP/1.1 101", 0), 0u) << *head;
+
+    // The idle ones go: 127.0.0.1 connects and upgrades again.
+    idle.clear();
+    const auto deadline = std::chrono::steady_clock::now() + test::scaled(std::chrono::seconds(10));
+    int status = 0;
+    while (status != 101 && std::chrono::steady_clock::now() < deadline) {
+        auto client = WsClient::connect("127.0.0.1", system.ws_port(), "/wss", auth(alice));
+        status = std::holds_alternative<WsClient>(client) ? 101 : std::get<int>(client);
+    }
+    EXPECT_EQ(status, 101);
 }
 
 } // namespace
