@@ -11,11 +11,9 @@ namespace beast = boost::beast;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-namespace {
 // Pause after a failed accept (EMFILE, ENFILE, ENOBUFS): the condition needs other
-// connections to close first, and retrying at once would spin.
-constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
-} // namespace
+// connections to close first, and retrying at once would spin (the pending connection
+// stays in the backlog, so the next accept fails at once again).
 
 HttpListener::HttpListener(net::io_context& io, const tcp::endpoint& endpoint, std::string name,
                            ConnectionCount& count, std::size_t max_connections, Handler accept,
@@ -44,8 +42,15 @@ void HttpListener::do_accept() {
 void HttpListener::on_accept(beast::error_code ec, tcp::socket socket) {
     if (!acceptor_.is_open() || ec == net::error::operation_aborted) return;
     if (ec) {
-        spdlog::warn("{}: accept failed: {}; retrying in {} ms", name_, ec.message(),
-                     kAcceptRetryDelay.count());
+        ++accept_failures_;
+        const auto now_ms = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now().time_since_epoch()).count());
+        if (accept_log_.allow(now_ms))
+            spdlog::warn("{}: accept failed: {}; pausing accepts for {} ms ({} failed accepts "
+                         "not logged since the last line, {} in all)",
+                         name_, ec.message(), kAcceptRetryDelay.count(),
+                         accept_log_.take_suppressed(), accept_failures_);
         retry_timer_.expires_after(kAcceptRetryDelay);
         retry_timer_.async_wait(beast::bind_front_handler(&HttpListener::on_retry,
                                                           shared_from_this()));

@@ -10,8 +10,10 @@
 // takes one). When `count.live() >= max_connections`, a new connection goes to `refuse`
 // (default: closed at once, so a flood of idle sockets cannot exhaust descriptors);
 // otherwise to `accept`.
-// Errors: accept errors such as EMFILE (out of descriptors) are logged and retried after a
-// pause instead of spinning; the constructor throws boost::system::system_error when the
+// Errors: accept errors such as EMFILE/ENFILE (out of descriptors) pause accepting for
+// 100 ms instead of spinning, are counted (accept_failures(), published by the gateways as
+// vartalap_<kind>_accept_failures_total) and logged at most once per 10 s with the number
+// not logged since; the constructor throws boost::system::system_error when the
 // endpoint cannot be bound.
 // Ownership: the listener is shared (its pending operations hold it); the ConnectionCount
 // must outlive every session holding a token (declare it before the io_context).
@@ -22,7 +24,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 
+#include <chrono>
+
+#include "common/log.hpp"
+
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -83,6 +90,12 @@ public:
     // Stops accepting: closes the acceptor (the pending accept ends with operation_aborted).
     void stop();
     void set_max_connections(std::size_t max) { max_connections_ = max; }
+    // Failed accepts so far (EMFILE, ENFILE, ENOBUFS...), each followed by a pause.
+    std::uint64_t accept_failures() const { return accept_failures_; }
+
+    // The pause after a failed accept, and the least time between two of its log lines.
+    static constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+    static constexpr std::uint64_t kAcceptLogPeriodMs = 10'000;
 
 private:
     void do_accept();
@@ -97,6 +110,8 @@ private:
     std::size_t max_connections_;
     Handler accept_;
     Handler refuse_;
+    std::uint64_t accept_failures_ = 0;
+    LogLimiter accept_log_{kAcceptLogPeriodMs};
 };
 
 } // namespace vartalap

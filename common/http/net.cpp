@@ -30,6 +30,12 @@ boost::asio::ip::tcp::endpoint tcp_endpoint_of(std::string_view owner, std::stri
     }
 }
 
+SourceCount::Address source_key(const boost::asio::ip::address& address) {
+    namespace ip = boost::asio::ip;
+    return address.is_v4() ? ip::make_address_v6(ip::v4_mapped, address.to_v4()).to_bytes()
+                           : address.to_v6().to_bytes();
+}
+
 std::string to_host_port(const boost::asio::ip::tcp::endpoint& endpoint) {
     const std::string port = std::to_string(endpoint.port());
     return endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]:" + port

@@ -61,18 +61,23 @@ protected:
                     std::size_t max_buffer_bytes = std::numeric_limits<std::size_t>::max())
         : stream_(std::move(socket)), buffer_(max_buffer_bytes), token_(std::move(token)) {}
 
-    // Reads the next request; then on_request() or on_read_failed().
-    void read_request(const HttpLimits& limits) {
+    // Reads the next request; then on_request() or on_read_failed(). With `check_header`,
+    // on_header() sees the header before the body is read.
+    void read_request(const HttpLimits& limits, bool check_header = false) {
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(
             std::min<std::size_t>(limits.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
         parser_->body_limit(limits.max_body_bytes);
         stream_.expires_after(limits.read_timeout);
-        boost::beast::http::async_read(
-            stream_, buffer_, *parser_,
-            [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) {
-                self->on_read(ec);
-            });
+        if (check_header) {
+            boost::beast::http::async_read_header(
+                stream_, buffer_, *parser_,
+                [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) {
+                    self->on_header_read(ec);
+                });
+            return;
+        }
+        read_rest();
     }
 
     // Writes `response`, which the derived class keeps alive until on_written(). With a
@@ -88,6 +93,9 @@ protected:
             });
     }
 
+    // With read_request(limits, true): the header is read (the body is not yet); false stops
+    // the read (the derived class answers, e.g. 503 when a budget is spent).
+    virtual bool on_header(const boost::beast::http::request_parser<RequestBody>&) { return true; }
     virtual void on_request(Request&& request) = 0;
     virtual void on_read_failed(ReadFailure failure, boost::beast::error_code ec) = 0;
     virtual void on_written(boost::beast::error_code ec) = 0;
@@ -106,6 +114,19 @@ protected:
     boost::beast::tcp_stream& stream() { return stream_; }
 
 private:
+    void read_rest() {
+        boost::beast::http::async_read(
+            stream_, buffer_, *parser_,
+            [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) {
+                self->on_read(ec);
+            });
+    }
+    void on_header_read(boost::beast::error_code ec) {
+        if (ec) return on_read_failed(classify_read_error(ec), ec);
+        if (!on_header(*parser_)) return;
+        if (parser_->is_done()) return on_request(parser_->release());
+        read_rest();
+    }
     void on_read(boost::beast::error_code ec) {
         if (ec) return on_read_failed(classify_read_error(ec), ec);
         on_request(parser_->release());

@@ -56,6 +56,8 @@ struct RestLimits {
     std::size_t max_body_bytes = 1 << 20;   // 1 MiB: a batch of messages, never a file
     std::size_t max_header_bytes = 16384;
     std::size_t max_connections = 10000;
+    // All request bodies buffered at once, process-wide (body_budget.hpp): 503 beyond it.
+    std::size_t max_buffered_body_bytes = 64 << 20;
     std::size_t max_messages_per_request = 1000; // one send body
     int request_timeout_ms = 5000;          // a daemon that does not answer → 504
     int send_timeout_ms = 10000;            // a message not confirmed durable → "not confirmed"

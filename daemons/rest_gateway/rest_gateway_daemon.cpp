@@ -9,6 +9,7 @@
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
 #include "common/http/session.hpp"
+#include "common/fd_limit.hpp"
 #include "common/log.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
@@ -16,6 +17,7 @@
 #include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/reload.hpp"
+#include "daemons/rest_gateway/body_budget.hpp"
 #include "daemons/rest_gateway/rest_gateway_core.hpp"
 #include "daemons/rest_gateway/rest_http.hpp"
 #include "topology/catalog.hpp"
@@ -64,6 +66,7 @@ private:
         return std::static_pointer_cast<HttpSession>(shared_from_this());
     }
     void do_read();
+    bool on_header(const http::request_parser<http::string_body>& parser) override;
     void on_request(Request&& request) override;
     void on_read_failed(ReadFailure failure, beast::error_code ec) override;
     void on_written(beast::error_code ec) override;
@@ -71,6 +74,7 @@ private:
 
     RestGateway& gateway_;
     Request request_;
+    BodyBudget::Token body_; // the request's share of the body budget, until answered
     http::response<http::string_body> response_;
     bool responding_ = false;
     bool keep_alive_ = false; // of the response being written
@@ -94,6 +98,8 @@ public:
         const RestLimits d;
         limits.max_body_bytes = uint_option(self, "max_body_bytes", d.max_body_bytes);
         limits.max_connections = uint_option(self, "max_connections", d.max_connections);
+        limits.max_buffered_body_bytes =
+            uint_option(self, "max_buffered_body_bytes", d.max_buffered_body_bytes);
         limits.max_messages_per_request =
             uint_option(self, "max_messages_per_request", d.max_messages_per_request);
         limits.request_timeout_ms =
@@ -126,9 +132,13 @@ public:
                 spdlog::error("{}: SIGHUP: {}; limits unchanged", context_.self.name, e.what());
                 return;
             }
+            next.max_connections = fit_connection_cap(context_.self.name, "max_connections",
+                                                      next.max_connections, 0);
             LimitChanges changes;
             changes.apply("max_body_bytes", limits.max_body_bytes, next.max_body_bytes);
             changes.apply("max_connections", limits.max_connections, next.max_connections);
+            changes.apply("max_buffered_body_bytes", limits.max_buffered_body_bytes,
+                          next.max_buffered_body_bytes);
             changes.apply("max_messages_per_request", limits.max_messages_per_request,
                           next.max_messages_per_request);
             changes.apply("request_timeout_ms", limits.request_timeout_ms, next.request_timeout_ms);
@@ -143,6 +153,7 @@ public:
             }
             core_->set_limits(limits, message_limits);
             if (listener_) listener_->set_max_connections(limits.max_connections);
+            body_budget_.set_total(limits.max_buffered_body_bytes);
         });
     }
     ~RestGateway() override {
@@ -151,6 +162,12 @@ public:
     }
 
     void bind() override {
+        // The connection cap must fit the descriptor limit (common/fd_limit.hpp).
+        RestLimits fitted = core_->limits();
+        fitted.max_connections = fit_connection_cap(context_.self.name, "max_connections",
+                                                    fitted.max_connections, 0);
+        core_->set_limits(fitted, core_->message_limits());
+        body_budget_.set_total(fitted.max_buffered_body_bytes);
         const std::string listen = context_.self.endpoint("listen");
         const tcp::endpoint endpoint = tcp_endpoint_of(context_.self.name, "listen", listen);
         listener_ = std::make_shared<HttpListener>(
@@ -267,6 +284,18 @@ public:
 
     RestGatewayCore& core() { return *core_; }
     bool stopping() const { return stopping_; }
+    // Reserves a request body's bytes (body_budget.hpp); false (logged at most every 10 s,
+    // counted) when they do not fit.
+    bool reserve_body(std::size_t bytes, BodyBudget::Token& token) {
+        if (body_budget_.reserve(bytes, token)) return true;
+        if (budget_log_.allow(context_.clock.monotonic_ms()))
+            spdlog::warn("{}: buffered request bodies at max_buffered_body_bytes ({} of {} "
+                         "bytes in use): a {}-byte body refused with 503 ({} refused in all, "
+                         "{} not logged since the last line)",
+                         context_.self.name, body_budget_.in_use(), body_budget_.total(), bytes,
+                         body_budget_.refused(), budget_log_.take_suppressed());
+        return false;
+    }
 
 private:
     struct Owner {
@@ -357,8 +386,13 @@ private:
             {"malformed", c.malformed}, {"revoked_refused", c.revoked_refused},
             {"origin_refused", c.origin_refused}, {"content_type_refused", c.content_type_refused},
             {"messages_refused", c.messages_refused},
-            {"revocation_polls_failed", core_->revocations().polls_failed()}};
+            {"revocation_polls_failed", core_->revocations().polls_failed()},
+            {"accept_failures", listener_ ? listener_->accept_failures() : 0},
+            {"body_budget_refused", body_budget_.refused()}};
         add_counters(s, "rest_gateway", rows);
+        s.gauge("vartalap_rest_gateway_buffered_body_bytes",
+                "request body bytes reserved by requests not yet answered",
+                static_cast<double>(body_budget_.in_use()));
         s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
                 static_cast<double>(core_->revocations().size()));
     }
@@ -368,6 +402,8 @@ private:
     // Declared before io_: sessions still pending when the loop stops are destroyed with
     // the io_context, and their tokens count down here.
     ConnectionCount connections_;
+    BodyBudget body_budget_{RestLimits{}.max_buffered_body_bytes};
+    LogLimiter budget_log_{10'000};
     asio::io_context io_{1};
     asio::steady_timer sweep_;
     asio::steady_timer drain_deadline_;
@@ -391,7 +427,22 @@ void HttpSession::do_read() {
     if (gateway_.stopping()) return close();
     const RestLimits& limits = gateway_.core().limits();
     read_request({limits.max_header_bytes, limits.max_body_bytes,
-                  std::chrono::seconds(limits.idle_timeout_s)});
+                  std::chrono::seconds(limits.idle_timeout_s)},
+                 true);
+}
+
+bool HttpSession::on_header(const http::request_parser<http::string_body>& parser) {
+    // Content-Length (at most max_body_bytes: the parser refused a larger one), else
+    // max_body_bytes for a chunked body, else nothing.
+    std::size_t bytes = 0;
+    if (const auto length = parser.content_length())
+        bytes = static_cast<std::size_t>(*length);
+    else if (parser.chunked())
+        bytes = gateway_.core().limits().max_body_bytes;
+    if (gateway_.reserve_body(bytes, body_)) return true;
+    answer_and_close(http::status::service_unavailable,
+                     rest_gateway::json_error("server busy, retry"));
+    return false;
 }
 
 void HttpSession::on_read_failed(ReadFailure failure, beast::error_code) {
@@ -427,6 +478,7 @@ void HttpSession::on_request(Request&& request) {
 
 void HttpSession::respond(RestResponse response) {
     responding_ = false;
+    body_.release();
     keep_alive_ = request_.keep_alive() && !gateway_.stopping();
     to_http_response(std::move(response), request_.version(), keep_alive_, response_);
     write_response(response_, std::chrono::seconds(30));

@@ -59,9 +59,10 @@ UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
     return verdict;
 }
 
-HttpSession::HttpSession(net::ip::tcp::socket&& socket, ServerState& state)
+HttpSession::HttpSession(net::ip::tcp::socket&& socket, ServerState& state,
+                         SourceCount::Token source)
     : HttpSessionBase(std::move(socket), state.handshakes.enter(), kUpgradeMaxBufferBytes),
-      state_(state) {}
+      state_(state), source_(std::move(source)) {}
 
 void HttpSession::run() {
     read_request({kUpgradeMaxHeaderBytes, kUpgradeMaxBodyBytes,
@@ -100,6 +101,7 @@ void HttpSession::upgrade(Request&& request, UpgradeVerdict&& verdict) {
     // The WebSocket stream has its own timeouts; the socket leaves the tcp_stream (and its
     // timers) behind.
     stream().expires_never();
+    source_ = {}; // no longer a pending handshake of its source
     auto session = std::make_shared<WebsocketSession>(stream().release_socket(), state_,
                                                       state_.core->next_connection_id(),
                                                       std::move(verdict.user),

@@ -60,7 +60,8 @@ UpgradeVerdict check_upgrade(const boost::beast::http::request<boost::beast::htt
 
 class HttpSession final : public HttpSessionBase<boost::beast::http::string_body> {
 public:
-    HttpSession(boost::asio::ip::tcp::socket&& socket, ServerState& state);
+    // `source`: the connection's count for its source address, held until the upgrade.
+    HttpSession(boost::asio::ip::tcp::socket&& socket, ServerState& state, SourceCount::Token source);
 
     void run();
 
@@ -73,6 +74,7 @@ private:
 
     boost::beast::http::response<boost::beast::http::string_body> response_;
     ServerState& state_;
+    SourceCount::Token source_;
 };
 
 // Whether `path` (without the query) is one the gateway upgrades: /wss, /wss/, / and the

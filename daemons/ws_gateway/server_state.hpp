@@ -7,6 +7,8 @@
 #pragma once
 
 #include "common/http/listener.hpp"
+#include "common/http/source_count.hpp"
+#include "common/log.hpp"
 #include "common/revocations.hpp"
 
 #include <boost/beast/core/flat_buffer.hpp>
@@ -26,6 +28,9 @@ class WsGatewayCore;
 // Upgrade requests still being read (before authentication). Each costs a socket and a
 // 16 KiB-bounded buffer for at most handshake_timeout_seconds; past this many, new TCP
 // connections are closed at once so a flood of idle sockets cannot exhaust descriptors.
+// Of these, one source address may hold at most the option max_handshakes_per_source
+// (default 32): beyond it its new connections are closed at once, so one peer cannot hold
+// them all and lock everyone else out.
 inline constexpr std::size_t kMaxPendingHandshakes = 1024;
 
 // Read buffers lent to connections for one message at a time, so that an idle connection
@@ -61,6 +66,9 @@ struct ServerState {
     const AccessKeys* access_keys = nullptr;
     const RevocationList* revocations = nullptr; // keys revoked at the profile daemon
     ConnectionCount handshakes;    // HttpSession objects alive (the listener's cap)
+    SourceCount handshakes_by_source; // the same per source address (max_handshakes_per_source)
+    std::uint64_t source_refused = 0; // connections closed at once: their source at its cap
+    LogLimiter source_refused_log{10'000};
     std::size_t websockets = 0;    // WebsocketSession objects alive (handshaking, open, closing)
     bool stopping = false;         // drain started: refuse upgrades, close new WebSockets
     std::uint64_t origin_refused = 0; // cookie-authenticated upgrades from a foreign Origin (403)

@@ -53,6 +53,7 @@ struct WsGatewayOptions {
     std::uint32_t idle_ping_seconds = 30;   // ping this often; silent for 2x: closed (0: off)
     std::size_t max_connections = 10000;    // WebSockets; upgrades above it get 503
     std::uint32_t handshake_timeout_seconds = 10; // HTTP upgrade and WebSocket close
+    std::size_t max_handshakes_per_source = 32;   // pending upgrades per source address
     // Origins (besides the server's own) whose cookie-authenticated upgrades are accepted
     // (common/http/cross_site.hpp); header-authenticated upgrades (the app) are not checked.
     std::vector<std::string> allowed_origins;

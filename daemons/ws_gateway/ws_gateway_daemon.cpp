@@ -4,6 +4,7 @@
 #include "daemons/ws_gateway/ws_gateway_daemon.hpp"
 #include "daemons/transport.hpp"
 
+#include "common/fd_limit.hpp"
 #include "common/http/cross_site.hpp"
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
@@ -70,6 +71,9 @@ WsGatewayOptions read_options(const topology::DaemonSpec& spec) {
         option_in_range(spec, "max_connections", 10000, 1, 10'000'000));
     o.handshake_timeout_seconds = static_cast<std::uint32_t>(
         option_in_range(spec, "handshake_timeout_seconds", 10, 1, 600));
+    o.max_handshakes_per_source = static_cast<std::size_t>(option_in_range(
+        spec, "max_handshakes_per_source", 32, 1,
+        static_cast<std::int64_t>(ws_gateway::kMaxPendingHandshakes)));
     o.allowed_origins = spec.option_strings("allowed_origins");
     for (const std::string& origin : o.allowed_origins)
         if (const std::string error = origin_entry_error(origin); !error.empty())
@@ -91,6 +95,10 @@ public:
 
     void bind() override {
         const topology::DaemonSpec& self = context_.self;
+        // WebSockets plus the pending handshakes must fit the descriptor limit (fd_limit.hpp).
+        options_.max_connections = fit_connection_cap(self.name, "max_connections",
+                                                      options_.max_connections,
+                                                      ws_gateway::kMaxPendingHandshakes);
         if (context_.loop != nullptr) {
             io_ = &context_.loop->io(); // a shared event loop (System, `[system] threads`)
         } else {
@@ -107,15 +115,13 @@ public:
 
         const std::string listen = self.endpoint("listen");
         try {
-            // Beyond kMaxPendingHandshakes unauthenticated connections, new ones are
-            // closed at once.
+            // Beyond kMaxPendingHandshakes unauthenticated connections (or
+            // max_handshakes_per_source from one address: on_accepted), new ones are closed
+            // at once.
             listener_ = std::make_shared<HttpListener>(
                 *io_, tcp_endpoint_of(self.name, "listen", listen), self.name,
-                state_.handshakes, ws_gateway::kMaxPendingHandshakes, [this](tcp::socket&& socket) {
-                    boost::system::error_code ignored;
-                    socket.set_option(tcp::no_delay(true), ignored); // small frames, latency matters
-                    std::make_shared<ws_gateway::HttpSession>(std::move(socket), state_)->run();
-                });
+                state_.handshakes, ws_gateway::kMaxPendingHandshakes,
+                [this](tcp::socket&& socket) { on_accepted(std::move(socket)); });
         } catch (const std::exception& e) {
             throw std::runtime_error(self.name + ": cannot listen on '" + listen +
                                      "': " + e.what());
@@ -196,6 +202,28 @@ public:
     }
 
 private:
+    // A new connection: closed at once when its source address already has
+    // max_handshakes_per_source pending upgrades (counted, logged at most every 10 s).
+    void on_accepted(tcp::socket&& socket) {
+        boost::system::error_code ec;
+        const tcp::endpoint remote = socket.remote_endpoint(ec);
+        if (ec) return; // the peer is gone already; the socket closes here
+        SourceCount::Token source;
+        const std::size_t cap = core_->options().max_handshakes_per_source;
+        if (!state_.handshakes_by_source.enter(source_key(remote.address()), cap, source)) {
+            ++state_.source_refused;
+            if (state_.source_refused_log.allow(context_.clock.monotonic_ms()))
+                spdlog::warn("{}: {} has max_handshakes_per_source ({}) pending upgrades: "
+                             "connection closed ({} in all, {} not logged since the last line)",
+                             context_.self.name, remote.address().to_string(), cap,
+                             state_.source_refused, state_.source_refused_log.take_suppressed());
+            return;
+        }
+        socket.set_option(tcp::no_delay(true), ec); // small frames, latency matters
+        std::make_shared<ws_gateway::HttpSession>(std::move(socket), state_, std::move(source))
+            ->run();
+    }
+
     void apply_reload(const topology::DaemonSpec& fresh) {
         WsGatewayOptions next;
         try {
@@ -204,6 +232,9 @@ private:
             spdlog::error("{}: SIGHUP: {}; limits unchanged", context_.self.name, e.what());
             return;
         }
+        next.max_connections = fit_connection_cap(context_.self.name, "max_connections",
+                                                  next.max_connections,
+                                                  ws_gateway::kMaxPendingHandshakes);
         WsGatewayOptions current = core_->options();
         LimitChanges changes;
         changes.apply("max_frame_bytes", current.max_frame_bytes, next.max_frame_bytes);
@@ -213,6 +244,8 @@ private:
         changes.apply("max_connections", current.max_connections, next.max_connections);
         changes.apply("handshake_timeout_seconds", current.handshake_timeout_seconds,
                       next.handshake_timeout_seconds);
+        changes.apply("max_handshakes_per_source", current.max_handshakes_per_source,
+                      next.max_handshakes_per_source);
         if (current.allowed_origins != next.allowed_origins) {
             spdlog::info("{}: SIGHUP: allowed_origins now [{}]", context_.self.name,
                          fmt::join(next.allowed_origins, ", "));
@@ -250,7 +283,9 @@ private:
             {"events_dropped", c.events_dropped}, {"malformed", malformed_},
             {"revoked_closed", c.revoked_closed},
             {"revocation_polls_failed", revocations_.polls_failed()},
-            {"origin_refused", state_.origin_refused}};
+            {"origin_refused", state_.origin_refused},
+            {"accept_failures", listener_ ? listener_->accept_failures() : 0},
+            {"handshakes_refused_per_source", state_.source_refused}};
         add_counters(s, "ws_gateway", rows);
         s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
                 static_cast<double>(revocations_.size()));
@@ -425,7 +460,7 @@ private:
     }
 
     const DaemonContext& context_;
-    const WsGatewayOptions options_; // as started; SIGHUP changes the core's copy
+    WsGatewayOptions options_; // as started, max_connections fitted at bind (SIGHUP: the core)
     // Declared before io_: sessions still pending when the loop stops are destroyed with
     // the io_context, and their destructors update these counters.
     ws_gateway::ServerState state_;

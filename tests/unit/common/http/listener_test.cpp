@@ -6,7 +6,13 @@
 #include <boost/asio/read.hpp>
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <chrono>
+#include <filesystem>
 #include <vector>
 
 namespace vartalap {
@@ -101,6 +107,66 @@ TEST(HttpListenerTest, DefaultRefusalClosesAtOnce) {
     client.connect(listener->local_endpoint());
     EXPECT_TRUE(closed_by_server(io, client));
     EXPECT_EQ(accepted, 0u);
+    listener->stop();
+}
+
+// The highest descriptor this process has open.
+int highest_open_fd() {
+    int highest = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+        highest = std::max(highest, std::stoi(entry.path().filename().string()));
+    return highest;
+}
+
+// Out of descriptors (EMFILE): the listener pauses between attempts instead of spinning,
+// counts the failures, and accepts again once descriptors are free.
+TEST(HttpListenerTest, OutOfDescriptorsPausesAcceptsAndResumes) {
+    net::io_context io;
+    ConnectionCount count;
+    std::vector<tcp::socket> accepted;
+    accepted.reserve(8);
+    auto listener = std::make_shared<HttpListener>(
+        io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0), "test", count, 100,
+        [&](tcp::socket&& socket) { accepted.push_back(std::move(socket)); });
+    const tcp::endpoint endpoint = listener->local_endpoint();
+    // Three connections wait in the backlog before the listener runs.
+    std::vector<tcp::socket> clients;
+    clients.reserve(3);
+    for (int i = 0; i < 3; ++i) {
+        clients.emplace_back(io);
+        clients.back().connect(endpoint);
+    }
+    rlimit saved{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    // Room for exactly one more descriptor: a low limit, every free number under it taken
+    // by a dup, then one of those closed.
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(highest_open_fd() + 4);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    std::vector<int> fillers;
+    for (int fd = ::dup(0); fd >= 0; fd = ::dup(0)) fillers.push_back(fd);
+    ASSERT_EQ(errno, EMFILE);
+    ASSERT_FALSE(fillers.empty());
+    ::close(fillers.back());
+    fillers.pop_back();
+    listener->run();
+    run_until(io, [&] { return listener->accept_failures() > 0; });
+    // 500 ms out of descriptors: with a 100 ms pause about 5 attempts fail; a listener that
+    // re-accepted at once would fail thousands of times.
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(500)) {
+        io.restart();
+        io.run_for(std::chrono::milliseconds(10));
+    }
+    const std::uint64_t failures = listener->accept_failures();
+    for (const int fd : fillers) ::close(fd);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    EXPECT_EQ(accepted.size(), 1u);
+    EXPECT_GE(failures, 2u);
+    EXPECT_LE(failures, 12u);
+    // Descriptors again: the waiting connections are accepted.
+    run_until(io, [&] { return accepted.size() == 3; });
+    EXPECT_EQ(accepted.size(), 3u);
     listener->stop();
 }
 
