@@ -16,7 +16,9 @@ struct Options {
     int http_port = 8081;
     std::vector<int> server_pids; // the server's processes: CPU, RSS, kernel counters
     bool perf_stat = false;       // system calls and context switches via perf (else /proc)
-    std::size_t parallel = 256;   // WebSocket handshakes in flight while connecting
+    std::size_t parallel = 32;    // WebSocket handshakes in flight while connecting: at most
+                                  // the ws-gateway's max_handshakes_per_source (32), as all
+                                  // come from one address
     // pairs
     int pairs = 20, window = 8;
     double seconds = 10, warmup = 2, rate = 0;
