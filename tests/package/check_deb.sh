@@ -52,7 +52,8 @@ field() { sed -n "s/^ $1: //p" "$work/info"; }
 [ "$(field Version)" = "$version" ] || fail "Version: $(field Version)"
 [ "$(field Architecture)" = amd64 ] || fail "Architecture: $(field Architecture)"
 depends=$(field Depends)
-for library in libzmq5 liblmdb0 libssl3 libspdlog1.10 libsystemd0 libc6 libstdc++6 systemd; do
+for library in 'libzmq5' 'liblmdb0' 'libssl3' 'libspdlog1[.0-9a-z-]*' 'libsystemd0' 'libc6' \
+               'libstdc\+\+6' 'systemd'; do
     echo "$depends" | grep -Eq "(^|, )$library( |,|$)" || fail "Depends lacks $library: $depends"
 done
 dpkg-deb -e "$deb" "$work/control"
