@@ -2,6 +2,8 @@
 #   make run   install missing Debian packages, build (Release), start TOPOLOGY in the foreground
 #   make test  install missing Debian packages, build, run every test through ctest
 # Both are idempotent on a fresh Debian 12 machine (run as root, or with sudo available).
+# And the Debian package (issue 13; README.md, "The Debian package"):
+#   make deb   build vartalapd and vartalapctl, then CPack: $(BUILD_DIR)/vartalap_<version>_amd64.deb
 # And the benchmark of BENCHMARKS.md (issue 10), which `make test` never needs:
 #   make bench [QUICK=1]  also install mosquitto, libmosquitto-dev and linux-perf, build the
 #                         server and the two load generators, run tools/bench/run.sh
@@ -41,7 +43,9 @@ PACKAGES := build-essential cmake ninja-build pkg-config \
 	libzmq3-dev cppzmq-dev libboost-dev libmsgpack-cxx-dev liblmdb-dev \
 	libcli11-dev libgtest-dev libssl-dev libsystemd-dev libtomlplusplus-dev \
 	nlohmann-json3-dev libsimdjson-dev libspdlog-dev \
-	systemd nginx-light
+	systemd nginx-light lintian
+
+# lintian: the package test (ctest package.deb) runs it on the .deb that CPack builds.
 
 # Only `make bench` installs these (the mosquitto baseline, its client library, perf).
 BENCH_PACKAGES := mosquitto libmosquitto-dev linux-perf
@@ -62,7 +66,7 @@ TSAN_DIR := build/tsan
 TSAN_TARGETS := unit_runtime unit_ws_gateway unit_session unit_group unit_persistence integration_tests
 TSAN_TESTS := ^(LoopDaemon|Ops|OpsReply|ZmqAsioWatcher|SessionDaemon|GroupDaemon|PersistenceDaemon|Chat|ChatDedupe|ChatRestart|ChatThreads|Group|Offline|OfflineRestart|Reload|WsGateway[A-Za-z]*|FcmPush|WebhookPush|PushProfileTokens)(Test)?\.
 
-.PHONY: run test build deps bench bench-deps fuzz fuzz-deps tsan-test chaos install-packages clean
+.PHONY: run test build deb deps bench bench-deps fuzz fuzz-deps tsan-test chaos install-packages clean
 
 deps:
 	@$(MAKE) --no-print-directory install-packages INSTALL='$(PACKAGES)'
@@ -98,6 +102,13 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && $(TEST_ENV) ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# The package holds vartalapd, vartalapctl and the files of packaging/ (package_files: the
+# rendered vartalap.target and env files); CPack packages the built tree, nothing else is built.
+deb: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target vartalapd vartalapctl package_files
+	cd $(BUILD_DIR) && cpack -G DEB
+	@ls -l $(BUILD_DIR)/vartalap_*_amd64.deb
 
 # Configures again when the tree predates libmosquitto-dev (no vartalap-mqtt-bench target),
 # then builds only what the benchmark runs.

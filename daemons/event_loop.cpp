@@ -1,16 +1,13 @@
 // Thread: start/stop on the controlling thread; the loop body on the loop's own thread.
 #include "daemons/event_loop.hpp"
 
+#include "common/thread_name.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <exception>
-#include <pthread.h>
 
 namespace vartalap {
-
-void name_this_thread(const std::string& name) {
-    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-}
 
 void EventLoop::start() {
     if (thread_.joinable()) return;

@@ -21,7 +21,8 @@ namespace vartalap {
 
 class EventLoop {
 public:
-    // `name` becomes the thread's name (the first 15 bytes: what top and perf show).
+    // `name` becomes the thread's name (fitted into 15 bytes, common/thread_name.hpp): the
+    // instance name of a loop of one daemon, "<first>+<more>" of a shared one.
     explicit EventLoop(std::string name) : name_(std::move(name)) {}
     ~EventLoop() { stop(); }
     EventLoop(const EventLoop&) = delete;
@@ -66,8 +67,5 @@ private:
     std::condition_variable changed_;
     bool done_ = false;
 };
-
-// Names the calling thread (truncated to the 15 bytes Linux keeps).
-void name_this_thread(const std::string& name);
 
 } // namespace vartalap

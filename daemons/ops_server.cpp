@@ -10,6 +10,7 @@
 #include "common/http/session.hpp"
 #include "common/http/target.hpp"
 #include "common/version.hpp"
+#include "common/thread_name.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
 
@@ -233,8 +234,12 @@ struct OpsServer::Impl {
             c.watcher->start();
         }
         for (Metrics& m : metrics_ports) m.listener->run();
-        thread = std::thread([this] {
-            name_this_thread("ops");
+        // The thread serves every daemon of the process: "<instance>-ops" under vartalapd,
+        // "<first>+<more>-ops" in a one-process system.
+        std::vector<std::string> served;
+        for (const OpsEntry& entry : entries) served.push_back(entry.spec->name);
+        thread = std::thread([this, owner = shared_thread_owner(served)] {
+            name_this_thread(owner, "-ops");
             try {
                 io.run();
             } catch (const std::exception& e) {

@@ -3,6 +3,7 @@
 
 #include "common/lifecycle.hpp"
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 #include "topology/topology.hpp"
 
 #include <algorithm>
@@ -144,6 +145,7 @@ int serve(System& system_ref, const std::string& file) {
     std::atomic<bool> stopped{false};
     std::atomic<bool> stop_failed{false};
     std::thread drainer([&] {
+        name_this_thread(system->thread_owner(), "-drain");
         try {
             system->stop();
         } catch (const std::exception& error) {

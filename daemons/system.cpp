@@ -5,6 +5,8 @@
 #include "daemons/transport.hpp"
 
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
+#include "common/zmq/context_threads.hpp"
 #include "topology/catalog.hpp"
 #include "topology/endpoints.hpp"
 
@@ -84,11 +86,18 @@ void System::start() {
     if (specs_.empty())
         throw std::runtime_error("no daemon of the topology matches host '" + host_ +
                                  "' and instance '" + instance_ + "'");
+    // The threads the process shares (the ZeroMQ context's, the ZAP guard, ops) carry the
+    // name of the daemons they serve: "session-1" under vartalapd, "ws-1+8" for nine.
+    std::vector<std::string> instances;
+    for (const auto* spec : specs_) instances.push_back(spec->name);
+    thread_owner_ = shared_thread_owner(instances);
+    if (!name_context_threads(*zmq_, thread_owner_))
+        spdlog::warn("the ZeroMQ context's threads keep libzmq's names (ZMQbg/...): they did not show in time");
     prepare_ipc_directories(specs_);
     warn_insecure_tcp(topology_);
     std::set<std::string> hosts;
     for (const auto* spec : specs_) hosts.insert(spec->host);
-    transport_ = std::make_unique<Transport>(*zmq_, topology_, hosts);
+    transport_ = std::make_unique<Transport>(*zmq_, topology_, hosts, thread_owner_);
     // `[system] threads`: the ZeroMQ-loop daemons share that many event loops, round-robin
     // in file order (a loop of one daemon is named after it); 0 leaves each its own thread.
     std::vector<const topology::DaemonSpec*> sharing;
@@ -96,9 +105,18 @@ void System::start() {
         if (shares_event_loop(spec->kind)) sharing.push_back(spec);
     const std::size_t loop_count =
         std::min<std::size_t>(static_cast<std::size_t>(std::max(topology_.threads, 0)), sharing.size());
+    // A loop is named after the daemons it runs (common/thread_name.hpp): "session-1" alone,
+    // "ws-1+6" for ws-1 and the six others placed on it.
     for (std::size_t i = 0; i < loop_count; ++i) {
-        const bool alone = sharing.size() <= i + loop_count; // no second daemon lands on loop i
-        loops_.push_back(std::make_unique<EventLoop>(alone ? sharing[i]->name : "loop-" + std::to_string(i)));
+        std::vector<std::string> placed_here;
+        for (std::size_t j = i; j < sharing.size(); j += loop_count) placed_here.push_back(sharing[j]->name);
+        const std::string name = shared_thread_owner(placed_here);
+        if (placed_here.size() > 1) {
+            std::string list;
+            for (const auto& instance : placed_here) list += (list.empty() ? "" : ", ") + instance;
+            spdlog::info("event loop thread '{}' runs {}", thread_name(name), list);
+        }
+        loops_.push_back(std::make_unique<EventLoop>(name));
     }
     contexts_.reserve(specs_.size());
     std::vector<OpsEntry> ops_entries;

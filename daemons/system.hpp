@@ -55,11 +55,15 @@ public:
     std::map<std::string, std::map<std::string, std::string>> bound_endpoints() const;
     const topology::Topology& topology() const { return topology_; }
     const AccessKeys& access_keys() const { return *access_keys_; }
+    // Whose the process's shared threads are (common/thread_name.hpp): the one instance's
+    // name, or "<first>+<more>"; set by start().
+    const std::string& thread_owner() const { return thread_owner_; }
 
 private:
     topology::Topology topology_;
     std::string host_;
     std::string instance_;
+    std::string thread_owner_ = "vartalap";
     SystemClock clock_;
     std::unique_ptr<zmq::context_t> zmq_;
     std::unique_ptr<Transport> transport_;                // after zmq_: its sockets close first

@@ -9,7 +9,7 @@
 namespace vartalap {
 
 Transport::Transport(zmq::context_t& context, const topology::Topology& topology,
-                     const std::set<std::string>& hosts)
+                     const std::set<std::string>& hosts, const std::string& thread_owner)
     : topology_(topology) {
     if (!topology.curve()) return;
     if (!curve_available())
@@ -26,7 +26,7 @@ Transport::Transport(zmq::context_t& context, const topology::Topology& topology
     }
     std::set<std::string> allowed;
     for (const auto& [host, keys] : topology.host_keys) allowed.insert(keys.public_key);
-    guard_ = std::make_unique<ZapGuard>(context, allowed);
+    guard_ = std::make_unique<ZapGuard>(context, allowed, thread_owner);
     spdlog::info("internal transport: tcp:// is CURVE; {} host key(s) accepted", allowed.size());
 }
 

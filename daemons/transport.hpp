@@ -35,8 +35,9 @@ public:
     // Reads the secret key file of every host in `hosts` (those whose daemons this process
     // runs) and checks it against the topology's public key; starts the guard. Does nothing
     // without host keys. Throws std::runtime_error naming the file or key that is wrong.
+    // `thread_owner` names the guard's thread ("<owner>-zap", common/thread_name.hpp).
     Transport(zmq::context_t& context, const topology::Topology& topology,
-              const std::set<std::string>& hosts);
+              const std::set<std::string>& hosts, const std::string& thread_owner = "vartalap");
     ~Transport();
     Transport(const Transport&) = delete;
     Transport& operator=(const Transport&) = delete;

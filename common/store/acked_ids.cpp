@@ -1,5 +1,6 @@
 // Thread: the owning daemon's (see acked_ids.hpp).
 #include "common/store/acked_ids.hpp"
+#include "common/thread_name.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -42,7 +43,7 @@ AckedIds::AckedIds(lmdb::Env& owner)
     // Database handles opened in a write transaction are valid only once it commits.
     lmdb::check(txn.commit(), "acked ids: opening the store");
     migrate(owner);
-    sync_ = std::make_unique<lmdb::BackgroundSync>(*env_, owner.path().filename().string() + "-acked");
+    sync_ = std::make_unique<lmdb::BackgroundSync>(*env_, thread_name(owner.path().filename().string(), "-acked"));
 }
 
 AckedIds::~AckedIds() {

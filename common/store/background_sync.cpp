@@ -1,14 +1,15 @@
 // Thread: see background_sync.hpp.
 #include "common/store/background_sync.hpp"
 
-#include <pthread.h>
+#include "common/thread_name.hpp"
+
 #include <spdlog/spdlog.h>
 
 namespace vartalap::lmdb {
 
 BackgroundSync::BackgroundSync(Env& env, std::string thread_name) : env_(env) {
     thread_ = std::thread([this, name = std::move(thread_name)] {
-        pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+        name_this_thread(name);
         run();
     });
 }

@@ -30,7 +30,8 @@ namespace vartalap::lmdb {
 
 class BackgroundSync {
 public:
-    // `thread_name`: shown by top -H and perf (at most 15 bytes are kept).
+    // `thread_name`: shown by top -H and perf; make it with thread_name() of
+    // common/thread_name.hpp ("<instance>-sync", fitted into the 15 bytes Linux keeps).
     BackgroundSync(Env& env, std::string thread_name);
     ~BackgroundSync(); // stop() without the final sync
     BackgroundSync(const BackgroundSync&) = delete;

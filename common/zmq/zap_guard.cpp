@@ -2,6 +2,7 @@
 // controlling thread hands it new monitors through pending_ (under mutex_) and a wake.
 #include "common/zmq/zap_guard.hpp"
 
+#include "common/thread_name.hpp"
 #include "common/zmq/curve.hpp"
 
 #include <chrono>
@@ -48,7 +49,8 @@ std::vector<zmq::message_t> receive_all(zmq::socket_t& socket) {
 
 } // namespace
 
-ZapGuard::ZapGuard(zmq::context_t& context, const std::set<std::string>& allowed)
+ZapGuard::ZapGuard(zmq::context_t& context, const std::set<std::string>& allowed,
+                   const std::string& thread_owner)
     : context_(context),
       wake_endpoint_("inproc://vartalap-zap-wake-" +
                      std::to_string(reinterpret_cast<std::uintptr_t>(this))) {
@@ -69,7 +71,10 @@ ZapGuard::ZapGuard(zmq::context_t& context, const std::set<std::string>& allowed
     wake_sender_ = zmq::socket_t(context_, zmq::socket_type::pair);
     wake_sender_.set(zmq::sockopt::linger, 0);
     wake_sender_.connect(wake_endpoint_);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this, name = thread_name(thread_owner, "-zap")] {
+        name_this_thread(name);
+        run();
+    });
 }
 
 ZapGuard::~ZapGuard() { stop(); }

@@ -43,7 +43,9 @@ public:
 
     // `allowed`: the Z85 public keys whose holders may connect. Throws std::runtime_error if
     // a key is not one or the ZAP endpoint is taken (a second guard on one context).
-    ZapGuard(zmq::context_t& context, const std::set<std::string>& allowed);
+    // `thread_owner`: whose thread it is (its name becomes "<owner>-zap", thread_name.hpp).
+    ZapGuard(zmq::context_t& context, const std::set<std::string>& allowed,
+             const std::string& thread_owner = "vartalap");
     ~ZapGuard();
     ZapGuard(const ZapGuard&) = delete;
     ZapGuard& operator=(const ZapGuard&) = delete;

@@ -17,6 +17,7 @@
 
 #include "common/store/lmdb.hpp"
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/persistence/persistence_core.hpp"
 #include "daemons/options.hpp"
@@ -128,7 +129,7 @@ public:
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, persistence_env_options(config_));
         if (config_.durability == lmdb::Durability::process)
-            background_sync_ = std::make_unique<lmdb::BackgroundSync>(*env_, context_.self.name + "-sync");
+            background_sync_ = std::make_unique<lmdb::BackgroundSync>(*env_, thread_name(context_.self.name, "-sync"));
         core_ = std::make_unique<PersistenceCore>(*env_, outbox_, context_.clock, config_);
         core_->set_background_sync(background_sync_.get());
         spdlog::info("{}: store {} opened ({} durability, map {} MiB, grow by {} MiB up to {} "

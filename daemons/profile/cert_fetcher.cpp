@@ -4,6 +4,7 @@
 
 #include "common/http/http_client.hpp"
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 #include "daemons/event_loop.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -42,7 +43,7 @@ public:
     void start() {
         asio::post(io_, [this] { fetch(); });
         thread_ = std::thread([this] {
-            name_this_thread(name_ + "-certs");
+            name_this_thread(name_, "-certs");
             io_.run();
         });
     }

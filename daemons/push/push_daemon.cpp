@@ -16,6 +16,7 @@
 #include "daemons/publisher.hpp"
 
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/push/fcm.hpp"

@@ -11,6 +11,7 @@
 #include "common/http/session.hpp"
 #include "common/fd_limit.hpp"
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "common/zmq/socket.hpp"
 #include "daemons/event_loop.hpp"

@@ -16,6 +16,7 @@
 // message stored and retries later; a full PUSH drops the forwarded ack (counted by the core).
 #include "common/store/background_sync.hpp"
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 #include "common/wire/builders.hpp"
 #include "common/zmq/socket.hpp"
 #include "topology/catalog.hpp"
@@ -310,7 +311,7 @@ public:
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, env_options_);
         if (durability_ == lmdb::Durability::process)
-            background_sync_ = std::make_unique<lmdb::BackgroundSync>(*env_, context_.self.name + "-sync");
+            background_sync_ = std::make_unique<lmdb::BackgroundSync>(*env_, thread_name(context_.self.name, "-sync"));
         core_ = std::make_unique<SessionCore>(*env_, outbox_, context_.clock, config_);
         spdlog::info("{}: store {} opened ({} durability), {} gateway(s), {} persistence "
                      "shard(s), window {}, ack timeout {} ms, retry limit {}",

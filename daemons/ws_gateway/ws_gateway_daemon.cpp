@@ -8,6 +8,7 @@
 #include "common/http/cross_site.hpp"
 #include "common/http/listener.hpp"
 #include "common/http/net.hpp"
+#include "common/thread_name.hpp"
 #include "common/zmq/socket.hpp"
 #include "common/zmq/asio_watcher.hpp"
 #include "daemons/publisher.hpp"

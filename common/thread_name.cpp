@@ -1,0 +1,38 @@
+// Thread: see thread_name.hpp.
+#include "common/thread_name.hpp"
+
+#include <pthread.h>
+
+namespace vartalap {
+
+namespace {
+
+constexpr std::size_t kMaxTail = 4; // the owner's last part kept whole ("1", "12", "edge")
+
+} // namespace
+
+std::string thread_name(std::string_view owner, std::string_view suffix, std::size_t max) {
+    std::string whole = std::string(owner) + std::string(suffix);
+    if (whole.size() <= max) return whole;
+    if (suffix.size() + 2 > max) return whole.substr(0, max); // no room for "x~": cut plainly
+    const std::size_t budget = max - suffix.size();            // bytes left for the owner
+    std::string_view tail;
+    if (const auto dash = owner.rfind('-'); dash != std::string_view::npos) {
+        tail = owner.substr(dash + 1);
+        if (tail.size() > kMaxTail || tail.size() + 2 > budget) tail = {};
+    }
+    const std::size_t head = budget - 1 - tail.size();
+    return std::string(owner.substr(0, head)) + "~" + std::string(tail) + std::string(suffix);
+}
+
+std::string shared_thread_owner(const std::vector<std::string>& instances) {
+    if (instances.empty()) return "vartalap";
+    if (instances.size() == 1) return instances.front();
+    return instances.front() + "+" + std::to_string(instances.size() - 1);
+}
+
+void name_this_thread(std::string_view owner, std::string_view suffix) {
+    pthread_setname_np(pthread_self(), thread_name(owner, suffix).c_str());
+}
+
+} // namespace vartalap

@@ -1,0 +1,39 @@
+// Thread names (issue 13): every thread a daemon starts carries its daemon's instance name,
+// so `top -H`, `perf` and a core dump show which daemon is busy. Linux keeps 15 bytes of a
+// thread's name (pthread_setname_np, /proc/<pid>/task/<tid>/comm), so a name that does not
+// fit is shortened by one rule, the same everywhere:
+//
+//   name = <owner><suffix>          owner: an instance name ("session-1"), or a label for
+//                                   threads several daemons share ("ws-1+8": ws-1 and 8
+//                                   more); suffix: what the thread does ("-sync", "-ops")
+//   too long: the suffix stays whole, and the owner keeps its head and its last part (the
+//   text after its last '-': the shard number, at most 4 bytes), joined by '~' where the
+//   middle was cut:  persistence-1 + -sync -> "persiste~1-sync",
+//                    message-router-12     -> "message-rout~12".
+//   An owner with no such short last part keeps its head: "edge-gateway" + -ops ->
+//   "edge-gatew~-ops" ('~' still marks the cut).
+//
+// Thread-safety: the functions are pure but for name_this_thread (the calling thread's name).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vartalap {
+
+inline constexpr std::size_t kThreadNameMax = 15; // bytes Linux keeps (TASK_COMM_LEN - 1)
+
+// `owner` + `suffix` fitted into `max` bytes by the rule above.
+std::string thread_name(std::string_view owner, std::string_view suffix = {},
+                        std::size_t max = kThreadNameMax);
+
+// The owner label of a thread shared by the daemons `instances` (in order): the one
+// instance's name, or "<first>+<how many more>" ("ws-1+8").
+std::string shared_thread_owner(const std::vector<std::string>& instances);
+
+// Names the calling thread thread_name(owner, suffix).
+void name_this_thread(std::string_view owner, std::string_view suffix = {});
+
+} // namespace vartalap
