@@ -392,6 +392,7 @@ function send(event) {
     mine: true });
   save();
   renderChats();
+  state.lastTypingSent = 0; // the next keystroke says "typing" again at once
   transmit(message);
 }
 

@@ -101,7 +101,8 @@ fs::path find_web_dir(const std::string& option) {
 }
 
 std::optional<std::string> web_file_name(std::string_view path) {
-    if (path == "/" || path == "/app") return "index.html";
+    if (path.starts_with("/v1.0/")) path.remove_prefix(5); // as the route table does
+    if (path == "/" || path == "/app" || path == "/app/") return "index.html";
     constexpr std::string_view prefix = "/app/";
     if (!path.starts_with(prefix)) return std::nullopt;
     path.remove_prefix(prefix.size());

@@ -59,8 +59,8 @@ private:
 // /usr/share/vartalap/web. Empty when none does.
 std::filesystem::path find_web_dir(const std::string& option);
 
-// The file a web path names: "/" and "/app" (the route table strips a trailing '/') →
-// "index.html", "/app/<name>" → "<name>"; nullopt for any other path.
+// The file a web path names: "/", "/app" and "/app/" → "index.html", "/app/<name>" →
+// "<name>" (each also under /v1.0); nullopt for any other path.
 std::optional<std::string> web_file_name(std::string_view path);
 
 } // namespace vartalap::rest_gateway
