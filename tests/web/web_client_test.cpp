@@ -3,7 +3,8 @@
 // it), against local.toml on kernel-chosen ports. Two browser contexts (separate cookies and
 // storage) log in as two users, chat both ways with delivered and read ticks, see the typing
 // indicator, create a group (add and remove a member) and exchange a group message, and one
-// of them gets a message sent while its page was closed. Every wait polls the page's DOM
+// of them gets messages sent while its page was closed: over GET /messages from a page whose
+// WebSocket cannot open, and over the WebSocket on connect. Every wait polls the page's DOM
 // (Runtime.evaluate of a promise that resolves when a condition holds, or at its deadline).
 // Saves a screenshot as web-client.png in the build tree.
 //
@@ -305,21 +306,43 @@ TEST(WebClientTest, TwoBrowsersChatWithTicksTypingGroupsAndOfflineMessages) {
         << bob.show("document.querySelector('#messages').textContent");
     EXPECT_TRUE(alice.wait_for(tick_of("hello team") + " === 'read'"));
 
-    // Offline: bob's page goes away; alice's message is stored (sent: the SERVER_ACK); a new
-    // page in bob's context (same cookies and storage) logs in again and gets it.
+    // Offline, over REST: bob's page goes away; alice's message is stored (sent: its
+    // SERVER_ACK). A page in bob's context (same cookies and storage: logged in) whose
+    // WebSocket cannot open (the URL is the rest-gateway's, which upgrades nothing) fetches it
+    // with GET /messages and sends its receipt over POST /send.
     bob.close();
     alice.act(click("#chat-list li[data-chat='bob-web']"));
     alice.act(type_into("#message-input", "while you were away") + submit("#compose"));
     ASSERT_TRUE(alice.wait_for(tick_of("while you were away") + " === 'sent'"))
         << alice.show(tick_of("while you were away"));
+    Page bob_rest(devtools, bob_context, origin + "/app/?ws=ws://127.0.0.1:" +
+                                             std::to_string(sys.rest_port()) + "/wss");
+    ASSERT_TRUE(bob_rest.wait_for(
+        "document.querySelector('#status')?.textContent === 'offline' && " + chat_item("alice-web") +
+        "?.querySelector('.last')?.textContent === 'while you were away'"))
+        << bob_rest.show("document.querySelector('#chat-list')?.textContent");
+    EXPECT_TRUE(alice.wait_for(tick_of("while you were away") + " === 'delivered'"))
+        << alice.show(tick_of("while you were away"));
+    bob_rest.close();
+
+    // Offline, on connect: a message sent while bob has no page arrives over the WebSocket
+    // when a page of his opens; opening the chat marks both read.
+    alice.act(type_into("#message-input", "see you") + submit("#compose"));
+    ASSERT_TRUE(alice.wait_for(tick_of("see you") + " === 'sent'")) << alice.show(tick_of("see you"));
     Page bob_again(devtools, bob_context, url);
     ASSERT_TRUE(bob_again.wait_for(
         "document.querySelector('#status')?.textContent === 'online' && " + chat_item("alice-web") +
-        "?.querySelector('.last')?.textContent === 'while you were away'"))
+        "?.querySelector('.last')?.textContent === 'see you'"))
         << bob_again.show("document.querySelector('#chat-list')?.textContent");
-    EXPECT_TRUE(alice.wait_for(tick_of("while you were away") + " === 'delivered'"));
+    EXPECT_TRUE(alice.wait_for(tick_of("see you") + " === 'delivered'"));
     bob_again.act(click("#chat-list li[data-chat='alice-web']"));
-    EXPECT_TRUE(alice.wait_for(tick_of("while you were away") + " === 'read'"));
+    EXPECT_TRUE(alice.wait_for(tick_of("see you") + " === 'read' && " + tick_of("while you were away") +
+                               " === 'read'"))
+        << alice.show(tick_of("while you were away"));
+
+    // Typing the other way round, for the screenshot too.
+    bob_again.act(type_into("#message-input", "on my w"));
+    EXPECT_TRUE(alice.wait_for("document.querySelector('#typing').textContent === 'typing…'"));
 
     const std::string png = alice.screenshot_png();
     ASSERT_GT(png.size(), 1000u);
