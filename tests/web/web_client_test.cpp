@@ -210,13 +210,15 @@ TEST(WebClientTest, TwoBrowsersChatWithTicksTypingGroupsAndOfflineMessages) {
     sys.reload(fresh);
     sys.login("carol-web"); // a registered user to add to the group
 
+    // --log-level=3: only fatal log lines, so what the browser writes to the pipe we stop
+    // reading after its first lines stays far below the pipe's 64 KiB.
     const std::filesystem::path profile = dir.path() / "chromium";
     Child browser({chromium, "--headless", "--no-sandbox", "--disable-gpu",
                    "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check",
                    "--disable-extensions", "--disable-background-networking",
                    "--disable-component-update", "--disable-sync",
                    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                   "--disable-backgrounding-occluded-windows", "--window-size=1000,640",
+                   "--disable-backgrounding-occluded-windows", "--window-size=1000,640", "--log-level=3",
                    "--user-data-dir=" + profile.string(), "--remote-debugging-port=0",
                    "about:blank"},
                   true);
