@@ -47,6 +47,8 @@ public:
     bool revoked(std::string_view user, std::string_view key) const;
     // Whether a complete list has arrived since start.
     bool synced() const { return synced_; }
+    // Whether the last answer said more follow (the next poll is due at once).
+    bool more() const { return more_; }
     std::size_t size() const { return entries_.size(); }
     std::uint64_t version() const { return since_; }
     std::uint64_t polls_failed() const { return polls_failed_; }

@@ -65,6 +65,11 @@ public:
     virtual void reload(const topology::DaemonSpec& fresh) {
         spdlog::info("{}: SIGHUP: a {} has no limits to reload", fresh.name, fresh.kind);
     }
+    // Whether the daemon serves clients yet. A gateway answers authenticated requests only
+    // once it holds the profile daemon's revocation list (until then it refuses them with
+    // 503 "server starting, retry"); System::wait_serving waits for this before "ready".
+    // Any thread.
+    virtual bool serving() const { return true; }
     // Addresses actually bound after phase 1, by role ({"listen": "127.0.0.1:40123"}).
     virtual std::map<std::string, std::string> bound_endpoints() const { return {}; }
 };

@@ -34,6 +34,8 @@ constexpr auto kDrainBudget = 5s;
 constexpr auto kDrainPollInterval = 20ms;
 // Without a systemd watchdog main still wakes once a second, only to stay responsive.
 constexpr auto kIdleWakeInterval = 1000ms;
+// How long "ready" waits for the gateways' first revocation list.
+constexpr std::chrono::milliseconds kServingWait = 10'000ms;
 // A daemon loop publishes once a second; the watchdog waits at least this long for one
 // before holding its ping back, however short WatchdogSec is.
 constexpr std::uint64_t kMinHeartbeatAgeMs = 3000;
@@ -112,6 +114,13 @@ int serve(System& system_ref, const std::string& file) {
     for (const auto& [instance, roles] : system->bound_endpoints())
         for (const auto& [role, address] : roles)
             std::cout << "listening " << instance << ' ' << role << ' ' << address << '\n';
+    // A gateway serves authenticated requests once it holds the revocation list; "ready"
+    // waits for that, bounded (a profile daemon on another host may start later; until it
+    // answers, those gateways refuse with 503 "server starting, retry").
+    for (const std::string& name : system->wait_serving(kServingWait))
+        spdlog::warn("{}: no revocation list from a profile daemon within {} s; refusing "
+                     "authenticated requests with 503 until it arrives",
+                     name, kServingWait.count() / 1000);
     std::cout << "ready" << std::endl;
     notify("READY=1");
 

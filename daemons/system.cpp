@@ -12,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <thread>
 
 namespace vartalap {
 
@@ -231,6 +232,19 @@ std::vector<std::string> System::silent_daemons(std::uint64_t max_age_ms) const 
         if (now - std::min(now, last) > max_age_ms) silent.push_back(specs_[i]->name);
     }
     return silent;
+}
+
+std::vector<std::string> System::wait_serving(std::chrono::milliseconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::vector<std::string> waiting;
+    while (true) {
+        waiting.clear();
+        for (std::size_t i = 0; i < running_; ++i)
+            if (!daemons_[i]->serving()) waiting.push_back(specs_[i]->name);
+        if (waiting.empty() || std::chrono::steady_clock::now() >= deadline) return waiting;
+        // Start-up only, and typically a millisecond or two (one round trip to profile).
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
 }
 
 } // namespace vartalap

@@ -8,6 +8,7 @@
 #include "daemons/daemon.hpp"
 #include "daemons/ops_server.hpp"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +45,11 @@ public:
     // Daemons whose loop has not published (its heartbeat) within `max_age_ms`, counting a
     // daemon that never published from the time the system started.
     std::vector<std::string> silent_daemons(std::uint64_t max_age_ms) const;
+
+    // Waits until every running daemon serves clients (Daemon::serving: a gateway holds the
+    // profile daemon's revocation list), at most `timeout`. Returns the daemons that still do
+    // not (empty: all serve).
+    std::vector<std::string> wait_serving(std::chrono::milliseconds timeout) const;
 
     // instance name -> role -> bound address (e.g. "ws-1" -> "listen" -> "127.0.0.1:40211").
     std::map<std::string, std::map<std::string, std::string>> bound_endpoints() const;

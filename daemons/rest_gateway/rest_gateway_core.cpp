@@ -106,6 +106,14 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
         if (request.user.empty() ||
             !access_keys_.verify(request.user, request.access_key, clock_.wall_ms() / 1000))
             return exchange->respond({HttpStatus::unauthorized, "{}"});
+        if (!serving()) {
+            if (count_sampled(counters_.starting_refused))
+                spdlog::warn("{}: no revocation list from the profile daemon yet: {} {} refused "
+                             "with 503; {} so far", name_, request.method, path,
+                             counters_.starting_refused);
+            return exchange->respond({HttpStatus::service_unavailable,
+                                      json_error("server starting, retry")});
+        }
         if (revocations_.revoked(request.user, request.access_key)) {
             ++counters_.revoked_refused;
             return exchange->respond({HttpStatus::unauthorized, json_error("access key revoked")});
@@ -268,6 +276,7 @@ void RestGatewayCore::on_reply(Envelope&& reply) {
         std::vector<std::pair<std::string, std::string>> added;
         if (!revocations_.apply(reply, clock_.wall_ms() / 1000, added))
             dropped("malformed revocation list", reply.error);
+        if (revocations_.more()) poll_revocations();
         return;
     }
     auto it = pending_.find(reply.request_id);
@@ -317,16 +326,20 @@ void RestGatewayCore::dropped(std::string_view what, std::string_view detail) {
     warn_dropped(counters_.malformed, name_, what, detail);
 }
 
+void RestGatewayCore::poll_revocations() {
+    if (!outbox_.has_owner("profile")) return;
+    auto poll = revocations_.poll(clock_.monotonic_ms(), ++next_request_id_,
+                                  static_cast<std::uint64_t>(limits_.revocation_poll_ms));
+    if (!poll) return;
+    if (outbox_.to_owner("profile", *poll) == SendResult::ok)
+        outbox_.sent();
+    else
+        revocations_.send_failed();
+}
+
 void RestGatewayCore::expire() {
     const std::uint64_t now = clock_.monotonic_ms();
-    if (outbox_.has_owner("profile"))
-        if (auto poll = revocations_.poll(now, ++next_request_id_,
-                                          static_cast<std::uint64_t>(limits_.revocation_poll_ms))) {
-            if (outbox_.to_owner("profile", *poll) == SendResult::ok)
-                outbox_.sent();
-            else
-                revocations_.send_failed();
-        }
+    poll_revocations();
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (it->second.deadline_ms <= now) {
             ++counters_.upstream_timeouts;

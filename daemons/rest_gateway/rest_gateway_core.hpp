@@ -156,6 +156,7 @@ struct RestCounters {
     std::uint64_t busy = 0;              // "server busy, retry" (a peer at its HWM)
     std::uint64_t malformed = 0;
     std::uint64_t revoked_refused = 0;   // 401 for a revoked key
+    std::uint64_t starting_refused = 0;  // 503: no revocation list from profile yet
     std::uint64_t origin_refused = 0;    // 403: a cookie-authenticated write from a foreign Origin
     std::uint64_t content_type_refused = 0; // 415: a write whose body is not application/json
     std::uint64_t messages_refused = 0;  // send-body messages the codec refused (bad recipient, ...)
@@ -182,6 +183,10 @@ public:
     // when due (every revocation_poll_ms).
     void expire();
     const RevocationList& revocations() const { return revocations_; }
+    // Whether authenticated requests are served: the profile daemon's revocation list has
+    // arrived complete once (or there is no profile daemon). Until then they get 503
+    // "server starting, retry": a revoked key could not be told from a good one.
+    bool serving() const { return !outbox_.has_owner("profile") || revocations_.synced(); }
     // The web client's files served at GET /, /app/ and /app/<file> (null or without an
     // index.html: those paths answer 404 {"error":"web client not installed ..."}).
     void set_web(std::shared_ptr<const WebFiles> web) { web_ = std::move(web); }
@@ -222,6 +227,8 @@ private:
     void send(const std::shared_ptr<RestExchange>& exchange, const std::string& user,
               const std::vector<std::string>& texts, HttpStatus success, bool with_acks);
     void finish_send(PendingSend& send);
+    // Asks the profile daemon for the revocations after the last one, when due.
+    void poll_revocations();
     RestResponse serve_web(std::string_view path) const;
 
     std::string name_;

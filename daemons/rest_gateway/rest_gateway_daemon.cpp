@@ -33,6 +33,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -258,9 +259,11 @@ public:
     }
 
     void start() override {
+        if (core_->serving()) serving_.store(true, std::memory_order_release); // no profile daemon
         listener_->run();
         for (auto& watcher : watchers_) watcher->start();
         router_watcher_->start();
+        core_->expire(); // the first revocation poll at once: authenticated paths wait for it
         schedule_sweep();
         thread_ = std::thread([this] {
             name_this_thread(context_.self.name);
@@ -311,6 +314,7 @@ public:
     std::map<std::string, std::string> bound_endpoints() const override {
         return {{"listen", bound_listen_}, {"router", bound_router_}};
     }
+    bool serving() const override { return serving_.load(std::memory_order_acquire); }
 
     RestGatewayCore& core() { return *core_; }
     bool stopping() const { return stopping_; }
@@ -369,6 +373,11 @@ private:
                 continue;
             }
             core_->on_reply(std::move(incoming.envelope));
+            if (!serving_.load(std::memory_order_relaxed) && core_->serving()) {
+                serving_.store(true, std::memory_order_release);
+                spdlog::info("{}: revocation list loaded ({} keys): serving authenticated "
+                             "requests", context_.self.name, core_->revocations().size());
+            }
         }
     }
 
@@ -414,6 +423,7 @@ private:
             {"upstream_timeouts", c.upstream_timeouts},
             {"messages_pushed", c.messages_pushed}, {"busy", c.busy},
             {"malformed", c.malformed}, {"revoked_refused", c.revoked_refused},
+            {"starting_refused", c.starting_refused},
             {"origin_refused", c.origin_refused}, {"content_type_refused", c.content_type_refused},
             {"messages_refused", c.messages_refused},
             {"revocation_polls_failed", core_->revocations().polls_failed()},
@@ -451,6 +461,9 @@ private:
     std::string bound_router_;
     std::thread thread_;
     bool stopping_ = false;
+    // Whether authenticated requests are served (RestGatewayCore::serving), for
+    // System::wait_serving on another thread.
+    std::atomic<bool> serving_{false};
 };
 
 void HttpSession::do_read() {

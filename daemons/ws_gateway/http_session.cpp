@@ -30,6 +30,11 @@ bool wants_server_ack(std::string_view query) {
     return query_has(query, "ack", "true") || query_has(query, "ack", "1");
 }
 
+namespace {
+constexpr std::string_view kStartingError = R"({"error":"server starting, retry"})";
+constexpr std::string_view kBusyError = R"({"error":"server busy, retry"})";
+} // namespace
+
 UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
                              const AccessKeys& access_keys, bool stopping, bool at_capacity,
                              const RevocationList* revoked,
@@ -50,9 +55,16 @@ UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
         return refuse(http::status::forbidden);
     if (credentials.user.empty() || !access_keys.verify(credentials.user, credentials.access_key))
         return refuse(http::status::unauthorized);
+    if (revoked && !revoked->synced()) {
+        verdict.error = kStartingError;
+        return refuse(http::status::service_unavailable);
+    }
     if (revoked && revoked->revoked(credentials.user, credentials.access_key))
         return refuse(http::status::unauthorized);
-    if (at_capacity) return refuse(http::status::service_unavailable);
+    if (at_capacity) {
+        verdict.error = kBusyError;
+        return refuse(http::status::service_unavailable);
+    }
     verdict.user = std::move(credentials.user);
     verdict.access_key = std::move(credentials.access_key);
     verdict.wants_server_ack = wants_server_ack(query);
@@ -89,10 +101,16 @@ void HttpSession::on_request(Request&& request) {
         return respond(verdict.status, R"({"error":"origin not allowed"})");
     }
     if (verdict.status != http::status::switching_protocols) {
-        if (verdict.status == http::status::service_unavailable && !state_.stopping)
-            spdlog::warn("{}: at max_connections ({}): upgrade refused with 503",
-                         state_.core->name(), state_.core->options().max_connections);
-        return respond(verdict.status);
+        if (verdict.status == http::status::service_unavailable && !state_.stopping) {
+            if (verdict.error == kBusyError)
+                spdlog::warn("{}: at max_connections ({}): upgrade refused with 503",
+                             state_.core->name(), state_.core->options().max_connections);
+            else if (count_sampled(state_.starting_refused))
+                spdlog::warn("{}: no revocation list from the profile daemon yet: upgrade "
+                             "refused with 503; {} so far", state_.core->name(),
+                             state_.starting_refused);
+        }
+        return respond(verdict.status, std::string(verdict.error));
     }
     upgrade(std::move(request), std::move(verdict));
 }
@@ -121,6 +139,7 @@ void HttpSession::respond(http::status status, std::string body) {
     } else {
         response_.keep_alive(false);
     }
+    if (status == http::status::service_unavailable) response_.set(http::field::retry_after, "1");
     if (!body.empty()) response_.set(http::field::content_type, "application/json");
     response_.body() = std::move(body);
     response_.prepare_payload();

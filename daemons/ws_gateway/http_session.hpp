@@ -48,10 +48,14 @@ struct UpgradeVerdict {
     std::string user;
     std::string access_key; // the key it authenticated with (a revocation closes its socket)
     bool wants_server_ack = false;
+    // A refusal's JSON error body ("" for none).
+    std::string_view error;
 };
 
 // The decisions of HttpSession::on_request, in its order (404, 426, 503 draining, 403 (cookie
-// credentials from an Origin not allowed), 401 (a bad key, or one on `revoked`), 503 full).
+// credentials from an Origin not allowed), 401 (a bad key), 503 "server starting, retry"
+// while `revoked` has not had its first complete answer from the profile daemon (until then
+// a revoked key could not be told from a good one), 401 (a key on `revoked`), 503 full).
 // Pure: reads the request, the flags and `allowed_origins` only.
 UpgradeVerdict check_upgrade(const boost::beast::http::request<boost::beast::http::string_body>& request,
                              const AccessKeys& access_keys, bool stopping, bool at_capacity,

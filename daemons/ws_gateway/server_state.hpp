@@ -72,6 +72,7 @@ struct ServerState {
     std::size_t websockets = 0;    // WebsocketSession objects alive (handshaking, open, closing)
     bool stopping = false;         // drain started: refuse upgrades, close new WebSockets
     std::uint64_t origin_refused = 0; // cookie-authenticated upgrades from a foreign Origin (403)
+    std::uint64_t starting_refused = 0; // upgrades refused before the first revocation list (503)
     ReadBufferPool read_buffers;
 };
 

@@ -163,8 +163,13 @@ public:
                                               options_);
         state_.core = core_.get();
         state_.access_keys = &context_.access_keys;
-        state_.revocations = &revocations_;
+        // With no profile daemon in the topology there is no list to wait for (nor any
+        // logout to learn of); with one, upgrades wait for its first complete answer.
+        state_.revocations = profile_watcher_ ? &revocations_ : nullptr;
+        if (!profile_watcher_) serving_.store(true, std::memory_order_release);
     }
+
+    bool serving() const override { return serving_.load(std::memory_order_acquire); }
 
     void start() override {
         started_ = true;
@@ -284,6 +289,7 @@ private:
             {"revoked_closed", c.revoked_closed},
             {"revocation_polls_failed", revocations_.polls_failed()},
             {"origin_refused", state_.origin_refused},
+            {"starting_refused", state_.starting_refused},
             {"accept_failures", listener_ ? listener_->accept_failures() : 0},
             {"handshakes_refused_per_source", state_.source_refused}};
         add_counters(s, "ws_gateway", rows);
@@ -313,6 +319,7 @@ private:
         schedule_keep_alive();
         if (profile_watcher_) {
             profile_watcher_->start();
+            poll_revocations(); // at once: upgrades wait for the first answer
             schedule_revocation_poll();
         }
     }
@@ -368,7 +375,12 @@ private:
                                     revoked_))
                 continue;
             for (const auto& [user, key] : revoked_) core_->revoke(user, key);
-            poll_revocations(); // sends only when the reply said more follow
+            if (revocations_.synced() && !serving_.load(std::memory_order_relaxed)) {
+                serving_.store(true, std::memory_order_release);
+                spdlog::info("{}: revocation list loaded ({} keys): accepting upgrades",
+                             context_.self.name, revocations_.size());
+            }
+            if (revocations_.more()) poll_revocations(); // the next page at once
         }
     }
 
@@ -487,6 +499,9 @@ private:
     zmq::socket_t profile_; // DEALER to the profile daemon(s); empty without one
     std::unique_ptr<ZmqAsioWatcher> profile_watcher_;
     RevocationList revocations_;
+    // Whether upgrades are served: the first complete revocation list has arrived (or there
+    // is no profile daemon). Read by System::wait_serving on another thread.
+    std::atomic<bool> serving_{false};
     Incoming profile_incoming_;
     std::vector<std::pair<std::string, std::string>> revoked_;
     std::string revocation_scratch_;

@@ -71,14 +71,19 @@ struct CurveCluster {
         });
     }
 
+    // Fresh ports the kernel picked for every tcp:// endpoint.
+    void pick_ports() {
+        for (auto& daemon : topology.daemons)
+            for (auto& [role, endpoint] : daemon.endpoints)
+                if (endpoint.rfind("tcp://", 0) == 0)
+                    endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
+    }
+
     // Starts the system on fresh ports the kernel picked. A port is released between
     // free_port() and the daemon's bind, so a parallel test may take it: then again.
     std::unique_ptr<RunningSystem> start() {
         for (int attempt = 1;; ++attempt) {
-            for (auto& daemon : topology.daemons)
-                for (auto& [role, endpoint] : daemon.endpoints)
-                    if (endpoint.rfind("tcp://", 0) == 0)
-                        endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
+            pick_ports();
             try {
                 return std::make_unique<RunningSystem>(topology);
             } catch (const std::runtime_error& e) {
@@ -339,6 +344,42 @@ TEST(CurveTest, ValidateRefusesPlainTcpUnlessInsecureTcp) {
         run(std::regex_replace(plain, std::regex(R"(\[system\]\n)"), "[system]\ninsecure_tcp = true\n"));
     EXPECT_EQ(insecure_code, 0) << insecure_output;
     EXPECT_NE(insecure_output.find("insecure_tcp = true"), std::string::npos) << insecure_output;
+}
+
+TEST(CurveTest, ARestartedGatewayServesOnlyOnceItHoldsTheRevocationList) {
+    // alice logs out; then the gateways restart while the profile daemon is down. Until
+    // they hold the revocation list they cannot tell her revoked key from a good one, so
+    // every authenticated request is refused with 503 "server starting, retry" (never
+    // served); once profile is back, bob is served and alice's key is refused with 401.
+    CurveCluster cluster;
+    LoggedIn alice, bob;
+    {
+        auto running = cluster.start();
+        alice = running->login("alice");
+        bob = running->login("bob");
+        const auto logout = running->http("POST", "/v1.0/logout", {}, auth(alice));
+        ASSERT_EQ(logout.status, 200) << logout.body;
+    }
+    cluster.pick_ports();
+    RunningSystem edge(cluster.topology, "edge", /*wait_serving=*/false);
+    EXPECT_EQ(edge.system().wait_serving(300ms).size(), 2u); // both gateways wait
+    const auto upgrade = [&](const LoggedIn& who) {
+        auto client = WsClient::connect("127.0.0.1", edge.ws_port(), "/wss/", auth(who));
+        return std::holds_alternative<int>(client) ? std::get<int>(client) : 101;
+    };
+    EXPECT_EQ(upgrade(alice), 503);
+    EXPECT_EQ(upgrade(bob), 503);
+    const auto early = edge.http("GET", "/v1.0/profile", {}, auth(alice));
+    EXPECT_EQ(early.status, 503) << early.body;
+    EXPECT_EQ(early.body, R"({"error":"server starting, retry"})");
+    EXPECT_EQ(edge.http("GET", "/v1.0/alive").status, 200); // unauthenticated paths serve
+
+    RunningSystem core(cluster.topology, "core");
+    EXPECT_TRUE(edge.system().wait_serving(test::scaled(10s)).empty());
+    EXPECT_EQ(upgrade(bob), 101);
+    EXPECT_EQ(upgrade(alice), 401);
+    EXPECT_EQ(edge.http("GET", "/v1.0/profile", {}, auth(alice)).status, 401);
+    EXPECT_EQ(edge.http("GET", "/v1.0/profile", {}, auth(bob)).status, 200);
 }
 
 } // namespace

@@ -16,6 +16,7 @@
 
 #include <filesystem>
 #include <set>
+#include <thread>
 
 namespace vartalap::testing {
 namespace {
@@ -106,6 +107,7 @@ protected:
         router_pull_.bind("inproc://router-test");
         session_a_.bind("inproc://session-a");
         session_b_.bind("inproc://session-b");
+        profile_.bind("inproc://profile-test");
 
         context_ = std::make_unique<DaemonContext>(DaemonContext{
             zmq_, topology_, *self_, std::filesystem::temp_directory_path(), keys_, clock_});
@@ -120,6 +122,24 @@ protected:
         ASSERT_GT(port_, 0);
         EXPECT_EQ(bound.at("router"), "inproc://ws-test");
         dealer_.connect(bound.at("router"));
+
+        // As the profile daemon: the first revocation poll gets an empty complete list; the
+        // gateway refuses upgrades (503) until then. Later polls go unanswered (lost polls,
+        // asked again; the list the gateway holds stays).
+        auto poll = receive(profile_, true, 5s);
+        ASSERT_TRUE(poll);
+        ASSERT_EQ(poll->envelope.method, "revocations");
+        Envelope reply;
+        reply.kind = Kind::reply;
+        reply.request_id = poll->envelope.request_id;
+        reply.status = Status::ok;
+        reply.payload = R"({"epoch":"e1","version":0,"complete":true,"entries":[]})";
+        std::string scratch;
+        ASSERT_EQ(send_envelope(profile_, reply, scratch, poll->routing_id), SendResult::ok);
+        const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(5s);
+        while (!gateway_->serving() && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(1ms); // polling a condition, not waiting for time
+        ASSERT_TRUE(gateway_->serving());
     }
 
     void TearDown() override {
@@ -199,6 +219,7 @@ protected:
     zmq::socket_t router_pull_ = make_socket(zmq_, zmq::socket_type::pull);
     zmq::socket_t session_a_ = make_socket(zmq_, zmq::socket_type::pull);
     zmq::socket_t session_b_ = make_socket(zmq_, zmq::socket_type::pull);
+    zmq::socket_t profile_ = make_socket(zmq_, zmq::socket_type::router);
     zmq::socket_t dealer_ =
         make_socket(zmq_, zmq::socket_type::dealer, SocketOptions{.routing_id = "session-a"});
     std::unique_ptr<DaemonContext> context_;

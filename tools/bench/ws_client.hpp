@@ -92,11 +92,20 @@ public:
     void on_text(TextHandler handler) { on_text_ = std::move(handler); }
     void on_closed(ClosedHandler handler) { on_closed_ = std::move(handler); }
 
-    // `done(true)` once open (and reading), `done(false)` on any failure.
-    void open(const tcp::endpoint& at, std::string key, std::string target, std::function<void(bool)> done) {
+    // `done(true)` once open (and reading), `done(false)` on any failure. `source`: the
+    // local address to connect from (unspecified: the kernel's choice).
+    void open(const tcp::endpoint& at, std::string key, std::string target, std::function<void(bool)> done,
+              const asio::ip::address& source = {}) {
         key_ = std::move(key);
         target_ = std::move(target);
         auto self = shared_from_this();
+        if (!source.is_unspecified()) {
+            beast::error_code ec;
+            auto& socket = beast::get_lowest_layer(ws_).socket();
+            socket.open(at.protocol(), ec);
+            if (!ec) socket.bind(tcp::endpoint(source, 0), ec);
+            if (ec) return done(false);
+        }
         beast::get_lowest_layer(ws_).async_connect(at, [self, done](beast::error_code ec) {
             if (ec) return done(false);
             beast::get_lowest_layer(self->ws_).socket().set_option(tcp::no_delay(true));
@@ -156,9 +165,16 @@ private:
     bool open_ = false;
 };
 
+// How many loopback source addresses open_all spreads connections over (127.0.0.1 to
+// 127.0.0.16): the ws-gateway admits at most max_handshakes_per_source (default 32) pending
+// handshakes per source address, as it would from real clients on many addresses, so 256
+// handshakes in flight from one address would be refused.
+inline constexpr unsigned kLoopbackSources = 16;
+
 // Opens every connection of `connections` (keys[i] for connections[i], endpoint
-// `endpoints[i % endpoints.size()]`), at most `parallel` handshakes at once, running `io`
-// until all have finished or `deadline` passed. Returns how many opened.
+// `endpoints[i % endpoints.size()]`; to a loopback IPv4 endpoint from 127.0.0.(1 + i % 16)),
+// at most `parallel` handshakes at once, running `io` until all have finished or `deadline`
+// passed. Returns how many opened.
 inline std::size_t open_all(asio::io_context& io, const std::vector<std::shared_ptr<Connection>>& connections,
                             const std::vector<std::string>& keys, const std::vector<tcp::endpoint>& endpoints,
                             const std::string& target, std::size_t parallel,
@@ -167,11 +183,15 @@ inline std::size_t open_all(asio::io_context& io, const std::vector<std::shared_
     std::function<void()> start_one = [&] {
         if (next >= connections.size()) return;
         const std::size_t i = next++;
-        connections[i]->open(endpoints[i % endpoints.size()], keys[i], target, [&](bool ok) {
+        const tcp::endpoint& at = endpoints[i % endpoints.size()];
+        asio::ip::address source;
+        if (at.address().is_v4() && at.address().is_loopback())
+            source = asio::ip::address_v4((127u << 24) | (1u + static_cast<unsigned>(i % kLoopbackSources)));
+        connections[i]->open(at, keys[i], target, [&](bool ok) {
             ++finished;
             if (ok) ++opened;
             start_one();
-        });
+        }, source);
     };
     for (std::size_t k = 0; k < parallel; ++k) start_one();
     while (finished < connections.size() && std::chrono::steady_clock::now() < deadline)

@@ -16,9 +16,8 @@ struct Options {
     int http_port = 8081;
     std::vector<int> server_pids; // the server's processes: CPU, RSS, kernel counters
     bool perf_stat = false;       // system calls and context switches via perf (else /proc)
-    std::size_t parallel = 32;    // WebSocket handshakes in flight while connecting: at most
-                                  // the ws-gateway's max_handshakes_per_source (32), as all
-                                  // come from one address
+    std::size_t parallel = 256;   // WebSocket handshakes in flight while connecting (spread
+                                  // over 16 loopback source addresses: ws_client.hpp, open_all)
     // pairs
     int pairs = 20, window = 8;
     double seconds = 10, warmup = 2, rate = 0;

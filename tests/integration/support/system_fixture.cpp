@@ -88,9 +88,12 @@ std::function<void(topology::Topology&)> session_retries(int ack_timeout_ms, int
     };
 }
 
-RunningSystem::RunningSystem(topology::Topology topology, std::string host)
+RunningSystem::RunningSystem(topology::Topology topology, std::string host, bool wait_serving)
     : system_(std::make_unique<System>(std::move(topology), std::move(host))) {
     system_->start();
+    if (wait_serving)
+        if (const auto waiting = system_->wait_serving(std::chrono::seconds(10)); !waiting.empty())
+            throw std::runtime_error("not serving within 10 s: " + waiting.front());
     for (const auto& [name, endpoints] : system_->bound_endpoints()) {
         const auto* spec = system_->topology().find(name);
         auto it = endpoints.find("listen");

@@ -56,7 +56,10 @@ class RunningSystem {
 public:
     // `host`: run only the daemons placed there (System's filter), so a test can name
     // daemons that are down for the whole test: its peers connect to them in vain.
-    explicit RunningSystem(topology::Topology topology, std::string host = {});
+    // `wait_serving`: as `vartalapctl up` before "ready", wait (at most 10 s, else throw)
+    // until the gateways hold the profile daemon's revocation list.
+    explicit RunningSystem(topology::Topology topology, std::string host = {},
+                           bool wait_serving = true);
     ~RunningSystem();
 
     void stop();

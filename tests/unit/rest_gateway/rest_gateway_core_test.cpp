@@ -69,6 +69,23 @@ protected:
         limits_.send_timeout_ms = 10000;
         core_ = std::make_unique<RestGatewayCore>("rest-1", outbox_, clock_, keys_, limits_,
                                                   ClientMessageLimits{});
+        sync_revocations();
+    }
+
+    // Answers the core's first revocation poll with an empty complete list (epoch "e0"):
+    // authenticated paths are refused with 503 until then.
+    void sync_revocations() {
+        core_->expire();
+        if (outbox_.owner_requests.empty()) return; // no profile daemon
+        Envelope reply;
+        reply.kind = Kind::reply;
+        reply.request_id = outbox_.owner_requests.back().second.request_id;
+        reply.status = Status::ok;
+        reply.payload = json{{"epoch", "e0"}, {"version", 0}, {"complete", true},
+                             {"entries", json::array()}}.dump();
+        core_->on_reply(std::move(reply));
+        outbox_.owner_requests.clear();
+        clock_.now_ms += 300; // the next poll is due
     }
 
     // Sends one request as alice (with a valid key unless `user` is empty).
@@ -200,12 +217,55 @@ TEST_F(RestGatewayCoreTest, ALogoutThisGatewayForwardedIsRefusedHereAtOnce) {
     EXPECT_EQ(after->response->body, R"({"error":"access key revoked"})");
 }
 
+TEST_F(RestGatewayCoreTest, AuthenticatedPathsWaitForTheFirstRevocationList) {
+    core_ = std::make_unique<RestGatewayCore>("rest-1", outbox_, clock_, keys_, limits_,
+                                              ClientMessageLimits{});
+    EXPECT_FALSE(core_->serving());
+    auto early = request("GET", "/profile");
+    ASSERT_TRUE(early->response);
+    EXPECT_EQ(early->response->status, HttpStatus::service_unavailable);
+    EXPECT_EQ(early->response->body, R"({"error":"server starting, retry"})");
+    EXPECT_EQ(core_->counters().starting_refused, 1u);
+    // A bad key is still 401, and paths without authentication are served.
+    auto anonymous = request("GET", "/profile", {}, "");
+    EXPECT_EQ(anonymous->response->status, HttpStatus::unauthorized);
+    EXPECT_EQ(request("GET", "/v1.0/alive", {}, "")->response->status, HttpStatus::ok);
+    // An incomplete answer (more follow) is not enough.
+    core_->expire();
+    ASSERT_EQ(outbox_.owner_requests.size(), 1u);
+    Envelope reply;
+    reply.kind = Kind::reply;
+    reply.request_id = outbox_.owner_requests[0].second.request_id;
+    reply.status = Status::ok;
+    reply.payload = json{{"epoch", "e1"}, {"version", 1}, {"complete", false},
+                         {"entries", {{{"seq", 1}, {"user", "carol"}, {"key", "k"}, {"expires", 0}}}}}
+                        .dump();
+    core_->on_reply(std::move(reply));
+    EXPECT_FALSE(core_->serving());
+    EXPECT_EQ(request("GET", "/profile")->response->status, HttpStatus::service_unavailable);
+    ASSERT_EQ(outbox_.owner_requests.size(), 2u); // the rest asked at once
+    Envelope rest;
+    rest.kind = Kind::reply;
+    rest.request_id = outbox_.owner_requests[1].second.request_id;
+    rest.status = Status::ok;
+    rest.payload = json{{"epoch", "e1"}, {"version", 1}, {"complete", true},
+                        {"entries", json::array()}}.dump();
+    core_->on_reply(std::move(rest));
+    EXPECT_TRUE(core_->serving());
+    EXPECT_FALSE(request("GET", "/profile")->response); // forwarded to profile
+    // Without a profile daemon there is no list to wait for.
+    outbox_.owners.erase("profile");
+    core_ = std::make_unique<RestGatewayCore>("rest-1", outbox_, clock_, keys_, limits_,
+                                              ClientMessageLimits{});
+    EXPECT_TRUE(core_->serving());
+}
+
 TEST_F(RestGatewayCoreTest, ARevokedKeyIsRefusedOnceThePollBringsIt) {
     core_->expire();
     ASSERT_EQ(outbox_.owner_requests.size(), 1u);
     Envelope poll = outbox_.owner_requests[0].second;
     EXPECT_EQ(poll.method, "revocations");
-    EXPECT_EQ(json::parse(poll.payload), (json{{"epoch", ""}, {"since", 0}}));
+    EXPECT_EQ(json::parse(poll.payload), (json{{"epoch", "e0"}, {"since", 0}}));
     // Not again while it is in flight.
     clock_.now_ms += 300;
     core_->expire();
