@@ -37,15 +37,17 @@ CMAKE_EXTRA := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 TEST_ENV :=
 endif
 
-# Debian 12 packages the build and the tests need. Do not add libboost1.81-dev:
+# Debian 12 packages the build and the tests need (chromium: the web client's browser test,
+# tests/web/, which skips itself without it). Do not add libboost1.81-dev:
 # it conflicts with libmsgpack-cxx-dev (which depends on Debian's default Boost 1.74).
 PACKAGES := build-essential cmake ninja-build pkg-config \
 	libzmq3-dev cppzmq-dev libboost-dev libmsgpack-cxx-dev liblmdb-dev \
 	libcli11-dev libgtest-dev libssl-dev libsystemd-dev libtomlplusplus-dev \
 	nlohmann-json3-dev libsimdjson-dev libspdlog-dev \
-	systemd nginx-light lintian
+	systemd nginx-light lintian chromium
 
-# lintian: the package test (ctest package.deb) runs it on the .deb that CPack builds.
+# lintian: the package test (ctest package.deb) runs it on the .deb that CPack builds;
+# chromium: the web client's browser test (tests/web) drives it headless.
 
 # Only `make bench` installs these (the mosquitto baseline, its client library, perf).
 BENCH_PACKAGES := mosquitto libmosquitto-dev linux-perf

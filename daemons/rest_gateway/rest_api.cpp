@@ -54,6 +54,8 @@ RestRoute route_request(std::string_view http_method, std::string_view path) {
     const auto parts = segments(path);
     if (path == "/alive") {
         offer("GET", RestRoute::alive, "", "", false);
+    } else if (path == "/" || path == "/app" || path.starts_with("/app/")) {
+        offer("GET", RestRoute::web, "", "", false);
     } else if (path == "/login") {
         offer("POST", RestRoute::daemon, "profile", "login", false);
         offer("DELETE", RestRoute::daemon, "profile", "logout", true);

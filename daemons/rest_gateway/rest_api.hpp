@@ -8,6 +8,7 @@
 //        answered when each message is durable (a session's server_ack) or refused
 //   GET  /messages?limit=&cursor=                 → persistence (the caller's shard)
 //   /group/... and /groups/...                    → group
+//   GET  /, /app/, /app/<file>                    the web client's static files (web_files.hpp)
 // The app's own paths answer in the original server's shapes (docs/REST_API.md): /group/...
 // with a `status` field (app_group_body), POST /messages?ack=true with `acks`.
 //
@@ -25,7 +26,7 @@
 namespace vartalap::rest_gateway {
 
 struct RestRoute {
-    enum Target { alive, daemon, send_objects, send_strings, not_found, method_not_allowed };
+    enum Target { alive, daemon, send_objects, send_strings, web, not_found, method_not_allowed };
     Target target = not_found;
     std::string daemon_kind;     // "profile", "persistence", "group" for Target::daemon
     std::string method;          // the request method for that daemon ("login", ...)

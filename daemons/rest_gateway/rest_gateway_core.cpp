@@ -30,6 +30,27 @@ std::string json_error(std::string_view reason) {
     return json{{"error", reason}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+RestResponse RestGatewayCore::serve_web(std::string_view path) const {
+    if (!web_ || !web_->has_index())
+        return {HttpStatus::not_found,
+                json_error("web client not installed (the rest-gateway's option web_dir)")};
+    const std::optional<std::string> name = web_file_name(path);
+    const WebFile* file = name ? web_->find(*name) : nullptr;
+    if (!file) return {HttpStatus::not_found, json_error("not found")};
+    RestResponse response{HttpStatus::ok, file->body, file->content_type};
+    // The page runs only its own scripts and talks only to its own server and a WebSocket
+    // (the ws-gateway may be on another port); it is never framed.
+    response.headers = {
+        {"Cache-Control", "no-cache"},
+        {"X-Content-Type-Options", "nosniff"},
+        {"X-Frame-Options", "DENY"},
+        {"Referrer-Policy", "no-referrer"},
+        {"Content-Security-Policy",
+         "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"}};
+    return response;
+}
+
 RestGatewayCore::RestGatewayCore(std::string name, RestOutbox& outbox, const Clock& clock,
                                  const AccessKeys& access_keys, const RestLimits& limits,
                                  const ClientMessageLimits& message_limits)
@@ -53,6 +74,8 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
                                   "application/json", route.allow});
     case RestRoute::alive:
         return exchange->respond({HttpStatus::ok, "OK", "text/plain"});
+    case RestRoute::web:
+        return exchange->respond(serve_web(path));
     default:
         break;
     }

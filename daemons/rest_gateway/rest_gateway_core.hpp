@@ -13,7 +13,8 @@
 //
 // Answers (bodies are JSON unless said otherwise):
 //   404 {"error":"not found"}, 405 {"error":"method not allowed"} (+ Allow), 200 "OK"
-//   (text/plain) for /alive, 403 {"error":"origin not allowed"} for a write (POST, PUT,
+//   (text/plain) for /alive, the web client's files for GET /, /app/, /app/<file>
+//   (serve_web; 404 {"error":...} for a name it does not hold), 403 {"error":"origin not allowed"} for a write (POST, PUT,
 //   DELETE) authenticated by cookie whose Origin is neither the server's own nor in
 //   allowed_origins, 415 {"error":...} for a write with a body whose Content-Type is not
 //   application/json, 401 {} for missing or invalid credentials (401 {"error":
@@ -41,6 +42,7 @@
 #include "common/wire/envelope.hpp"
 #include "common/wire/send_result.hpp"
 #include "daemons/rest_gateway/rest_api.hpp"
+#include "daemons/rest_gateway/web_files.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -48,6 +50,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace vartalap::rest_gateway {
@@ -115,6 +118,7 @@ struct RestResponse {
     std::string body;
     std::string content_type = "application/json";
     std::string allow; // Allow header for a 405
+    std::vector<std::pair<std::string, std::string>> headers; // more headers (the web files')
 };
 
 // The HTTP side of one request, implemented by the daemon's connection.
@@ -183,6 +187,9 @@ public:
     // arrived complete once (or there is no profile daemon). Until then they get 503
     // "server starting, retry": a revoked key could not be told from a good one.
     bool serving() const { return !outbox_.has_owner("profile") || revocations_.synced(); }
+    // The web client's files served at GET /, /app/ and /app/<file> (null or without an
+    // index.html: those paths answer 404 {"error":"web client not installed ..."}).
+    void set_web(std::shared_ptr<const WebFiles> web) { web_ = std::move(web); }
     // Shutdown: answers every request still waiting (503) and every send (what was
     // confirmed so far).
     void drain();
@@ -222,6 +229,7 @@ private:
     void finish_send(PendingSend& send);
     // Asks the profile daemon for the revocations after the last one, when due.
     void poll_revocations();
+    RestResponse serve_web(std::string_view path) const;
 
     std::string name_;
     RestOutbox& outbox_;
@@ -238,6 +246,7 @@ private:
     std::uint64_t next_request_id_ = 0;
     std::uint64_t next_token_ = 0;
     RevocationList revocations_;
+    std::shared_ptr<const WebFiles> web_;
 };
 
 } // namespace vartalap::rest_gateway

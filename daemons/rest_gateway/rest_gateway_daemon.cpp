@@ -29,11 +29,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -92,6 +94,34 @@ public:
         rest_gateway::RestOutbox& outbox = *this;
         core_ = std::make_unique<RestGatewayCore>(context_.self.name, outbox, context_.clock,
                                                   context_.access_keys, limits, message_limits);
+        load_web();
+    }
+
+    // The web client's files (web_files.hpp; options web_dir, web_websocket_url) and the
+    // config.json it reads first: where its WebSocket is, and how users log in (the first
+    // profile daemon's identity_provider).
+    void load_web() {
+        const topology::DaemonSpec& self = context_.self;
+        const std::filesystem::path dir = find_web_dir(self.option_string("web_dir", ""));
+        std::vector<std::string> skipped;
+        auto web = std::make_shared<WebFiles>(dir.empty() ? WebFiles{} : WebFiles::load(dir, skipped));
+        for (const std::string& line : skipped) spdlog::warn("{}: web_dir: {}", self.name, line);
+        if (!web->has_index()) {
+            spdlog::warn("{}: no web client (no index.html in the option web_dir, '{}'): GET / "
+                         "answers 404", self.name, dir.string());
+        } else {
+            const auto profiles = context_.topology.of_kind("profile");
+            const std::string identity = profiles.empty() ? "development"
+                : profiles.front()->option_string("identity_provider", "development");
+            const std::string project = profiles.empty() ? ""
+                : profiles.front()->option_string("firebase_project_id", "");
+            nlohmann::json config{{"websocket", self.option_string("web_websocket_url", "")},
+                                  {"identity", identity}, {"firebaseProjectId", project}};
+            web->add("config.json", {config.dump(), "application/json"});
+            spdlog::info("{}: web client from {} ({} files) at GET / and /app/", self.name,
+                         dir.string(), web->size());
+        }
+        core_->set_web(std::move(web));
     }
 
     // The options of `self` (bad values fall back to the defaults with a warning).

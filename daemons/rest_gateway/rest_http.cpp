@@ -30,6 +30,7 @@ void to_http_response(RestResponse&& response, unsigned version, bool keep_alive
     out.set(http::field::server, "vartalap");
     out.set(http::field::content_type, response.content_type);
     if (!response.allow.empty()) out.set(http::field::allow, response.allow);
+    for (const auto& [name, value] : response.headers) out.set(name, value);
     // Every 503 is "busy, draining or at a cap": worth a retry in a second.
     if (response.status == HttpStatus::service_unavailable) out.set(http::field::retry_after, "1");
     out.keep_alive(keep_alive);

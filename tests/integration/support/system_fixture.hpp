@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace vartalap::testing {
 
@@ -65,6 +66,9 @@ public:
     int ws_port() const { return ws_port_; }
     int rest_port() const { return rest_port_; }
     const System& system() const { return *system_; }
+    // SIGHUP with `fresh` (System::reload): each daemon applies its reloadable options on its
+    // own thread, after whatever it was already doing.
+    std::vector<std::string> reload(const topology::Topology& fresh) { return system_->reload(fresh); }
     // The address `instance` bound for `role` ("listen", "control", "metrics", ...), as
     // System::bound_endpoints() reports it; throws std::out_of_range if there is none.
     std::string endpoint(const std::string& instance, const std::string& role) const;
