@@ -46,8 +46,7 @@ PACKAGES := build-essential cmake ninja-build pkg-config \
 	nlohmann-json3-dev libsimdjson-dev libspdlog-dev \
 	systemd nginx-light lintian chromium
 
-# lintian: the package test (ctest package.deb) runs it on the .deb that CPack builds;
-# chromium: the web client's browser test (tests/web) drives it headless.
+# lintian: the package test (ctest package.deb) runs it on the .deb that CPack builds.
 
 # Only `make bench` installs these (the mosquitto baseline, its client library, perf).
 BENCH_PACKAGES := mosquitto libmosquitto-dev linux-perf

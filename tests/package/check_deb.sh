@@ -40,6 +40,8 @@ for instance in ws-1 rest-1 router-1 session-1 persistence-1 profile-1 group-1 g
     expect_file "/etc/vartalap/$instance.env"
 done
 expect_file /usr/share/doc/vartalap/copyright
+expect_file /usr/share/vartalap/web/index.html
+expect_file /usr/share/vartalap/web/app.js
 if grep -Eq 'test|bench|chaos|loadgen' "$work/contents"; then
     cat "$work/contents"; fail "the package holds test or benchmark files"
 fi
