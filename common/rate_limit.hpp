@@ -29,6 +29,15 @@ struct RateLimit {
     bool enabled() const { return rate_per_minute > 0; }
 };
 
+// The per-user limits a gateway enforces (options of ws-gateway and rest-gateway; a user on
+// two gateways has a bucket on each). Defaults the app never reaches in normal use.
+struct UserRateLimits {
+    RateLimit sends{3000, 200};          // chat messages (not receipts or acks): 50/s, burst 200
+    RateLimit group_ops{60, 30};         // group create/add/remove: 1/s, burst 30
+    RateLimit contact_sync{120, 20000};  // names looked up by contact sync: 2/s, burst 20000
+    std::size_t max_users = 100000;      // buckets kept per limit
+};
+
 class TokenBucket {
 public:
     TokenBucket() = default;

@@ -174,6 +174,7 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
         return true;
     }
     effects_.assign(batch.size(), Effect{});
+    quota_usage_.clear(); // a retried pass counts again
     const std::uint64_t now = clock_.wall_ms();
 
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -212,6 +213,12 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 message.retry_count = writes;
                 return record_;
             };
+            if (over_quota(txn, message) &&
+                !queue_.contains(txn, message.to, message.from, message.id) &&
+                !acked_.contains(message.to, message.from, message.id, acked_since(now))) {
+                effect.outcome = Outcome::over_quota; // (a duplicate would still be ok)
+                break;
+            }
             std::uint64_t seq = 0;
             // Delivered and acked already (the sender resent after a lost SERVER_ACK, and
             // the session no longer knew): answered ok, not stored again.
@@ -237,6 +244,7 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 return false;
             effect.outcome = Outcome::stored;
             effect.seq = seq;
+            count_stored_for_quota(message);
             break;
         }
         case Kind::ack: {
@@ -356,6 +364,16 @@ void PersistenceCore::send_results(std::span<PersistenceInput> batch) {
                 reply.status = Status::refused;
                 reply.error = kStoreFull;
             }
+            break;
+        case Outcome::over_quota:
+            if (count_sampled(counters_.quota_refusals))
+                spdlog::warn("persistence: refused an offline message to '{}': {} ({} so far)",
+                             message.to.substr(0, 64), kRecipientQuotaFull, counters_.quota_refusals);
+            reply.kind = Kind::offline_stored;
+            reply.id = message.id;
+            reply.to = message.to;
+            reply.status = Status::refused;
+            reply.error = kRecipientQuotaFull;
             break;
         case Outcome::invalid:
             ++counters_.bad_requests;

@@ -47,6 +47,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace vartalap::persistence {
@@ -111,6 +112,11 @@ struct PersistenceConfig {
     // Acked ids are kept this long (AckedIds, pruned with the expiry runs, expiry_batch at
     // a time): an offline_store of one within it is answered ok and not stored. 7 days.
     std::uint64_t dedupe_window_ms = 7ull * 24 * 3600 * 1000;
+    // Per-recipient offline quota (issue 12): an offline_store that would give its `to` more
+    // than this many messages, or more than this many bytes of stored envelopes, is refused
+    // with kRecipientQuotaFull (a duplicate is still ok). 0: no limit.
+    std::size_t max_messages_per_recipient = 10000;
+    std::size_t max_bytes_per_recipient = 64u << 20;
 };
 
 // Environment options implied by the config: map size, and MDB_NOSYNC in process mode.
@@ -143,6 +149,7 @@ struct PersistenceCounters {
     std::uint64_t unacked_writes = 0;   // socket writes without an ack counted (ack + limit)
     std::uint64_t unacked_delivered = 0;// deleted as delivered at the session's limit of those
     std::uint64_t acked_ids_pruned = 0; // acked ids older than the dedupe window deleted
+    std::uint64_t quota_refusals = 0;   // offline_store refused: the recipient's quota is full
 };
 
 class PersistenceCore {
@@ -199,6 +206,7 @@ private:
         stored,    // offline_store committed under seq: reply ok, maybe notify
         duplicate, // already stored: reply ok
         refused,   // LMDB full: reply refused
+        over_quota,// the recipient's quota is full: reply refused (kRecipientQuotaFull)
         invalid,   // reply bad_request (reason in Effect::error)
         acked,     // ack applied (nothing to send)
         fetch,     // served after the commit
@@ -235,6 +243,13 @@ private:
     Envelope serve_request(const Envelope& request, lmdb::Txn& txn);
     void maybe_notify(const Envelope& message);
 
+    // Whether storing `message` (not a duplicate) would take its recipient past the quota
+    // (persistence_quota.cpp). Counts the recipient's stored messages in `txn` once per
+    // batch (a walk of at most max_messages_per_recipient records), then adds what the
+    // batch stores.
+    bool over_quota(lmdb::Txn& txn, const Envelope& message);
+    void count_stored_for_quota(const Envelope& message);
+
     // Periodic duties. expire() returns true if it deleted a full batch (more may be due).
     bool expire();
     bool prune_acked_ids(); // the same for acked ids older than the dedupe window
@@ -270,6 +285,11 @@ private:
 
     // Per-batch scratch, reused so the hot path does not allocate per message.
     std::vector<Effect> effects_;
+    struct Usage {
+        std::size_t messages = 0;
+        std::size_t bytes = 0;
+    };
+    std::unordered_map<std::string, Usage> quota_usage_; // this batch's recipients
     std::string key_;
     std::string record_;
     struct ExpiredEntry {

@@ -101,6 +101,10 @@ public:
             uint_option(self, "dedupe_window_seconds", config_.dedupe_window_ms / 1000) * 1000;
         config_.max_payload_bytes =
             uint_option(self, "max_payload_bytes", config_.max_payload_bytes);
+        config_.max_messages_per_recipient = uint_option(
+            self, "max_messages_per_recipient", config_.max_messages_per_recipient, true);
+        config_.max_bytes_per_recipient = uint_option(
+            self, "max_bytes_per_recipient", config_.max_bytes_per_recipient, true);
         max_batch_ = uint_option(self, "max_batch", max_batch_);
         max_batch_bytes_ = uint_option(self, "max_batch_bytes", max_batch_bytes_);
     }
@@ -237,7 +241,7 @@ private:
             {"commits", c.commits}, {"syncs", c.syncs}, {"map_grows", c.map_grows},
             {"stale_readers", c.stale_readers}, {"corrupt", c.corrupt},
             {"unacked_writes", c.unacked_writes}, {"unacked_delivered", c.unacked_delivered},
-            {"acked_ids_pruned", c.acked_ids_pruned}, {"acked_ids_lost", core_->acked_ids().lost()},
+            {"acked_ids_pruned", c.acked_ids_pruned}, {"quota_refusals", c.quota_refusals}, {"acked_ids_lost", core_->acked_ids().lost()},
             {"replies_dropped", outbox_.replies_dropped()}, {"dropped", loop_.dropped()}};
         add_counters(s, "persistence", rows);
     }

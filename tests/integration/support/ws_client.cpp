@@ -310,7 +310,8 @@ HttpResponse http_request(const std::string& host, int port, const std::string& 
     });
     if (!run_until(io, [&] { return done; }, until + std::chrono::milliseconds(100)) || ec)
         return {};
-    return {static_cast<int>(response.result_int()), std::move(response.body())};
+    return {static_cast<int>(response.result_int()), std::move(response.body()),
+            std::string(response[http::field::retry_after])};
 }
 
 } // namespace vartalap::testing

@@ -777,3 +777,54 @@ TEST_F(PersistenceCoreTest, UnackedWritesAreCountedAndTheMessageIsDeletedAtTheLi
 
 } // namespace
 } // namespace vartalap::persistence
+
+namespace vartalap::persistence {
+namespace {
+
+// Issue 12: the per-recipient offline quota. Past it an offline_store is refused with
+// kRecipientQuotaFull (within a batch too); a duplicate is still ok; another recipient is
+// served; an ack frees room again. The byte limit refuses the same way.
+class PersistenceQuotaTest : public PersistenceCoreTest {
+protected:
+    void SetUp() override {
+        config_.max_messages_per_recipient = 3;
+        PersistenceCoreTest::SetUp();
+    }
+};
+
+TEST_F(PersistenceQuotaTest, MessagesPastTheRecipientsQuotaAreRefused) {
+    handle(std::vector<PersistenceInput>{store("bob", "m1", 1), store("bob", "m2", 2)});
+    handle(std::vector<PersistenceInput>{store("bob", "m3", 3), store("bob", "m4", 4),
+                                         store("carol", "c1", 5)});
+    ASSERT_EQ(outbox_.replies.size(), 5u);
+    EXPECT_EQ(outbox_.replies[2].reply.status, Status::ok);
+    EXPECT_EQ(outbox_.replies[3].reply.status, Status::refused);
+    EXPECT_EQ(outbox_.replies[3].reply.error, kRecipientQuotaFull);
+    EXPECT_EQ(outbox_.replies[4].reply.status, Status::ok); // carol has her own quota
+    EXPECT_EQ(core_->stored_count("bob"), 3u);
+    EXPECT_EQ(core_->counters().quota_refusals, 1u);
+    handle(store("bob", "m2", 6)); // a resend of a stored one: still ok
+    EXPECT_EQ(last_reply().status, Status::ok);
+    handle(ack("bob", {"m1"}));
+    handle(store("bob", "m4", 7));
+    EXPECT_EQ(last_reply().status, Status::ok);
+    EXPECT_EQ(core_->stored_count("bob"), 3u);
+}
+
+TEST_F(PersistenceQuotaTest, TheByteLimitRefusesToo) {
+    config_.max_messages_per_recipient = 0;
+    config_.max_bytes_per_recipient = 2000;
+    recreate();
+    handle(store("bob", "m1", 1));
+    EXPECT_EQ(last_reply().status, Status::ok);
+    PersistenceInput big = store("bob", "m2", 2);
+    big.envelope.payload = text_payload(std::string(1800, 'x'));
+    handle(std::move(big));
+    EXPECT_EQ(last_reply().status, Status::refused);
+    EXPECT_EQ(last_reply().error, kRecipientQuotaFull);
+    handle(store("bob", "m3", 3)); // a small one still fits
+    EXPECT_EQ(last_reply().status, Status::ok);
+}
+
+} // namespace
+} // namespace vartalap::persistence

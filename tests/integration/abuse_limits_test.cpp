@@ -1,0 +1,248 @@
+// Issue 12, "Resource exhaustion", the per-user limits, against real daemons: each test
+// spends one user's tokens (or fills one recipient's offline quota) as an attacker would,
+// sees the refusal (error frame, 429 with Retry-After, per-message result), and checks that
+// another user is served meanwhile. docs/SECURITY.md lists them ("Abuse cases").
+//
+// Thread: the test's. One system for the suite, with small limits on both gateways (each
+// test uses its own users, so their buckets are their own).
+#include "tests/integration/support/system_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+namespace vartalap::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// One token a second; bursts of 5 messages, 3 group operations, 10 contact-sync names.
+constexpr std::int64_t kPerMinute = 60;
+constexpr std::int64_t kSendBurst = 5;
+constexpr std::int64_t kGroupBurst = 3;
+constexpr std::int64_t kSyncBurst = 10;
+
+class AbuseLimitsTest : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        dir_ = new TempDir();
+        system_ = new RunningSystem(local_topology(dir_->path(), [](topology::Topology& t) {
+            for (auto& daemon : t.daemons)
+                if (daemon.kind == "ws-gateway" || daemon.kind == "rest-gateway") {
+                    daemon.options.insert_or_assign("send_rate_per_minute", kPerMinute);
+                    daemon.options.insert_or_assign("send_burst", kSendBurst);
+                    daemon.options.insert_or_assign("group_op_rate_per_minute", kPerMinute);
+                    daemon.options.insert_or_assign("group_op_burst", kGroupBurst);
+                    daemon.options.insert_or_assign("contact_sync_names_per_minute", kPerMinute);
+                    daemon.options.insert_or_assign("contact_sync_burst", kSyncBurst);
+                }
+        }));
+    }
+    static void TearDownTestSuite() {
+        delete system_;
+        delete dir_;
+        system_ = nullptr;
+        dir_ = nullptr;
+    }
+    RunningSystem& system() { return *system_; }
+
+    static inline TempDir* dir_ = nullptr;
+    static inline RunningSystem* system_ = nullptr;
+};
+
+// The server's answer to message `id` on `ws`: "ack" (SERVER_ACK), the error text, or "".
+std::string answer_to(WsClient& ws, const std::string& id) {
+    const auto frame = wait_for_id(ws, id);
+    if (!frame) return "";
+    const std::string type = (*frame)["head"].value("contentType", "");
+    if (type == "SERVER_ACK") return "ack";
+    if (type == "error") return (*frame)["body"].value("error", "");
+    return "other: " + type;
+}
+
+TEST_F(AbuseLimitsTest, ASenderPastTheSendBucketIsRefusedOnTheSocket) {
+    const LoggedIn mallory = system().login("+911300000001");
+    const LoggedIn alice = system().login("+911300000002");
+    const LoggedIn bob = system().login("+911300000003");
+    WsClient mallory_ws = system().connect(mallory);
+    WsClient alice_ws = system().connect(alice);
+    WsClient bob_ws = system().connect(bob);
+    // 15 messages at once: the burst (5) passes, and at one token a second nearly all the
+    // rest are refused with the error frame a client retries on.
+    constexpr int kFlood = 15;
+    for (int i = 0; i < kFlood; ++i)
+        ASSERT_TRUE(mallory_ws.send_text(text_message("f-" + std::to_string(i), bob.user, "x").dump()));
+    int acked = 0;
+    int limited = 0;
+    for (int i = 0; i < kFlood; ++i) {
+        const std::string answer = answer_to(mallory_ws, "f-" + std::to_string(i));
+        if (answer == "ack") ++acked;
+        else if (answer == "rate limited, retry") ++limited;
+        else ADD_FAILURE() << "f-" << i << ": " << answer;
+    }
+    EXPECT_GE(acked, kSendBurst);
+    EXPECT_LE(acked, kSendBurst + 3); // at most a few tokens refilled meanwhile
+    EXPECT_EQ(acked + limited, kFlood);
+    EXPECT_TRUE(mallory_ws.is_open());
+    // Meanwhile another user is served at once.
+    ASSERT_TRUE(alice_ws.send_text(text_message("a-1", bob.user, "hi").dump()));
+    EXPECT_EQ(answer_to(alice_ws, "a-1"), "ack");
+    EXPECT_TRUE(wait_for_id(bob_ws, "a-1"));
+    // Receipts are never limited: mallory's bucket is empty, his receipt still passes.
+    ASSERT_TRUE(mallory_ws.send_text(receipt("rc-1", alice.user, {"a-1"}).dump()));
+    EXPECT_TRUE(wait_for_id(alice_ws, "rc-1"));
+    // Once a token refills, mallory sends again (the retry the error frame asks for).
+    EXPECT_TRUE(send_until_server_ack(mallory_ws, text_message("later", bob.user, "x").dump(), "later",
+                                      10s));
+}
+
+TEST_F(AbuseLimitsTest, ASenderPastTheSendBucketGets429OverRest) {
+    const LoggedIn mallory = system().login("+911300000011");
+    const LoggedIn alice = system().login("+911300000012");
+    const LoggedIn bob = system().login("+911300000013");
+    json flood = json::array();
+    for (int i = 0; i < 10; ++i) flood.push_back(text_message("r-" + std::to_string(i), bob.user, "x"));
+    auto response = system().http("POST", "/send", flood.dump(), auth(mallory));
+    ASSERT_EQ(response.status, 200) << response.body; // some were taken: per-message results
+    const json results = json::parse(response.body)["results"];
+    int accepted = 0;
+    int limited = 0;
+    for (const auto& r : results) {
+        if (r["status"] == "accepted") ++accepted;
+        else if (r.value("reason", "") == "rate limited, retry") ++limited;
+    }
+    EXPECT_GE(accepted, kSendBurst);
+    EXPECT_LE(accepted, kSendBurst + 2);
+    EXPECT_EQ(accepted + limited, 10);
+    // The bucket is empty now: a send whose messages are all over it is a 429.
+    response = system().http("POST", "/send", json::array({text_message("r-x", bob.user, "x")}).dump(),
+                             auth(mallory));
+    EXPECT_EQ(response.status, 429) << response.body;
+    EXPECT_EQ(json::parse(response.body)["error"], "rate limited, retry");
+    EXPECT_FALSE(response.retry_after.empty());
+    EXPECT_GE(std::stoi(response.retry_after), 1);
+    // Another user is served meanwhile.
+    response = system().http("POST", "/send", json::array({text_message("a-1", bob.user, "x")}).dump(),
+                             auth(alice));
+    EXPECT_EQ(response.status, 200) << response.body;
+    EXPECT_EQ(json::parse(response.body)["results"][0]["status"], "accepted");
+}
+
+TEST_F(AbuseLimitsTest, GroupOperationsPastTheirBucketAreRefused) {
+    const LoggedIn mallory = system().login("+911300000021");
+    const LoggedIn alice = system().login("+911300000022");
+    const LoggedIn bob = system().login("+911300000023");
+    const std::string create = json{{"name", "g"}, {"members", {bob.user}}}.dump();
+    int created = 0;
+    int limited = 0;
+    std::string retry_after;
+    for (int i = 0; i < 8; ++i) {
+        const auto response = system().http("POST", "/group/create", create, auth(mallory));
+        if (response.status == 200) ++created;
+        else if (response.status == 429) {
+            ++limited;
+            retry_after = response.retry_after;
+            EXPECT_EQ(json::parse(response.body)["error"], "rate limited, retry");
+        } else ADD_FAILURE() << response.status << " " << response.body;
+    }
+    EXPECT_GE(created, kGroupBurst);
+    EXPECT_GE(limited, 3);
+    EXPECT_FALSE(retry_after.empty());
+    // The plural path is the same operation, and limited by the same bucket.
+    const auto add = system().http("POST", "/groups", create, auth(mallory));
+    EXPECT_EQ(add.status, 429) << add.body;
+    // Another user creates a group meanwhile; and mallory can still read his groups.
+    EXPECT_EQ(system().http("POST", "/group/create", create, auth(alice)).status, 200);
+    EXPECT_EQ(system().http("GET", "/group/get", "", auth(mallory)).status, 200);
+}
+
+TEST_F(AbuseLimitsTest, ContactSyncPastItsBucketIs429) {
+    const LoggedIn mallory = system().login("+911300000031");
+    const LoggedIn alice = system().login("+911300000032");
+    json names = json::array();
+    for (int i = 0; i < 8; ++i) names.push_back("+9199000000" + std::to_string(10 + i));
+    const std::string body = json{{"users", names}}.dump();
+    auto response = system().http("POST", "/contactbook/sync", body, auth(mallory));
+    EXPECT_EQ(response.status, 200) << response.body;
+    // 8 of 10 names spent: another 8 are over the bucket (enumeration is throttled).
+    response = system().http("POST", "/contactbook/sync", body, auth(mallory));
+    EXPECT_EQ(response.status, 429) << response.body;
+    EXPECT_EQ(json::parse(response.body)["error"], "rate limited, retry");
+    EXPECT_GE(std::stoi(response.retry_after.empty() ? "0" : response.retry_after), 1);
+    // Another user's sync is answered meanwhile.
+    response = system().http("POST", "/profile/user/sync", body, auth(alice));
+    EXPECT_EQ(response.status, 200) << response.body;
+}
+
+// --- The per-recipient offline quota -------------------------------------------------------
+
+constexpr std::int64_t kQuota = 3; // messages per recipient in persistence
+
+class OfflineQuotaTest : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        dir_ = new TempDir();
+        system_ = new RunningSystem(local_topology(dir_->path(), [](topology::Topology& t) {
+            for (auto& daemon : t.daemons) {
+                if (daemon.kind == "persistence")
+                    daemon.options.insert_or_assign("max_messages_per_recipient", kQuota);
+                if (daemon.kind == "session")
+                    daemon.options.insert_or_assign("handoff_refused_retry_ms", std::int64_t{300});
+            }
+        }));
+    }
+    static void TearDownTestSuite() {
+        delete system_;
+        delete dir_;
+        system_ = nullptr;
+        dir_ = nullptr;
+    }
+    RunningSystem& system() { return *system_; }
+
+    static inline TempDir* dir_ = nullptr;
+    static inline RunningSystem* system_ = nullptr;
+};
+
+TEST_F(OfflineQuotaTest, MessagesPastTheRecipientsQuotaAreRefusedToTheSender) {
+    const LoggedIn mallory = system().login("+911400000001");
+    const LoggedIn victim = system().login("+911400000002");
+    const LoggedIn alice = system().login("+911400000003");
+    const LoggedIn carol = system().login("+911400000004");
+    WsClient mallory_ws = system().connect(mallory);
+    // The victim is offline: every message goes to persistence. Mallory sends one at a time
+    // until the refusal comes: the quota's 3, then the few the session took before the
+    // first refused handoff came back.
+    std::vector<std::string> acked;
+    std::string refused;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (int i = 0; refused.empty() && std::chrono::steady_clock::now() < deadline; ++i) {
+        const std::string id = "q-" + std::to_string(i);
+        ASSERT_TRUE(mallory_ws.send_text(text_message(id, victim.user, "x").dump()));
+        const std::string answer = answer_to(mallory_ws, id);
+        if (answer == "ack") acked.push_back(id);
+        else if (answer == std::string(kRecipientQuotaFull)) refused = id;
+        else FAIL() << id << ": " << answer;
+    }
+    ASSERT_FALSE(refused.empty()) << "no refusal after " << acked.size() << " acks";
+    EXPECT_GE(static_cast<std::int64_t>(acked.size()), kQuota);
+    // Over REST the sender hears it as that message's result.
+    const auto response = system().http(
+        "POST", "/send", json::array({text_message("q-rest", victim.user, "x")}).dump(), auth(mallory));
+    ASSERT_EQ(response.status, 200) << response.body;
+    EXPECT_EQ(json::parse(response.body)["results"][0]["status"], "refused");
+    EXPECT_EQ(json::parse(response.body)["results"][0]["reason"], std::string(kRecipientQuotaFull));
+    // Another offline recipient is served meanwhile.
+    WsClient alice_ws = system().connect(alice);
+    EXPECT_TRUE(send_until_server_ack(alice_ws, text_message("c-1", carol.user, "x").dump(), "c-1"));
+    // Nothing that was acked is lost: the victim gets every acked message when it connects,
+    // and none of the refused ones.
+    WsClient victim_ws = system().connect(victim);
+    for (const std::string& id : acked) EXPECT_TRUE(wait_for_id(victim_ws, id, 10s)) << id;
+    EXPECT_FALSE(wait_for_id(victim_ws, refused, 500ms));
+    // Online, the victim takes messages again.
+    EXPECT_TRUE(send_until_server_ack(mallory_ws, text_message("q-late", victim.user, "x").dump(),
+                                      "q-late"));
+    EXPECT_TRUE(wait_for_id(victim_ws, "q-late"));
+}
+
+} // namespace
+} // namespace vartalap::testing
