@@ -238,6 +238,7 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
             }
             expiry_key(key_, message.created_at_ms, message.to, seq);
             if (queue_.full(expiry_.put(txn, key_, message.id))) return false;
+            if (queue_.full(note_recipient(txn, message, seq))) return false; // short TTL?
             // retry_count of an offline_store: its socket writes without an ack so far.
             if (message.retry_count > 0 &&
                 queue_.full(queue_.set_writes(txn, message.to, seq, message.retry_count)))
@@ -433,6 +434,7 @@ void PersistenceCore::on_timer() {
         const bool more_acked = prune_acked_ids();
         next_expiry_ms_ = more || more_acked ? now : now + config_.expiry_interval_ms;
     }
+    check_registrations(); // the short TTL: one request to profile in flight at most
     acked_.on_timer(now);
     if (config_.durability == Durability::process && now >= next_sync_ms_) {
         if (background_ == nullptr) {

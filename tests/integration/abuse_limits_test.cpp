@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 namespace vartalap::testing {
 namespace {
 
@@ -242,6 +244,55 @@ TEST_F(OfflineQuotaTest, MessagesPastTheRecipientsQuotaAreRefusedToTheSender) {
     EXPECT_TRUE(send_until_server_ack(mallory_ws, text_message("q-late", victim.user, "x").dump(),
                                       "q-late"));
     EXPECT_TRUE(wait_for_id(victim_ws, "q-late"));
+}
+
+// --- The short TTL for names that never registered ----------------------------------------
+
+// The value of the first sample of `name` on the metrics port at `host_port` (0 if absent).
+double counter(const std::string& host_port, const std::string& name) {
+    const HttpResponse response = http_at(host_port, "GET", "/metrics");
+    const auto at = response.body.find("\n" + name + "{");
+    if (response.status != 200 || at == std::string::npos) return 0;
+    const auto value = response.body.find("} ", at) + 2;
+    return std::stod(response.body.substr(value, response.body.find('\n', value) - value));
+}
+
+// Polls `sample` (published about once a second) until it reaches `at_least` or 10 s pass.
+bool wait_for_counter(const std::string& host_port, const std::string& sample, double at_least) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (counter(host_port, sample) >= at_least) return true;
+        std::this_thread::sleep_for(20ms); // the publish period's poll, not a synchronisation
+    }
+    return false;
+}
+
+TEST(ShortTtlTest, MessagesToANameThatNeverRegisteredExpireFirst) {
+    // A short TTL of 1 s against the normal hour, so that the test sees it pass.
+    TempDir dir;
+    RunningSystem system(local_topology(dir.path(), [](topology::Topology& t) {
+        for (auto& daemon : t.daemons)
+            if (daemon.kind == "persistence") {
+                daemon.options.insert_or_assign("ttl_seconds", std::int64_t{3600});
+                daemon.options.insert_or_assign("short_ttl_seconds", std::int64_t{1});
+            }
+    }));
+    const LoggedIn mallory = system.login("+911500000001");
+    const LoggedIn bob = system.login("+911500000002"); // registered, offline
+    const std::string ghost = "+911500000009";          // never registered (yet)
+    WsClient mallory_ws = system.connect(mallory);
+    ASSERT_TRUE(send_until_server_ack(mallory_ws, text_message("to-ghost", ghost, "x").dump(), "to-ghost"));
+    ASSERT_TRUE(send_until_server_ack(mallory_ws, text_message("to-bob", bob.user, "x").dump(), "to-bob"));
+    // Persistence asks the profile daemon, then its expiry run deletes the ghost's message.
+    const std::string metrics = system.endpoint("persistence-1", "metrics");
+    EXPECT_TRUE(wait_for_counter(metrics, "vartalap_persistence_unregistered_recipients_total", 1));
+    ASSERT_TRUE(wait_for_counter(metrics, "vartalap_persistence_expired_total", 1));
+    // The name registers now: nothing waits for it. Bob, registered, gets his message.
+    const LoggedIn late = system.login(ghost);
+    WsClient ghost_ws = system.connect(late);
+    WsClient bob_ws = system.connect(bob);
+    EXPECT_TRUE(wait_for_id(bob_ws, "to-bob"));
+    EXPECT_FALSE(wait_for_id(ghost_ws, "to-ghost", 1s));
 }
 
 } // namespace

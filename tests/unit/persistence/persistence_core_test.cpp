@@ -53,7 +53,15 @@ public:
         return true;
     }
 
+    bool has_profile() const override { return profile; }
+    bool to_profile(const Envelope& request) override {
+        profile_requests.push_back(request);
+        return true;
+    }
+
     bool push = true;
+    bool profile = false; // the short TTL's registration checks (off unless a test says)
+    std::vector<Envelope> profile_requests;
     bool accept_notify = true;
     std::vector<ReplyCall> replies;
     std::vector<Envelope> notifications;
@@ -828,3 +836,81 @@ TEST_F(PersistenceQuotaTest, TheByteLimitRefusesToo) {
 
 } // namespace
 } // namespace vartalap::persistence
+
+namespace vartalap::persistence {
+namespace {
+
+// Issue 12: messages to a name that never registered expire after short_ttl_seconds (3
+// days) instead of ttl_seconds (30). The core asks the profile daemon (contactbook_sync)
+// about the names it stores for; the never-registered ones get the short TTL with every
+// message they have, and later messages get it at once.
+class PersistenceShortTtlTest : public PersistenceCoreTest {
+protected:
+    void SetUp() override {
+        outbox_.profile = true;
+        PersistenceCoreTest::SetUp();
+    }
+    // The profile daemon's answer to the last check: `registered` are known users.
+    void answer_check(const std::vector<std::string>& registered) {
+        ASSERT_FALSE(outbox_.profile_requests.empty());
+        const Envelope& request = outbox_.profile_requests.back();
+        EXPECT_EQ(request.kind, Kind::request);
+        EXPECT_EQ(request.method, "contactbook_sync");
+        json answer = json::object();
+        for (const auto& name : registered) answer[name] = true;
+        Envelope reply;
+        reply.kind = Kind::reply;
+        reply.request_id = request.request_id;
+        reply.payload = answer.dump();
+        core_->on_registration_reply(reply);
+    }
+    static constexpr std::uint64_t kDayMs = 24ull * 3600 * 1000;
+};
+
+TEST_F(PersistenceShortTtlTest, MessagesToNamesThatNeverRegisteredExpireAfterTheShortTtl) {
+    handle(std::vector<PersistenceInput>{store("ghost", "g1", 1), store("bob", "b1", 2)});
+    advance(100); // the check goes out
+    ASSERT_EQ(outbox_.profile_requests.size(), 1u);
+    const json users = json::parse(outbox_.profile_requests[0].payload)["users"];
+    EXPECT_EQ(users.size(), 2u);
+    answer_check({"bob"});
+    EXPECT_EQ(core_->counters().unregistered_recipients, 1u);
+    EXPECT_EQ(core_->counters().short_ttl_messages, 1u);
+    // Known now: a later message to either name asks nothing more.
+    handle(std::vector<PersistenceInput>{store("ghost", "g2", 3), store("bob", "b2", 4)});
+    advance(100);
+    EXPECT_EQ(outbox_.profile_requests.size(), 1u);
+    EXPECT_EQ(core_->unchecked_recipients(), 0u);
+
+    advance(3 * kDayMs - 10'000); // not yet 3 days after they were stored
+    EXPECT_TRUE(core_->is_stored("ghost", "g1"));
+    advance(20'000);
+    advance(1000);
+    EXPECT_FALSE(core_->is_stored("ghost", "g1"));
+    EXPECT_FALSE(core_->is_stored("ghost", "g2"));
+    EXPECT_TRUE(core_->is_stored("bob", "b1")); // a registered user keeps the 30 days
+    EXPECT_TRUE(core_->is_stored("bob", "b2"));
+    advance(27 * kDayMs + 20'000);
+    advance(1000);
+    EXPECT_FALSE(core_->is_stored("bob", "b1"));
+    EXPECT_EQ(core_->total_count(), 0u); // the leftover expiry entries are gone too
+}
+
+TEST_F(PersistenceShortTtlTest, AnUnansweredCheckIsAskedAgainAndAnAckBeforeTheShortTtlIsFine) {
+    handle(store("ghost", "g1", 1));
+    advance(100);
+    ASSERT_EQ(outbox_.profile_requests.size(), 1u);
+    advance(config_.registration_timeout_ms + 100); // profile never answered
+    ASSERT_EQ(outbox_.profile_requests.size(), 2u);
+    EXPECT_EQ(json::parse(outbox_.profile_requests[1].payload)["users"], json::array({"ghost"}));
+    answer_check({});
+    handle(ack("ghost", {"g1"})); // delivered after all (the name registered meanwhile)
+    EXPECT_FALSE(core_->is_stored("ghost", "g1"));
+    advance(3 * kDayMs + 10'000);
+    advance(1000);
+    EXPECT_EQ(core_->total_count(), 0u);
+}
+
+} // namespace
+} // namespace vartalap::persistence
+
