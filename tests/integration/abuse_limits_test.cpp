@@ -175,6 +175,24 @@ TEST_F(AbuseLimitsTest, ContactSyncPastItsBucketIs429) {
     EXPECT_EQ(response.status, 200) << response.body;
 }
 
+TEST_F(AbuseLimitsTest, OversizedProfileFieldsAreRefusedAtLogin) {
+    const auto login = [&](const std::string& user, json extra) {
+        json body = {{"username", user}, {"authToken", "dev"}};
+        body.update(extra);
+        return system().http("POST", "/login", body.dump());
+    };
+    auto response = login("+911300000041", {{"deviceId", std::string(129, 'd')}});
+    EXPECT_EQ(response.status, 400) << response.body;
+    EXPECT_EQ(json::parse(response.body)["error"], "deviceId too long (at most 128 bytes)");
+    response = login("+911300000041", {{"notificationToken", std::string(5000, 't')}});
+    EXPECT_EQ(response.status, 400) << response.body;
+    EXPECT_EQ(json::parse(response.body)["error"], "notificationToken too long (at most 1024 bytes)");
+    // The app's login (a short device id, an FCM-sized token) and another user meanwhile.
+    response = login("+911300000041", {{"deviceId", "pixel-7"}, {"notificationToken", std::string(163, 'f')}});
+    EXPECT_EQ(response.status, 200) << response.body;
+    system().login("+911300000042");
+}
+
 // --- The per-recipient offline quota -------------------------------------------------------
 
 constexpr std::int64_t kQuota = 3; // messages per recipient in persistence
