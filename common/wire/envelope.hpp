@@ -76,11 +76,6 @@ enum class Status : std::uint8_t {
     storage_full = 8,  // a store is full (its LMDB map, or the disk): not taken, retry later
 };
 
-// The `error` of a refused offline_store (persistence) and of the refusal a sender then
-// gets (session → gateway): the recipient holds max_messages_per_recipient /
-// max_bytes_per_recipient of offline messages already (issue 12).
-inline constexpr std::string_view kRecipientQuotaFull = "recipient's offline store is full";
-
 struct Envelope {
     Kind kind = Kind::client_message;
     std::string id;                   // the client's message id (unique per sender)

@@ -7,6 +7,8 @@
 // test uses its own users, so their buckets are their own).
 #include "tests/integration/support/system_fixture.hpp"
 
+#include "common/store/user_queue.hpp"
+
 #include <gtest/gtest.h>
 
 #include <thread>
