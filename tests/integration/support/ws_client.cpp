@@ -310,8 +310,7 @@ HttpResponse http_request(const std::string& host, int port, const std::string& 
     });
     if (!run_until(io, [&] { return done; }, until + std::chrono::milliseconds(100)) || ec)
         return {};
-    return {static_cast<int>(response.result_int()), std::move(response.body()),
-            std::string(response[http::field::retry_after])};
+    return {static_cast<int>(response.result_int()), std::move(response.body())};
 }
 
 } // namespace vartalap::testing

@@ -78,7 +78,6 @@ private:
 struct HttpResponse {
     int status = 0; // 0: no answer (connection failed, timeout)
     std::string body;
-    std::string retry_after; // the Retry-After header ("" when absent)
 };
 
 // One HTTP/1.1 request with `Connection: close`, bounded by `deadline`.
