@@ -336,6 +336,8 @@ TEST_F(PersistenceCoreTest, FetchIsBoundedByTheLimitMaximumAndReplyBytes) {
 }
 
 TEST_F(PersistenceCoreTest, PagingOverTenThousandMessagesReturnsEachExactlyOnce) {
+    config_.max_messages_per_recipient = 0; // more than the default offline quota
+    recreate();
     store_many("bob", 10000);
     store_many("carol", 10, 20000);
     std::set<std::string> seen;
