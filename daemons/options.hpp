@@ -5,6 +5,7 @@
 // Errors: none thrown beyond what DaemonSpec::option_int throws (a value that is no integer).
 #pragma once
 
+#include "common/rate_limit.hpp"
 #include "topology/topology.hpp"
 
 #include <spdlog/spdlog.h>
@@ -32,6 +33,25 @@ inline std::uint64_t uint_option(const topology::DaemonSpec& self, std::string_v
 // `value` if positive, else `fallback` (silently: used where zero means "not set").
 inline std::int64_t positive_or(std::int64_t value, std::size_t fallback) {
     return value > 0 ? value : static_cast<std::int64_t>(fallback);
+}
+
+// The gateways' per-user rate limits (common/rate_limit.hpp): `send_rate_per_minute`,
+// `send_burst`, `group_op_rate_per_minute`, `group_op_burst`,
+// `contact_sync_names_per_minute`, `contact_sync_burst`, `rate_limit_max_users`. A rate of
+// 0 turns that limit off.
+inline UserRateLimits read_user_rate_limits(const topology::DaemonSpec& self) {
+    const UserRateLimits d;
+    UserRateLimits r;
+    const auto read = [&](RateLimit& limit, const RateLimit& fallback, std::string_view rate,
+                          std::string_view burst) {
+        limit.rate_per_minute = uint_option(self, rate, fallback.rate_per_minute, true);
+        limit.burst = uint_option(self, burst, fallback.burst);
+    };
+    read(r.sends, d.sends, "send_rate_per_minute", "send_burst");
+    read(r.group_ops, d.group_ops, "group_op_rate_per_minute", "group_op_burst");
+    read(r.contact_sync, d.contact_sync, "contact_sync_names_per_minute", "contact_sync_burst");
+    r.max_users = uint_option(self, "rate_limit_max_users", d.max_users);
+    return r;
 }
 
 } // namespace vartalap

@@ -66,6 +66,7 @@ constexpr std::array kLinkRules = {
     LinkRule{"session", "DEALER", "group-router", "router"},
     LinkRule{"session", "DEALER", "group", "router"},
     LinkRule{"persistence", "PUSH", "push", "pull"},
+    LinkRule{"persistence", "DEALER", "profile", "router"},
     LinkRule{"push", "DEALER", "profile", "router"},
 };
 

@@ -53,6 +53,12 @@
 
 namespace vartalap {
 
+// The `error` of a refused offline_store (persistence) and of the refusal a sender then
+// gets (session → gateway): the recipient holds max_messages_per_recipient /
+// max_bytes_per_recipient of offline messages already (issue 12).
+inline constexpr std::string_view kRecipientQuotaFull = "recipient's offline store is full";
+
+
 // How much of a batch pass 1 may write (UserQueue::write_batch steps down through them).
 enum class WriteMode : std::uint8_t {
     all,            // store new messages, delete acked ones

@@ -234,4 +234,9 @@ std::string error_json(std::string_view reason, std::string_view id, std::string
     return server_frame(id, to, "error", reason, now_ms);
 }
 
+bool is_group_operation_payload(std::string_view payload) {
+    const std::string action = peek_string_member(payload, "action");
+    return action == "create" || action == "add" || action == "remove";
+}
+
 } // namespace vartalap

@@ -56,6 +56,11 @@ bool nested_deeper_than(std::string_view text, std::size_t max_depth);
 // no further than that member.
 std::string peek_string_member(std::string_view json, std::string_view key);
 
+// Whether a parsed client message's payload (the text parse_client_message made, with the
+// flat legacy keys) is a group operation: top-level `action` create, add or remove (the
+// rule of the group-router, which sends those to the group daemon).
+bool is_group_operation_payload(std::string_view payload);
+
 struct ClientOrigin {
     std::string_view user;     // authenticated user: becomes head.from
     std::string_view gateway;  // gateway instance name

@@ -174,6 +174,7 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
         return true;
     }
     effects_.assign(batch.size(), Effect{});
+    quota_usage_.clear(); // a retried pass counts again
     const std::uint64_t now = clock_.wall_ms();
 
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -212,6 +213,12 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
                 message.retry_count = writes;
                 return record_;
             };
+            if (over_quota(txn, message) &&
+                !queue_.contains(txn, message.to, message.from, message.id) &&
+                !acked_.contains(message.to, message.from, message.id, acked_since(now))) {
+                effect.outcome = Outcome::over_quota; // (a duplicate would still be ok)
+                break;
+            }
             std::uint64_t seq = 0;
             // Delivered and acked already (the sender resent after a lost SERVER_ACK, and
             // the session no longer knew): answered ok, not stored again.
@@ -231,12 +238,14 @@ bool PersistenceCore::apply_writes(lmdb::Txn& txn, std::span<PersistenceInput> b
             }
             expiry_key(key_, message.created_at_ms, message.to, seq);
             if (queue_.full(expiry_.put(txn, key_, message.id))) return false;
+            if (queue_.full(note_recipient(txn, message, seq))) return false; // short TTL?
             // retry_count of an offline_store: its socket writes without an ack so far.
             if (message.retry_count > 0 &&
                 queue_.full(queue_.set_writes(txn, message.to, seq, message.retry_count)))
                 return false;
             effect.outcome = Outcome::stored;
             effect.seq = seq;
+            count_stored_for_quota(message);
             break;
         }
         case Kind::ack: {
@@ -357,6 +366,16 @@ void PersistenceCore::send_results(std::span<PersistenceInput> batch) {
                 reply.error = kStoreFull;
             }
             break;
+        case Outcome::over_quota:
+            if (count_sampled(counters_.quota_refusals))
+                spdlog::warn("persistence: refused an offline message to '{}': {} ({} so far)",
+                             message.to.substr(0, 64), kRecipientQuotaFull, counters_.quota_refusals);
+            reply.kind = Kind::offline_stored;
+            reply.id = message.id;
+            reply.to = message.to;
+            reply.status = Status::refused;
+            reply.error = kRecipientQuotaFull;
+            break;
         case Outcome::invalid:
             ++counters_.bad_requests;
             reply.kind = Kind::offline_stored;
@@ -415,6 +434,7 @@ void PersistenceCore::on_timer() {
         const bool more_acked = prune_acked_ids();
         next_expiry_ms_ = more || more_acked ? now : now + config_.expiry_interval_ms;
     }
+    check_registrations(); // the short TTL: one request to profile in flight at most
     acked_.on_timer(now);
     if (config_.durability == Durability::process && now >= next_sync_ms_) {
         if (background_ == nullptr) {

@@ -47,6 +47,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace vartalap::persistence {
@@ -67,6 +69,14 @@ public:
     // (high-water mark): the notification is dropped and counted. Push is best effort; the
     // message itself stays stored and is fetched on connect or by GET /messages.
     virtual bool notify(const Envelope& notification) = 0;
+    // Whether the topology has a profile daemon, and a request to one (a DEALER, round
+    // robin): the registration checks of the short TTL (persistence_ttl.cpp). False: not
+    // queued (the names are asked about again later).
+    virtual bool has_profile() const { return false; }
+    virtual bool to_profile(const Envelope& request) {
+        (void)request;
+        return false;
+    }
 };
 
 using lmdb::Durability;
@@ -111,6 +121,16 @@ struct PersistenceConfig {
     // Acked ids are kept this long (AckedIds, pruned with the expiry runs, expiry_batch at
     // a time): an offline_store of one within it is answered ok and not stored. 7 days.
     std::uint64_t dedupe_window_ms = 7ull * 24 * 3600 * 1000;
+    // Per-recipient offline quota (issue 12): an offline_store that would give its `to` more
+    // than this many messages, or more than this many bytes of stored envelopes, is refused
+    // with kRecipientQuotaFull (a duplicate is still ok). 0: no limit.
+    std::size_t max_messages_per_recipient = 10000;
+    std::size_t max_bytes_per_recipient = 64u << 20;
+    // Messages to a name that never registered (the profile daemon does not know it) expire
+    // after this instead of ttl_seconds (issue 12): 3 days. 0, or not below ttl_seconds:
+    // off. Needs a profile daemon in the topology.
+    std::uint64_t short_ttl_seconds = 3ull * 24 * 3600;
+    std::uint64_t registration_timeout_ms = 5000; // a check not answered by then: asked again
 };
 
 // Environment options implied by the config: map size, and MDB_NOSYNC in process mode.
@@ -143,6 +163,10 @@ struct PersistenceCounters {
     std::uint64_t unacked_writes = 0;   // socket writes without an ack counted (ack + limit)
     std::uint64_t unacked_delivered = 0;// deleted as delivered at the session's limit of those
     std::uint64_t acked_ids_pruned = 0; // acked ids older than the dedupe window deleted
+    std::uint64_t quota_refusals = 0;   // offline_store refused: the recipient's quota is full
+    std::uint64_t registration_checks = 0;   // requests to the profile daemon (names each)
+    std::uint64_t unregistered_recipients = 0; // names found never registered
+    std::uint64_t short_ttl_messages = 0;    // messages given the short TTL
 };
 
 class PersistenceCore {
@@ -166,7 +190,9 @@ public:
     //     run; at the next call again while runs find full batches;
     //   - sync (process durability only): every sync_interval_ms (1 s), if anything was
     //     committed since the last sync (requested from the BackgroundSync, if set);
-    //   - mdb_reader_check: every reader_check_interval_ms (60 s).
+    //   - mdb_reader_check: every reader_check_interval_ms (60 s);
+    //   - the short TTL's registration check: sent when none is in flight (each call), asked
+    //     again after registration_timeout_ms.
     // (Map growth is not periodic: it is checked before every write.)
     void on_timer();
 
@@ -181,6 +207,12 @@ public:
     // The acked-id marks' own store (the daemon reports it).
     AckedIds& acked_ids() { return acked_; }
     const PersistenceConfig& config() const { return config_; }
+    // The profile daemon's answer to a registration check (persistence_ttl.cpp): the
+    // never-registered names among those asked about get the short TTL, with every message
+    // stored for them so far, in one write transaction.
+    void on_registration_reply(const Envelope& reply);
+    // Names stored to and not yet asked about (inspection, tests).
+    std::size_t unchecked_recipients() const { return to_check_.size(); }
     // SIGHUP: new TTL (the next expiry run applies it to every stored message) and page
     // limits (clamped as at construction).
     void set_limits(std::uint64_t ttl_seconds, std::uint32_t fetch_limit_max,
@@ -199,6 +231,7 @@ private:
         stored,    // offline_store committed under seq: reply ok, maybe notify
         duplicate, // already stored: reply ok
         refused,   // LMDB full: reply refused
+        over_quota,// the recipient's quota is full: reply refused (kRecipientQuotaFull)
         invalid,   // reply bad_request (reason in Effect::error)
         acked,     // ack applied (nothing to send)
         fetch,     // served after the commit
@@ -235,6 +268,22 @@ private:
     Envelope serve_request(const Envelope& request, lmdb::Txn& txn);
     void maybe_notify(const Envelope& message);
 
+    // Whether storing `message` (not a duplicate) would take its recipient past the quota
+    // (persistence_quota.cpp). Counts the recipient's stored messages in `txn` once per
+    // batch (a walk of at most max_messages_per_recipient records), then adds what the
+    // batch stores.
+    bool over_quota(lmdb::Txn& txn, const Envelope& message);
+    void count_stored_for_quota(const Envelope& message);
+    // The short TTL (persistence_ttl.cpp). After storing `message` under `seq` in `txn`:
+    // a second expiry entry, dated earlier by ttl − short_ttl, when its recipient is known
+    // never registered; else the recipient is noted to be asked about. An LMDB code.
+    int note_recipient(lmdb::Txn& txn, const Envelope& message, std::uint64_t seq);
+    // The expiry entry's time that makes a message stored at `created_ms` expire after the
+    // short TTL; nullopt when the short TTL is off.
+    std::optional<std::uint64_t> short_expiry_time(std::uint64_t created_ms) const;
+    // Sends the next registration check when none is in flight; re-asks a timed-out one.
+    void check_registrations();
+
     // Periodic duties. expire() returns true if it deleted a full batch (more may be due).
     bool expire();
     bool prune_acked_ids(); // the same for acked ids older than the dedupe window
@@ -270,6 +319,18 @@ private:
 
     // Per-batch scratch, reused so the hot path does not allocate per message.
     std::vector<Effect> effects_;
+    struct Usage {
+        std::size_t messages = 0;
+        std::size_t bytes = 0;
+    };
+    std::unordered_map<std::string, Usage> quota_usage_; // this batch's recipients
+    // The short TTL's knowledge of names (each bounded: forgotten all at once when full).
+    std::unordered_set<std::string> registered_;
+    std::unordered_set<std::string> unregistered_;
+    std::unordered_set<std::string> to_check_;   // stored to, not asked about yet
+    std::vector<std::string> checking_;          // asked about, answer pending
+    std::uint64_t check_request_id_ = 0;
+    std::uint64_t check_deadline_ms_ = 0;        // monotonic; 0: none in flight
     std::string key_;
     std::string record_;
     struct ExpiredEntry {

@@ -1,6 +1,7 @@
 // persistence daemon: the adapter around PersistenceCore. It owns the sockets (a ROUTER for
 // requests from sessions and rest-gateways, a PULL for acks from sessions, one PUSH to the
-// push daemons if the topology has any) and the LMDB environment.
+// push daemons if the topology has any, a DEALER to the profile daemons for the short TTL)
+// and the LMDB environment.
 //
 // Thread: bind() and connect() run on the controlling thread (they create the sockets and
 // open the store); from start() on, the loop's hooks (LoopDaemon) and everything they call
@@ -66,6 +67,13 @@ public:
 
     bool has_push() const override { return push_configured; }
 
+    zmq::socket_t profile; // DEALER to every profile daemon's `router` (the short TTL)
+    bool profile_configured = false;
+    bool has_profile() const override { return profile_configured; }
+    bool to_profile(const Envelope& request) override {
+        return profile_configured && send_envelope(profile, request, scratch_) == SendResult::ok;
+    }
+
     bool notify(const Envelope& notification) override {
         return push_configured && send_envelope(push, notification, scratch_) == SendResult::ok;
     }
@@ -102,6 +110,12 @@ public:
             uint_option(self, "dedupe_window_seconds", config_.dedupe_window_ms / 1000) * 1000;
         config_.max_payload_bytes =
             uint_option(self, "max_payload_bytes", config_.max_payload_bytes);
+        config_.short_ttl_seconds =
+            uint_option(self, "short_ttl_seconds", config_.short_ttl_seconds, true);
+        config_.max_messages_per_recipient = uint_option(
+            self, "max_messages_per_recipient", config_.max_messages_per_recipient, true);
+        config_.max_bytes_per_recipient = uint_option(
+            self, "max_bytes_per_recipient", config_.max_bytes_per_recipient, true);
         max_batch_ = uint_option(self, "max_batch", max_batch_);
         max_batch_bytes_ = uint_option(self, "max_batch_bytes", max_batch_bytes_);
     }
@@ -126,6 +140,12 @@ public:
                 connect_socket(context_, outbox_.push, push);
             }
             outbox_.push_configured = true;
+        }
+        const auto profiles = topology::peers(context_.topology, context_.self, "profile", "router");
+        if (!profiles.empty()) {
+            outbox_.profile = make_socket(context_.zmq, zmq::socket_type::dealer);
+            for (const topology::Peer& profile : profiles) connect_socket(context_, outbox_.profile, profile);
+            outbox_.profile_configured = true;
         }
         env_ = std::make_unique<lmdb::Env>(context_.data_dir, persistence_env_options(config_));
         if (config_.durability == lmdb::Durability::process)
@@ -158,6 +178,8 @@ private:
         loop_.add({.socket = outbox_.router, .router = true, .max_batch = max_batch_,
                    .accepted = PollLoop::kinds({Kind::offline_store, Kind::fetch, Kind::request})});
         loop_.add({.socket = pull_, .max_batch = max_batch_, .accepted = PollLoop::kinds({Kind::ack})});
+        if (outbox_.profile_configured)
+            loop_.add({.socket = outbox_.profile, .max_batch = 16, .accepted = PollLoop::kinds({Kind::reply})});
         batch_.reserve(max_batch_ * 2);
         counter_log_.start(context_.clock.monotonic_ms());
     }
@@ -167,7 +189,10 @@ private:
     void on_turn(std::span<Incoming> turn) override {
         batch_.clear();
         for (Incoming& incoming : turn)
-            batch_.push_back(PersistenceInput{std::move(incoming.routing_id), std::move(incoming.envelope)});
+            if (incoming.envelope.kind == Kind::reply) // a registration check's answer
+                core_->on_registration_reply(incoming.envelope);
+            else
+                batch_.push_back(PersistenceInput{std::move(incoming.routing_id), std::move(incoming.envelope)});
         if (!batch_.empty()) core_->handle_batch(batch_);
         periodic_duties();
     }
@@ -180,6 +205,7 @@ private:
         pull_.close();
         outbox_.router.close();
         if (outbox_.push_configured) outbox_.push.close();
+        if (outbox_.profile_configured) outbox_.profile.close();
         core_->flush();
         log_counters("stopped", spdlog::level::info);
     }
@@ -238,7 +264,10 @@ private:
             {"commits", c.commits}, {"syncs", c.syncs}, {"map_grows", c.map_grows},
             {"stale_readers", c.stale_readers}, {"corrupt", c.corrupt},
             {"unacked_writes", c.unacked_writes}, {"unacked_delivered", c.unacked_delivered},
-            {"acked_ids_pruned", c.acked_ids_pruned}, {"acked_ids_lost", core_->acked_ids().lost()},
+            {"acked_ids_pruned", c.acked_ids_pruned}, {"quota_refusals", c.quota_refusals},
+            {"registration_checks", c.registration_checks},
+            {"unregistered_recipients", c.unregistered_recipients},
+            {"short_ttl_messages", c.short_ttl_messages}, {"acked_ids_lost", core_->acked_ids().lost()},
             {"replies_dropped", outbox_.replies_dropped()}, {"dropped", loop_.dropped()}};
         add_counters(s, "persistence", rows);
     }

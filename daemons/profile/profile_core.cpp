@@ -17,6 +17,16 @@ using nlohmann::json;
 constexpr std::size_t kMaxTokenBytes = 4096;   // an ID token (JWT) with headroom
 constexpr std::size_t kMaxSyncUsers = 5000;    // one contact book sync request
 
+// The stored login fields and their limits (issue 12): an FCM registration token is about
+// 160 bytes, the app's device id a short string. A longer value, or one of another type,
+// is refused with 400 naming the field (it would be stored in every login's record).
+struct FieldLimit {
+    const char* name;
+    std::size_t max_bytes;
+};
+constexpr FieldLimit kStoredFields[] = {{"notificationToken", kMaxNotificationTokenBytes},
+                                        {"deviceId", kMaxDeviceIdBytes}};
+
 Envelope reply_to(const Envelope& request, Status status, const json& body) {
     return make_reply(request, status, body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
@@ -76,6 +86,27 @@ Envelope ProfileCore::login(const Envelope& request) {
         return reply_to(request, Status::bad_request,
                         json{{"error", "invalid username: " + std::string(describe(problem))}});
     }
+    for (const FieldLimit& field : kStoredFields) {
+        const auto it = body.find(field.name);
+        if (it == body.end() || it->is_null()) continue;
+        std::string error;
+        if (!it->is_string())
+            error = std::string(field.name) + " must be a string";
+        else if (it->get_ref<const std::string&>().size() > field.max_bytes)
+            error = std::string(field.name) + " too long (at most " +
+                    std::to_string(field.max_bytes) + " bytes)";
+        if (error.empty()) continue;
+        ++counters_.refused_logins;
+        if (count_sampled(counters_.invalid_fields))
+            spdlog::info("profile: login refused: {} ({} such so far)", error, counters_.invalid_fields);
+        return reply_to(request, Status::bad_request, json{{"error", error}});
+    }
+    if (const auto it = body.find("messageVersion");
+        it != body.end() && !it->is_null() && !it->is_number()) {
+        ++counters_.refused_logins;
+        ++counters_.invalid_fields;
+        return reply_to(request, Status::bad_request, json{{"error", "messageVersion must be a number"}});
+    }
     if (token.size() > kMaxTokenBytes) {
         ++counters_.refused_logins;
         return reply_to(request, Status::unauthorized, json{{"error", "identity token too long"}});
@@ -110,8 +141,7 @@ Envelope ProfileCore::login(const Envelope& request) {
     }
     if (is_new) record["createdAt"] = clock_.wall_ms();
     const std::string notification_token = string_field("notificationToken");
-    if (!notification_token.empty() && notification_token.size() <= kMaxTokenBytes)
-        record["notificationToken"] = notification_token;
+    if (!notification_token.empty()) record["notificationToken"] = notification_token;
     const std::string device = string_field("deviceId");
     record["deviceId"] = device.empty() ? "default" : device;
     if (auto it = body.find("messageVersion"); it != body.end() && it->is_number())

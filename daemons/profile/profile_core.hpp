@@ -43,12 +43,17 @@ public:
                 std::string& reason) const override;
 };
 
+// Limits of the login fields stored in a user's record (a longer one: 400 naming it).
+inline constexpr std::size_t kMaxNotificationTokenBytes = 1024;
+inline constexpr std::size_t kMaxDeviceIdBytes = 128;
+
 struct ProfileCounters {
     std::uint64_t logins = 0;
     std::uint64_t refused_logins = 0;
     std::uint64_t new_users = 0;
     std::uint64_t sub_mismatches = 0; // refused: the username is bound to another sub
     std::uint64_t invalid_usernames = 0; // refused (400): reserved or malformed (common/names.hpp)
+    std::uint64_t invalid_fields = 0; // refused (400): a stored login field too long or mistyped
     std::uint64_t logouts = 0;        // keys revoked
     std::uint64_t revocations_pruned = 0;
 };

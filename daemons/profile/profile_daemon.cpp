@@ -122,6 +122,7 @@ private:
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"logins", c.logins}, {"refused_logins", c.refused_logins}, {"new_users", c.new_users},
             {"sub_mismatches", c.sub_mismatches}, {"invalid_usernames", c.invalid_usernames},
+            {"invalid_fields", c.invalid_fields},
             {"logouts", c.logouts},
             {"revocations_pruned", c.revocations_pruned},
             {"certificate_refreshes", fetcher_ ? fetcher_->refreshes() : 0},

@@ -55,13 +55,50 @@ RestGatewayCore::RestGatewayCore(std::string name, RestOutbox& outbox, const Clo
                                  const AccessKeys& access_keys, const RestLimits& limits,
                                  const ClientMessageLimits& message_limits)
     : name_(std::move(name)), outbox_(outbox), clock_(clock), access_keys_(access_keys),
-      limits_(limits), message_limits_(message_limits) {}
+      limits_(limits), message_limits_(message_limits),
+      send_limiter_(limits.rate_limits.sends, limits.rate_limits.max_users),
+      group_limiter_(limits.rate_limits.group_ops, limits.rate_limits.max_users),
+      sync_limiter_(limits.rate_limits.contact_sync, limits.rate_limits.max_users) {}
 
 void RestGatewayCore::set_limits(const RestLimits& limits,
                                  const ClientMessageLimits& message_limits) {
     limits_ = limits;
     message_limits_ = message_limits;
+    const UserRateLimits& r = limits_.rate_limits;
+    send_limiter_.set_limit(r.sends, r.max_users);
+    group_limiter_.set_limit(r.group_ops, r.max_users);
+    sync_limiter_.set_limit(r.contact_sync, r.max_users);
 }
+
+bool RestGatewayCore::within_limit(RateLimiter& limiter, std::uint64_t& refused,
+                                   std::string_view what, const std::string& user,
+                                   std::uint64_t cost, std::uint64_t& retry_after_s) {
+    std::uint64_t wait_ms = 0;
+    const std::uint64_t now = clock_.monotonic_ms();
+    if (limiter.take(user, cost, now, wait_ms)) return true;
+    ++refused;
+    retry_after_s = retry_after_seconds(wait_ms);
+    if (rate_limit_log_.allow(now))
+        spdlog::warn("{}: refused a {} of user '{}' (rate limited, retry after {} s; {} so far; "
+                     "{} lines not logged)", name_, what, user.substr(0, 64), retry_after_s,
+                     refused, rate_limit_log_.take_suppressed());
+    return false;
+}
+
+namespace {
+
+RestResponse rate_limited(std::uint64_t retry_after_s, std::string body = {}) {
+    RestResponse response{HttpStatus::too_many_requests,
+                          body.empty() ? json_error("rate limited, retry") : std::move(body)};
+    response.retry_after_s = retry_after_s;
+    return response;
+}
+
+bool is_group_operation_method(std::string_view method) {
+    return method == "group_create" || method == "group_add" || method == "group_remove";
+}
+
+} // namespace
 
 void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, RestRequest request) {
     const auto [path, query] = split_target(request.target);
@@ -174,6 +211,20 @@ void RestGatewayCore::handle(const std::shared_ptr<RestExchange>& exchange, Rest
             body["cursor"] = std::string(*cursor);
     }
     if (!route.group_id.empty()) body["groupId"] = route.group_id;
+    std::uint64_t retry_after_s = 0;
+    if (is_group_operation_method(route.method) &&
+        !within_limit(group_limiter_, counters_.rate_limited_group_ops, "group operation", user,
+                      1, retry_after_s))
+        return exchange->respond(rate_limited(retry_after_s));
+    if (route.method == "contactbook_sync") {
+        // The cost is the names asked about (phone-number enumeration), at least 1.
+        std::uint64_t names = 1;
+        if (auto it = body.find("users"); it != body.end() && it->is_array())
+            names = std::max<std::uint64_t>(it->size(), 1);
+        if (!within_limit(sync_limiter_, counters_.rate_limited_contact_syncs, "contact sync",
+                          user, names, retry_after_s))
+            return exchange->respond(rate_limited(retry_after_s));
+    }
     forward(exchange, route, std::move(user),
             body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
@@ -219,6 +270,8 @@ void RestGatewayCore::send(const std::shared_ptr<RestExchange>& exchange, const 
     Envelope envelope;
     std::string error;
     std::vector<std::uint64_t> tokens;
+    std::size_t limited = 0;        // messages refused by the send bucket
+    std::uint64_t retry_after_s = 0;
     for (std::size_t i = 0; i < texts.size(); ++i) {
         ClientOrigin origin;
         origin.user = user;
@@ -232,6 +285,15 @@ void RestGatewayCore::send(const std::shared_ptr<RestExchange>& exchange, const 
             continue;
         }
         pending->results.set_id(i, envelope.id);
+        // Chat messages spend the sender's send tokens; receipts and acks never do (they
+        // free the server). Past the bucket: this message is refused "rate limited, retry".
+        if (envelope.route == Route::chat &&
+            !within_limit(send_limiter_, counters_.rate_limited_sends, "message", user, 1,
+                          retry_after_s)) {
+            ++limited;
+            pending->results.resolve(i, false, "rate limited, retry");
+            continue;
+        }
         const bool stored = envelope.route != Route::ack && !envelope.has(flag_ephemeral);
         if (outbox_.to_router(envelope) != SendResult::ok) {
             ++counters_.busy;
@@ -247,6 +309,13 @@ void RestGatewayCore::send(const std::shared_ptr<RestExchange>& exchange, const 
         tokens.push_back(origin.connection);
     }
     outbox_.sent();
+    // Nothing was taken and the bucket refused: 429 with Retry-After and the results.
+    if (limited > 0 && tokens.empty() && pending->results.accepted_ids().empty()) {
+        const std::vector<std::string> no_acks;
+        return exchange->respond(rate_limited(
+            retry_after_s, pending->results.to_json("rate limited, retry",
+                                                   with_acks ? &no_acks : nullptr)));
+    }
     if (pending->results.done()) return finish_send(*pending);
     pending->tokens = std::move(tokens);
     sends_[pending->tokens.front()] = pending;

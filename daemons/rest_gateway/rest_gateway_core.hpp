@@ -39,6 +39,8 @@
 #include "common/revocations.hpp"
 #include "common/wire/client_message.hpp"
 #include "common/clock.hpp"
+#include "common/log.hpp"
+#include "common/rate_limit.hpp"
 #include "common/wire/envelope.hpp"
 #include "common/wire/send_result.hpp"
 #include "daemons/rest_gateway/rest_api.hpp"
@@ -69,6 +71,10 @@ struct RestLimits {
     // Origins (besides the server's own) whose cookie-authenticated writes are accepted
     // (common/http/cross_site.hpp); header-authenticated requests (the app) are not checked.
     std::vector<std::string> allowed_origins;
+    // Per-user token buckets of this gateway instance (common/rate_limit.hpp): chat messages
+    // of POST /send and /messages, group create/add/remove, and the names of a contact sync.
+    // Past them: 429 {"error":"rate limited, retry"} with Retry-After.
+    UserRateLimits rate_limits;
 };
 
 // The HTTP status codes the gateway answers with.
@@ -78,6 +84,7 @@ enum class HttpStatus : unsigned {
     bad_request = 400,
     unauthorized = 401,
     forbidden = 403,
+    too_many_requests = 429,    // a per-user rate limit (rate_limits); with Retry-After
     not_found = 404,
     method_not_allowed = 405,
     payload_too_large = 413,
@@ -119,6 +126,7 @@ struct RestResponse {
     std::string content_type = "application/json";
     std::string allow; // Allow header for a 405
     std::vector<std::pair<std::string, std::string>> headers; // more headers (the web files')
+    std::uint64_t retry_after_s = 0; // Retry-After of a 429 (a 503 always says 1)
 };
 
 // The HTTP side of one request, implemented by the daemon's connection.
@@ -160,6 +168,9 @@ struct RestCounters {
     std::uint64_t origin_refused = 0;    // 403: a cookie-authenticated write from a foreign Origin
     std::uint64_t content_type_refused = 0; // 415: a write whose body is not application/json
     std::uint64_t messages_refused = 0;  // send-body messages the codec refused (bad recipient, ...)
+    std::uint64_t rate_limited_sends = 0;         // messages refused by the send bucket
+    std::uint64_t rate_limited_group_ops = 0;     // 429 for a group create/add/remove
+    std::uint64_t rate_limited_contact_syncs = 0; // 429 for a contact sync
 };
 
 class RestGatewayCore {
@@ -200,6 +211,10 @@ public:
     const RestCounters& counters() const { return counters_; }
     std::size_t pending_requests() const { return pending_.size(); }
     std::size_t pending_sends() const { return sends_.size(); }
+    // Users with a bucket, all limits together (each bounded by rate_limits.max_users).
+    std::size_t rate_limited_users() const {
+        return send_limiter_.size() + group_limiter_.size() + sync_limiter_.size();
+    }
 
 private:
     // One request waiting for its owner daemon's reply.
@@ -230,6 +245,10 @@ private:
     // Asks the profile daemon for the revocations after the last one, when due.
     void poll_revocations();
     RestResponse serve_web(std::string_view path) const;
+    // Spends `cost` of `user`'s tokens in `limiter`; when it may not, counts in `refused`,
+    // logs (at most once per 10 s) and sets `retry_after_s`.
+    bool within_limit(RateLimiter& limiter, std::uint64_t& refused, std::string_view what,
+                      const std::string& user, std::uint64_t cost, std::uint64_t& retry_after_s);
 
     std::string name_;
     RestOutbox& outbox_;
@@ -247,6 +266,10 @@ private:
     std::uint64_t next_token_ = 0;
     RevocationList revocations_;
     std::shared_ptr<const WebFiles> web_;
+    RateLimiter send_limiter_;
+    RateLimiter group_limiter_;
+    RateLimiter sync_limiter_;
+    LogLimiter rate_limit_log_{10000};
 };
 
 } // namespace vartalap::rest_gateway

@@ -146,6 +146,7 @@ public:
         message_limits.max_bytes = uint_option(self, "max_message_bytes", 64 * 1024);
         limits.revocation_poll_ms = static_cast<int>(std::clamp<std::uint64_t>(
             uint_option(self, "revocation_poll_ms", d.revocation_poll_ms), 50, 1000));
+        limits.rate_limits = read_user_rate_limits(self);
         limits.allowed_origins = self.option_strings("allowed_origins");
         for (const std::string& origin : limits.allowed_origins)
             if (const std::string error = origin_entry_error(origin); !error.empty())
@@ -177,6 +178,19 @@ public:
             changes.apply("send_timeout_ms", limits.send_timeout_ms, next.send_timeout_ms);
             changes.apply("idle_timeout_seconds", limits.idle_timeout_s, next.idle_timeout_s);
             changes.apply("max_message_bytes", message_limits.max_bytes, next_messages.max_bytes);
+            UserRateLimits& rates = limits.rate_limits;
+            const UserRateLimits& fresh_rates = next.rate_limits;
+            changes.apply("send_rate_per_minute", rates.sends.rate_per_minute,
+                          fresh_rates.sends.rate_per_minute);
+            changes.apply("send_burst", rates.sends.burst, fresh_rates.sends.burst);
+            changes.apply("group_op_rate_per_minute", rates.group_ops.rate_per_minute,
+                          fresh_rates.group_ops.rate_per_minute);
+            changes.apply("group_op_burst", rates.group_ops.burst, fresh_rates.group_ops.burst);
+            changes.apply("contact_sync_names_per_minute", rates.contact_sync.rate_per_minute,
+                          fresh_rates.contact_sync.rate_per_minute);
+            changes.apply("contact_sync_burst", rates.contact_sync.burst,
+                          fresh_rates.contact_sync.burst);
+            changes.apply("rate_limit_max_users", rates.max_users, fresh_rates.max_users);
             changes.log(context_.self.name);
             if (limits.allowed_origins != next.allowed_origins) {
                 spdlog::info("{}: SIGHUP: allowed_origins now [{}]", context_.self.name,
@@ -429,7 +443,10 @@ private:
             {"messages_refused", c.messages_refused},
             {"revocation_polls_failed", core_->revocations().polls_failed()},
             {"accept_failures", listener_ ? listener_->accept_failures() : 0},
-            {"body_budget_refused", body_budget_.refused()}};
+            {"body_budget_refused", body_budget_.refused()},
+            {"rate_limited_sends", c.rate_limited_sends},
+            {"rate_limited_group_ops", c.rate_limited_group_ops},
+            {"rate_limited_contact_syncs", c.rate_limited_contact_syncs}};
         add_counters(s, "rest_gateway", rows);
         s.gauge("vartalap_rest_gateway_buffered_body_bytes",
                 "request body bytes reserved by requests not yet answered",

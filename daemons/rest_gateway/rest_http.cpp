@@ -1,5 +1,7 @@
 #include "daemons/rest_gateway/rest_http.hpp"
 
+#include <algorithm>
+
 #include "common/http/http_auth.hpp"
 
 namespace vartalap::rest_gateway {
@@ -33,6 +35,9 @@ void to_http_response(RestResponse&& response, unsigned version, bool keep_alive
     for (const auto& [name, value] : response.headers) out.set(name, value);
     // Every 503 is "busy, draining or at a cap": worth a retry in a second.
     if (response.status == HttpStatus::service_unavailable) out.set(http::field::retry_after, "1");
+    // A 429 says when the user's bucket holds enough again.
+    if (response.status == HttpStatus::too_many_requests)
+        out.set(http::field::retry_after, std::to_string(std::max<std::uint64_t>(response.retry_after_s, 1)));
     out.keep_alive(keep_alive);
     out.body() = std::move(response.body);
     out.prepare_payload();

@@ -92,6 +92,7 @@ struct SessionCounters {
     std::uint64_t stale_connects = 0;       // connects older than the user's current one: ignored
     std::uint64_t disconnects = 0;
     std::uint64_t refusals_sent = 0;      // refuse() calls (map full, invalid message)
+    std::uint64_t quota_refusals = 0;     // messages to a recipient whose offline quota is full
     std::uint64_t commits = 0;            // LMDB write transactions committed
     std::uint64_t deletes_deferred = 0;   // deletions left for a later commit
     // The offline path.

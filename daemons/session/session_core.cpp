@@ -192,6 +192,11 @@ bool SessionCore::apply_writes(lmdb::Txn* txn, std::span<Envelope> batch, WriteM
                 effect.outcome = Outcome::ephemeral;
                 break;
             }
+            if (offline_.recipient_full(message.to, clock_.monotonic_ms()) &&
+                !delivery_.online(message.to)) {
+                effect.outcome = Outcome::quota_full; // the sender hears it; nothing stored
+                break;
+            }
             std::uint64_t seq = 0;
             switch (store_.store(*txn, message, mode, seq, acked_since)) {
             case Stored::out_of_space: return false;
@@ -344,6 +349,12 @@ void SessionCore::apply_effects(std::span<Envelope> batch) {
             // Counted and logged with the failed commit; the sender is told why there is no
             // SERVER_ACK (instead of silence until its resend).
             refuse(message, Status::storage_full, kStorageFull);
+            break;
+        case Outcome::quota_full:
+            if (count_sampled(counters_.quota_refusals))
+                spdlog::warn("session: refused a message to '{}': {} ({} so far)",
+                             message.to.substr(0, 64), kRecipientQuotaFull, counters_.quota_refusals);
+            refuse(message, Status::refused, kRecipientQuotaFull);
             break;
         case Outcome::ephemeral:
             on_ephemeral(message);

@@ -113,6 +113,7 @@ private:
         stored,     // new message committed under seq
         duplicate,  // already stored: server_ack only
         refused,    // LMDB full: dropped, no server_ack
+        quota_full, // the offline recipient's persistence quota is full: refused, not stored
         invalid,    // missing or oversized fields, or a kind the session does not take
         ephemeral,  // deliver if online, never stored
         acked,      // seqs [acked_begin, acked_end) of deleted_seqs_ were deleted, ids

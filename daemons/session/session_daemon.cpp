@@ -448,6 +448,7 @@ private:
             {"in_flight_limit_hits", c.in_flight_limit_hits},
             {"user_limit_refusals", c.user_limit_refusals}, {"connects", c.connects}, {"stale_connects", c.stale_connects},
             {"disconnects", c.disconnects}, {"refusals_sent", c.refusals_sent},
+            {"quota_refusals", c.quota_refusals},
             {"commits", c.commits}, {"deletes_deferred", c.deletes_deferred},
             {"handoffs_sent", c.handoffs_sent}, {"handoff_resends", c.handoff_resends},
             {"handed_off", c.handed_off}, {"handoff_refusals", c.handoff_refusals},

@@ -113,6 +113,7 @@ void OfflinePath::handed_off(const Envelope& reply, std::uint64_t seq,
     auto handoff = handoffs_.find(reply.request_id);
     if (handoff == handoffs_.end()) return; // answered twice in one batch
     ++counters_.handed_off;
+    if (!full_recipients_.empty()) full_recipients_.erase(handoff->second.user);
     if (handoff->second.acked) {
         // Acked meanwhile: the first forward may have overtaken the message; this one
         // cannot (persistence has committed it).
@@ -141,6 +142,12 @@ void OfflinePath::handoff_unapplied(const Envelope& reply) {
     scan_not_before_ = saturating_add(clock_.monotonic_ms(), config_.handoff_refused_retry_ms);
 }
 
+bool OfflinePath::recipient_full(const std::string& user, std::uint64_t now_ms) const {
+    if (full_recipients_.empty()) return false;
+    const auto it = full_recipients_.find(user);
+    return it != full_recipients_.end() && it->second > now_ms;
+}
+
 void OfflinePath::handoff_failed(const Envelope& reply) {
     auto found = handoffs_.find(reply.request_id);
     if (found == handoffs_.end()) return;
@@ -149,6 +156,13 @@ void OfflinePath::handoff_failed(const Envelope& reply) {
     const std::string user = found->second.user;
     erase_handoff(reply.request_id);
     // Either way the local copy stays (the message is still durable here).
+    if (reply.status == Status::refused && reply.error == kRecipientQuotaFull) {
+        const std::uint64_t now = clock_.monotonic_ms();
+        if (full_recipients_.size() >= kMaxRejected)
+            std::erase_if(full_recipients_, [&](const auto& e) { return e.second <= now; });
+        if (full_recipients_.size() < kMaxRejected)
+            full_recipients_[user] = saturating_add(now, 2 * config_.handoff_refused_retry_ms);
+    }
     if (reply.status == Status::refused) {
         // Persistence is full: offer it (and the rest) again after a pause.
         scan_not_before_ = saturating_add(clock_.monotonic_ms(), config_.handoff_refused_retry_ms);

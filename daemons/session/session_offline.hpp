@@ -92,6 +92,14 @@ public:
 
     std::size_t outstanding_handoffs() const { return handoffs_.size(); }
 
+    // ---- The recipients' offline quota (issue 12). Persistence refused a handoff to
+    // `user` with kRecipientQuotaFull: until a handoff to that user is taken again (or
+    // 2 × handoff_refused_retry_ms pass without another such refusal), a new message to
+    // that user while offline is refused to its sender before any SERVER_ACK. The refused
+    // handoffs themselves stay stored here (they were acked) and are offered again.
+    bool recipient_full(const std::string& user, std::uint64_t now_ms) const;
+    std::size_t full_recipients() const { return full_recipients_.size(); }
+
     // ---- OfflineHooks (called by the DeliveryWindow).
     void pump_remote(const std::string& user, UserState& state) override;
     void parked(const std::string& user, std::uint64_t seq,
@@ -150,6 +158,8 @@ private:
     std::uint64_t scan_not_before_ = 0;
     std::uint64_t handoff_failure_logs_ = 0;
     std::vector<std::uint64_t> due_; // handoff_timers: expired timers
+    // user -> until (monotonic ms); at most kMaxRejected users (then not marked).
+    std::unordered_map<std::string, std::uint64_t> full_recipients_;
 };
 
 } // namespace vartalap::session

@@ -1,6 +1,8 @@
 // Thread: the ws-gateway's io thread (see gateway_core.hpp).
 #include "daemons/ws_gateway/ws_gateway_core.hpp"
 
+#include "common/log.hpp"
+
 #include <spdlog/spdlog.h>
 
 namespace vartalap::ws_gateway {
@@ -28,13 +30,35 @@ WsGatewayCore::WsGatewayCore(std::string gateway_name, WsGatewayOutbox& outbox, 
       outbox_(outbox),
       clock_(clock),
       options_(options),
-      next_connection_id_((clock.wall_ms() << 20) | 1) {
+      next_connection_id_((clock.wall_ms() << 20) | 1),
+      send_limiter_(options_.rate_limits.sends, options_.rate_limits.max_users),
+      group_limiter_(options_.rate_limits.group_ops, options_.rate_limits.max_users) {
     message_limits_.max_bytes = options_.max_frame_bytes;
 }
 
 void WsGatewayCore::set_options(const WsGatewayOptions& options) {
     options_ = options;
     message_limits_.max_bytes = options_.max_frame_bytes;
+    send_limiter_.set_limit(options_.rate_limits.sends, options_.rate_limits.max_users);
+    group_limiter_.set_limit(options_.rate_limits.group_ops, options_.rate_limits.max_users);
+}
+
+bool WsGatewayCore::within_rate_limits(ClientConnection& connection, std::uint64_t now_ms) {
+    if (scratch_.route != Route::chat) return true; // receipts and acks free the server
+    const bool group_op = scratch_.has(flag_group) && is_group_operation_payload(scratch_.payload);
+    RateLimiter& limiter = group_op ? group_limiter_ : send_limiter_;
+    std::uint64_t& refused = group_op ? counters_.rate_limited_group_ops
+                                      : counters_.rate_limited_sends;
+    std::uint64_t wait_ms = 0;
+    if (limiter.take(connection.user(), clock_.monotonic_ms(), wait_ms)) return true;
+    ++refused;
+    if (rate_limit_log_.allow(clock_.monotonic_ms()))
+        spdlog::warn("{}: refused a {} of user '{}' (rate limited, {} so far; {} lines not "
+                     "logged)", name_, group_op ? "group operation" : "message",
+                     connection.user().substr(0, 64), refused, rate_limit_log_.take_suppressed());
+    send_own_frame(connection, error_json("rate limited, retry", scratch_.id, connection.user(),
+                                          now_ms));
+    return false;
 }
 
 ClientConnection* WsGatewayCore::find(std::uint64_t id) const {
@@ -126,6 +150,7 @@ void WsGatewayCore::client_text(ClientConnection& connection, std::string_view t
         send_own_frame(connection, error_json(parse_error_, scratch_.id, connection.user(), now_ms));
         return;
     }
+    if (!within_rate_limits(connection, now_ms)) return;
     if (outbox_.to_router(scratch_) != SendResult::ok) {
         // Every message-router is at its high-water mark (or none is connected). The message
         // is not taken: no SERVER_ACK will come, and the error tells the client to resend.

@@ -24,6 +24,8 @@
 
 #include "common/wire/client_message.hpp"
 #include "common/clock.hpp"
+#include "common/log.hpp"
+#include "common/rate_limit.hpp"
 #include "common/wire/envelope.hpp"
 #include "common/wire/send_result.hpp"
 
@@ -57,6 +59,11 @@ struct WsGatewayOptions {
     // Origins (besides the server's own) whose cookie-authenticated upgrades are accepted
     // (common/http/cross_site.hpp); header-authenticated upgrades (the app) are not checked.
     std::vector<std::string> allowed_origins;
+    // Per-user token buckets of this gateway instance (common/rate_limit.hpp): chat
+    // messages (typing included; receipts and acks never) and group operations (a group
+    // message with action create/add/remove). Past them: an error frame
+    // "rate limited, retry" naming the message.
+    UserRateLimits rate_limits;
 
     // Queue-full policy: one full queue is not fatal (the deliver is answered `overloaded`
     // and the session retries later), but a client that has not taken a single frame while
@@ -159,6 +166,8 @@ struct WsGatewayCounters {
     std::uint64_t resyncs = 0;           // sessions that asked to hear every connection again
     std::uint64_t events_dropped = 0;    // connect/disconnect not queued (session at HWM)
     std::uint64_t revoked_closed = 0;    // closed with 4001: their access key was revoked
+    std::uint64_t rate_limited_sends = 0;     // chat messages refused by the send bucket
+    std::uint64_t rate_limited_group_ops = 0; // group operations refused by their bucket
 };
 
 class WsGatewayCore {
@@ -220,10 +229,15 @@ public:
     // Frames queued on all connections (written or dropped ones leave the count).
     std::size_t queued_frames() const { return queued_frames_; }
     const std::string& name() const { return name_; }
+    // Users with a bucket (sends, group operations): bounded by rate_limits.max_users each.
+    std::size_t rate_limited_users() const { return send_limiter_.size() + group_limiter_.size(); }
 
 private:
     void send_event(Kind kind, const ClientConnection& connection);
     void send_own_frame(ClientConnection& connection, std::string text);
+    // Whether the parsed message in scratch_ is within its sender's rate limits; if not,
+    // answers it with an error frame, counts and logs (at most once per 10 s).
+    bool within_rate_limits(ClientConnection& connection, std::uint64_t now_ms);
     void reply(std::string_view routing_id, std::uint64_t request_id,
                std::uint64_t connection_id, Status status);
     void deliver(std::string_view routing_id, Envelope& request);
@@ -241,6 +255,9 @@ private:
     WsGatewayCounters counters_;
     std::size_t queued_frames_ = 0;
     std::uint64_t next_connection_id_;
+    RateLimiter send_limiter_;
+    RateLimiter group_limiter_;
+    LogLimiter rate_limit_log_{10000};
 
     std::unordered_map<std::uint64_t, ClientConnection*> by_id_;
     // Keys view the registered connection's own user string (alive while registered).

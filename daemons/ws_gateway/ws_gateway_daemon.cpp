@@ -11,6 +11,7 @@
 #include "common/thread_name.hpp"
 #include "common/zmq/socket.hpp"
 #include "common/zmq/asio_watcher.hpp"
+#include "daemons/options.hpp"
 #include "daemons/publisher.hpp"
 #include "daemons/event_loop.hpp"
 #include "daemons/reload.hpp"
@@ -79,6 +80,7 @@ WsGatewayOptions read_options(const topology::DaemonSpec& spec) {
     for (const std::string& origin : o.allowed_origins)
         if (const std::string error = origin_entry_error(origin); !error.empty())
             throw std::invalid_argument(spec.name + ": option allowed_origins: " + error);
+    o.rate_limits = read_user_rate_limits(spec);
     return o;
 }
 
@@ -257,6 +259,15 @@ private:
                          fmt::join(next.allowed_origins, ", "));
             current.allowed_origins = std::move(next.allowed_origins);
         }
+        changes.apply("send_rate_per_minute", current.rate_limits.sends.rate_per_minute,
+                      next.rate_limits.sends.rate_per_minute);
+        changes.apply("send_burst", current.rate_limits.sends.burst, next.rate_limits.sends.burst);
+        changes.apply("group_op_rate_per_minute", current.rate_limits.group_ops.rate_per_minute,
+                      next.rate_limits.group_ops.rate_per_minute);
+        changes.apply("group_op_burst", current.rate_limits.group_ops.burst,
+                      next.rate_limits.group_ops.burst);
+        changes.apply("rate_limit_max_users", current.rate_limits.max_users,
+                      next.rate_limits.max_users);
         core_->set_options(current);
         changes.log(context_.self.name);
     }
@@ -292,7 +303,9 @@ private:
             {"origin_refused", state_.origin_refused},
             {"starting_refused", state_.starting_refused},
             {"accept_failures", listener_ ? listener_->accept_failures() : 0},
-            {"handshakes_refused_per_source", state_.source_refused}};
+            {"handshakes_refused_per_source", state_.source_refused},
+            {"rate_limited_sends", c.rate_limited_sends},
+            {"rate_limited_group_ops", c.rate_limited_group_ops}};
         add_counters(s, "ws_gateway", rows);
         s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
                 static_cast<double>(revocations_.size()));

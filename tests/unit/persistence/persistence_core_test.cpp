@@ -53,7 +53,15 @@ public:
         return true;
     }
 
+    bool has_profile() const override { return profile; }
+    bool to_profile(const Envelope& request) override {
+        profile_requests.push_back(request);
+        return true;
+    }
+
     bool push = true;
+    bool profile = false; // the short TTL's registration checks (off unless a test says)
+    std::vector<Envelope> profile_requests;
     bool accept_notify = true;
     std::vector<ReplyCall> replies;
     std::vector<Envelope> notifications;
@@ -328,6 +336,8 @@ TEST_F(PersistenceCoreTest, FetchIsBoundedByTheLimitMaximumAndReplyBytes) {
 }
 
 TEST_F(PersistenceCoreTest, PagingOverTenThousandMessagesReturnsEachExactlyOnce) {
+    config_.max_messages_per_recipient = 0; // more than the default offline quota
+    recreate();
     store_many("bob", 10000);
     store_many("carol", 10, 20000);
     std::set<std::string> seen;
@@ -777,3 +787,132 @@ TEST_F(PersistenceCoreTest, UnackedWritesAreCountedAndTheMessageIsDeletedAtTheLi
 
 } // namespace
 } // namespace vartalap::persistence
+
+namespace vartalap::persistence {
+namespace {
+
+// Issue 12: the per-recipient offline quota. Past it an offline_store is refused with
+// kRecipientQuotaFull (within a batch too); a duplicate is still ok; another recipient is
+// served; an ack frees room again. The byte limit refuses the same way.
+class PersistenceQuotaTest : public PersistenceCoreTest {
+protected:
+    void SetUp() override {
+        config_.max_messages_per_recipient = 3;
+        PersistenceCoreTest::SetUp();
+    }
+};
+
+TEST_F(PersistenceQuotaTest, MessagesPastTheRecipientsQuotaAreRefused) {
+    handle(std::vector<PersistenceInput>{store("bob", "m1", 1), store("bob", "m2", 2)});
+    handle(std::vector<PersistenceInput>{store("bob", "m3", 3), store("bob", "m4", 4),
+                                         store("carol", "c1", 5)});
+    ASSERT_EQ(outbox_.replies.size(), 5u);
+    EXPECT_EQ(outbox_.replies[2].reply.status, Status::ok);
+    EXPECT_EQ(outbox_.replies[3].reply.status, Status::refused);
+    EXPECT_EQ(outbox_.replies[3].reply.error, kRecipientQuotaFull);
+    EXPECT_EQ(outbox_.replies[4].reply.status, Status::ok); // carol has her own quota
+    EXPECT_EQ(core_->stored_count("bob"), 3u);
+    EXPECT_EQ(core_->counters().quota_refusals, 1u);
+    handle(store("bob", "m2", 6)); // a resend of a stored one: still ok
+    EXPECT_EQ(last_reply().status, Status::ok);
+    handle(ack("bob", {"m1"}));
+    handle(store("bob", "m4", 7));
+    EXPECT_EQ(last_reply().status, Status::ok);
+    EXPECT_EQ(core_->stored_count("bob"), 3u);
+}
+
+TEST_F(PersistenceQuotaTest, TheByteLimitRefusesToo) {
+    config_.max_messages_per_recipient = 0;
+    config_.max_bytes_per_recipient = 2000;
+    recreate();
+    handle(store("bob", "m1", 1));
+    EXPECT_EQ(last_reply().status, Status::ok);
+    PersistenceInput big = store("bob", "m2", 2);
+    big.envelope.payload = text_payload(std::string(1800, 'x'));
+    handle(std::move(big));
+    EXPECT_EQ(last_reply().status, Status::refused);
+    EXPECT_EQ(last_reply().error, kRecipientQuotaFull);
+    handle(store("bob", "m3", 3)); // a small one still fits
+    EXPECT_EQ(last_reply().status, Status::ok);
+}
+
+} // namespace
+} // namespace vartalap::persistence
+
+namespace vartalap::persistence {
+namespace {
+
+// Issue 12: messages to a name that never registered expire after short_ttl_seconds (3
+// days) instead of ttl_seconds (30). The core asks the profile daemon (contactbook_sync)
+// about the names it stores for; the never-registered ones get the short TTL with every
+// message they have, and later messages get it at once.
+class PersistenceShortTtlTest : public PersistenceCoreTest {
+protected:
+    void SetUp() override {
+        outbox_.profile = true;
+        PersistenceCoreTest::SetUp();
+    }
+    // The profile daemon's answer to the last check: `registered` are known users.
+    void answer_check(const std::vector<std::string>& registered) {
+        ASSERT_FALSE(outbox_.profile_requests.empty());
+        const Envelope& request = outbox_.profile_requests.back();
+        EXPECT_EQ(request.kind, Kind::request);
+        EXPECT_EQ(request.method, "contactbook_sync");
+        json answer = json::object();
+        for (const auto& name : registered) answer[name] = true;
+        Envelope reply;
+        reply.kind = Kind::reply;
+        reply.request_id = request.request_id;
+        reply.payload = answer.dump();
+        core_->on_registration_reply(reply);
+    }
+    static constexpr std::uint64_t kDayMs = 24ull * 3600 * 1000;
+};
+
+TEST_F(PersistenceShortTtlTest, MessagesToNamesThatNeverRegisteredExpireAfterTheShortTtl) {
+    handle(std::vector<PersistenceInput>{store("ghost", "g1", 1), store("bob", "b1", 2)});
+    advance(100); // the check goes out
+    ASSERT_EQ(outbox_.profile_requests.size(), 1u);
+    const json users = json::parse(outbox_.profile_requests[0].payload)["users"];
+    EXPECT_EQ(users.size(), 2u);
+    answer_check({"bob"});
+    EXPECT_EQ(core_->counters().unregistered_recipients, 1u);
+    EXPECT_EQ(core_->counters().short_ttl_messages, 1u);
+    // Known now: a later message to either name asks nothing more.
+    handle(std::vector<PersistenceInput>{store("ghost", "g2", 3), store("bob", "b2", 4)});
+    advance(100);
+    EXPECT_EQ(outbox_.profile_requests.size(), 1u);
+    EXPECT_EQ(core_->unchecked_recipients(), 0u);
+
+    advance(3 * kDayMs - 10'000); // not yet 3 days after they were stored
+    EXPECT_TRUE(core_->is_stored("ghost", "g1"));
+    advance(20'000);
+    advance(1000);
+    EXPECT_FALSE(core_->is_stored("ghost", "g1"));
+    EXPECT_FALSE(core_->is_stored("ghost", "g2"));
+    EXPECT_TRUE(core_->is_stored("bob", "b1")); // a registered user keeps the 30 days
+    EXPECT_TRUE(core_->is_stored("bob", "b2"));
+    advance(27 * kDayMs + 20'000);
+    advance(1000);
+    EXPECT_FALSE(core_->is_stored("bob", "b1"));
+    EXPECT_EQ(core_->total_count(), 0u); // the leftover expiry entries are gone too
+}
+
+TEST_F(PersistenceShortTtlTest, AnUnansweredCheckIsAskedAgainAndAnAckBeforeTheShortTtlIsFine) {
+    handle(store("ghost", "g1", 1));
+    advance(100);
+    ASSERT_EQ(outbox_.profile_requests.size(), 1u);
+    advance(config_.registration_timeout_ms + 100); // profile never answered
+    ASSERT_EQ(outbox_.profile_requests.size(), 2u);
+    EXPECT_EQ(json::parse(outbox_.profile_requests[1].payload)["users"], json::array({"ghost"}));
+    answer_check({});
+    handle(ack("ghost", {"g1"})); // delivered after all (the name registered meanwhile)
+    EXPECT_FALSE(core_->is_stored("ghost", "g1"));
+    advance(3 * kDayMs + 10'000);
+    advance(1000);
+    EXPECT_EQ(core_->total_count(), 0u);
+}
+
+} // namespace
+} // namespace vartalap::persistence
+

@@ -72,6 +72,34 @@ TEST_F(ProfileCoreTest, LoginRefusals) {
     EXPECT_EQ(core_.counters().invalid_usernames, 2u);
 }
 
+// Issue 12: the stored login fields have limits; past one, 400 naming the field, and
+// nothing is stored.
+TEST_F(ProfileCoreTest, StoredLoginFieldsHaveSizeLimits) {
+    const auto login = [&](json extra) {
+        json body = {{"username", "+911"}, {"authToken", "t"}};
+        body.update(extra);
+        return core_.handle(request("login", body));
+    };
+    auto reply = login({{"deviceId", std::string(kMaxDeviceIdBytes + 1, 'd')}});
+    EXPECT_EQ(reply.status, Status::bad_request);
+    EXPECT_EQ(json::parse(reply.payload)["error"], "deviceId too long (at most 128 bytes)");
+    reply = login({{"notificationToken", std::string(kMaxNotificationTokenBytes + 1, 't')}});
+    EXPECT_EQ(reply.status, Status::bad_request);
+    EXPECT_EQ(json::parse(reply.payload)["error"], "notificationToken too long (at most 1024 bytes)");
+    reply = login({{"deviceId", json::array({1, 2})}});
+    EXPECT_EQ(json::parse(reply.payload)["error"], "deviceId must be a string");
+    reply = login({{"messageVersion", "2.1"}});
+    EXPECT_EQ(json::parse(reply.payload)["error"], "messageVersion must be a number");
+    EXPECT_EQ(core_.counters().invalid_fields, 4u);
+    EXPECT_EQ(core_.counters().logins, 0u);
+    // At the limits the login is taken.
+    reply = login({{"deviceId", std::string(kMaxDeviceIdBytes, 'd')},
+                   {"notificationToken", std::string(kMaxNotificationTokenBytes, 't')},
+                   {"messageVersion", 2.1}});
+    EXPECT_EQ(reply.status, Status::ok);
+    EXPECT_EQ(core_.notification_token("+911"), std::string(kMaxNotificationTokenBytes, 't'));
+}
+
 // Issue 12: names the protocol gives a meaning cannot be registered (common/names.hpp).
 TEST_F(ProfileCoreTest, ReservedUsernamesCannotLogIn) {
     for (const std::string& name : std::vector<std::string>{"server", "Server", "~server:g:1", "0f8fad5b-d9cb-469f-a165-70867728950e",

@@ -498,3 +498,70 @@ TEST_F(WsGatewayCoreTest, NewOptionsApplyToTheNextFrameAndConnection) {
 
 } // namespace
 } // namespace vartalap::ws_gateway
+
+namespace vartalap::ws_gateway {
+namespace {
+
+std::string group_op(const std::string& id, const std::string& action) {
+    return json{{"_v", 2.1},
+                {"id", id},
+                {"head", {{"type", "group"}, {"to", "trip"}, {"chatid", "trip"},
+                          {"contentType", "notification"}, {"action", action}}},
+                {"body", json::object()}}
+        .dump();
+}
+
+// Per-user token buckets (issue 12): sends and group operations each have their own; a
+// refusal is an error frame naming the message; receipts and acks are never limited.
+TEST(WsGatewayRateLimitTest, MessagesAndGroupOperationsHaveTheirOwnBuckets) {
+    FakeClock clock;
+    FakeOutbox outbox;
+    WsGatewayOptions options;
+    options.write_queue_limit = 64;
+    options.rate_limits.sends = {60, 2};     // one a second, burst 2
+    options.rate_limits.group_ops = {60, 1}; // one a second, burst 1
+    WsGatewayCore core("ws-1", outbox, clock, options);
+    FakeConnection mallory(core, "mallory", false, 64);
+    FakeConnection alice(core, "alice", false, 64);
+    ASSERT_TRUE(core.opened(mallory));
+    ASSERT_TRUE(core.opened(alice));
+
+    core.client_text(mallory, chat("m1", "bob"));
+    core.client_text(mallory, chat("m2", "bob"));
+    core.client_text(mallory, chat("m3", "bob")); // over the burst
+    EXPECT_EQ(outbox.router.size(), 2u);
+    ASSERT_EQ(mallory.queue.size(), 1u);
+    const json error = mallory.pop_json();
+    EXPECT_EQ(error["id"], "m3");
+    EXPECT_EQ(error["head"]["contentType"], "error");
+    EXPECT_EQ(error["body"]["error"], "rate limited, retry");
+    EXPECT_EQ(core.counters().rate_limited_sends, 1u);
+
+    // A group operation spends its own bucket, not the empty send bucket.
+    core.client_text(mallory, group_op("g1", "add"));
+    EXPECT_EQ(outbox.router.size(), 3u);
+    core.client_text(mallory, group_op("g2", "remove"));
+    EXPECT_EQ(outbox.router.size(), 3u);
+    EXPECT_EQ(core.counters().rate_limited_group_ops, 1u);
+    EXPECT_EQ(mallory.pop_json()["id"], "g2");
+
+    // A receipt (an ack to the server) passes with every bucket empty.
+    core.client_text(mallory, json{{"_v", 2.1}, {"id", "r1"},
+                                   {"head", {{"type", "individual"}, {"to", "bob"},
+                                             {"contentType", "text"}, {"action", "state"}}},
+                                   {"body", {{"ids", {"x"}}, {"state", "delivered"}}}}.dump());
+    EXPECT_EQ(outbox.router.size(), 4u);
+    // Another user has a bucket of his own.
+    core.client_text(alice, chat("a1", "bob"));
+    EXPECT_EQ(outbox.router.size(), 5u);
+    EXPECT_TRUE(alice.queue.empty());
+    // One second later one token is back.
+    clock.now_ms += 1000;
+    core.client_text(mallory, chat("m4", "bob"));
+    core.client_text(mallory, chat("m5", "bob"));
+    EXPECT_EQ(outbox.router.size(), 6u);
+    EXPECT_EQ(core.counters().rate_limited_sends, 2u);
+}
+
+} // namespace
+} // namespace vartalap::ws_gateway
