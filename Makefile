@@ -40,13 +40,15 @@ endif
 # Debian 12 packages the build and the tests need (chromium: the web client's browser test,
 # tests/web/, which skips itself without it). Do not add libboost1.81-dev:
 # it conflicts with libmsgpack-cxx-dev (which depends on Debian's default Boost 1.74).
+# iproute2: `ip netns` for the three-host test (tests/integration/three_hosts_test.cpp, root only).
 PACKAGES := build-essential cmake ninja-build pkg-config \
 	libzmq3-dev cppzmq-dev libboost-dev libmsgpack-cxx-dev liblmdb-dev \
 	libcli11-dev libgtest-dev libssl-dev libsystemd-dev libtomlplusplus-dev \
 	nlohmann-json3-dev libsimdjson-dev libspdlog-dev \
-	systemd nginx-light lintian chromium
+	systemd nginx-light lintian chromium iproute2
 
-# lintian: the package test (ctest package.deb) runs it on the .deb that CPack builds.
+# lintian: the package test (ctest package.deb) runs it on the .deb that CPack builds;
+# iproute2: the three-host test (tests/integration/three_hosts_test.cpp) makes namespaces.
 
 # Only `make bench` installs these (the mosquitto baseline, its client library, perf).
 BENCH_PACKAGES := mosquitto libmosquitto-dev linux-perf

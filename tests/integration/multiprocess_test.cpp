@@ -2,6 +2,7 @@
 // vartalapd per daemon over ipc://, users on the two ws-gateways chat, one session shard is
 // killed with SIGKILL and restarted by the supervisor, and SIGTERM stops everything cleanly.
 #include "tests/integration/support/group_load.hpp"
+#include "tests/integration/support/spawned_supervisor.hpp"
 #include "tests/integration/support/system_fixture.hpp"
 #include "topology/shard_map.hpp"
 #include "tests/support/deadline.hpp"
@@ -11,10 +12,8 @@
 #include <cerrno>
 #include <csignal>
 #include <fstream>
-#include <poll.h>
 #include <regex>
 #include <sstream>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -38,131 +37,6 @@ void write_test_topology(const std::filesystem::path& file, const std::filesyste
                               "data_dir = \"" + (dir / "data").string() + "\"");
     std::ofstream(file) << toml;
 }
-
-// `vartalapctl up --spawn` as a child process whose stdout the test reads line by line.
-// Remembers the latest "spawned <instance> pid <pid>" of every instance.
-class Supervisor {
-public:
-    explicit Supervisor(std::vector<std::string> args) {
-        int fds[2];
-        if (::pipe(fds) != 0) throw std::runtime_error("pipe");
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::dup2(fds[1], STDOUT_FILENO);
-            ::close(fds[0]);
-            ::close(fds[1]);
-            std::vector<char*> argv;
-            for (auto& arg : args) argv.push_back(arg.data());
-            argv.push_back(nullptr);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
-        }
-        ::close(fds[1]);
-        out_ = fds[0];
-        // Readable when the process exits: lets wait_exit() block with a deadline.
-        // (The raw syscall: Debian 12's <sys/pidfd.h> lacks extern "C".)
-        pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-        if (pidfd_ < 0) throw std::runtime_error("pidfd_open");
-    }
-
-    ~Supervisor() {
-        if (pid_ > 0 && !exit_status_) {
-            // A failed test: stop the children the way an operator would, then insist.
-            signal(SIGTERM);
-            if (!wait_exit(15s)) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, nullptr, 0);
-            }
-        }
-        ::close(out_);
-        ::close(pidfd_);
-    }
-
-    // The next stdout line, or nullopt at the deadline or at EOF.
-    std::optional<std::string> line(std::chrono::milliseconds deadline) {
-        const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
-        while (true) {
-            if (auto newline = buffer_.find('\n'); newline != std::string::npos) {
-                std::string text = buffer_.substr(0, newline);
-                buffer_.erase(0, newline + 1);
-                std::smatch m;
-                if (std::regex_match(text, m, std::regex(R"(spawned (\S+) pid (\d+))")))
-                    pids_[m[1]] = std::stoi(m[2]);
-                return text;
-            }
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                until - std::chrono::steady_clock::now());
-            if (left.count() <= 0 || !fill(left)) return std::nullopt;
-        }
-    }
-
-    // Reads lines until one matches `pattern`; its groups, or nullopt at the deadline.
-    std::optional<std::vector<std::string>> wait_for(const std::string& pattern,
-                                                     std::chrono::milliseconds deadline) {
-        const std::regex re(pattern);
-        const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
-        while (true) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                until - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return std::nullopt;
-            auto text = line(left);
-            if (!text) return std::nullopt;
-            std::smatch m;
-            if (std::regex_match(*text, m, re)) return std::vector<std::string>(m.begin(), m.end());
-        }
-    }
-
-    // The exit status (128 + signal if killed), or nullopt if still running at the deadline.
-    // Keeps reading stdout meanwhile, so the supervisor never blocks on a full pipe.
-    std::optional<int> wait_exit(std::chrono::milliseconds deadline) {
-        const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(deadline);
-        while (!exit_status_) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                break;
-            }
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                until - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return std::nullopt;
-            pollfd fds[2] = {{pidfd_, POLLIN, 0}, {out_, static_cast<short>(eof_ ? 0 : POLLIN), 0}};
-            if (::poll(fds, 2, static_cast<int>(left.count())) > 0 && (fds[1].revents & (POLLIN | POLLHUP)))
-                fill(0ms);
-        }
-        return exit_status_;
-    }
-
-    void signal(int sig) { ::kill(pid_, sig); }
-    int pid_of(const std::string& instance) const {
-        auto it = pids_.find(instance);
-        return it == pids_.end() ? 0 : it->second;
-    }
-    const std::map<std::string, int>& pids() const { return pids_; }
-
-private:
-    // Appends what the pipe has within `deadline`; false at EOF or when nothing came.
-    bool fill(std::chrono::milliseconds deadline) {
-        if (eof_) return false;
-        pollfd p{out_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(deadline.count())) <= 0) return false;
-        char chunk[4096];
-        const ssize_t n = ::read(out_, chunk, sizeof chunk);
-        if (n <= 0) {
-            eof_ = true;
-            return false;
-        }
-        buffer_.append(chunk, static_cast<std::size_t>(n));
-        return true;
-    }
-
-    pid_t pid_ = -1;
-    int out_ = -1;
-    int pidfd_ = -1;
-    bool eof_ = false;
-    std::string buffer_;
-    std::map<std::string, int> pids_;
-    std::optional<int> exit_status_;
-};
 
 // A user id whose session shard (index into ShardMap::instances()) is `shard`.
 std::string user_on_shard(const topology::ShardMap& shards, std::size_t shard, const std::string& prefix) {
