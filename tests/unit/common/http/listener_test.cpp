@@ -121,6 +121,12 @@ int highest_open_fd() {
 // Out of descriptors (EMFILE): the listener pauses between attempts instead of spinning,
 // counts the failures, and accepts again once descriptors are free.
 TEST(HttpListenerTest, OutOfDescriptorsPausesAcceptsAndResumes) {
+#if defined(__SANITIZE_ADDRESS__)
+    // UBSan's vptr check probes memory through a pipe (sanitizer_common's
+    // IsAccessibleMemoryRange); with every descriptor taken the probe fails and it reports
+    // Asio's own executor type_info as an "invalid vptr". The Release run covers this test.
+    GTEST_SKIP() << "needs free descriptors for the sanitizer's own checks";
+#endif
     net::io_context io;
     ConnectionCount count;
     std::vector<tcp::socket> accepted;
