@@ -75,11 +75,10 @@ Answer request(int port, const std::string& method, const std::string& target,
     return answer;
 }
 
-class AbuseLimitsTest : public ::testing::Test {
+class AbuseLimitsTest : public SharedSystemTest<AbuseLimitsTest> {
 protected:
     static void SetUpTestSuite() {
-        dir_ = new TempDir();
-        system_ = new RunningSystem(local_topology(dir_->path(), [](topology::Topology& t) {
+        start_shared([](topology::Topology& t) {
             for (auto& daemon : t.daemons)
                 if (daemon.kind == "ws-gateway" || daemon.kind == "rest-gateway") {
                     daemon.options.insert_or_assign("send_rate_per_minute", kPerMinute);
@@ -89,18 +88,8 @@ protected:
                     daemon.options.insert_or_assign("contact_sync_names_per_minute", kPerMinute);
                     daemon.options.insert_or_assign("contact_sync_burst", kSyncBurst);
                 }
-        }));
+        });
     }
-    static void TearDownTestSuite() {
-        delete system_;
-        delete dir_;
-        system_ = nullptr;
-        dir_ = nullptr;
-    }
-    RunningSystem& system() { return *system_; }
-
-    static inline TempDir* dir_ = nullptr;
-    static inline RunningSystem* system_ = nullptr;
 };
 
 // The server's answer to message `id` on `ws`: "ack" (SERVER_ACK), the error text, or "".
@@ -254,29 +243,18 @@ TEST_F(AbuseLimitsTest, OversizedProfileFieldsAreRefusedAtLogin) {
 
 constexpr std::int64_t kQuota = 3; // messages per recipient in persistence
 
-class OfflineQuotaTest : public ::testing::Test {
+class OfflineQuotaTest : public SharedSystemTest<OfflineQuotaTest> {
 protected:
     static void SetUpTestSuite() {
-        dir_ = new TempDir();
-        system_ = new RunningSystem(local_topology(dir_->path(), [](topology::Topology& t) {
+        start_shared([](topology::Topology& t) {
             for (auto& daemon : t.daemons) {
                 if (daemon.kind == "persistence")
                     daemon.options.insert_or_assign("max_messages_per_recipient", kQuota);
                 if (daemon.kind == "session")
                     daemon.options.insert_or_assign("handoff_refused_retry_ms", std::int64_t{300});
             }
-        }));
+        });
     }
-    static void TearDownTestSuite() {
-        delete system_;
-        delete dir_;
-        system_ = nullptr;
-        dir_ = nullptr;
-    }
-    RunningSystem& system() { return *system_; }
-
-    static inline TempDir* dir_ = nullptr;
-    static inline RunningSystem* system_ = nullptr;
 };
 
 TEST_F(OfflineQuotaTest, MessagesPastTheRecipientsQuotaAreRefusedToTheSender) {

@@ -40,25 +40,16 @@ std::map<std::string, std::string> upgrade_headers() {
 
 std::string cookie_of(const LoggedIn& who) { return "user=" + who.user + "; accesskey=" + who.access_key; }
 
-class SecurityAuthTest : public ::testing::Test {
+class SecurityAuthTest : public SharedSystemTest<SecurityAuthTest> {
 protected:
     static void SetUpTestSuite() {
-        dir_ = new TempDir();
-        system_ = new RunningSystem(local_topology(dir_->path(), [](topology::Topology& t) {
+        start_shared([](topology::Topology& t) {
             t.secret = kSecret;
             for (auto& daemon : t.daemons)
                 if (daemon.kind == "ws-gateway" || daemon.kind == "rest-gateway")
                     daemon.options.insert_or_assign("allowed_origins", toml::array{kAllowedOrigin});
-        }));
+        });
     }
-    static void TearDownTestSuite() {
-        delete system_;
-        delete dir_;
-        system_ = nullptr;
-        dir_ = nullptr;
-    }
-
-    RunningSystem& system() { return *system_; }
     std::string own_origin() const { return "http://127.0.0.1:" + std::to_string(system_->rest_port()); }
 
     // A message from `from`'s socket to `to`, which `to_ws` receives: the delivery path works.
@@ -67,8 +58,6 @@ protected:
         EXPECT_TRUE(wait_for_id(to_ws, id));
     }
 
-    static inline TempDir* dir_ = nullptr;
-    static inline RunningSystem* system_ = nullptr;
 };
 
 // --- Identity and keys ------------------------------------------------------------------

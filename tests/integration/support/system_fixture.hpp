@@ -5,6 +5,8 @@
 #include "daemons/system.hpp"
 #include "tests/integration/support/ws_client.hpp"
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -92,6 +94,30 @@ private:
 HttpResponse http_at(const std::string& host_port, const std::string& method,
                      const std::string& target,
                      std::chrono::milliseconds deadline = std::chrono::seconds(5));
+
+// A suite of tests sharing one system, local_topology in a fresh directory with `change`
+// applied: the suite's SetUpTestSuite calls start_shared(change). `Suite` (the deriving
+// class) gives each suite its own system.
+template <class Suite>
+class SharedSystemTest : public ::testing::Test {
+public:
+    static void TearDownTestSuite() {
+        delete system_;
+        delete dir_;
+        system_ = nullptr;
+        dir_ = nullptr;
+    }
+
+protected:
+    static void start_shared(const std::function<void(topology::Topology&)>& change) {
+        dir_ = new TempDir();
+        system_ = new RunningSystem(local_topology(dir_->path(), change));
+    }
+    RunningSystem& system() { return *system_; }
+
+    static inline TempDir* dir_ = nullptr;
+    static inline RunningSystem* system_ = nullptr;
+};
 
 // A v2.1 text message from `from` to `to`.
 nlohmann::json text_message(const std::string& id, const std::string& to, const std::string& text);
