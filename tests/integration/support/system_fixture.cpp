@@ -58,6 +58,35 @@ topology::Topology local_topology(const std::filesystem::path& data_dir,
     return topology;
 }
 
+std::string without_send_limit(const std::string& toml) {
+    std::istringstream in(toml);
+    std::string line, out, kind;
+    bool pending = false; // a gateway's block whose options do not have the line yet
+    const auto flush = [&] {
+        if (pending) out += "[daemon.options]\nsend_rate_per_minute = 0\n";
+        pending = false;
+    };
+    const std::regex kind_line(R"re(^kind\s*=\s*"([^"]+)")re");
+    while (std::getline(in, line)) {
+        if (line.rfind("[[", 0) == 0) {
+            flush();
+            kind.clear();
+        }
+        std::smatch match;
+        if (std::regex_search(line, match, kind_line)) {
+            kind = match[1].str();
+            pending = kind == "ws-gateway" || kind == "rest-gateway";
+        }
+        out += line + "\n";
+        if (pending && line.rfind("[daemon.options]", 0) == 0) {
+            out += "send_rate_per_minute = 0\n";
+            pending = false;
+        }
+    }
+    flush();
+    return out;
+}
+
 void write_local_topology(const std::filesystem::path& file, const std::filesystem::path& data_dir) {
     std::ifstream in(std::filesystem::path(VARTALAP_SOURCE_DIR) / "topology/local.toml");
     std::stringstream text;

@@ -40,6 +40,11 @@ topology::Topology local_topology(const std::filesystem::path& data_dir,
 // tests that run `vartalapctl` as a child process on it.
 void write_local_topology(const std::filesystem::path& file, const std::filesystem::path& data_dir);
 
+// Topology text with `send_rate_per_minute = 0` in every gateway's [daemon.options]: for
+// tests that send hundreds of messages from one user at once (the per-user send limit has
+// tests of its own, abuse_limits_test).
+std::string without_send_limit(const std::string& toml);
+
 // An edit for local_topology: every session daemon gets these ack timeout and retry limit
 // (short values make retry behaviour show within a test's time).
 std::function<void(topology::Topology&)> session_retries(int ack_timeout_ms, int retry_limit);

@@ -56,6 +56,7 @@ TEST(TopologyLocal, LinksFollowFromTheKinds) {
         "group-1 DEALER profile-1 router inproc://profile-1",
         "session-1 DEALER group-router-1 router inproc://group-router-1-confirm",
         "session-1 DEALER group-1 router inproc://group-1",
+        "persistence-1 DEALER profile-1 router inproc://profile-1",
     };
     std::sort(drawn.begin(), drawn.end());
     std::sort(expected.begin(), expected.end());
@@ -115,7 +116,8 @@ router = "inproc://group-router-1-confirm"
     EXPECT_TRUE(has("tail-session DEALER group-router-1 router"));
     EXPECT_TRUE(has("tail-session DEALER group-1 router"));
     EXPECT_TRUE(has("tail-router DEALER tail-rest router"));
-    EXPECT_EQ(drawn.size(), 19u);
+    EXPECT_TRUE(has("persistence-1 DEALER tail-profile router"));
+    EXPECT_EQ(drawn.size(), 20u);
 }
 
 TEST(CatalogLinks, EveryRuleJoinsKnownKindsOnARoleTheTargetMustBind) {
