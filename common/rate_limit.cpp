@@ -62,7 +62,7 @@ bool RateLimiter::take(std::string_view key, std::uint64_t cost, std::uint64_t n
                        std::uint64_t& retry_after_ms) {
     if (!limit_.enabled()) return true;
     if (now_ms - last_sweep_ms_ >= refill_ms()) sweep(now_ms);
-    auto it = buckets_.find(std::string(key));
+    auto it = buckets_.find(key);
     if (it == buckets_.end()) {
         if (buckets_.size() >= max_entries_) {
             sweep(now_ms);

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -79,7 +80,12 @@ private:
     RateLimit limit_;
     std::size_t max_entries_;
     std::uint64_t last_sweep_ms_ = 0;
-    std::unordered_map<std::string, TokenBucket> buckets_;
+    // Looked up by string_view (no key string built per message).
+    struct KeyHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+    };
+    std::unordered_map<std::string, TokenBucket, KeyHash, std::equal_to<>> buckets_;
 };
 
 // Whole seconds to wait for `retry_after_ms` (at least 1), for a Retry-After header.
