@@ -165,15 +165,6 @@ double refused(const RunningSystem& system, const std::string& instance, const s
     return metric(system, instance, "vartalap_internal_refused_total", "reason=\"" + reason + "\"");
 }
 
-bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
-    const auto end = Clock::now() + test::scaled(deadline);
-    while (Clock::now() < end) {
-        if (condition()) return true;
-        std::this_thread::sleep_for(20ms); // polling a condition, not waiting for time
-    }
-    return condition();
-}
-
 TEST(CurveTest, ChatBetweenTwoUsersOverCurveTcp) {
     CurveCluster cluster;
     auto running = cluster.start();

@@ -157,11 +157,17 @@ protected:
         }
         ASSERT_GE(stopped.size(), 5u) << "the supervisor and its four daemons";
         for (pid_t pid : stopped) ::kill(pid, SIGKILL);
+        // kill() returns before the processes are gone; their sockets close as they exit.
+        ASSERT_TRUE(wait_until([&] { return net_->pids(host).empty(); }, 10s))
+            << "processes of " << host << " still there 10 s after SIGKILL";
     }
 
-    // As the app does: a message without a SERVER_ACK within 5 s is sent again, same id (the
-    // server drops the duplicate). A message the gateway pushed to a router at the moment that
-    // router's host died is lost before anything acknowledged it; the resend covers it.
+    // As a client with ack=true does (PROTOCOL.md): a message without a SERVER_ACK within 5 s
+    // is sent again, same id (the server drops the duplicate). A message the gateway pushed
+    // to a router at the moment that router's host died is lost before anything acknowledged
+    // it (the gateway's ZeroMQ thread has not yet read the connection's end, so its PUSH
+    // still round-robins onto it); the resend covers it. Receipts too: they get a SERVER_ACK
+    // like any stored message.
     static bool send_as_app(WsClient& from, const std::string& text, const std::string& id) {
         for (int attempt = 0; attempt < 3; ++attempt) {
             if (send_until_server_ack(from, text, id, 5s)) return true;
@@ -170,20 +176,38 @@ protected:
         return false;
     }
 
-    static void send_and_deliver(WsClient& from, WsClient& to, const std::string& to_user, const std::string& id) {
+    void send_and_deliver(WsClient& from, WsClient& to, const std::string& to_user, const std::string& id) {
         ASSERT_TRUE(send_as_app(from, text_message(id, to_user, "text of " + id).dump(), id))
-            << "no SERVER_ACK for " << id;
+            << "no SERVER_ACK for " << id << "\n" << counters_of_every_daemon();
         auto got = wait_for_id(to, id, 10s);
-        ASSERT_TRUE(got) << id << " not delivered";
+        ASSERT_TRUE(got) << id << " not delivered\n" << counters_of_every_daemon();
         EXPECT_EQ((*got)["body"]["text"], "text of " + id);
     }
 
-    static void receipt_reaches_sender(WsClient& reader, WsClient& sender, const std::string& sender_user,
-                                       const std::string& id) {
-        ASSERT_TRUE(reader.send_text(receipt("rc-" + id, sender_user, {id}).dump()));
+    void receipt_reaches_sender(WsClient& reader, WsClient& sender, const std::string& sender_user,
+                                const std::string& id) {
+        ASSERT_TRUE(send_as_app(reader, receipt("rc-" + id, sender_user, {id}).dump(), "rc-" + id))
+            << "no SERVER_ACK for the receipt of " << id << "\n" << counters_of_every_daemon();
         auto got = wait_for_id(sender, "rc-" + id, 10s);
-        ASSERT_TRUE(got) << "receipt of " << id << " not delivered";
+        ASSERT_TRUE(got) << "receipt of " << id << " not delivered\n" << counters_of_every_daemon();
         EXPECT_EQ((*got)["body"]["ids"], json::array({id}));
+    }
+
+    // For a failure's message: the non-zero counters of every daemon that answers
+    // (`vartalapctl status --json`), one line each, to show where a message stopped.
+    std::string counters_of_every_daemon() const {
+        const CommandResult status = run_command({VARTALAPCTL_PATH, "status", "--json", file_.string()});
+        const json daemons = json::parse(status.output, nullptr, false);
+        if (!daemons.is_array()) return "vartalapctl status: " + status.output;
+        std::string out;
+        for (const json& daemon : daemons) {
+            out += daemon.value("instance", "?") + " (" + daemon.value("health", "?") + "):";
+            if (daemon.contains("counters") && daemon["counters"].is_object())
+                for (const auto& [name, value] : daemon["counters"].items())
+                    if (value.is_number() && value.get<double>() != 0) out += " " + name + "=" + value.dump();
+            out += "\n";
+        }
+        return out;
     }
 
     // `vartalapctl status FILE` from the test's namespace: every daemon of every host ok.

@@ -1,4 +1,5 @@
 #include "tests/integration/support/system_fixture.hpp"
+#include "tests/support/deadline.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,6 +8,7 @@
 #include <random>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 namespace vartalap::testing {
 
@@ -195,6 +197,15 @@ nlohmann::json receipt(const std::string& id, const std::string& original_sender
             {"head", {{"type", "individual"}, {"to", original_sender}, {"chatid", "chat"},
                       {"contentType", "text"}, {"action", "state"}, {"category", "system"}}},
             {"body", {{"ids", ids}, {"state", state}}}};
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
+    const auto end = std::chrono::steady_clock::now() + test::scaled(deadline);
+    while (std::chrono::steady_clock::now() < end) {
+        if (condition()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return condition();
 }
 
 std::optional<nlohmann::json> wait_for_id(WsClient& client, const std::string& id,

@@ -130,6 +130,10 @@ nlohmann::json text_message(const std::string& id, const std::string& to, const 
 nlohmann::json receipt(const std::string& id, const std::string& original_sender,
                        const std::vector<std::string>& ids, const std::string& state = "delivered");
 
+// Polls `condition` (every 20 ms: a state to reach, not a time to wait) until it holds or
+// the (scaled) deadline passes; whether it held.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline);
+
 // Waits for a frame that is a message object with the given id (frames may hold arrays).
 std::optional<nlohmann::json> wait_for_id(WsClient& client, const std::string& id,
                                           std::chrono::milliseconds deadline = std::chrono::seconds(5));
