@@ -12,6 +12,10 @@ zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
     socket.set(zmq::sockopt::rcvhwm, options.receive_hwm);
     socket.set(zmq::sockopt::linger, options.linger_ms);
     socket.set(zmq::sockopt::maxmsgsize, kMaxInternalFrameBytes);
+    if (options.heartbeat_ivl_ms > 0) {
+        socket.set(zmq::sockopt::heartbeat_ivl, options.heartbeat_ivl_ms);
+        socket.set(zmq::sockopt::heartbeat_timeout, options.heartbeat_timeout_ms);
+    }
     if (type == zmq::socket_type::router) socket.set(zmq::sockopt::router_mandatory, 1);
     if (!options.routing_id.empty()) socket.set(zmq::sockopt::routing_id, options.routing_id);
     return socket;

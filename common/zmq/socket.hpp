@@ -1,8 +1,18 @@
 // ZeroMQ socket helpers shared by every daemon (the Asio integration is asio_watcher.hpp).
 //
 // Every socket is made by make_socket, which sets the high-water marks, LINGER (so
-// shutdown is bounded), the largest frame it takes (ZMQ_MAXMSGSIZE) and, for ROUTER, router_mandatory (so an unroutable send fails with
-// EHOSTUNREACH instead of being dropped silently). Sends and receives here never block:
+// shutdown is bounded), the largest frame it takes (ZMQ_MAXMSGSIZE), ZMTP heartbeats and,
+// for ROUTER, router_mandatory (so an unroutable send fails with EHOSTUNREACH instead of
+// being dropped silently).
+//
+// Heartbeats: a peer whose host lost power, or whose link was cut, never closes its TCP
+// connections, and TCP alone notices only after its retransmissions give up (about 15
+// minutes). Until then a PUSH (even with ZMQ_IMMEDIATE) keeps round-robining messages onto
+// that connection, where they vanish. With ZMQ_HEARTBEAT_IVL every connection over tcp://
+// sends a PING each interval once idle, and one that carries no traffic (PONG included) for
+// ZMQ_HEARTBEAT_TIMEOUT is closed: its pipe goes, and the messages go to the live peers.
+// PONGs come from the peer's ZeroMQ I/O thread, so a peer whose daemon thread is busy (a
+// long fsync) is not dropped; the timeout covers a starved machine with margin. Sends and receives here never block:
 // a full peer is reported to the caller, who applies its queue's stated policy.
 //
 // Thread-safety: a socket belongs to one thread; these functions touch only the socket and
@@ -31,6 +41,8 @@ struct SocketOptions {
     int receive_hwm = 10000;
     int linger_ms = 1000;    // bound on flushing at close; drain waits at most this long
     std::string routing_id;  // identity a DEALER presents to a ROUTER ("" = random)
+    int heartbeat_ivl_ms = 1000;      // ZMQ_HEARTBEAT_IVL (0: no heartbeats)
+    int heartbeat_timeout_ms = 10000; // ZMQ_HEARTBEAT_TIMEOUT: silent this long, dropped
 };
 
 zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type,
