@@ -3,6 +3,8 @@
 
 #include "common/thread_name.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -45,12 +47,16 @@ bool name_context_threads(zmq::context_t& context, const std::string& owner,
     const std::string tag = std::to_string(prefix) + "/ZMQbg/";
     const auto until = std::chrono::steady_clock::now() + deadline;
     int renamed = 0;
+    // The threads name themselves the moment they start: a short poll, not a wait on work.
+    // From 200 us, doubling up to 20 ms, so a machine too loaded to start them at once is
+    // not scanned thousands of times.
+    auto pause = std::chrono::microseconds(200);
     for (;;) {
         renamed += rename_tagged(tag, owner);
         if (renamed >= expected) return true;
         if (std::chrono::steady_clock::now() >= until) return false;
-        // The threads name themselves the moment they start: a short poll, not a wait on work.
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(20'000));
     }
 }
 
