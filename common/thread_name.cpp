@@ -1,7 +1,11 @@
 // Thread: see thread_name.hpp.
 #include "common/thread_name.hpp"
 
+#include <filesystem>
+#include <fstream>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace vartalap {
 
@@ -33,6 +37,27 @@ std::string shared_thread_owner(const std::vector<std::string>& instances) {
 
 void name_this_thread(std::string_view owner, std::string_view suffix) {
     pthread_setname_np(pthread_self(), thread_name(owner, suffix).c_str());
+}
+
+int name_threads_started_here(std::string_view suffix) {
+    char own[kThreadNameMax + 1] = {};
+    if (pthread_getname_np(pthread_self(), own, sizeof(own)) != 0) return 0;
+    const std::string self = std::to_string(::syscall(SYS_gettid));
+    const std::string renamed_to = thread_name(own, suffix);
+    int renamed = 0;
+    std::error_code error;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
+        if (task.path().filename() == self) continue;
+        std::string name;
+        {
+            std::ifstream comm(task.path() / "comm");
+            if (!std::getline(comm, name) || name != own) continue;
+        }
+        std::ofstream comm(task.path() / "comm");
+        comm << renamed_to;
+        if (comm.flush()) ++renamed;
+    }
+    return renamed;
 }
 
 } // namespace vartalap

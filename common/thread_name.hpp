@@ -36,4 +36,11 @@ std::string shared_thread_owner(const std::vector<std::string>& instances);
 // Names the calling thread thread_name(owner, suffix).
 void name_this_thread(std::string_view owner, std::string_view suffix = {});
 
+// A thread a library starts inherits its creator's name (Linux copies it at clone): Asio's
+// resolver thread, started by the first async_resolve on an io_context, would carry the
+// daemon's own name twice. Renames every other thread of this process that has exactly the
+// calling thread's name to thread_name(that name, suffix); returns how many. Call it right
+// after the call that starts such a thread. Reads /proc/self/task.
+int name_threads_started_here(std::string_view suffix);
+
 } // namespace vartalap

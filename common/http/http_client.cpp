@@ -7,6 +7,8 @@
 // a lost one is not).
 #include "common/http/http_client.hpp"
 
+#include "common/thread_name.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
@@ -108,6 +110,9 @@ private:
         connection_->tcp().expires_after(client_.options_.request_timeout);
         resolver_.async_resolve(request_.url.host, request_.url.port,
                                 beast::bind_front_handler(&Exchange::on_resolve, shared_from_this()));
+        // The first async_resolve on the io_context started Asio's resolver thread, named
+        // after this one: it becomes "<name>-dns" (thread_name.hpp).
+        if (!client_.resolver_thread_named_) client_.resolver_thread_named_ = name_threads_started_here("-dns") > 0;
     }
 
     void on_resolve(beast::error_code ec, const tcp::resolver::results_type& results) {

@@ -90,6 +90,7 @@ private:
     boost::asio::ssl::context tls_;
     std::unordered_map<std::string, std::vector<std::shared_ptr<detail::Connection>>> idle_;
     std::size_t in_flight_ = 0;
+    bool resolver_thread_named_ = false; // Asio's resolver thread renamed "-dns" (once)
 };
 
 } // namespace vartalap

@@ -38,7 +38,7 @@ constexpr std::string_view kBusyError = R"({"error":"server busy, retry"})";
 UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
                              const AccessKeys& access_keys, bool stopping, bool at_capacity,
                              const RevocationList* revoked,
-                             const std::vector<std::string>& allowed_origins) {
+                             const std::vector<std::string>& allowed_origins, bool routable) {
     UpgradeVerdict verdict;
     const auto refuse = [&verdict](http::status status) {
         verdict.status = status;
@@ -55,7 +55,7 @@ UpgradeVerdict check_upgrade(const http::request<http::string_body>& request,
         return refuse(http::status::forbidden);
     if (credentials.user.empty() || !access_keys.verify(credentials.user, credentials.access_key))
         return refuse(http::status::unauthorized);
-    if (revoked && !revoked->synced()) {
+    if ((revoked && !revoked->synced()) || !routable) {
         verdict.error = kStartingError;
         return refuse(http::status::service_unavailable);
     }
@@ -91,7 +91,8 @@ void HttpSession::on_read_failed(ReadFailure failure, beast::error_code ec) {
 void HttpSession::on_request(Request&& request) {
     const bool at_capacity = state_.websockets >= state_.core->options().max_connections;
     UpgradeVerdict verdict = check_upgrade(request, *state_.access_keys, state_.stopping, at_capacity,
-                                           state_.revocations, state_.core->options().allowed_origins);
+                                           state_.revocations, state_.core->options().allowed_origins,
+                                           state_.routable);
     if (verdict.status == http::status::forbidden) {
         if (count_sampled(state_.origin_refused))
             spdlog::warn("{}: refused a cookie-authenticated upgrade from origin '{}' with 403; "
@@ -106,8 +107,10 @@ void HttpSession::on_request(Request&& request) {
                 spdlog::warn("{}: at max_connections ({}): upgrade refused with 503",
                              state_.core->name(), state_.core->options().max_connections);
             else if (count_sampled(state_.starting_refused))
-                spdlog::warn("{}: no revocation list from the profile daemon yet: upgrade "
-                             "refused with 503; {} so far", state_.core->name(),
+                spdlog::warn("{}: {} yet: upgrade refused with 503; {} so far",
+                             state_.core->name(),
+                             state_.routable ? "no revocation list from the profile daemon"
+                                             : "no message-router connected",
                              state_.starting_refused);
         }
         return respond(verdict.status, std::string(verdict.error));

@@ -55,12 +55,15 @@ struct UpgradeVerdict {
 // The decisions of HttpSession::on_request, in its order (404, 426, 503 draining, 403 (cookie
 // credentials from an Origin not allowed), 401 (a bad key), 503 "server starting, retry"
 // while `revoked` has not had its first complete answer from the profile daemon (until then
-// a revoked key could not be told from a good one), 401 (a key on `revoked`), 503 full).
+// a revoked key could not be told from a good one) or while no message-router is connected
+// (`routable` false: a message would be refused at once, and an app that never resends
+// would lose it), 401 (a key on `revoked`), 503 full).
 // Pure: reads the request, the flags and `allowed_origins` only.
 UpgradeVerdict check_upgrade(const boost::beast::http::request<boost::beast::http::string_body>& request,
                              const AccessKeys& access_keys, bool stopping, bool at_capacity,
                              const RevocationList* revoked = nullptr,
-                             const std::vector<std::string>& allowed_origins = {});
+                             const std::vector<std::string>& allowed_origins = {},
+                             bool routable = true);
 
 class HttpSession final : public HttpSessionBase<boost::beast::http::string_body> {
 public:

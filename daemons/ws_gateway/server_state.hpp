@@ -65,6 +65,9 @@ struct ServerState {
     WsGatewayCore* core = nullptr;
     const AccessKeys* access_keys = nullptr;
     const RevocationList* revocations = nullptr; // keys revoked at the profile daemon
+    // Whether the PUSH to the message-routers has had a connected router (the daemon checks
+    // from start until it has; not reset later: then a refused send is "server busy, retry").
+    bool routable = false;
     ConnectionCount handshakes;    // HttpSession objects alive (the listener's cap)
     SourceCount handshakes_by_source; // the same per source address (max_handshakes_per_source)
     std::uint64_t source_refused = 0; // connections closed at once: their source at its cap
@@ -72,7 +75,7 @@ struct ServerState {
     std::size_t websockets = 0;    // WebsocketSession objects alive (handshaking, open, closing)
     bool stopping = false;         // drain started: refuse upgrades, close new WebSockets
     std::uint64_t origin_refused = 0; // cookie-authenticated upgrades from a foreign Origin (403)
-    std::uint64_t starting_refused = 0; // upgrades refused before the first revocation list (503)
+    std::uint64_t starting_refused = 0; // upgrades refused before the first revocation list or router (503)
     ReadBufferPool read_buffers;
 };
 

@@ -112,6 +112,7 @@ public:
         publish_timer_ = std::make_unique<net::steady_timer>(*io_);
         keep_alive_timer_ = std::make_unique<net::steady_timer>(*io_);
         revocation_timer_ = std::make_unique<net::steady_timer>(*io_);
+        routable_timer_ = std::make_unique<net::steady_timer>(*io_);
 
         router_ = bind_socket(context_, zmq::socket_type::router, "router");
         bound_router_ = last_endpoint(router_);
@@ -169,7 +170,6 @@ public:
         // With no profile daemon in the topology there is no list to wait for (nor any
         // logout to learn of); with one, upgrades wait for its first complete answer.
         state_.revocations = profile_watcher_ ? &revocations_ : nullptr;
-        if (!profile_watcher_) serving_.store(true, std::memory_order_release);
     }
 
     bool serving() const override { return serving_.load(std::memory_order_acquire); }
@@ -336,6 +336,36 @@ private:
             poll_revocations(); // at once: upgrades wait for the first answer
             schedule_revocation_poll();
         }
+        check_routable();
+    }
+
+    // Until a message-router is connected (ZMQ_IMMEDIATE: the PUSH can take a message only
+    // then), upgrades are refused as "server starting": a client let in earlier would have
+    // its messages refused at once. Checked every kRoutableCheckMs from start until then;
+    // never again after (a later outage is answered per message, "server busy, retry").
+    // Over inproc:// the pipe exists from the connect, so this holds at once.
+    void check_routable() {
+        if (drained_) return;
+        if (router_push_.get(zmq::sockopt::events) & ZMQ_POLLOUT) {
+            state_.routable = true;
+            update_serving();
+            return;
+        }
+        routable_timer_->expires_after(std::chrono::milliseconds(kRoutableCheckMs));
+        routable_timer_->async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) check_routable();
+        });
+    }
+
+    // Serving once a router is connected and the first complete revocation list arrived
+    // (or there is no profile daemon to ask).
+    void update_serving() {
+        if (serving_.load(std::memory_order_relaxed) || !state_.routable) return;
+        if (profile_watcher_ && !revocations_.synced()) return;
+        serving_.store(true, std::memory_order_release);
+        spdlog::info("{}: a message-router connected{}: accepting upgrades", context_.self.name,
+                     profile_watcher_ ? fmt::format(", revocation list loaded ({} keys)", revocations_.size())
+                                      : std::string());
     }
 
     // The gateway's own thread (no shared loop).
@@ -389,11 +419,7 @@ private:
                                     revoked_))
                 continue;
             for (const auto& [user, key] : revoked_) core_->revoke(user, key);
-            if (revocations_.synced() && !serving_.load(std::memory_order_relaxed)) {
-                serving_.store(true, std::memory_order_release);
-                spdlog::info("{}: revocation list loaded ({} keys): accepting upgrades",
-                             context_.self.name, revocations_.size());
-            }
+            update_serving();
             if (revocations_.more()) poll_revocations(); // the next page at once
         }
     }
@@ -471,6 +497,7 @@ private:
         publish_timer_->cancel();
         keep_alive_timer_->cancel();
         revocation_timer_->cancel();
+        routable_timer_->cancel();
         if (profile_watcher_) profile_watcher_->stop();
         if (own_io_) {
             io_->stop();
@@ -496,6 +523,8 @@ private:
     std::unique_ptr<net::steady_timer> publish_timer_;
     std::unique_ptr<net::steady_timer> keep_alive_timer_;
     std::unique_ptr<net::steady_timer> revocation_timer_;
+    std::unique_ptr<net::steady_timer> routable_timer_;
+    static constexpr int kRoutableCheckMs = 10;
     Publisher publisher_{context_.board, context_.clock};
     std::chrono::steady_clock::time_point drain_deadline_;
 
@@ -513,8 +542,9 @@ private:
     zmq::socket_t profile_; // DEALER to the profile daemon(s); empty without one
     std::unique_ptr<ZmqAsioWatcher> profile_watcher_;
     RevocationList revocations_;
-    // Whether upgrades are served: the first complete revocation list has arrived (or there
-    // is no profile daemon). Read by System::wait_serving on another thread.
+    // Whether upgrades are served: a message-router is connected and the first complete
+    // revocation list has arrived (or there is no profile daemon). Read by
+    // System::wait_serving on another thread.
     std::atomic<bool> serving_{false};
     Incoming profile_incoming_;
     std::vector<std::pair<std::string, std::string>> revoked_;

@@ -78,7 +78,7 @@ std::multiset<std::string> names_of_running_system(const topology::Topology& top
 void expect_only_daemon_names(const std::multiset<std::string>& names, const std::vector<std::string>& owners) {
     std::set<std::string> allowed;
     for (const auto& owner : owners)
-        for (const char* suffix : {"", "-sync", "-acked", "-ops", "-zmq", "-reap", "-zap", "-certs"})
+        for (const char* suffix : {"", "-sync", "-acked", "-ops", "-zmq", "-reap", "-zap", "-certs", "-dns"})
             allowed.insert(thread_name(owner, suffix));
     for (const auto& name : names) EXPECT_TRUE(allowed.count(name)) << "thread '" << name << "'";
 }

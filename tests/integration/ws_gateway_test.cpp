@@ -11,6 +11,7 @@
 #include "topology/shard_map.hpp"
 #include "topology/topology.hpp"
 #include "tests/support/deadline.hpp"
+#include "tests/support/fixtures.hpp"
 
 #include <gtest/gtest.h>
 
@@ -78,6 +79,22 @@ std::optional<Incoming> receive(zmq::socket_t& socket, bool router,
     }
 }
 
+// As the profile daemon (a ROUTER): the first revocation poll gets an empty complete list;
+// the gateway refuses upgrades (503) until then. Later polls go unanswered (lost polls,
+// asked again; the list the gateway holds stays).
+void answer_first_revocation_poll(zmq::socket_t& profile) {
+    auto poll = receive(profile, true, 5s);
+    ASSERT_TRUE(poll);
+    ASSERT_EQ(poll->envelope.method, "revocations");
+    Envelope reply;
+    reply.kind = Kind::reply;
+    reply.request_id = poll->envelope.request_id;
+    reply.status = Status::ok;
+    reply.payload = R"({"epoch":"e1","version":0,"complete":true,"entries":[]})";
+    std::string scratch;
+    ASSERT_EQ(send_envelope(profile, reply, scratch, poll->routing_id), SendResult::ok);
+}
+
 json text_message(const std::string& id, const std::string& to, const std::string& text) {
     return {{"_v", 2.1},
             {"id", id},
@@ -123,19 +140,7 @@ protected:
         EXPECT_EQ(bound.at("router"), "inproc://ws-test");
         dealer_.connect(bound.at("router"));
 
-        // As the profile daemon: the first revocation poll gets an empty complete list; the
-        // gateway refuses upgrades (503) until then. Later polls go unanswered (lost polls,
-        // asked again; the list the gateway holds stays).
-        auto poll = receive(profile_, true, 5s);
-        ASSERT_TRUE(poll);
-        ASSERT_EQ(poll->envelope.method, "revocations");
-        Envelope reply;
-        reply.kind = Kind::reply;
-        reply.request_id = poll->envelope.request_id;
-        reply.status = Status::ok;
-        reply.payload = R"({"epoch":"e1","version":0,"complete":true,"entries":[]})";
-        std::string scratch;
-        ASSERT_EQ(send_envelope(profile_, reply, scratch, poll->routing_id), SendResult::ok);
+        answer_first_revocation_poll(profile_);
         const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(5s);
         while (!gateway_->serving() && std::chrono::steady_clock::now() < until)
             std::this_thread::sleep_for(1ms); // polling a condition, not waiting for time
@@ -707,6 +712,81 @@ TEST_F(WsGatewayCapacityTest, UpgradesAboveMaxConnectionsGet503) {
     ASSERT_TRUE(next_event("alice")); // disconnect: the slot is free again
     auto [bob, bob_id] = open_connected("bob");
     EXPECT_TRUE(bob.is_open());
+}
+
+// A gateway whose message-router is not listening yet (over ipc://, as on a host where the
+// router starts later) refuses upgrades as "server starting" (503): a client let in would
+// have every message refused at once. Once the router binds, the gateway serves.
+TEST(WsGatewayStartTest, UpgradesWaitForAConnectedMessageRouter) {
+    test::TempDirectory dir("ws-start");
+    const std::string router_endpoint = "ipc://" + (dir.path() / "router").string();
+    const std::string text = R"(
+[system]
+name = "wsst"
+
+[[daemon]]
+kind = "ws-gateway"
+name = "ws-start"
+listen = "127.0.0.1:0"
+router = "inproc://ws-start"
+
+[[daemon]]
+kind = "message-router"
+name = "router-late"
+pull = ")" + router_endpoint + R"("
+
+[[daemon]]
+kind = "session"
+name = "session-s"
+pull = "inproc://session-s"
+slots = "0-16383"
+
+[[daemon]]
+kind = "profile"
+name = "profile-s"
+router = "inproc://profile-s"
+)";
+    auto loaded = topology::load_string(text, "ws_start_test.toml");
+    ASSERT_TRUE(loaded.topology) << (loaded.errors.empty() ? "" : loaded.errors[0].str());
+    const topology::Topology topology = std::move(*loaded.topology);
+    zmq::context_t zmq;
+    zmq::socket_t session = make_socket(zmq, zmq::socket_type::pull);
+    session.bind("inproc://session-s");
+    zmq::socket_t profile = make_socket(zmq, zmq::socket_type::router);
+    profile.bind("inproc://profile-s");
+    AccessKeys keys(std::string(32, 'k'));
+    SystemClock clock;
+    DaemonContext context{zmq, topology, *topology.find("ws-start"), dir.path(), keys, clock};
+    auto gateway = make_ws_gateway(context);
+    gateway->bind();
+    gateway->connect();
+    gateway->start();
+    const std::string listen = gateway->bound_endpoints().at("listen");
+    const int port = std::stoi(listen.substr(listen.rfind(':') + 1));
+    const WsClient::Headers credentials{{"user", "alice"}, {"accesskey", keys.issue("alice", clock.wall_ms() / 1000)}};
+    answer_first_revocation_poll(profile); // the list is complete: only the router is missing
+
+    auto early = WsClient::connect("127.0.0.1", port, "/wss", credentials);
+    ASSERT_TRUE(std::holds_alternative<int>(early));
+    EXPECT_EQ(std::get<int>(early), 503);
+    EXPECT_FALSE(gateway->serving());
+
+    zmq::socket_t router = make_socket(zmq, zmq::socket_type::pull);
+    router.bind(router_endpoint);
+    const auto until = std::chrono::steady_clock::now() + vartalap::test::scaled(5s);
+    while (!gateway->serving() && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(1ms); // polling a condition, not waiting for time
+    ASSERT_TRUE(gateway->serving());
+    auto later = WsClient::connect("127.0.0.1", port, "/wss", credentials);
+    ASSERT_TRUE(std::holds_alternative<WsClient>(later));
+    WsClient& alice = std::get<WsClient>(later);
+    ASSERT_TRUE(alice.send_text(text_message("m1", "bob", "hi").dump()));
+    auto routed = receive(router, false, 5s);
+    ASSERT_TRUE(routed);
+    EXPECT_EQ(routed->envelope.id, "m1");
+
+    gateway->request_stop();
+    gateway->join();
 }
 
 } // namespace

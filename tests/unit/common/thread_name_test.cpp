@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <pthread.h>
 #include <thread>
 
@@ -54,6 +55,33 @@ TEST(ThreadName, NamesTheCallingThread) {
         seen = name;
     }).join();
     EXPECT_EQ(seen, "persiste~1-sync");
+}
+
+TEST(ThreadName, ThreadsThatInheritedTheNameAreRenamed) {
+    // As Asio's resolver thread: started by a named thread, it carries that name until renamed.
+    std::string child_name, parent_name;
+    int renamed = -1;
+    std::thread([&] {
+        name_this_thread("push-1");
+        std::atomic<bool> release{false}, started{false};
+        std::thread child([&] {
+            started = true;
+            while (!release) std::this_thread::yield();
+            char name[16] = {};
+            pthread_getname_np(pthread_self(), name, sizeof name);
+            child_name = name;
+        });
+        while (!started) std::this_thread::yield();
+        renamed = name_threads_started_here("-dns");
+        release = true;
+        child.join();
+        char name[16] = {};
+        pthread_getname_np(pthread_self(), name, sizeof name);
+        parent_name = name;
+    }).join();
+    EXPECT_EQ(renamed, 1);
+    EXPECT_EQ(child_name, "push-1-dns");
+    EXPECT_EQ(parent_name, "push-1"); // the caller keeps its name
 }
 
 } // namespace

@@ -72,5 +72,20 @@ TEST(UpgradeCheck, WaitsForTheFirstCompleteRevocationList) {
               http::status::switching_protocols);
 }
 
+TEST(UpgradeCheck, WaitsForAConnectedMessageRouter) {
+    AccessKeys keys(kSecret);
+    const std::string good = keys.issue("alice", 1);
+    // The list is complete but no router is connected yet: 503 "server starting, retry".
+    UpgradeVerdict early = check_upgrade(upgrade_request("alice", good), keys, false, false, nullptr,
+                                         {}, /*routable=*/false);
+    EXPECT_EQ(early.status, http::status::service_unavailable);
+    EXPECT_EQ(early.error, R"({"error":"server starting, retry"})");
+    // A bad key is still 401 first.
+    EXPECT_EQ(check_upgrade(upgrade_request("alice", "nonsense"), keys, false, false, nullptr, {}, false).status,
+              http::status::unauthorized);
+    EXPECT_EQ(check_upgrade(upgrade_request("alice", good), keys, false, false, nullptr, {}, true).status,
+              http::status::switching_protocols);
+}
+
 } // namespace
 } // namespace vartalap::ws_gateway
