@@ -50,7 +50,6 @@ public:
               std::uint64_t& retry_after_ms);
     // Whether the bucket is full at `now_ms` (it can be forgotten).
     bool full(const RateLimit& limit, std::uint64_t now_ms) const;
-    std::uint64_t last_ms() const { return last_ms_; }
 
 private:
     double level(const RateLimit& limit, std::uint64_t now_ms) const;

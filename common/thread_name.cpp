@@ -39,11 +39,8 @@ void name_this_thread(std::string_view owner, std::string_view suffix) {
     pthread_setname_np(pthread_self(), thread_name(owner, suffix).c_str());
 }
 
-int name_threads_started_here(std::string_view suffix) {
-    char own[kThreadNameMax + 1] = {};
-    if (pthread_getname_np(pthread_self(), own, sizeof(own)) != 0) return 0;
+int rename_other_threads(const std::function<std::optional<std::string>(const std::string& name)>& rename) {
     const std::string self = std::to_string(::syscall(SYS_gettid));
-    const std::string renamed_to = thread_name(own, suffix);
     int renamed = 0;
     std::error_code error;
     for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
@@ -51,13 +48,25 @@ int name_threads_started_here(std::string_view suffix) {
         std::string name;
         {
             std::ifstream comm(task.path() / "comm");
-            if (!std::getline(comm, name) || name != own) continue;
+            if (!std::getline(comm, name)) continue;
         }
+        const std::optional<std::string> new_name = rename(name);
+        if (!new_name) continue;
         std::ofstream comm(task.path() / "comm");
-        comm << renamed_to;
+        comm << *new_name;
         if (comm.flush()) ++renamed;
     }
     return renamed;
+}
+
+int name_threads_started_here(std::string_view suffix) {
+    char own[kThreadNameMax + 1] = {};
+    if (pthread_getname_np(pthread_self(), own, sizeof(own)) != 0) return 0;
+    const std::string renamed_to = thread_name(own, suffix);
+    return rename_other_threads([&](const std::string& name) -> std::optional<std::string> {
+        if (name != own) return std::nullopt;
+        return renamed_to;
+    });
 }
 
 } // namespace vartalap

@@ -17,6 +17,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +37,12 @@ std::string shared_thread_owner(const std::vector<std::string>& instances);
 
 // Names the calling thread thread_name(owner, suffix).
 void name_this_thread(std::string_view owner, std::string_view suffix = {});
+
+// Renames threads of this process other than the caller, through
+// /proc/self/task/<tid>/comm: each one whose current name `rename` maps to a new name.
+// Returns how many were renamed. For the threads a library starts, which this code cannot
+// name from inside.
+int rename_other_threads(const std::function<std::optional<std::string>(const std::string& name)>& rename);
 
 // A thread a library starts inherits its creator's name (Linux copies it at clone): Asio's
 // resolver thread, started by the first async_resolve on an io_context, would carry the

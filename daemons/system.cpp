@@ -10,6 +10,8 @@
 #include "topology/catalog.hpp"
 #include "topology/endpoints.hpp"
 
+#include <spdlog/fmt/ranges.h>
+
 #include <algorithm>
 #include <set>
 #include <stdexcept>
@@ -111,11 +113,8 @@ void System::start() {
         std::vector<std::string> placed_here;
         for (std::size_t j = i; j < sharing.size(); j += loop_count) placed_here.push_back(sharing[j]->name);
         const std::string name = shared_thread_owner(placed_here);
-        if (placed_here.size() > 1) {
-            std::string list;
-            for (const auto& instance : placed_here) list += (list.empty() ? "" : ", ") + instance;
-            spdlog::info("event loop thread '{}' runs {}", thread_name(name), list);
-        }
+        if (placed_here.size() > 1)
+            spdlog::info("event loop thread '{}' runs {}", thread_name(name), fmt::join(placed_here, ", "));
         loops_.push_back(std::make_unique<EventLoop>(name));
     }
     contexts_.reserve(specs_.size());

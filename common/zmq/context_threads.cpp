@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -19,20 +17,11 @@ int next_prefix = 1;
 
 // Renames this process's threads whose name begins with `tag`; returns how many it renamed.
 int rename_tagged(const std::string& tag, const std::string& owner) {
-    int renamed = 0;
-    std::error_code error;
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
-        std::string name;
-        {
-            std::ifstream comm(task.path() / "comm");
-            if (!std::getline(comm, name) || name.rfind(tag, 0) != 0) continue;
-        }
+    return rename_other_threads([&](const std::string& name) -> std::optional<std::string> {
+        if (name.rfind(tag, 0) != 0) return std::nullopt;
         const bool io = name.compare(tag.size(), 2, "IO") == 0; // else "Reaper"
-        std::ofstream comm(task.path() / "comm");
-        comm << thread_name(owner, io ? "-zmq" : "-reap");
-        if (comm.flush()) ++renamed;
-    }
-    return renamed;
+        return thread_name(owner, io ? "-zmq" : "-reap");
+    });
 }
 
 } // namespace
