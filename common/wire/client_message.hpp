@@ -84,4 +84,8 @@ std::string server_ack_json(std::string_view id, std::string_view to, std::uint6
 std::string error_json(std::string_view reason, std::string_view id, std::string_view to,
                        std::uint64_t now_ms);
 
+// The error of a message the server did not take for now (no router or shard could take it
+// in time): the client resends it, with the same id.
+inline constexpr std::string_view kBusyRetry = "server busy, retry";
+
 } // namespace vartalap

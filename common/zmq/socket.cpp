@@ -28,7 +28,12 @@ std::string last_endpoint(zmq::socket_ref socket) {
 SendResult send_envelope(zmq::socket_ref socket, const Envelope& envelope,
                          std::string& scratch, std::string_view routing_id) {
     encode_envelope(envelope, scratch);
-    const std::string header = header_frame(envelope.kind);
+    return send_encoded(socket, envelope.kind, scratch, routing_id);
+}
+
+SendResult send_encoded(zmq::socket_ref socket, Kind kind, std::string_view encoded,
+                        std::string_view routing_id) {
+    const std::string header = header_frame(kind);
     try {
         if (!routing_id.empty()) {
             auto sent = socket.send(zmq::buffer(routing_id),
@@ -38,13 +43,13 @@ SendResult send_envelope(zmq::socket_ref socket, const Envelope& envelope,
             auto sent = socket.send(zmq::buffer(header),
                                     zmq::send_flags::sndmore | zmq::send_flags::dontwait);
             if (!sent) return SendResult::would_block;
-            socket.send(zmq::buffer(scratch), zmq::send_flags::dontwait);
+            socket.send(zmq::buffer(encoded), zmq::send_flags::dontwait);
             return SendResult::ok;
         }
         // After the first frame of a multipart message is accepted, the rest is queued
         // atomically with it; these cannot report EAGAIN.
         socket.send(zmq::buffer(header), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        socket.send(zmq::buffer(scratch), zmq::send_flags::dontwait);
+        socket.send(zmq::buffer(encoded), zmq::send_flags::dontwait);
         return SendResult::ok;
     } catch (const zmq::error_t& e) {
         if (e.num() == EHOSTUNREACH) return SendResult::unroutable;

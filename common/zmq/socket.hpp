@@ -59,6 +59,10 @@ std::string last_endpoint(zmq::socket_ref socket);
 // sent multipart message: the first frame decides, later frames cannot would_block.
 SendResult send_envelope(zmq::socket_ref socket, const Envelope& envelope,
                          std::string& scratch, std::string_view routing_id = {});
+// The same for an envelope of `kind` already encoded (encode_envelope): one encoding for
+// several attempts on different sockets.
+SendResult send_encoded(zmq::socket_ref socket, Kind kind, std::string_view encoded,
+                        std::string_view routing_id = {});
 
 struct Incoming {
     std::string routing_id; // set for ROUTER sockets

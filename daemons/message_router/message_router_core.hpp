@@ -5,6 +5,7 @@
 // Thread-safety: MessageRouterCore belongs to the daemon's thread.
 #pragma once
 
+#include "common/wire/client_message.hpp"
 #include "common/wire/envelope.hpp"
 #include "topology/shard_map.hpp"
 
@@ -63,7 +64,6 @@ private:
 // The refusal for a message `held` gave up on: a `server_ack` (status overloaded, error
 // kBusyRetry) to the sender's gateway and connection, in `out`. False when there is nobody
 // to tell: acks, ephemeral messages (typing), envelopes without an origin gateway.
-inline constexpr std::string_view kBusyRetry = "server busy, retry";
 bool refusal_for(const Envelope& held, Envelope& out);
 
 // Where the core's envelopes go. The daemon implements it over its PUSH sockets; tests

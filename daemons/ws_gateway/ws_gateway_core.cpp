@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace vartalap::ws_gateway {
 namespace {
 
@@ -32,7 +34,8 @@ WsGatewayCore::WsGatewayCore(std::string gateway_name, WsGatewayOutbox& outbox, 
       options_(options),
       next_connection_id_((clock.wall_ms() << 20) | 1),
       send_limiter_(options_.rate_limits.sends, options_.rate_limits.max_users),
-      group_limiter_(options_.rate_limits.group_ops, options_.rate_limits.max_users) {
+      group_limiter_(options_.rate_limits.group_ops, options_.rate_limits.max_users),
+      unconfirmed_(options_.resend) {
     message_limits_.max_bytes = options_.max_frame_bytes;
 }
 
@@ -41,6 +44,7 @@ void WsGatewayCore::set_options(const WsGatewayOptions& options) {
     message_limits_.max_bytes = options_.max_frame_bytes;
     send_limiter_.set_limit(options_.rate_limits.sends, options_.rate_limits.max_users);
     group_limiter_.set_limit(options_.rate_limits.group_ops, options_.rate_limits.max_users);
+    unconfirmed_.set_options(options_.resend);
 }
 
 bool WsGatewayCore::within_rate_limits(ClientConnection& connection, std::uint64_t now_ms) {
@@ -142,8 +146,11 @@ void WsGatewayCore::client_text(ClientConnection& connection, std::string_view t
         return;
     }
     const std::uint64_t now_ms = clock_.wall_ms();
+    // While resending is on, every message asks for its server_ack: that is how the gateway
+    // learns it is durable (server_ack() sends the frame only to clients that asked).
+    const bool resending = unconfirmed_.options().enabled();
     const ClientOrigin origin{connection.user(), name_, connection.id(),
-                              connection.wants_server_ack(), now_ms};
+                              connection.wants_server_ack() || resending, now_ms};
     if (!parse_client_message(text, origin, scratch_, parse_error_, message_limits_)) {
         ++counters_.client_errors;
         // A refused message leaves its id in scratch_.id when it could be read.
@@ -151,15 +158,25 @@ void WsGatewayCore::client_text(ClientConnection& connection, std::string_view t
         return;
     }
     if (!within_rate_limits(connection, now_ms)) return;
-    if (outbox_.to_router(scratch_) != SendResult::ok) {
+    const bool keep = resending && UnconfirmedMessages::answered(scratch_);
+    if (keep && unconfirmed_.full()) {
+        // As many messages as max_unconfirmed wait for their server_ack (routers or shards
+        // are not answering): take no more until they do.
+        ++counters_.busy;
+        ++counters_.unconfirmed_full;
+        send_own_frame(connection, error_json(kBusyRetry, scratch_.id, connection.user(), now_ms));
+        return;
+    }
+    std::size_t router = WsGatewayOutbox::kNoRouter;
+    if (outbox_.to_router(scratch_, router) != SendResult::ok) {
         // Every message-router is at its high-water mark (or none is connected). The message
         // is not taken: no SERVER_ACK will come, and the error tells the client to resend.
         ++counters_.busy;
-        send_own_frame(connection, error_json("server busy, retry", scratch_.id,
-                                              connection.user(), now_ms));
+        send_own_frame(connection, error_json(kBusyRetry, scratch_.id, connection.user(), now_ms));
         return;
     }
     ++counters_.client_messages;
+    if (keep) unconfirmed_.add(connection.id(), scratch_, router, clock_.monotonic_ms());
 }
 
 void WsGatewayCore::client_binary(ClientConnection& connection) {
@@ -255,6 +272,7 @@ void WsGatewayCore::deliver(std::string_view routing_id, Envelope& request) {
 }
 
 void WsGatewayCore::server_ack(const Envelope& request) {
+    unconfirmed_.confirm(request.connection, request.id); // answered, whatever the status
     ClientConnection* connection = find(request.connection);
     if (connection == nullptr) return;
     if (request.status != Status::ok) {
@@ -294,6 +312,35 @@ void WsGatewayCore::keep_alive() {
     // A connection's keep_alive may close its socket; that ends its read later (a handler),
     // never inside this loop, so the registry does not change under it.
     for (const auto& [id, connection] : by_id_) connection->keep_alive();
+}
+
+std::uint64_t WsGatewayCore::resend_period_ms() const {
+    const ResendOptions& o = unconfirmed_.options();
+    if (!o.enabled()) return 1000;
+    return std::clamp<std::uint64_t>(o.resend_after_ms / 4, 50, 1000);
+}
+
+void WsGatewayCore::resend_unconfirmed() {
+    const UnconfirmedMessages::Due due{
+        [this](const Envelope& message, std::size_t& router) {
+            (void)outbox_.to_router(message, router);
+        },
+        [this](std::uint64_t connection_id, const Envelope& message) {
+            ClientConnection* connection = find(connection_id);
+            if (connection == nullptr) return; // gone: nobody to tell
+            send_own_frame(*connection, error_json(kBusyRetry, message.id, connection->user(),
+                                                   clock_.wall_ms()));
+        }};
+    const auto result = unconfirmed_.sweep(clock_.monotonic_ms(), due);
+    if (result.resent == 0 && result.given_up == 0) return;
+    counters_.resent += result.resent;
+    counters_.unconfirmed_given_up += result.given_up;
+    if (resend_log_.allow(clock_.monotonic_ms()))
+        spdlog::warn("{}: no server_ack in {} ms: {} message(s) pushed again, {} given up after {} "
+                     "resends ({} and {} so far; {} lines not logged)",
+                     name_, unconfirmed_.options().resend_after_ms, result.resent, result.given_up,
+                     unconfirmed_.options().max_resends, counters_.resent,
+                     counters_.unconfirmed_given_up, resend_log_.take_suppressed());
 }
 
 void WsGatewayCore::close_all() {

@@ -28,6 +28,7 @@
 #include "common/rate_limit.hpp"
 #include "common/wire/envelope.hpp"
 #include "common/wire/send_result.hpp"
+#include "daemons/ws_gateway/unconfirmed.hpp"
 
 #include <cstdint>
 #include <string>
@@ -69,6 +70,12 @@ struct WsGatewayOptions {
     // and the session retries later), but a client that has not taken a single frame while
     // this many more were refused is not reading at all: it is closed with 1008.
     std::size_t overflow_close_after = 256;
+
+    // Client messages pushed to a router are kept until their server_ack and pushed again
+    // when it does not come (unconfirmed.hpp). While on, every such message asks for a
+    // server_ack (flag_wants_server_ack); a client without ack=true still gets no SERVER_ACK
+    // frame.
+    ResendOptions resend;
 };
 
 // A reply owed to a session for one queued `deliver` frame. reply_to empty = no reply
@@ -136,8 +143,13 @@ private:
 class WsGatewayOutbox {
 public:
     virtual ~WsGatewayOutbox() = default;
-    // A client_message to the message-routers (PUSH, round robin).
-    virtual SendResult to_router(const Envelope& envelope) = 0;
+    // `router` for to_router: no router yet (a message's first push).
+    static constexpr std::size_t kNoRouter = static_cast<std::size_t>(-1);
+    // A client_message to a message-router: the first one, in order from the one after
+    // `router` (kNoRouter: from the outbox's own round-robin position), that takes it now;
+    // `router` is set to the one that took it. So a resend goes to another router than the
+    // one that took the message last, if another takes it.
+    virtual SendResult to_router(const Envelope& envelope, std::size_t& router) = 0;
     // connect/disconnect to the session shard that owns envelope.from.
     virtual SendResult to_session(const Envelope& envelope) = 0;
     // A reply on the ROUTER to the peer `routing_id`.
@@ -168,6 +180,9 @@ struct WsGatewayCounters {
     std::uint64_t revoked_closed = 0;    // closed with 4001: their access key was revoked
     std::uint64_t rate_limited_sends = 0;     // chat messages refused by the send bucket
     std::uint64_t rate_limited_group_ops = 0; // group operations refused by their bucket
+    std::uint64_t resent = 0;            // messages pushed again: no server_ack in time
+    std::uint64_t unconfirmed_given_up = 0; // ... max_resends times: "server busy, retry"
+    std::uint64_t unconfirmed_full = 0;  // refused: max_unconfirmed messages already kept
 };
 
 class WsGatewayCore {
@@ -206,6 +221,15 @@ public:
     // The keep-alive sweep (every idle_ping_seconds): keep_alive() of every registered
     // connection.
     void keep_alive();
+
+    // The resend sweep (every resend_period_ms()): pushes again the messages whose
+    // server_ack is late, gives up on those out of resends (unconfirmed.hpp).
+    void resend_unconfirmed();
+    // How often the daemon calls resend_unconfirmed(): a quarter of resend_after_ms, within
+    // [50 ms, 1 s]; 1 s while resending is off (an option change turns it on).
+    std::uint64_t resend_period_ms() const;
+    // Messages waiting for their server_ack.
+    std::size_t unconfirmed() const { return unconfirmed_.size(); }
 
     // `key` of `user` was revoked: that user's connection here, if it opened with that key,
     // is closed with 4001 "access key revoked" (a connection with another key stays).
@@ -258,6 +282,8 @@ private:
     RateLimiter send_limiter_;
     RateLimiter group_limiter_;
     LogLimiter rate_limit_log_{10000};
+    UnconfirmedMessages unconfirmed_;
+    LogLimiter resend_log_{10000};
 
     std::unordered_map<std::uint64_t, ClientConnection*> by_id_;
     // Keys view the registered connection's own user string (alive while registered).

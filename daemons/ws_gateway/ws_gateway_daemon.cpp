@@ -81,6 +81,11 @@ WsGatewayOptions read_options(const topology::DaemonSpec& spec) {
         if (const std::string error = origin_entry_error(origin); !error.empty())
             throw std::invalid_argument(spec.name + ": option allowed_origins: " + error);
     o.rate_limits = read_user_rate_limits(spec);
+    o.resend.resend_after_ms = static_cast<std::uint32_t>(
+        option_in_range(spec, "resend_after_ms", 5000, 0, 600'000));
+    o.resend.max_resends = static_cast<std::uint32_t>(option_in_range(spec, "max_resends", 3, 0, 1000));
+    o.resend.max_entries = static_cast<std::size_t>(
+        option_in_range(spec, "max_unconfirmed", 50000, 1, 10'000'000));
     return o;
 }
 
@@ -113,6 +118,7 @@ public:
         keep_alive_timer_ = std::make_unique<net::steady_timer>(*io_);
         revocation_timer_ = std::make_unique<net::steady_timer>(*io_);
         routable_timer_ = std::make_unique<net::steady_timer>(*io_);
+        resend_timer_ = std::make_unique<net::steady_timer>(*io_);
 
         router_ = bind_socket(context_, zmq::socket_type::router, "router");
         bound_router_ = last_endpoint(router_);
@@ -134,13 +140,18 @@ public:
     }
 
     void connect() override {
-        router_push_ = make_socket(context_.zmq, zmq::socket_type::push);
-        // ZMQ_IMMEDIATE: messages go only to routers that are connected, so a router that is
-        // down (several may run) neither takes nor queues any; with none connected a send is
-        // refused at once and the client is told "server busy, retry".
-        router_push_.set(zmq::sockopt::immediate, 1);
-        for (const auto& router : topology::peers(context_.topology, context_.self, "message-router", "pull"))
-            connect_socket(context_, router_push_, router);
+        // One PUSH per router (ZmqOutbox tries them in round robin), each ZMQ_IMMEDIATE:
+        // messages go only to routers that are connected, so a router that is down (several
+        // may run) neither takes nor queues any; with none connected a send is refused at
+        // once and the client is told "server busy, retry".
+        std::vector<zmq::socket_ref> router_pushes;
+        for (const auto& router : topology::peers(context_.topology, context_.self, "message-router", "pull")) {
+            zmq::socket_t push = make_socket(context_.zmq, zmq::socket_type::push);
+            push.set(zmq::sockopt::immediate, 1);
+            connect_socket(context_, push, router);
+            router_pushes.emplace_back(push);
+            router_pushes_.push_back(std::move(push));
+        }
 
         shards_ = std::make_unique<topology::ShardMap>(context_.topology, "session");
         std::vector<zmq::socket_ref> pushes; // in ShardMap order: push i reaches shard i
@@ -161,7 +172,7 @@ public:
         }
 
         watcher_ = std::make_unique<ZmqAsioWatcher>(*io_, router_, [this] { on_router(); });
-        outbox_ = std::make_unique<ws_gateway::ZmqOutbox>(router_push_, std::move(pushes),
+        outbox_ = std::make_unique<ws_gateway::ZmqOutbox>(std::move(router_pushes), std::move(pushes),
                                                           *shards_, router_, *watcher_);
         core_ = std::make_unique<WsGatewayCore>(context_.self.name, *outbox_, context_.clock,
                                               options_);
@@ -268,6 +279,9 @@ private:
                       next.rate_limits.group_ops.burst);
         changes.apply("rate_limit_max_users", current.rate_limits.max_users,
                       next.rate_limits.max_users);
+        changes.apply("resend_after_ms", current.resend.resend_after_ms, next.resend.resend_after_ms);
+        changes.apply("max_resends", current.resend.max_resends, next.resend.max_resends);
+        changes.apply("max_unconfirmed", current.resend.max_entries, next.resend.max_entries);
         core_->set_options(current);
         changes.log(context_.self.name);
     }
@@ -305,8 +319,13 @@ private:
             {"accept_failures", listener_ ? listener_->accept_failures() : 0},
             {"handshakes_refused_per_source", state_.source_refused},
             {"rate_limited_sends", c.rate_limited_sends},
-            {"rate_limited_group_ops", c.rate_limited_group_ops}};
+            {"rate_limited_group_ops", c.rate_limited_group_ops},
+            {"resent", c.resent}, {"unconfirmed_given_up", c.unconfirmed_given_up},
+            {"unconfirmed_full", c.unconfirmed_full}};
         add_counters(s, "ws_gateway", rows);
+        s.gauge("vartalap_ws_gateway_unconfirmed",
+                "client messages pushed to a router, waiting for their server_ack",
+                static_cast<double>(core_->unconfirmed()));
         s.gauge("vartalap_revoked_keys", "access keys on this gateway's revocation list",
                 static_cast<double>(revocations_.size()));
     }
@@ -331,6 +350,7 @@ private:
         listener_->run();
         schedule_publish();
         schedule_keep_alive();
+        schedule_resend();
         if (profile_watcher_) {
             profile_watcher_->start();
             poll_revocations(); // at once: upgrades wait for the first answer
@@ -346,7 +366,8 @@ private:
     // Over inproc:// the pipe exists from the connect, so this holds at once.
     void check_routable() {
         if (drained_) return;
-        if (router_push_.get(zmq::sockopt::events) & ZMQ_POLLOUT) {
+        for (zmq::socket_t& push : router_pushes_) {
+            if (!(push.get(zmq::sockopt::events) & ZMQ_POLLOUT)) continue;
             state_.routable = true;
             update_serving();
             return;
@@ -377,7 +398,7 @@ private:
         });
         watcher_->stop();
         router_.close();
-        router_push_.close();
+        for (zmq::socket_t& push : router_pushes_) push.close();
         for (zmq::socket_t& push : session_pushes_) push.close();
         if (profile_watcher_) profile_watcher_->stop();
         if (profile_) profile_.close();
@@ -436,6 +457,17 @@ private:
         });
     }
 
+    // Every resend_period_ms (read again each time: SIGHUP may change resend_after_ms):
+    // push again what has no server_ack yet (unconfirmed.hpp).
+    void schedule_resend() {
+        resend_timer_->expires_after(std::chrono::milliseconds(core_->resend_period_ms()));
+        resend_timer_->async_wait([this](const boost::system::error_code& ec) {
+            if (ec || drained_) return;
+            core_->resend_unconfirmed();
+            schedule_resend();
+        });
+    }
+
     void on_router() {
         for (int i = 0; i < kRouterBatch; ++i) {
             const ReceiveResult result =
@@ -488,16 +520,17 @@ private:
         spdlog::info("{}: opened {}, replaced {}, messages {}, client errors {}, busy {}, "
                      "delivered {}, not_connected {}, overloaded {}, server acks {}, "
                      "own frames dropped {}, replies dropped {}, events dropped {}, "
-                     "malformed {}",
+                     "malformed {}, resent {}, given up {}, unconfirmed at stop {}",
                      context_.self.name, c.opened, c.replaced, c.client_messages,
                      c.client_errors, c.busy, c.delivered, c.not_connected, c.overloaded,
                      c.server_acks, c.own_frames_dropped, c.replies_dropped, c.events_dropped,
-                     malformed_);
+                     malformed_, c.resent, c.unconfirmed_given_up, core_->unconfirmed());
         watcher_->stop();
         publish_timer_->cancel();
         keep_alive_timer_->cancel();
         revocation_timer_->cancel();
         routable_timer_->cancel();
+        resend_timer_->cancel();
         if (profile_watcher_) profile_watcher_->stop();
         if (own_io_) {
             io_->stop();
@@ -524,12 +557,13 @@ private:
     std::unique_ptr<net::steady_timer> keep_alive_timer_;
     std::unique_ptr<net::steady_timer> revocation_timer_;
     std::unique_ptr<net::steady_timer> routable_timer_;
+    std::unique_ptr<net::steady_timer> resend_timer_;
     static constexpr int kRoutableCheckMs = 10;
     Publisher publisher_{context_.board, context_.clock};
     std::chrono::steady_clock::time_point drain_deadline_;
 
     zmq::socket_t router_;
-    zmq::socket_t router_push_;
+    std::vector<zmq::socket_t> router_pushes_; // one per message-router
     std::vector<zmq::socket_t> session_pushes_;
     std::unique_ptr<topology::ShardMap> shards_;
     std::unique_ptr<ZmqAsioWatcher> watcher_;

@@ -22,6 +22,10 @@
 //                                    even a pong) is closed; 0: no pings, no idle limit
 //   max_connections           10000  WebSockets; upgrades above it get 503
 //   handshake_timeout_seconds 10     to send the upgrade request, and for the close handshake
+//   resend_after_ms           5000   a client message without a server_ack this long is pushed
+//                                    to a router again (unconfirmed.hpp); 0: never
+//   max_resends               3      pushes again before the client gets "server busy, retry"
+//   max_unconfirmed           50000  messages kept for that; more are refused "server busy, retry"
 //
 // What a client sees:
 //   - upgrade on /wss, /wss/, / and the same under /v1.0 (any query; ?ack=true asks for

@@ -3,17 +3,38 @@
 
 namespace vartalap::ws_gateway {
 
-ZmqOutbox::ZmqOutbox(zmq::socket_ref router_push, std::vector<zmq::socket_ref> session_pushes,
+ZmqOutbox::ZmqOutbox(std::vector<zmq::socket_ref> router_pushes, std::vector<zmq::socket_ref> session_pushes,
                      const topology::ShardMap& session_shards, zmq::socket_ref router,
                      ZmqAsioWatcher& router_watcher)
-    : router_push_(router_push),
+    : router_pushes_(std::move(router_pushes)),
       session_pushes_(std::move(session_pushes)),
       session_shards_(session_shards),
       router_(router),
       router_watcher_(router_watcher) {}
 
-SendResult ZmqOutbox::to_router(const Envelope& envelope) {
-    return send_envelope(router_push_, envelope, scratch_);
+SendResult ZmqOutbox::to_router(const Envelope& envelope, std::size_t& router) {
+    const std::size_t count = router_pushes_.size();
+    if (count == 0) return SendResult::would_block;
+    std::size_t start;
+    if (router == kNoRouter) {
+        start = next_router_;
+        next_router_ = (next_router_ + 1) % count;
+    } else {
+        start = (router + 1) % count;
+    }
+    // A router that is not connected (ZMQ_IMMEDIATE) or at its high-water mark refuses at
+    // once: the next one is tried. Encoded once for all attempts.
+    encode_envelope(envelope, scratch_);
+    SendResult result = SendResult::would_block;
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::size_t candidate = (start + i) % count;
+        result = send_encoded(router_pushes_[candidate], envelope.kind, scratch_);
+        if (result == SendResult::ok) {
+            router = candidate;
+            return result;
+        }
+    }
+    return result;
 }
 
 SendResult ZmqOutbox::to_session(const Envelope& envelope) {

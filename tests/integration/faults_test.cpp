@@ -2,6 +2,7 @@
 // "elsewhere" are never started, so their peers connect to them in vain for the whole test.
 // (The kill -9 runs of the multi-process topology are vartalap-chaos, tests/CMakeLists.txt.)
 #include "tests/integration/support/system_fixture.hpp"
+#include "common/zmq/socket.hpp"
 #include "topology/shard_map.hpp"
 
 #include <gtest/gtest.h>
@@ -48,6 +49,39 @@ TEST(FaultsTest, AMessageRouterThatIsDownTakesNoTraffic) {
         ASSERT_TRUE(wait_for_server_ack(alice_ws, id)) << id;
         ASSERT_TRUE(wait_for_id(bob_ws, id)) << id;
     }
+}
+
+TEST(FaultsTest, MessagesPushedToARouterThatSwallowsThemAreNotLost) {
+    // Two routers; the second is the test's PULL, which takes messages and never passes
+    // them on: a router whose host lost power while its connections stay up. The gateway
+    // round-robins about half of the messages into it. A client that never resends (ack
+    // off, as the app) still has every message delivered: the gateway pushes each one
+    // without a server_ack again after resend_after_ms, until the live router takes it.
+    TempDir data;
+    const std::string hole_endpoint = "ipc://" + (data.path() / "router-hole").string();
+    zmq::context_t context{1};
+    zmq::socket_t hole = make_socket(context, zmq::socket_type::pull);
+    hole.bind(hole_endpoint);
+    RunningSystem system(local_topology(data.path(), [&](topology::Topology& t) {
+                             for (auto& daemon : t.daemons)
+                                 if (daemon.kind == "ws-gateway")
+                                     daemon.options.insert_or_assign("resend_after_ms", 300);
+                             auto router = absent(data.path(), "message-router", "router-hole", "pull");
+                             t.daemons.push_back(router);
+                         }),
+                         "localhost");
+    auto alice = system.login("alice"), bob = system.login("bob");
+    WsClient alice_ws = system.connect(alice, /*ack=*/false), bob_ws = system.connect(bob);
+    constexpr int kMessages = 20;
+    for (int i = 0; i < kMessages; ++i)
+        ASSERT_TRUE(alice_ws.send_text(text_message("m" + std::to_string(i), bob.user, "hi").dump()));
+    for (int i = 0; i < kMessages; ++i)
+        EXPECT_TRUE(wait_for_id(bob_ws, "m" + std::to_string(i))) << "m" << i;
+    // The hole did take some of them (else this test tested nothing).
+    int swallowed = 0;
+    for (zmq::message_t part; hole.recv(part, zmq::recv_flags::dontwait);)
+        if (!part.more()) ++swallowed;
+    EXPECT_GT(swallowed, 0);
 }
 
 TEST(FaultsTest, MessagesForAShardThatIsDownAreRefusedInBoundedTimeAsRetryable) {

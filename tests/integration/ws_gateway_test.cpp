@@ -559,6 +559,64 @@ TEST(WsGatewayOptionsTest, OutOfRangeOptionIsRejectedAtCreation) {
     EXPECT_THROW(make_ws_gateway(context), std::invalid_argument);
 }
 
+// A message-router that takes a message and dies without answering (its host lost power):
+// the gateway pushes the message again until a server_ack comes, and after max_resends tells
+// the client to resend it.
+class WsGatewayResendTest : public WsGatewayTest {
+protected:
+    void configure(toml::table& options) override {
+        options.insert_or_assign("resend_after_ms", 200);
+        options.insert_or_assign("max_resends", 2);
+    }
+};
+
+TEST_F(WsGatewayResendTest, AMessageWithoutAServerAckIsPushedAgainUntilAnswered) {
+    auto [alice, id] = open_connected("alice", /*ack=*/true);
+    ASSERT_TRUE(alice.send_text(text_message("m-1", "bob", "hello").dump()));
+    auto first = receive(router_pull_, false, 5s);
+    ASSERT_TRUE(first);
+    // Not answered: the same message comes again, same id, connection and payload.
+    auto again = receive(router_pull_, false, 5s);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->envelope.id, "m-1");
+    EXPECT_EQ(again->envelope.connection, id);
+    EXPECT_EQ(again->envelope.payload, first->envelope.payload);
+    EXPECT_TRUE(again->envelope.has(flag_wants_server_ack));
+
+    Envelope ack;
+    ack.kind = Kind::server_ack;
+    ack.id = "m-1";
+    ack.connection = id;
+    ack.from = "alice";
+    send_request(ack);
+    auto frame = alice.read_json_matching([](const json& m) { return is_content_type(m, "SERVER_ACK"); }, 5s);
+    ASSERT_TRUE(frame);
+    EXPECT_EQ((*frame)["id"], "m-1");
+    // Answered: pushed no more (three resend periods of silence; a resend already on its
+    // way when the ack arrived would be the second copy, so at most one more).
+    int more = 0;
+    while (receive(router_pull_, false, 600ms)) ++more;
+    EXPECT_LE(more, 1);
+}
+
+TEST_F(WsGatewayResendTest, NoServerAckAfterMaxResendsTellsTheClientToRetry) {
+    auto [carol, id] = open_connected("carol", /*ack=*/false);
+    ASSERT_TRUE(carol.send_text(text_message("m-2", "bob", "hello").dump()));
+    // The first push and max_resends = 2 more, then the error frame naming the message.
+    for (int push = 0; push < 3; ++push) {
+        auto incoming = receive(router_pull_, false, 5s);
+        ASSERT_TRUE(incoming) << "push " << push;
+        EXPECT_EQ(incoming->envelope.id, "m-2");
+        // carol did not ask for SERVER_ACKs, but the gateway needs the server_ack itself.
+        EXPECT_TRUE(incoming->envelope.has(flag_wants_server_ack));
+    }
+    auto error = carol.read_json_matching([](const json& m) { return is_content_type(m, "error"); }, 5s);
+    ASSERT_TRUE(error);
+    EXPECT_EQ((*error)["id"], "m-2");
+    EXPECT_EQ((*error)["body"]["error"], "server busy, retry");
+    EXPECT_FALSE(receive(router_pull_, false, 400ms)); // given up: no fourth push
+}
+
 // Idle sockets are pinged after idle_ping_seconds and closed after twice that without data.
 class WsGatewayIdleTest : public WsGatewayTest {
 protected:

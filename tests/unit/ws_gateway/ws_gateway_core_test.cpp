@@ -28,8 +28,13 @@ struct Sent {
 
 class FakeOutbox final : public WsGatewayOutbox {
 public:
-    SendResult to_router(const Envelope& e) override {
-        if (router_result == SendResult::ok) router.push_back(e);
+    // Routers 0, 1, 2, ... in turn: a first push goes to 0, a resend to the one after the
+    // router it went to last.
+    SendResult to_router(const Envelope& e, std::size_t& to) override {
+        if (router_result != SendResult::ok) return router_result;
+        to = to == kNoRouter ? 0 : to + 1;
+        router.push_back(e);
+        router_index.push_back(to);
         return router_result;
     }
     SendResult to_session(const Envelope& e) override {
@@ -41,6 +46,7 @@ public:
         return reply_result;
     }
     std::vector<Envelope> router, session;
+    std::vector<std::size_t> router_index; // of each message in `router`
     std::vector<Sent> replies;
     SendResult router_result = SendResult::ok;
     SendResult session_result = SendResult::ok;
@@ -561,6 +567,162 @@ TEST(WsGatewayRateLimitTest, MessagesAndGroupOperationsHaveTheirOwnBuckets) {
     core.client_text(mallory, chat("m5", "bob"));
     EXPECT_EQ(outbox.router.size(), 6u);
     EXPECT_EQ(core.counters().rate_limited_sends, 2u);
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages without a server_ack are pushed again (unconfirmed.hpp).
+
+WsGatewayOptions resending(std::uint32_t after_ms, std::uint32_t max_resends, std::size_t max_entries) {
+    WsGatewayOptions o;
+    o.resend = {.resend_after_ms = after_ms, .max_resends = max_resends, .max_entries = max_entries};
+    return o;
+}
+
+Envelope server_ack_for(const ClientConnection& connection, const std::string& id,
+                        Status status = Status::ok) {
+    Envelope ack = request(Kind::server_ack, connection.id());
+    ack.id = id;
+    ack.from = connection.user();
+    ack.status = status;
+    return ack;
+}
+
+TEST_F(WsGatewayCoreTest, EveryMessageAsksForAServerAckWhileResendingIsOn) {
+    FakeConnection carol(core_, "carol", /*ack=*/false);
+    ASSERT_TRUE(core_.opened(carol));
+    core_.client_text(carol, chat("c-1", "bob"));
+    ASSERT_EQ(outbox_.router.size(), 1u);
+    EXPECT_TRUE(outbox_.router[0].has(flag_wants_server_ack));
+    EXPECT_EQ(core_.unconfirmed(), 1u);
+    // The server_ack confirms it; carol did not ask for SERVER_ACK frames and gets none.
+    Envelope ack = server_ack_for(carol, "c-1");
+    core_.session_request("s", ack);
+    EXPECT_EQ(core_.unconfirmed(), 0u);
+    EXPECT_TRUE(carol.queue.empty());
+    EXPECT_EQ(core_.counters().server_acks, 0u);
+
+    // With resending off, the flag is the client's choice again and nothing is kept.
+    FakeOutbox outbox;
+    WsGatewayCore off("ws-2", outbox, clock_, resending(0, 5, 10));
+    FakeConnection dave(off, "dave", /*ack=*/false);
+    ASSERT_TRUE(off.opened(dave));
+    off.client_text(dave, chat("d-1", "bob"));
+    ASSERT_EQ(outbox.router.size(), 1u);
+    EXPECT_FALSE(outbox.router[0].has(flag_wants_server_ack));
+    EXPECT_EQ(off.unconfirmed(), 0u);
+    clock_.now_ms += 60'000;
+    off.resend_unconfirmed();
+    EXPECT_EQ(outbox.router.size(), 1u);
+}
+
+TEST_F(WsGatewayCoreTest, AMessageWithoutAServerAckIsPushedAgainThenGivenUp) {
+    FakeOutbox outbox;
+    WsGatewayCore core("ws-2", outbox, clock_, resending(2000, 2, 100));
+    EXPECT_EQ(core.resend_period_ms(), 500u);
+    FakeConnection alice(core, "alice", /*ack=*/true);
+    ASSERT_TRUE(core.opened(alice));
+    core.client_text(alice, chat("lost", "bob"));
+    core.client_text(alice, chat("kept", "bob"));
+    ASSERT_EQ(outbox.router.size(), 2u);
+
+    clock_.now_ms += 1999;
+    core.resend_unconfirmed();
+    EXPECT_EQ(outbox.router.size(), 2u); // not late yet
+    clock_.now_ms += 1;
+    core.resend_unconfirmed();
+    ASSERT_EQ(outbox.router.size(), 4u); // both again, in their order, same ids and origin
+    EXPECT_EQ(outbox.router[2].id, "lost");
+    EXPECT_EQ(outbox.router[3].id, "kept");
+    EXPECT_EQ(outbox.router[2].connection, alice.id());
+    EXPECT_EQ(outbox.router[2].payload, outbox.router[0].payload);
+    EXPECT_EQ(outbox.router_index[2], outbox.router_index[0] + 1); // another router
+    EXPECT_EQ(core.counters().resent, 2u);
+
+    // "kept" is answered (its first copy was slow, or the resend got through).
+    Envelope ack = server_ack_for(alice, "kept");
+    core.session_request("s", ack);
+    ASSERT_EQ(alice.queue.size(), 1u);
+    EXPECT_EQ(alice.pop_json()["head"]["contentType"], "SERVER_ACK");
+
+    clock_.now_ms += 2000;
+    core.resend_unconfirmed();
+    ASSERT_EQ(outbox.router.size(), 5u);
+    EXPECT_EQ(outbox.router[4].id, "lost");
+    EXPECT_EQ(outbox.router_index[4], outbox.router_index[2] + 1);
+    EXPECT_TRUE(alice.queue.empty());
+    // Out of resends: the client is told to resend it itself.
+    clock_.now_ms += 2000;
+    core.resend_unconfirmed();
+    EXPECT_EQ(outbox.router.size(), 5u);
+    ASSERT_EQ(alice.queue.size(), 1u);
+    const json error = alice.pop_json();
+    EXPECT_EQ(error["head"]["contentType"], "error");
+    EXPECT_EQ(error["id"], "lost");
+    EXPECT_EQ(error["body"]["error"], "server busy, retry");
+    EXPECT_EQ(core.counters().unconfirmed_given_up, 1u);
+    EXPECT_EQ(core.unconfirmed(), 0u);
+}
+
+TEST_F(WsGatewayCoreTest, ARefusalConfirmsAndAClosedConnectionsMessagesAreStillPushed) {
+    FakeOutbox outbox;
+    WsGatewayCore core("ws-2", outbox, clock_, resending(1000, 1, 100));
+    FakeConnection alice(core, "alice", /*ack=*/false);
+    ASSERT_TRUE(core.opened(alice));
+    core.client_text(alice, chat("refused", "bob"));
+    core.client_text(alice, chat("orphan", "bob"));
+    Envelope refusal = server_ack_for(alice, "refused", Status::overloaded);
+    refusal.error = "server busy, retry";
+    core.session_request("s", refusal);
+    ASSERT_EQ(alice.queue.size(), 1u); // the refusal's error frame
+    EXPECT_EQ(alice.pop_json()["id"], "refused");
+    EXPECT_EQ(core.unconfirmed(), 1u);
+
+    // The app went away: its message is still pushed again (it would not resend it).
+    core.closed(alice);
+    clock_.now_ms += 1000;
+    core.resend_unconfirmed();
+    ASSERT_EQ(outbox.router.size(), 3u);
+    EXPECT_EQ(outbox.router[2].id, "orphan");
+    clock_.now_ms += 1000;
+    core.resend_unconfirmed(); // given up: nobody to tell
+    EXPECT_TRUE(alice.queue.empty());
+    EXPECT_EQ(core.counters().unconfirmed_given_up, 1u);
+}
+
+TEST_F(WsGatewayCoreTest, AcksAndTypingAreNotKeptAndAFullTableRefuses) {
+    FakeOutbox outbox;
+    WsGatewayCore core("ws-2", outbox, clock_, resending(1000, 1, 2));
+    FakeConnection alice(core, "alice", /*ack=*/true);
+    ASSERT_TRUE(core.opened(alice));
+    core.client_text(alice, json{{"_v", 2.1}, {"id", "t1"},
+                                 {"head", {{"type", "individual"}, {"to", "bob"},
+                                           {"contentType", "typing"}, {"action", "typing"},
+                                           {"ephemeral", true}}},
+                                 {"body", {{"typing", true}}}}.dump());
+    core.client_text(alice, json{{"_v", 2.1}, {"id", "ack-1"},
+                                 {"head", {{"type", "individual"}, {"to", "server"},
+                                           {"contentType", "CLIENT_ACK"}}},
+                                 {"body", json::object()}}.dump());
+    ASSERT_EQ(outbox.router.size(), 2u);
+    EXPECT_EQ(core.unconfirmed(), 0u);
+
+    core.client_text(alice, chat("a", "bob"));
+    core.client_text(alice, chat("b", "bob"));
+    EXPECT_EQ(core.unconfirmed(), 2u);
+    core.client_text(alice, chat("c", "bob")); // max_unconfirmed reached: not taken
+    EXPECT_EQ(outbox.router.size(), 4u);
+    ASSERT_EQ(alice.queue.size(), 1u);
+    const json error = alice.pop_json();
+    EXPECT_EQ(error["id"], "c");
+    EXPECT_EQ(error["body"]["error"], "server busy, retry");
+    EXPECT_EQ(core.counters().unconfirmed_full, 1u);
+    EXPECT_EQ(core.counters().busy, 1u);
+    // An ack still passes (nothing is kept for it).
+    core.client_text(alice, json{{"_v", 2.1}, {"id", "ack-2"},
+                                 {"head", {{"type", "individual"}, {"to", "server"},
+                                           {"contentType", "CLIENT_ACK"}}},
+                                 {"body", json::object()}}.dump());
+    EXPECT_EQ(outbox.router.size(), 5u);
 }
 
 } // namespace
