@@ -1,6 +1,6 @@
 // Numeric options of a daemon's topology entry ([daemon.options] in the topology file), read
 // with a fallback, shared by the daemons whose bad values fall back rather than refuse to
-// start (push and ws-gateway refuse: see their own checks).
+// start, and option_in_range for those that refuse (the ws-gateway; push has its own checks).
 // Thread-safety: pure functions; call from the controlling thread (constructors).
 // Errors: none thrown beyond what DaemonSpec::option_int throws (a value that is no integer).
 #pragma once
@@ -12,6 +12,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 
 namespace vartalap {
@@ -28,6 +30,18 @@ inline std::uint64_t uint_option(const topology::DaemonSpec& self, std::string_v
         return fallback;
     }
     return static_cast<std::uint64_t>(value);
+}
+
+// The option `key` for a daemon that refuses to start on a bad value (the ws-gateway):
+// std::invalid_argument naming the option and its range when it is outside [min, max].
+inline std::int64_t option_in_range(const topology::DaemonSpec& spec, std::string_view key,
+                             std::int64_t fallback, std::int64_t min, std::int64_t max) {
+    const std::int64_t value = spec.option_int(key, fallback);
+    if (value < min || value > max)
+        throw std::invalid_argument(spec.name + ": option " + std::string(key) + " = " +
+                                    std::to_string(value) + " is out of range [" +
+                                    std::to_string(min) + ", " + std::to_string(max) + "]");
+    return value;
 }
 
 // `value` if positive, else `fallback` (silently: used where zero means "not set").

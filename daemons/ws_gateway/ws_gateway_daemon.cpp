@@ -46,16 +46,6 @@ constexpr auto kDrainBudget = std::chrono::seconds(2);
 // Drain: how often to check whether every WebSocket has closed.
 constexpr auto kDrainPoll = std::chrono::milliseconds(10);
 
-std::int64_t option_in_range(const topology::DaemonSpec& spec, std::string_view key,
-                             std::int64_t fallback, std::int64_t min, std::int64_t max) {
-    const std::int64_t value = spec.option_int(key, fallback);
-    if (value < min || value > max)
-        throw std::invalid_argument(spec.name + ": option " + std::string(key) + " = " +
-                                    std::to_string(value) + " is out of range [" +
-                                    std::to_string(min) + ", " + std::to_string(max) + "]");
-    return value;
-}
-
 WsGatewayOptions read_options(const topology::DaemonSpec& spec) {
     WsGatewayOptions o;
     // 16 MiB: far above any chat message; the envelope decode limit (4 MiB) bounds what a
