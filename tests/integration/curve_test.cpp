@@ -87,27 +87,13 @@ struct CurveCluster {
             try {
                 return std::make_unique<RunningSystem>(topology);
             } catch (const std::runtime_error& e) {
-                if (attempt == 5 || std::string(e.what()).find("Address already in use") ==
-                                        std::string::npos)
-                    throw;
+                if (attempt == 5 || !port_taken(e)) throw;
             }
         }
     }
-    // Starts `host`'s daemons on the ports already picked (its peers, running, know them).
-    // The running peers keep reconnecting to those ports, and a connect to a port nobody
-    // listens on can take it as its own local port (the kernel's TCP self-connect) until
-    // ZeroMQ drops that connection: a bind that finds it in use is tried again.
-    std::unique_ptr<RunningSystem> start_host(const std::string& host) {
-        for (int attempt = 1;; ++attempt) {
-            try {
-                return std::make_unique<RunningSystem>(topology, host);
-            } catch (const std::runtime_error& e) {
-                if (attempt == 50 || std::string(e.what()).find("Address already in use") ==
-                                         std::string::npos)
-                    throw;
-                std::this_thread::sleep_for(std::chrono::milliseconds(20)); // a retry's pace
-            }
-        }
+    // Whether `e` is a bind that found its port taken (worth new ports and another try).
+    static bool port_taken(const std::exception& e) {
+        return std::string(e.what()).find("Address already in use") != std::string::npos;
     }
     std::string endpoint(const std::string& instance, const std::string& role) const {
         return topology.find(instance)->endpoint(role);
@@ -375,24 +361,45 @@ TEST(CurveTest, ARestartedGatewayServesOnlyOnceItHoldsTheRevocationList) {
         const auto logout = running->http("POST", "/v1.0/logout", {}, auth(alice));
         ASSERT_EQ(logout.status, 200) << logout.body;
     }
-    cluster.pick_ports();
-    RunningSystem edge(cluster.topology, "edge", /*wait_serving=*/false);
-    EXPECT_EQ(edge.system().wait_serving(300ms).size(), 2u); // both gateways wait
-    const auto upgrade = [&](const LoggedIn& who) {
+    // The edge starts first, on fresh ports; the core's ports are picked with them, and
+    // until the core binds them the edge keeps connecting to them. A connect to a port
+    // nobody listens on can take it as its own local port (the kernel's TCP self-connect,
+    // held until ZeroMQ's handshake gives up), so a core that cannot bind starts the
+    // restart again on new ports.
+    // The HTTP status of a WebSocket upgrade of `who` at `edge` (101: upgraded).
+    const auto upgrade_at = [](RunningSystem& edge, const LoggedIn& who) {
         auto client = WsClient::connect("127.0.0.1", edge.ws_port(), "/wss/", auth(who));
         return std::holds_alternative<int>(client) ? std::get<int>(client) : 101;
     };
-    EXPECT_EQ(upgrade(alice), 503);
-    EXPECT_EQ(upgrade(bob), 503);
-    const auto early = edge.http("GET", "/v1.0/profile", {}, auth(alice));
-    EXPECT_EQ(early.status, 503) << early.body;
-    EXPECT_EQ(early.body, R"({"error":"server starting, retry"})");
-    EXPECT_EQ(edge.http("GET", "/v1.0/alive").status, 200); // unauthenticated paths serve
-
-    const auto core = cluster.start_host("core");
+    std::unique_ptr<RunningSystem> edge_system, core;
+    for (int attempt = 1; !core; ++attempt) {
+        core.reset();
+        edge_system.reset();
+        cluster.pick_ports();
+        try {
+            edge_system = std::make_unique<RunningSystem>(cluster.topology, "edge", /*wait_serving=*/false);
+        } catch (const std::runtime_error& e) {
+            if (attempt == 5 || !CurveCluster::port_taken(e)) throw;
+            continue;
+        }
+        RunningSystem& edge = *edge_system;
+        EXPECT_EQ(edge.system().wait_serving(300ms).size(), 2u); // both gateways wait
+        EXPECT_EQ(upgrade_at(edge, alice), 503);
+        EXPECT_EQ(upgrade_at(edge, bob), 503);
+        const auto early = edge.http("GET", "/v1.0/profile", {}, auth(alice));
+        EXPECT_EQ(early.status, 503) << early.body;
+        EXPECT_EQ(early.body, R"({"error":"server starting, retry"})");
+        EXPECT_EQ(edge.http("GET", "/v1.0/alive").status, 200); // unauthenticated paths serve
+        try {
+            core = std::make_unique<RunningSystem>(cluster.topology, "core");
+        } catch (const std::runtime_error& e) {
+            if (attempt == 5 || !CurveCluster::port_taken(e)) throw;
+        }
+    }
+    RunningSystem& edge = *edge_system;
     EXPECT_TRUE(edge.system().wait_serving(test::scaled(10s)).empty());
-    EXPECT_EQ(upgrade(bob), 101);
-    EXPECT_EQ(upgrade(alice), 401);
+    EXPECT_EQ(upgrade_at(edge, bob), 101);
+    EXPECT_EQ(upgrade_at(edge, alice), 401);
     EXPECT_EQ(edge.http("GET", "/v1.0/profile", {}, auth(alice)).status, 401);
     EXPECT_EQ(edge.http("GET", "/v1.0/profile", {}, auth(bob)).status, 200);
 }
