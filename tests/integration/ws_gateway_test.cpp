@@ -206,6 +206,17 @@ protected:
         return std::move(incoming->envelope);
     }
 
+    // A session's server_ack: message `id` of `user`'s `connection` is durable.
+    static Envelope server_ack_request(const std::string& id, std::uint64_t connection,
+                                       const std::string& user) {
+        Envelope ack;
+        ack.kind = Kind::server_ack;
+        ack.id = id;
+        ack.connection = connection;
+        ack.from = user;
+        return ack;
+    }
+
     Envelope deliver_request(std::uint64_t connection, std::uint64_t request_id,
                              std::string payload) {
         Envelope request;
@@ -444,11 +455,7 @@ TEST_F(WsGatewayTest, ServerAckOnlyForConnectionsThatAskedForIt) {
     auto [alice, alice_id] = open_connected("alice", /*ack=*/true);
     auto [carol, carol_id] = open_connected("carol", /*ack=*/false);
 
-    Envelope ack;
-    ack.kind = Kind::server_ack;
-    ack.id = "m-7";
-    ack.connection = alice_id;
-    ack.from = "alice";
+    Envelope ack = server_ack_request("m-7", alice_id, "alice");
     send_request(ack);
     auto frame = alice.read_json_matching([](const json& m) { return is_content_type(m, "SERVER_ACK"); }, 5s);
     ASSERT_TRUE(frame);
@@ -583,12 +590,7 @@ TEST_F(WsGatewayResendTest, AMessageWithoutAServerAckIsPushedAgainUntilAnswered)
     EXPECT_EQ(again->envelope.payload, first->envelope.payload);
     EXPECT_TRUE(again->envelope.has(flag_wants_server_ack));
 
-    Envelope ack;
-    ack.kind = Kind::server_ack;
-    ack.id = "m-1";
-    ack.connection = id;
-    ack.from = "alice";
-    send_request(ack);
+    send_request(server_ack_request("m-1", id, "alice"));
     auto frame = alice.read_json_matching([](const json& m) { return is_content_type(m, "SERVER_ACK"); }, 5s);
     ASSERT_TRUE(frame);
     EXPECT_EQ((*frame)["id"], "m-1");
