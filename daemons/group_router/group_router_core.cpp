@@ -103,7 +103,11 @@ void GroupRouterCore::handle_batch(std::span<Envelope> batch) {
         recipients_.clear();
         if (receipt) {
             if (membership_.members(message.to, members_)) {
+                // Nothing to deliver, and its ack part was applied by the message-router:
+                // answered ok, so that the sender (and its gateway, which keeps it until
+                // answered) does not wait for a SERVER_ACK that would never come.
                 ++counters_.receipts_to_group;
+                after_[i] = After::ack;
                 continue;
             }
             recipients_.push_back(message.to);

@@ -29,7 +29,8 @@
 //     with status refused and error "not a member of this group", and nothing is sent;
 //   - receipt: delivered (durably, like a message) to `to`, the original sender; a receipt
 //     addressed to a group id is not delivered (the group id does not say who the original
-//     sender is; its ack part was already applied by the message-router).
+//     sender is; its ack part was already applied by the message-router) and is answered
+//     with an ok server_ack.
 //
 // Thread: the group-router daemon's thread. Not thread-safe. Ownership: references to the
 // Env, Membership, links and Clock, which must outlive the core.
