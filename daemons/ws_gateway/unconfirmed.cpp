@@ -21,6 +21,8 @@ void UnconfirmedMessages::add(std::uint64_t connection, const Envelope& message,
                               std::size_t router, std::uint64_t now_ms) {
     make_key(key_scratch_, connection, message.id);
     Entry& entry = entries_[key_scratch_];
+    bytes_ -= entry.message.payload.size(); // 0 for a new entry
+    bytes_ += message.payload.size();
     entry.message = message;
     entry.connection = connection;
     entry.router = router;
@@ -32,7 +34,11 @@ void UnconfirmedMessages::add(std::uint64_t connection, const Envelope& message,
 bool UnconfirmedMessages::confirm(std::uint64_t connection, std::string_view id) {
     if (entries_.empty()) return false;
     make_key(key_scratch_, connection, id);
-    return entries_.erase(key_scratch_) != 0;
+    const auto it = entries_.find(key_scratch_);
+    if (it == entries_.end()) return false;
+    bytes_ -= it->second.message.payload.size();
+    entries_.erase(it);
+    return true;
 }
 
 UnconfirmedMessages::SweepResult UnconfirmedMessages::sweep(std::uint64_t now_ms, const Due& due) {
@@ -54,6 +60,7 @@ UnconfirmedMessages::SweepResult UnconfirmedMessages::sweep(std::uint64_t now_ms
         }
         due.give_up(entry.connection, entry.message);
         ++result.given_up;
+        bytes_ -= entry.message.payload.size();
         entries_.erase(it);
     }
     return result;

@@ -18,8 +18,8 @@
 // keeps its messages here until answered or given up: the app that went away does not
 // resend either.
 //
-// Bounded: at most max_entries messages; WsGatewayCore refuses new ones ("server busy,
-// retry") while it is full.
+// Bounded: at most max_entries messages and max_bytes of their payloads; WsGatewayCore
+// refuses new ones ("server busy, retry") while it is full.
 //
 // Thread: the gateway's thread. Not thread-safe. Socket-free (tests/unit/ws_gateway/).
 #pragma once
@@ -39,6 +39,7 @@ struct ResendOptions {
     std::uint32_t resend_after_ms = 5000; // no answer this long: push again (0: never resend)
     std::uint32_t max_resends = 3;        // pushes after the first before giving up
     std::size_t max_entries = 50000;      // messages kept at once
+    std::size_t max_bytes = 64u << 20;    // their payloads' bytes kept at once
     bool enabled() const { return resend_after_ms != 0; }
 };
 
@@ -52,8 +53,11 @@ public:
 
     void set_options(const ResendOptions& options) { options_ = options; }
     const ResendOptions& options() const { return options_; }
-    bool full() const { return entries_.size() >= options_.max_entries; }
+    bool full() const {
+        return entries_.size() >= options_.max_entries || bytes_ >= options_.max_bytes;
+    }
     std::size_t size() const { return entries_.size(); }
+    std::size_t bytes() const { return bytes_; } // payload bytes kept
 
     // `message` of `connection` was pushed to router `router` at now_ms: keep a copy. A
     // resend of the same id on the same connection (the client's own) starts its count again.
@@ -95,6 +99,7 @@ private:
     ResendOptions options_;
     std::unordered_map<std::string, Entry> entries_;
     std::uint64_t next_order_ = 0;
+    std::size_t bytes_ = 0;
     std::string key_scratch_;
 };
 

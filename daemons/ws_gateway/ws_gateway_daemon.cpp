@@ -16,6 +16,7 @@
 #include "daemons/event_loop.hpp"
 #include "daemons/reload.hpp"
 #include "daemons/ws_gateway/ws_gateway_core.hpp"
+#include "daemons/ws_gateway/ws_gateway_options.hpp"
 #include "daemons/ws_gateway/http_session.hpp"
 #include "daemons/ws_gateway/server_state.hpp"
 #include "daemons/ws_gateway/zmq_outbox.hpp"
@@ -46,43 +47,10 @@ constexpr auto kDrainBudget = std::chrono::seconds(2);
 // Drain: how often to check whether every WebSocket has closed.
 constexpr auto kDrainPoll = std::chrono::milliseconds(10);
 
-WsGatewayOptions read_options(const topology::DaemonSpec& spec) {
-    WsGatewayOptions o;
-    // 16 MiB: far above any chat message; the envelope decode limit (4 MiB) bounds what a
-    // message can carry downstream anyway.
-    o.max_frame_bytes = static_cast<std::size_t>(
-        option_in_range(spec, "max_frame_bytes", 65536, 1024, 16 << 20));
-    o.write_queue_limit = static_cast<std::size_t>(
-        option_in_range(spec, "write_queue_limit", 256, 1, 1 << 20));
-    o.overflow_close_after = static_cast<std::size_t>(option_in_range(
-        spec, "overflow_close_after", static_cast<std::int64_t>(o.write_queue_limit), 1,
-        1 << 30));
-    o.idle_ping_seconds =
-        static_cast<std::uint32_t>(option_in_range(spec, "idle_ping_seconds", 30, 0, 3600));
-    o.max_connections = static_cast<std::size_t>(
-        option_in_range(spec, "max_connections", 10000, 1, 10'000'000));
-    o.handshake_timeout_seconds = static_cast<std::uint32_t>(
-        option_in_range(spec, "handshake_timeout_seconds", 10, 1, 600));
-    o.max_handshakes_per_source = static_cast<std::size_t>(option_in_range(
-        spec, "max_handshakes_per_source", 32, 1,
-        static_cast<std::int64_t>(ws_gateway::kMaxPendingHandshakes)));
-    o.allowed_origins = spec.option_strings("allowed_origins");
-    for (const std::string& origin : o.allowed_origins)
-        if (const std::string error = origin_entry_error(origin); !error.empty())
-            throw std::invalid_argument(spec.name + ": option allowed_origins: " + error);
-    o.rate_limits = read_user_rate_limits(spec);
-    o.resend.resend_after_ms = static_cast<std::uint32_t>(
-        option_in_range(spec, "resend_after_ms", 5000, 0, 600'000));
-    o.resend.max_resends = static_cast<std::uint32_t>(option_in_range(spec, "max_resends", 3, 0, 1000));
-    o.resend.max_entries = static_cast<std::size_t>(
-        option_in_range(spec, "max_unconfirmed", 50000, 1, 10'000'000));
-    return o;
-}
-
 class WsGateway final : public Daemon {
 public:
     explicit WsGateway(const DaemonContext& context)
-        : context_(context), options_(read_options(context.self)),
+        : context_(context), options_(read_ws_gateway_options(context.self)),
           revocation_poll_ms_(static_cast<std::uint64_t>(
               option_in_range(context.self, "revocation_poll_ms", 250, 50, 1000))) {}
 
@@ -236,7 +204,7 @@ private:
     void apply_reload(const topology::DaemonSpec& fresh) {
         WsGatewayOptions next;
         try {
-            next = read_options(fresh);
+            next = read_ws_gateway_options(fresh);
         } catch (const std::exception& e) {
             spdlog::error("{}: SIGHUP: {}; limits unchanged", context_.self.name, e.what());
             return;
@@ -272,6 +240,7 @@ private:
         changes.apply("resend_after_ms", current.resend.resend_after_ms, next.resend.resend_after_ms);
         changes.apply("max_resends", current.resend.max_resends, next.resend.max_resends);
         changes.apply("max_unconfirmed", current.resend.max_entries, next.resend.max_entries);
+        changes.apply("max_unconfirmed_bytes", current.resend.max_bytes, next.resend.max_bytes);
         core_->set_options(current);
         changes.log(context_.self.name);
     }

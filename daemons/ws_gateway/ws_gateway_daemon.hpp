@@ -26,6 +26,7 @@
 //                                    to a router again (unconfirmed.hpp); 0: never
 //   max_resends               3      pushes again before the client gets "server busy, retry"
 //   max_unconfirmed           50000  messages kept for that; more are refused "server busy, retry"
+//   max_unconfirmed_bytes     64 MiB and their payloads' bytes (at least 1 MiB)
 //
 // What a client sees:
 //   - upgrade on /wss, /wss/, / and the same under /v1.0 (any query; ?ack=true asks for

@@ -123,6 +123,28 @@ TEST(UnconfirmedMessages, FullAtMaxEntries) {
     EXPECT_FALSE(kept.full());
 }
 
+TEST(UnconfirmedMessages, FullAtMaxBytesOfPayload) {
+    UnconfirmedMessages kept({.resend_after_ms = 100, .max_resends = 0, .max_entries = 100,
+                              .max_bytes = 1000});
+    Envelope big = message("a");
+    big.payload.assign(600, 'x');
+    kept.add(1, big, 0, 0);
+    EXPECT_EQ(kept.bytes(), 600u);
+    EXPECT_FALSE(kept.full());
+    big.id = "b";
+    kept.add(1, big, 0, 0);
+    EXPECT_TRUE(kept.full());
+    kept.add(1, big, 0, 10); // the client's own resend of b replaces it: counted once
+    EXPECT_EQ(kept.bytes(), 1200u);
+    kept.confirm(1, "a");
+    EXPECT_EQ(kept.bytes(), 600u);
+    EXPECT_FALSE(kept.full());
+    Recorder r;
+    kept.sweep(200, r.due()); // no resends allowed: given up
+    EXPECT_EQ(kept.bytes(), 0u);
+    EXPECT_EQ(kept.size(), 0u);
+}
+
 TEST(UnconfirmedMessages, NothingIsPushedAgainWhileResendingIsOff) {
     UnconfirmedMessages kept({.resend_after_ms = 0, .max_resends = 5, .max_entries = 10});
     kept.add(1, message("a"), 0, 0);
